@@ -1,0 +1,1 @@
+"""Rating as a Service: collect cloud usage, price it, store and serve it."""

@@ -1,0 +1,304 @@
+"""The data model shared by collectors, rating modules, storage and the API.
+
+A :class:`DataPoint` is one priced usage record; a :class:`DataFrame` holds
+the points of one collect period, by type (the metric's alt_name).
+"""
+
+import collections
+import datetime
+import decimal
+import json
+import re
+import types
+
+from dateutil import parser as date_parser
+import voluptuous
+
+_EMPTY = types.MappingProxyType({})
+
+
+def to_decimal(value):
+    """Convert an int, str, Decimal or float to ``Decimal``.
+
+    Floats go through ``str()`` so that ``0.1`` becomes ``Decimal("0.1")``
+    and never its binary expansion. Raises ``ValueError`` for anything that
+    is not a number.
+    """
+    if value.__class__ is decimal.Decimal:
+        return value
+    if isinstance(value, bool):
+        raise ValueError(f'{value!r} is not a quantity or a price')
+    if isinstance(value, float):
+        value = str(value)
+    try:
+        result = decimal.Decimal(value)
+    except (decimal.InvalidOperation, TypeError):
+        raise ValueError(f'{value!r} is not a quantity or a price') from None
+    if not result.is_finite():
+        raise ValueError(f'{value!r} is not a finite number')
+    return result
+
+
+def _frozen(mapping):
+    if mapping is None:
+        return _EMPTY
+    if isinstance(mapping, types.MappingProxyType):
+        return mapping
+    return types.MappingProxyType(dict(mapping))
+
+
+class DataPoint(collections.namedtuple(
+        'DataPoint',
+        ['unit', 'qty', 'price', 'groupby', 'metadata', 'description'])):
+    """One usage record and its price; immutable.
+
+    ``qty`` and ``price`` are always ``Decimal``; ``groupby`` and ``metadata``
+    are read-only mappings; an empty ``unit`` becomes ``"undefined"``.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, unit, qty, price, groupby, metadata, description=None):
+        return super().__new__(
+            cls,
+            unit or 'undefined',
+            to_decimal(qty),
+            to_decimal(price),
+            _frozen(groupby),
+            _frozen(metadata),
+            description,
+        )
+
+    def set_price(self, price):
+        """Return a copy of this point with ``price`` (converted to Decimal)."""
+        return self._replace(price=to_decimal(price))
+
+    @property
+    def desc(self):
+        """Metadata merged with groupby (groupby wins on a clash), read-only."""
+        merged = dict(self.metadata)
+        merged.update(self.groupby)
+        return types.MappingProxyType(merged)
+
+    def as_dict(self, legacy=False, mutable=False):
+        """Return the point as the dict format of the API and the seed doc.
+
+        ``{"vol": {"unit", "qty"}, "rating": {"price"}, "groupby", "metadata"}``;
+        with ``legacy`` the two label dicts are merged into ``"desc"``; with
+        ``mutable`` every nested value is a plain dict.
+        """
+        wrap = dict if mutable else types.MappingProxyType
+        output = {
+            'vol': wrap({'unit': self.unit, 'qty': self.qty}),
+            'rating': wrap({'price': self.price}),
+        }
+        if legacy:
+            output['desc'] = wrap(dict(self.desc))
+        else:
+            output['groupby'] = wrap(dict(self.groupby))
+            output['metadata'] = wrap(dict(self.metadata))
+        if self.description is not None:
+            output['description'] = self.description
+        return output if mutable else types.MappingProxyType(output)
+
+    def json(self, legacy=False):
+        """Return :meth:`as_dict` as JSON; Decimals are JSON numbers."""
+        return dumps(self.as_dict(legacy=legacy, mutable=True))
+
+    @classmethod
+    def from_dict(cls, dict_, legacy=False):
+        """Validate ``dict_`` (the :meth:`as_dict` format) and build a point.
+
+        ``rating.price`` defaults to 0. Raises ``ValueError`` naming the
+        faulty key.
+        """
+        if isinstance(dict_, collections.abc.Mapping):
+            # as_dict() hands out read-only proxies; voluptuous wants dicts.
+            dict_ = {k: dict(v) if isinstance(v, types.MappingProxyType)
+                     else v for k, v in dict_.items()}
+        try:
+            valid = (_LEGACY_POINT_SCHEMA if legacy else _POINT_SCHEMA)(dict_)
+        except voluptuous.Invalid as exc:
+            raise ValueError(f'invalid data point: {exc}') from None
+        if legacy:
+            groupby, metadata = valid['desc'], {}
+        else:
+            groupby, metadata = valid['groupby'], valid['metadata']
+        return cls(valid['vol']['unit'], valid['vol']['qty'],
+                   valid['rating']['price'], groupby, metadata,
+                   valid.get('description'))
+
+
+# json cannot write a Decimal as a number by itself: json_default turns it
+# into a marked string and dumps() strips the quotes and the marks.
+_DECIMAL_MARK = '\x00decimal:'
+_DECIMAL_RE = re.compile(r'"\\u0000decimal:([^"]*)"')
+
+
+def json_default(obj):
+    """``json.dumps`` hook for :func:`dumps`: Decimal, datetime, proxies."""
+    if isinstance(obj, decimal.Decimal):
+        return _DECIMAL_MARK + str(obj)
+    if isinstance(obj, datetime.datetime):
+        return obj.isoformat()
+    if isinstance(obj, types.MappingProxyType):
+        return dict(obj)
+    raise TypeError(f'{obj.__class__.__name__} is not JSON serializable')
+
+
+def dumps(obj, **kwargs):
+    """``json.dumps`` writing every Decimal as a JSON number, digit for digit."""
+    return _DECIMAL_RE.sub(r'\1', json.dumps(obj, default=json_default,
+                                              **kwargs))
+
+
+def _to_decimal_validator(value):
+    try:
+        return to_decimal(value if isinstance(value, (decimal.Decimal, float))
+                          else str(value))
+    except ValueError as exc:
+        raise voluptuous.Invalid(str(exc)) from None
+
+
+def _labels(value):
+    if not isinstance(value, collections.abc.Mapping):
+        raise voluptuous.Invalid('expected a mapping')
+    for key in value:
+        if not isinstance(key, str):
+            raise voluptuous.Invalid(f'label key {key!r} is not a string')
+    return dict(value)
+
+
+_POINT_BASE = {
+    voluptuous.Required('vol'): {
+        voluptuous.Required('unit'): voluptuous.Any(str, None),
+        voluptuous.Required('qty'): _to_decimal_validator,
+    },
+    voluptuous.Required('rating', default={}): {
+        voluptuous.Required('price', default=0): _to_decimal_validator,
+    },
+    voluptuous.Optional('description'): voluptuous.Any(str, None),
+}
+_POINT_SCHEMA = voluptuous.Schema({**_POINT_BASE, **{
+    voluptuous.Required('groupby', default={}): _labels,
+    voluptuous.Required('metadata', default={}): _labels,
+}})
+_LEGACY_POINT_SCHEMA = voluptuous.Schema({**_POINT_BASE, **{
+    voluptuous.Required('desc', default={}): _labels,
+}})
+
+
+def parse_datetime(value):
+    """Return a timezone-aware datetime from a datetime or ISO 8601 string.
+
+    Compact forms (``20190723T122810Z``) are accepted; a naive value is UTC.
+    Raises ``ValueError`` for anything else.
+    """
+    if isinstance(value, str):
+        try:
+            value = date_parser.isoparse(value)
+        except (ValueError, OverflowError):
+            raise ValueError(f'{value!r} is not an ISO 8601 date') from None
+    if not isinstance(value, datetime.datetime):
+        raise ValueError(f'{value!r} is not a date')
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=datetime.timezone.utc)
+    return value
+
+
+class DataFrame:
+    """The rated usage of one collect period: ``start``, ``end`` and points.
+
+    Points are kept by type in insertion order; :meth:`itertypes` and the
+    dict forms list types sorted by name.
+    """
+
+    __slots__ = ('start', 'end', '_usage')
+
+    def __init__(self, start, end, usage=None):
+        self.start = parse_datetime(start)
+        self.end = parse_datetime(end)
+        if self.end < self.start:
+            raise ValueError(f'period end {self.end} is before its start '
+                             f'{self.start}')
+        self._usage = collections.defaultdict(list)
+        for type_, points in (usage or {}).items():
+            self.add_points(points, type_)
+
+    def __eq__(self, other):
+        if not isinstance(other, DataFrame):
+            return NotImplemented
+        return (self.start == other.start and self.end == other.end
+                and dict(self.itertypes()) == dict(other.itertypes()))
+
+    def __repr__(self):
+        counts = {t: len(p) for t, p in self.itertypes()}
+        return f'DataFrame({self.start.isoformat()}, {self.end.isoformat()}, {counts})'
+
+    def add_point(self, point, type_):
+        """Append one :class:`DataPoint` of ``type_``."""
+        if not isinstance(point, DataPoint):
+            raise TypeError(f'expected a DataPoint, got {point!r}')
+        self._usage[type_].append(point)
+
+    def add_points(self, points, type_):
+        """Append several :class:`DataPoint` of ``type_``."""
+        points = list(points)
+        for point in points:
+            if not isinstance(point, DataPoint):
+                raise TypeError(f'expected a DataPoint, got {point!r}')
+        self._usage[type_].extend(points)
+
+    def itertypes(self):
+        """Yield ``(type, [points])`` for each non-empty type, sorted by type."""
+        for type_ in sorted(self._usage):
+            if self._usage[type_]:
+                yield type_, self._usage[type_]
+
+    def iterpoints(self):
+        """Yield ``(type, point)`` for every point, types sorted."""
+        for type_, points in self.itertypes():
+            for point in points:
+                yield type_, point
+
+    def __len__(self):
+        return sum(len(points) for points in self._usage.values())
+
+    def as_dict(self, legacy=False, mutable=False):
+        """``{"period": {"begin", "end"}, "usage": {type: [point dicts]}}``.
+
+        Period values are datetimes; :meth:`json` writes them as ISO 8601.
+        """
+        wrap = dict if mutable else types.MappingProxyType
+        usage = {
+            type_: [p.as_dict(legacy=legacy, mutable=mutable) for p in points]
+            for type_, points in self.itertypes()
+        }
+        return wrap({
+            'period': wrap({'begin': self.start, 'end': self.end}),
+            'usage': wrap(usage),
+        })
+
+    def json(self, legacy=False):
+        """Return :meth:`as_dict` as a JSON string."""
+        return dumps(self.as_dict(legacy=legacy, mutable=True))
+
+    @classmethod
+    def from_dict(cls, dict_, legacy=False):
+        """Build a frame from the :meth:`as_dict` format; ``ValueError`` if bad."""
+        try:
+            period = dict_['period']
+            begin, end = period['begin'], period['end']
+            usage = dict_.get('usage') or {}
+            if not isinstance(usage, collections.abc.Mapping):
+                raise ValueError('"usage" must be a mapping of type to points')
+            frame = cls(begin, end)
+            for type_, points in usage.items():
+                if not isinstance(points, (list, tuple)):
+                    raise ValueError(f'usage of {type_!r} must be a list')
+                frame.add_points(
+                    (DataPoint.from_dict(p, legacy=legacy) for p in points),
+                    type_)
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f'invalid data frame: missing or bad {exc}') from None
+        return frame
