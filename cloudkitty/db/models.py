@@ -1,7 +1,51 @@
-"""Declarative base shared by every table of the service."""
+"""Models of the service's own tables (the rated-data table belongs to its
+storage backend but lives in the same metadata and alembic environment)."""
 
+import sqlalchemy as sa
 from sqlalchemy import orm
 
 
 class Base(orm.DeclarativeBase):
     """Base of every model; all tables live in ``Base.metadata``."""
+
+
+class ScopeState(Base):
+    """Where one scope stands: the start of the last period processed."""
+
+    __tablename__ = 'cloudkitty_storage_states'
+    __table_args__ = (
+        sa.UniqueConstraint('identifier', 'scope_key', 'collector', 'fetcher',
+                            name='uq_storage_states_scope'),
+    )
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    identifier = sa.Column(sa.String(256), nullable=False)
+    scope_key = sa.Column(sa.String(40), nullable=False)
+    fetcher = sa.Column(sa.String(40), nullable=False)
+    collector = sa.Column(sa.String(40), nullable=False)
+    last_processed_timestamp = sa.Column(sa.DateTime, nullable=True)
+    active = sa.Column(sa.Boolean, nullable=False, server_default=sa.true())
+    scope_activation_toggle_date = sa.Column(sa.DateTime, nullable=True)
+
+
+class ReprocessingTask(Base):
+    """A request to re-rate one scope over ``[start, end)``."""
+
+    __tablename__ = 'storage_states_reprocessing_scheduler'
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    identifier = sa.Column(sa.String(256), nullable=False, index=True)
+    reason = sa.Column(sa.Text, nullable=False)
+    start_reprocess_time = sa.Column(sa.DateTime, nullable=False)
+    end_reprocess_time = sa.Column(sa.DateTime, nullable=False)
+    current_reprocess_time = sa.Column(sa.DateTime, nullable=True)
+
+
+class ModuleState(Base):
+    """Whether a rating module is enabled, and its place in the pipeline."""
+
+    __tablename__ = 'rated_data_modules'
+
+    name = sa.Column(sa.String(255), primary_key=True)
+    enabled = sa.Column(sa.Boolean, nullable=False, server_default=sa.false())
+    priority = sa.Column(sa.Integer, nullable=False, server_default='1')

@@ -1,0 +1,187 @@
+"""Scope state, reprocessing schedule and rating module state.
+
+All datetimes handed in may be aware or naive (naive means UTC); all
+datetimes handed out are timezone-aware UTC. The tables store naive UTC.
+"""
+
+import datetime
+
+import sqlalchemy as sa
+
+from cloudkitty.db import models
+
+
+def to_db(value):
+    """Naive UTC datetime for storage (``None`` stays ``None``)."""
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+
+
+def from_db(value):
+    """Aware UTC datetime from a stored naive one (``None`` stays ``None``)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=datetime.timezone.utc)
+
+
+def utcnow():
+    """The current time, aware UTC."""
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+class ScopeStateManager:
+    """Reads and writes the ``cloudkitty_storage_states`` table.
+
+    A scope is identified by (identifier, scope_key, fetcher, collector); the
+    three last parts default to the values given at construction, which the
+    processor takes from its configuration.
+    """
+
+    def __init__(self, engine, scope_key, fetcher, collector):
+        self._engine = engine
+        self._defaults = {'scope_key': scope_key, 'fetcher': fetcher,
+                          'collector': collector}
+
+    def _key(self, identifier, **parts):
+        key = {'identifier': identifier}
+        for name, default in self._defaults.items():
+            key[name] = parts.get(name) or default
+        return key
+
+    @staticmethod
+    def _where(key):
+        table = models.ScopeState.__table__
+        return sa.and_(*(table.c[name] == value for name, value in key.items()))
+
+    def get_state(self, identifier, **parts):
+        """Return the scope's row as a dict, or ``None`` if it has none.
+
+        Keys: identifier, scope_key, fetcher, collector,
+        last_processed_timestamp, active, scope_activation_toggle_date.
+        """
+        table = models.ScopeState.__table__
+        with self._engine.connect() as connection:
+            row = connection.execute(
+                sa.select(table).where(self._where(
+                    self._key(identifier, **parts)))).mappings().first()
+        return _scope_dict(row) if row else None
+
+    def get_last_processed_timestamp(self, identifier, **parts):
+        """Start of the last period processed for the scope, or ``None``."""
+        state = self.get_state(identifier, **parts)
+        return state['last_processed_timestamp'] if state else None
+
+    def set_last_processed_timestamp(self, identifier, timestamp,
+                                     connection=None, **parts):
+        """Record ``timestamp`` as the scope's last processed period start.
+
+        Creates the scope's row (active) when it has none. With
+        ``connection``, runs inside the caller's transaction.
+        """
+        key = self._key(identifier, **parts)
+        if connection is None:
+            with self._engine.begin() as own:
+                return self._upsert(own, key, to_db(timestamp))
+        return self._upsert(connection, key, to_db(timestamp))
+
+    def _upsert(self, connection, key, timestamp):
+        table = models.ScopeState.__table__
+        updated = connection.execute(
+            table.update().where(self._where(key)).values(
+                last_processed_timestamp=timestamp))
+        if not updated.rowcount:
+            connection.execute(table.insert().values(
+                last_processed_timestamp=timestamp, active=True, **key))
+
+    def create_scope(self, identifier, last_processed_timestamp=None,
+                     active=True, **parts):
+        """Insert a scope; raises ``sqlalchemy.exc.IntegrityError`` if it exists."""
+        key = self._key(identifier, **parts)
+        with self._engine.begin() as connection:
+            connection.execute(models.ScopeState.__table__.insert().values(
+                last_processed_timestamp=to_db(last_processed_timestamp),
+                active=active, **key))
+        return self.get_state(identifier, **parts)
+
+    def set_active(self, identifier, active, **parts):
+        """Activate or deactivate a scope, stamping the toggle date on change.
+
+        Returns the updated state, or ``None`` if the scope does not exist.
+        """
+        table = models.ScopeState.__table__
+        where = self._where(self._key(identifier, **parts))
+        with self._engine.begin() as connection:
+            connection.execute(table.update().where(
+                where, table.c.active != active).values(
+                    active=active, scope_activation_toggle_date=to_db(utcnow())))
+        return self.get_state(identifier, **parts)
+
+    def is_active(self, identifier, **parts):
+        """``False`` only for a scope explicitly marked inactive."""
+        state = self.get_state(identifier, **parts)
+        return state is None or state['active']
+
+    def get_all(self, identifier=None, fetcher=None, collector=None,
+                scope_key=None, active=None, offset=0, limit=None):
+        """List scope states, filtered by any of the given values.
+
+        ``identifier``, ``fetcher``, ``collector`` and ``scope_key`` may be
+        a value or a list of values. Ordered by identifier.
+        """
+        table = models.ScopeState.__table__
+        query = sa.select(table).order_by(table.c.identifier, table.c.id)
+        for name, value in (('identifier', identifier), ('fetcher', fetcher),
+                            ('collector', collector),
+                            ('scope_key', scope_key)):
+            if value is None:
+                continue
+            values = value if isinstance(value, (list, tuple)) else [value]
+            query = query.where(table.c[name].in_(values))
+        if active is not None:
+            query = query.where(table.c.active == bool(active))
+        query = query.offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._engine.connect() as connection:
+            return [_scope_dict(row)
+                    for row in connection.execute(query).mappings()]
+
+
+def _scope_dict(row):
+    state = dict(row)
+    state.pop('id', None)
+    state['last_processed_timestamp'] = from_db(state['last_processed_timestamp'])
+    state['scope_activation_toggle_date'] = from_db(
+        state['scope_activation_toggle_date'])
+    return state
+
+
+class ModuleStateManager:
+    """Reads and writes the ``rated_data_modules`` table."""
+
+    def __init__(self, engine):
+        self._engine = engine
+
+    def get_all(self):
+        """Return ``{name: {"enabled": bool, "priority": int}}`` in one query."""
+        table = models.ModuleState.__table__
+        with self._engine.connect() as connection:
+            return {row.name: {'enabled': row.enabled, 'priority': row.priority}
+                    for row in connection.execute(sa.select(table))}
+
+    def _set(self, name, **values):
+        table = models.ModuleState.__table__
+        with self._engine.begin() as connection:
+            updated = connection.execute(
+                table.update().where(table.c.name == name).values(**values))
+            if not updated.rowcount:
+                connection.execute(table.insert().values(name=name, **values))
+
+    def set_state(self, name, enabled):
+        """Enable or disable module ``name``."""
+        self._set(name, enabled=bool(enabled))
+
+    def set_priority(self, name, priority):
+        """Set the priority of module ``name`` (higher runs first)."""
+        self._set(name, priority=int(priority))
