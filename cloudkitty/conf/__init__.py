@@ -12,5 +12,4 @@ def register_all(conf):
     """Register every option group of the service on ``conf``."""
     for group, options in opts.list_opts():
         conf.register_opts(options, group=group)
-    opts.set_defaults(conf)
     return conf

@@ -1,5 +1,6 @@
 """The one list of every option, for registration and for the generators."""
 
+import copy
 import multiprocessing
 
 from oslo_config import cfg
@@ -7,10 +8,10 @@ from oslo_db import options as db_options
 
 _DEFAULT_OPTS = [
     cfg.StrOpt('auth_strategy', default='keystone',
-               choices=['keystone', 'noauth'],
-               help='Authentication of API callers: keystone validates '
-                    'tokens through keystonemiddleware; noauth treats every '
-                    'caller as an administrator.'),
+               choices=[('keystone', 'tokens are validated by '
+                                     'keystonemiddleware'),
+                        ('noauth', 'every caller is an administrator')],
+               help='Authentication of API callers.'),
     cfg.HostAddressOpt('host', default='localhost',
                        sample_default='<hostname>',
                        help='Name of this host, used in logs and as the '
@@ -77,6 +78,19 @@ ORCHESTRATOR_OPTS = [
                       'that found nothing to rate.'),
 ]
 
+DEFAULT_DB_CONNECTION = 'sqlite:////var/lib/cloudkitty/cloudkitty.sqlite'
+
+
+def _database_opts():
+    # oslo.db leaves [database] connection without a default; ours is the
+    # embedded SQLite database, so that a bare installation runs.
+    opts = copy.deepcopy(db_options.database_opts)
+    for opt in opts:
+        if opt.dest == 'connection':
+            opt.default = DEFAULT_DB_CONNECTION
+    return opts
+
+
 STORAGE_OPTS = [
     cfg.StrOpt('backend', default='sqlalchemy',
                help='Storage backend (entry point of '
@@ -98,22 +112,10 @@ def list_opts():
         ('DEFAULT', _DEFAULT_OPTS),
         ('collect', COLLECT_OPTS),
         ('collector_file', COLLECTOR_FILE_OPTS),
-        ('database', db_options.database_opts),
+        ('database', _database_opts()),
         ('fetcher', FETCHER_OPTS),
         ('fetcher_source', FETCHER_SOURCE_OPTS),
         ('orchestrator', ORCHESTRATOR_OPTS),
         ('storage', STORAGE_OPTS),
         ('storage_sqlalchemy', STORAGE_SQLALCHEMY_OPTS),
     ]
-
-
-DEFAULT_DB_CONNECTION = 'sqlite:////var/lib/cloudkitty/cloudkitty.sqlite'
-
-
-def set_defaults(conf=None):
-    """Service-specific defaults of library options (the database URL)."""
-    if conf is None:
-        # Called without arguments by oslo-config-generator.
-        conf = cfg.ConfigOpts()
-        conf.register_opts(db_options.database_opts, group='database')
-    db_options.set_defaults(conf, connection=DEFAULT_DB_CONNECTION)
