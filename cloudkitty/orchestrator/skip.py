@@ -360,8 +360,11 @@ _HANDLERS = {
 def compile_metric_predicates(metrics, default_expression):
     """Compile every skip expression of a validated metrics configuration.
 
-    ``metrics`` maps a metric name to a definition or a list of them (each a
-    dict with ``alt_name`` and optionally ``skip_datapoints_expression``).
+    ``metrics`` maps a metric name (or the collector's key of one of the
+    metric's definitions) to a definition or a list of them (each a dict
+    with ``alt_name`` and optionally ``skip_datapoints_expression``), so
+    both metrics.yml's form and the validated one of
+    :func:`cloudkitty.collector.validate_metrics_conf` are accepted.
     Returns ``(default_predicate, {type: predicate})`` where a type is the
     definition's ``alt_name`` (or the metric name) and ``default_predicate``
     comes from ``default_expression`` (``None`` for never). Types without an

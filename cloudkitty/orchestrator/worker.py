@@ -1,0 +1,337 @@
+"""The scope worker: rate one scope, period after period.
+
+Everything it talks to is handed in (collector, storage, scope state, rating
+modules and their state, skip predicates, settings, a clock), so tests give
+it fakes. For one period ``[start, start + period)`` it
+
+1. collects every metric concurrently (at most ``max_threads`` at a time,
+   each call bounded by ``collector_request_timeout``);
+2. builds one :class:`~cloudkitty.dataframe.DataFrame` and runs the enabled
+   rating modules over it, in descending priority;
+3. drops the points its skip expression holds for;
+4. stores the period idempotently: the scope's stored data of
+   ``[start, end)`` is deleted, then the frame pushed (or both at once with
+   ``storage.replace`` where the backend has it), and only then is
+   ``start`` recorded as the scope's ``last_processed_timestamp``.
+
+Step 4's order is what makes a crash harmless: until the state is written
+the period is still due, so it is rated again after a restart, and the
+delete that starts the store removes whatever a previous attempt pushed.
+A period is therefore stored exactly once, however often it is attempted.
+"""
+
+import concurrent.futures
+import dataclasses
+import datetime
+import logging
+import threading
+import time
+
+from cloudkitty import collector as ck_collector
+from cloudkitty import dataframe
+from cloudkitty import rating
+from cloudkitty.orchestrator import skip as ck_skip
+from cloudkitty import storage_state
+
+LOG = logging.getLogger(__name__)
+
+# How often a worker waiting on collector calls looks at the stop flag.
+_POLL_SECONDS = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The configuration values the scope worker needs."""
+
+    period: int = 3600
+    wait_periods: int = 2
+    max_threads: int = 20
+    collector_request_timeout: float = 60.0
+    scope_key: str = 'project_id'
+
+    @classmethod
+    def from_conf(cls, conf):
+        """Read ``[collect]`` and ``[orchestrator]`` from ``conf``."""
+        return cls(period=conf.collect.period,
+                   wait_periods=conf.collect.wait_periods,
+                   max_threads=conf.orchestrator.max_threads,
+                   collector_request_timeout=(
+                       conf.orchestrator.collector_request_timeout),
+                   scope_key=conf.collect.scope_key)
+
+
+class ScopeAbandoned(Exception):
+    """The scope cannot be rated in this pass; it is retried on a later one.
+
+    ``metric`` is the metric whose collection failed, or ``None`` when the
+    failure is not a metric's (storage, state, stop requested).
+    """
+
+    def __init__(self, scope_id, reason, metric=None, period_start=None):
+        self.scope_id = scope_id
+        self.reason = reason
+        self.metric = metric
+        self.period_start = period_start
+        where = f'scope {scope_id}'
+        if period_start is not None:
+            where += f' period {period_start.isoformat()}'
+        if metric is not None:
+            where += f' metric {metric}'
+        super().__init__(f'{where}: {reason}')
+
+
+@dataclasses.dataclass
+class ScopeResult:
+    """What :meth:`ScopeWorker.rate_scope` did for one scope.
+
+    ``rated``: period starts stored, in order; ``error``: why the scope
+    was abandoned (``None`` if it was not); ``inactive``: the scope is
+    marked inactive and was not looked at.
+    """
+
+    scope_id: str
+    rated: list = dataclasses.field(default_factory=list)
+    error: str = None
+    inactive: bool = False
+
+
+def month_start(now):
+    """Midnight UTC of the first day of ``now``'s month, aware."""
+    now = now.astimezone(datetime.timezone.utc)
+    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def next_period_start(last, period, wait_periods, now):
+    """Start of the scope's next period to rate, or ``None`` if none is due.
+
+    ``last`` is the start of the last period processed (``None`` if the
+    scope never was). The candidate is ``last + period``, or the start of
+    ``now``'s month (UTC) for a new scope. It is due iff
+    ``candidate + wait_periods * period < now``, strictly, as the
+    specification says. A period runs from its start for ``period``
+    seconds, so with the default ``wait_periods`` of 2 a period is rated
+    once a whole further period has passed after its end; with
+    ``wait_periods`` 0 it would be rated while still running, which is why
+    the default is not 0.
+
+    The same rule guards a new scope's first period, so a scope first seen
+    in the first hours of a month does not rate an unfinished period.
+    """
+    step = datetime.timedelta(seconds=period)
+    candidate = month_start(now) if last is None else last + step
+    if candidate + wait_periods * step < now:
+        return candidate
+    return None
+
+
+class ScopeWorker:
+    """Rates scopes with the collaborators it is given.
+
+    :param collector: has ``retrieve(metric_name, start, end,
+        project_id=None, q_filter=None) -> (type, [DataPoint])``, raising
+        ``cloudkitty.collector.NoDataCollected`` when there is nothing.
+    :param storage: a v2 storage: ``delete(begin, end, filters)`` and
+        ``push(frames, scope_id)``, or ``replace(frame, scope_id)``.
+    :param scope_state: a :class:`~cloudkitty.storage_state.ScopeStateManager`
+        (``get_last_processed_timestamp``, ``set_last_processed_timestamp``,
+        ``is_active``).
+    :param metrics: the metric names to collect, in order.
+    :param settings: :class:`Settings`.
+    :param modules: ``{name: RatingProcessorBase}`` (``None``: no rating).
+    :param module_state: has ``get_all()`` (the modules' stored states),
+        read once per period so that enabling, disabling or reordering a
+        module applies from the next period rated.
+    :param skip_predicates: ``(default, {type: predicate})`` as
+        :func:`cloudkitty.orchestrator.skip.compile_metric_predicates`
+        returns; a predicate is ``None`` for "never".
+    :param stop_event: a ``threading.Event``; once set, the worker stores no
+        new period and abandons the one it is collecting.
+    :param clock: returns the current aware UTC time.
+    """
+
+    def __init__(self, collector, storage, scope_state, metrics, settings,
+                 modules=None, module_state=None, skip_predicates=None,
+                 stop_event=None, clock=storage_state.utcnow):
+        self._collector = collector
+        self._storage = storage
+        self._scope_state = scope_state
+        self._metrics = list(metrics)
+        self._settings = settings
+        self._modules = modules or {}
+        self._module_state = module_state
+        self._skip_default, self._skip_by_type = skip_predicates or (None, {})
+        self._stop = stop_event or threading.Event()
+        self._clock = clock
+
+    @property
+    def period(self):
+        return datetime.timedelta(seconds=self._settings.period)
+
+    def next_period(self, scope_id):
+        """Start of the scope's next due period, or ``None``."""
+        last = self._scope_state.get_last_processed_timestamp(scope_id)
+        return next_period_start(last, self._settings.period,
+                                 self._settings.wait_periods, self._clock())
+
+    def rate_scope(self, scope_id, max_periods=None):
+        """Rate every due period of ``scope_id``, oldest first.
+
+        Stops when nothing is due, when ``max_periods`` periods were rated,
+        when the stop event is set, or at the first failure: the scope is
+        then abandoned for this pass, with a log line naming the scope, the
+        metric and the error, and rated again on a later pass. Never raises
+        for a failure of a collaborator. Returns a :class:`ScopeResult`.
+        """
+        result = ScopeResult(scope_id)
+        try:
+            if not self._scope_state.is_active(scope_id):
+                LOG.debug('Scope %s is inactive, not rated', scope_id)
+                result.inactive = True
+                return result
+            while not self._stop.is_set():
+                if max_periods is not None and len(result.rated) >= max_periods:
+                    break
+                start = self.next_period(scope_id)
+                if start is None:
+                    break
+                self.rate_period(scope_id, start)
+                result.rated.append(start)
+        except ScopeAbandoned as exc:
+            result.error = str(exc)
+            log = LOG.info if exc.reason == 'stop requested' else LOG.warning
+            log('Scope %s abandoned for this pass, to be retried: %s',
+                scope_id, exc)
+        except Exception as exc:  # any failure of a collaborator
+            result.error = f'scope {scope_id}: {exc.__class__.__name__}: {exc}'
+            LOG.warning('Scope %s abandoned for this pass, to be retried: %s',
+                        scope_id, result.error, exc_info=True)
+        return result
+
+    def rate_period(self, scope_id, start):
+        """Collect, rate, filter, store and record one period of a scope.
+
+        Raises :class:`ScopeAbandoned` when a metric's collection fails or
+        times out, or when stopping before anything was stored; errors of
+        the storage or of the state are raised as they are. Returns the
+        stored :class:`~cloudkitty.dataframe.DataFrame`.
+        """
+        end = start + self.period
+        usage = self._collect(scope_id, start, end)
+        frame = dataframe.DataFrame(start, end)
+        for type_, points in usage:
+            frame.add_points(points, type_)
+        frame = self._rate(frame, start)
+        frame, skipped = self._filter(frame, scope_id)
+        if self._stop.is_set():
+            # Nothing of this period has been stored yet.
+            raise ScopeAbandoned(scope_id, 'stop requested', period_start=start)
+        self._store(scope_id, frame)
+        LOG.info('Rated scope %s period %s: %d points stored, %d skipped',
+                 scope_id, start.isoformat(), len(frame), skipped)
+        return frame
+
+    def _collect(self, scope_id, start, end):
+        """``[(type, [points])]`` of every metric, in metrics order."""
+        if not self._metrics:
+            return []
+        timeout = self._settings.collector_request_timeout
+        started = {}
+
+        def retrieve(metric):
+            started[metric] = time.monotonic()
+            return self._collector.retrieve(metric, start, end,
+                                            project_id=scope_id, q_filter=None)
+
+        executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=min(self._settings.max_threads, len(self._metrics)),
+            thread_name_prefix='collect')
+        futures = {executor.submit(retrieve, m): m for m in self._metrics}
+        results = {}
+        pending = set(futures)
+        try:
+            while pending:
+                done, pending = concurrent.futures.wait(
+                    pending, timeout=self._wait_time(started, futures, pending),
+                    return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in done:
+                    metric = futures[future]
+                    try:
+                        results[metric] = future.result()
+                    except ck_collector.NoDataCollected:
+                        LOG.debug('No data for scope %s metric %s period %s',
+                                  scope_id, metric, start.isoformat())
+                    except Exception as exc:
+                        raise ScopeAbandoned(
+                            scope_id, f'{exc.__class__.__name__}: {exc}',
+                            metric=metric, period_start=start) from exc
+                now = time.monotonic()
+                for future in pending:
+                    metric = futures[future]
+                    if metric in started and now - started[metric] > timeout:
+                        raise ScopeAbandoned(
+                            scope_id, f'collection timed out after {timeout}s',
+                            metric=metric, period_start=start)
+                if pending and self._stop.is_set():
+                    raise ScopeAbandoned(scope_id, 'stop requested',
+                                         period_start=start)
+        finally:
+            # A call that hangs keeps its thread; nothing waits for it.
+            executor.shutdown(wait=False, cancel_futures=True)
+        return [results[m] for m in self._metrics if m in results]
+
+    def _wait_time(self, started, futures, pending):
+        timeout = self._settings.collector_request_timeout
+        now = time.monotonic()
+        deadlines = [started[futures[f]] + timeout - now
+                     for f in pending if futures[f] in started]
+        return max(0.001, min(deadlines + [_POLL_SECONDS]))
+
+    def _rate(self, frame, start):
+        states = self._module_state.get_all() if self._module_state else {}
+        pipeline = rating.enabled_pipeline(self._modules, states)
+        for module in pipeline:
+            module.reload_config(start)
+        return rating.rate(frame, pipeline)
+
+    def _filter(self, frame, scope_id):
+        """Drop the points a skip predicate holds for; ``(frame, dropped)``.
+
+        A predicate that fails on a point keeps the point: a bad expression
+        must not lose usage. The failures are logged once per period.
+        """
+        kept = dataframe.DataFrame(frame.start, frame.end)
+        dropped = failures = 0
+        first_failure = None
+        for type_, points in frame.itertypes():
+            predicate = self._skip_by_type.get(type_, self._skip_default)
+            if predicate is None:
+                kept.add_points(points, type_)
+                continue
+            for point in points:
+                try:
+                    drop = predicate(point)
+                except ck_skip.SkipEvaluationError as exc:
+                    failures += 1
+                    first_failure = first_failure or exc
+                    drop = False
+                if drop:
+                    dropped += 1
+                else:
+                    kept.add_point(point, type_)
+        if failures:
+            LOG.warning('Scope %s period %s: skip expression failed on %d '
+                        'points, kept them: %s', scope_id,
+                        frame.start.isoformat(), failures, first_failure)
+        return kept, dropped
+
+    def _store(self, scope_id, frame):
+        """Replace the scope's stored period with ``frame``, then record it."""
+        replace = getattr(self._storage, 'replace', None)
+        if replace is not None:
+            replace(frame, scope_id)
+        else:
+            self._storage.delete(
+                begin=frame.start, end=frame.end,
+                filters={self._settings.scope_key: scope_id})
+            self._storage.push([frame], scope_id)
+        self._scope_state.set_last_processed_timestamp(scope_id, frame.start)

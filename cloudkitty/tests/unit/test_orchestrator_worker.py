@@ -1,0 +1,511 @@
+"""The scope worker, with fakes for every collaborator."""
+
+import datetime
+import decimal
+import logging
+import threading
+import time
+
+import pytest
+
+from cloudkitty import collector
+from cloudkitty import dataframe
+from cloudkitty import rating
+from cloudkitty.orchestrator import skip
+from cloudkitty.orchestrator import worker
+
+UTC = datetime.timezone.utc
+HOUR = datetime.timedelta(hours=1)
+NOW = datetime.datetime(2024, 3, 10, 12, 30, tzinfo=UTC)
+MONTH = datetime.datetime(2024, 3, 1, tzinfo=UTC)
+
+
+def point(qty, price=0, **groupby):
+    return dataframe.DataPoint('u', qty, price, groupby, {})
+
+
+class FakeCollector:
+    """``behaviour[metric](scope, start)`` gives points or raises."""
+
+    def __init__(self, behaviour):
+        self.behaviour = behaviour
+        self.calls = []
+        self.running = 0
+        self.most_running = 0
+        self._lock = threading.Lock()
+
+    def retrieve(self, metric_name, start, end, project_id=None,
+                 q_filter=None):
+        assert end - start == HOUR
+        with self._lock:
+            self.calls.append((metric_name, project_id, start))
+            self.running += 1
+            self.most_running = max(self.most_running, self.running)
+        try:
+            points = self.behaviour[metric_name](project_id, start)
+        finally:
+            with self._lock:
+                self.running -= 1
+        return metric_name + '_type', points
+
+
+class Journal(list):
+    pass
+
+
+class FakeStorage:
+    def __init__(self, journal):
+        self.journal = journal
+        self.points = []   # (scope, start, type, point)
+        self.fail_push = False
+
+    def delete(self, begin=None, end=None, filters=None):
+        self.journal.append(('delete', filters['project_id'], begin, end))
+        scope = filters['project_id']
+        self.points = [p for p in self.points
+                       if not (p[0] == scope and begin <= p[1] < end)]
+
+    def push(self, frames, scope_id=None):
+        for frame in frames:
+            self.journal.append(('push', scope_id, frame.start))
+            for type_, p in frame.iterpoints():
+                self.points.append((scope_id, frame.start, type_, p))
+        if self.fail_push:
+            raise ConnectionError('database went away')
+
+
+class ReplacingStorage(FakeStorage):
+    def replace(self, frame, scope_id):
+        self.journal.append(('replace', scope_id, frame.start))
+        self.points = [p for p in self.points
+                       if not (p[0] == scope_id and p[1] == frame.start)]
+        self.points.extend((scope_id, frame.start, t, p)
+                           for t, p in frame.iterpoints())
+
+
+class FakeScopeState:
+    def __init__(self, journal, last=None, inactive=()):
+        self.journal = journal
+        self.last = dict(last or {})
+        self.inactive = set(inactive)
+
+    def get_last_processed_timestamp(self, identifier):
+        return self.last.get(identifier)
+
+    def set_last_processed_timestamp(self, identifier, timestamp):
+        self.journal.append(('state', identifier, timestamp))
+        self.last[identifier] = timestamp
+
+    def is_active(self, identifier):
+        return identifier not in self.inactive
+
+
+class FakeModuleState:
+    def __init__(self, states=None):
+        self.states = dict(states or {})
+        self.reads = 0
+
+    def get_all(self):
+        self.reads += 1
+        return {k: dict(v) for k, v in self.states.items()}
+
+
+class PriceModule(rating.RatingProcessorBase):
+    """Adds ``step`` to every price and notes the order it ran in."""
+
+    def __init__(self, name, step, log, default_enabled=True):
+        super().__init__()
+        self.module_name = name
+        self.step = decimal.Decimal(step)
+        self.log = log
+        self.default_enabled = default_enabled
+        self.reloads = []
+        self.after_process = None
+
+    def reload_config(self, start=None):
+        self.reloads.append(start)
+
+    def process(self, data):
+        self.log.append(self.module_name)
+        out = dataframe.DataFrame(data.start, data.end)
+        for type_, p in data.iterpoints():
+            out.add_point(p.set_price(p.price * 10 + self.step), type_)
+        if self.after_process:
+            self.after_process()
+        return out
+
+
+def constant(*points):
+    return lambda scope, start: list(points)
+
+
+def no_data(scope, start):
+    raise collector.NoDataCollected('fake', 'cpu', scope)
+
+
+def make_worker(behaviour=None, last=None, settings=None, storage=None,
+                journal=None, **kwargs):
+    journal = journal if journal is not None else Journal()
+    settings = settings or worker.Settings(period=3600, wait_periods=2,
+                                           max_threads=4,
+                                           collector_request_timeout=5)
+    behaviour = behaviour or {'cpu': constant(point(1)),
+                              'ram': constant(point(2))}
+    fake_collector = FakeCollector(behaviour)
+    storage = storage or FakeStorage(journal)
+    state = kwargs.pop('scope_state', None) or FakeScopeState(journal, last)
+    scope_worker = worker.ScopeWorker(
+        fake_collector, storage, state, list(behaviour), settings,
+        clock=kwargs.pop('clock', lambda: NOW), **kwargs)
+    return scope_worker, fake_collector, storage, state, journal
+
+
+# -- time-state rules -------------------------------------------------------
+
+def test_new_scope_starts_at_the_month_start():
+    assert worker.next_period_start(None, 3600, 2, NOW) == MONTH
+
+
+def test_month_start_is_utc():
+    local = datetime.datetime(2024, 4, 1, 1, 30,
+                              tzinfo=datetime.timezone(HOUR * 3))
+    # 2024-03-31T22:30Z: still March in UTC.
+    assert worker.month_start(local) == MONTH
+
+
+def test_first_period_of_a_new_scope_waits_like_any_other():
+    assert worker.next_period_start(None, 3600, 2, MONTH + 2 * HOUR) is None
+    assert worker.next_period_start(
+        None, 3600, 2, MONTH + 2 * HOUR + datetime.timedelta(seconds=1)
+    ) == MONTH
+
+
+def test_next_period_due_strictly_after_wait_periods():
+    last = MONTH + 5 * HOUR
+    nxt = last + HOUR
+    # due iff next + wait_periods * period < now
+    assert worker.next_period_start(last, 3600, 2, nxt + 2 * HOUR) is None
+    assert worker.next_period_start(
+        last, 3600, 2, nxt + 2 * HOUR + datetime.timedelta(microseconds=1)
+    ) == nxt
+    assert worker.next_period_start(last, 3600, 0, nxt) is None
+    assert worker.next_period_start(
+        last, 3600, 0, nxt + datetime.timedelta(seconds=1)) == nxt
+
+
+def test_settings_from_conf():
+    from oslo_config import cfg
+
+    from cloudkitty import conf as ck_conf
+    conf = ck_conf.register_all(cfg.ConfigOpts())
+    conf([], project='cloudkitty', default_config_files=[])
+    conf.set_override('period', 600, 'collect')
+    conf.set_override('max_threads', 3, 'orchestrator')
+    settings = worker.Settings.from_conf(conf)
+    assert settings == worker.Settings(600, 2, 3, 60, 'project_id')
+
+
+# -- rating periods ---------------------------------------------------------
+
+def test_rates_every_due_period_in_order_then_stops():
+    now = MONTH + 5 * HOUR
+    scope_worker, fake_collector, storage, state, journal = make_worker(
+        clock=lambda: now)
+    result = scope_worker.rate_scope('p1')
+    # Periods starting at 0h, 1h, 2h are due (2h + 2h < 5h); 3h is not
+    # (3h + 2h == 5h).
+    assert result.rated == [MONTH, MONTH + HOUR, MONTH + 2 * HOUR]
+    assert result.error is None
+    assert state.last['p1'] == MONTH + 2 * HOUR
+    assert sorted((p[1], p[2], p[3].qty) for p in storage.points) == sorted(
+        (MONTH + i * HOUR, t, q) for i in range(3)
+        for t, q in (('cpu_type', 1), ('ram_type', 2)))
+    assert scope_worker.rate_scope('p1').rated == []
+
+
+def test_max_periods_bounds_the_work():
+    scope_worker, *_ = make_worker(last={'p1': MONTH})
+    assert len(scope_worker.rate_scope('p1', max_periods=2).rated) == 2
+
+
+def test_store_order_is_delete_push_then_state():
+    scope_worker, _, _, _, journal = make_worker(last={'p1': MONTH})
+    scope_worker.rate_scope('p1', max_periods=2)
+    start = MONTH + HOUR
+    assert journal == [
+        ('delete', 'p1', start, start + HOUR), ('push', 'p1', start),
+        ('state', 'p1', start),
+        ('delete', 'p1', start + HOUR, start + 2 * HOUR),
+        ('push', 'p1', start + HOUR), ('state', 'p1', start + HOUR)]
+
+
+def test_replace_is_used_when_the_storage_has_it():
+    journal = Journal()
+    scope_worker, *_ = make_worker(last={'p1': MONTH}, journal=journal,
+                                   storage=ReplacingStorage(journal))
+    scope_worker.rate_scope('p1', max_periods=1)
+    assert journal == [('replace', 'p1', MONTH + HOUR),
+                       ('state', 'p1', MONTH + HOUR)]
+
+
+def test_a_period_attempted_twice_is_stored_once():
+    # The push succeeds but the process "dies" before the state is written:
+    # the period is still due and its second store replaces the first.
+    scope_worker, _, storage, state, _ = make_worker(last={'p1': MONTH})
+    storage.fail_push = True
+    result = scope_worker.rate_scope('p1')
+    assert 'database went away' in result.error
+    assert state.last['p1'] == MONTH
+    assert len(storage.points) == 2
+    storage.fail_push = False
+    scope_worker.rate_scope('p1', max_periods=1)
+    assert state.last['p1'] == MONTH + HOUR
+    assert len(storage.points) == 2
+
+
+def test_no_data_skips_only_that_metric():
+    scope_worker, _, storage, state, _ = make_worker(
+        behaviour={'cpu': no_data, 'ram': constant(point(2))},
+        last={'p1': MONTH})
+    result = scope_worker.rate_scope('p1', max_periods=1)
+    assert result.error is None
+    assert [(p[2], p[3].qty) for p in storage.points] == [('ram_type', 2)]
+    assert state.last['p1'] == MONTH + HOUR
+
+
+def test_no_data_at_all_still_records_the_period():
+    scope_worker, _, storage, state, journal = make_worker(
+        behaviour={'cpu': no_data}, last={'p1': MONTH})
+    scope_worker.rate_scope('p1', max_periods=1)
+    assert storage.points == []
+    assert state.last['p1'] == MONTH + HOUR
+    assert [j[0] for j in journal] == ['delete', 'push', 'state']
+
+
+def test_failing_collector_abandons_only_that_scope(caplog):
+    def flaky(scope, start):
+        if scope == 'bad':
+            raise collector.CollectError('fake', 'ram', scope,
+                                         'source unreachable')
+        return [point(3)]
+
+    scope_worker, _, storage, state, journal = make_worker(
+        behaviour={'cpu': constant(point(1)), 'ram': flaky},
+        last={'bad': MONTH, 'good': MONTH})
+    with caplog.at_level(logging.WARNING):
+        bad = scope_worker.rate_scope('bad')
+        good = scope_worker.rate_scope('good', max_periods=1)
+    assert bad.rated == [] and 'source unreachable' in bad.error
+    assert state.last['bad'] == MONTH
+    assert not [j for j in journal if j[1] == 'bad']
+    assert good.rated == [MONTH + HOUR] and good.error is None
+    line = [r.getMessage() for r in caplog.records
+            if r.levelno == logging.WARNING][0]
+    assert 'bad' in line and 'metric ram' in line
+    assert 'source unreachable' in line
+
+
+def test_any_exception_of_the_collector_abandons_the_scope():
+    def broken(scope, start):
+        raise KeyError('boom')
+
+    scope_worker, _, storage, state, _ = make_worker(
+        behaviour={'cpu': broken}, last={'p1': MONTH})
+    result = scope_worker.rate_scope('p1')
+    assert 'metric cpu' in result.error and 'boom' in result.error
+    assert storage.points == [] and state.last['p1'] == MONTH
+
+
+def test_a_metric_that_times_out_fails_the_period():
+    release = threading.Event()
+
+    def hangs(scope, start):
+        release.wait(10)
+        return [point(1)]
+
+    settings = worker.Settings(period=3600, wait_periods=2, max_threads=4,
+                               collector_request_timeout=0.3)
+    scope_worker, _, storage, state, _ = make_worker(
+        behaviour={'cpu': constant(point(1)), 'slow': hangs},
+        last={'p1': MONTH}, settings=settings)
+    began = time.monotonic()
+    result = scope_worker.rate_scope('p1')
+    elapsed = time.monotonic() - began
+    release.set()
+    assert 'metric slow' in result.error and 'timed out' in result.error
+    assert 0.3 <= elapsed < 2
+    assert storage.points == [] and state.last['p1'] == MONTH
+
+
+def test_collection_is_concurrent_and_bounded_by_max_threads():
+    def slow(scope, start):
+        time.sleep(0.15)
+        return [point(1)]
+
+    behaviour = {f'm{i}': slow for i in range(6)}
+    # Queued calls do not count against the timeout, only running ones.
+    settings = worker.Settings(period=3600, wait_periods=2, max_threads=2,
+                               collector_request_timeout=0.6)
+    scope_worker, fake_collector, storage, _, _ = make_worker(
+        behaviour=behaviour, last={'p1': MONTH}, settings=settings)
+    began = time.monotonic()
+    result = scope_worker.rate_scope('p1', max_periods=1)
+    elapsed = time.monotonic() - began
+    assert result.error is None
+    assert fake_collector.most_running == 2
+    assert len(storage.points) == 6
+    assert elapsed < 0.15 * 6 * 0.8
+
+
+def test_inactive_scope_is_skipped():
+    journal = Journal()
+    scope_worker, fake_collector, *_ = make_worker(
+        journal=journal, scope_state=FakeScopeState(journal, inactive=['p1']))
+    result = scope_worker.rate_scope('p1')
+    assert result.inactive and result.rated == []
+    assert fake_collector.calls == [] and journal == []
+
+
+def test_stop_during_collection_stores_nothing():
+    stop = threading.Event()
+
+    def stops(scope, start):
+        stop.set()
+        time.sleep(0.3)
+        return [point(1)]
+
+    scope_worker, _, storage, state, journal = make_worker(
+        behaviour={'cpu': stops}, last={'p1': MONTH}, stop_event=stop)
+    result = scope_worker.rate_scope('p1')
+    assert result.rated == [] and 'stop requested' in result.error
+    assert journal == [] and state.last['p1'] == MONTH
+
+
+def test_stop_between_periods_finishes_the_current_one():
+    stop = threading.Event()
+    order = []
+    module = PriceModule('m', 0, order)
+    module.after_process = stop.set
+    scope_worker, _, storage, state, _ = make_worker(
+        last={'p1': MONTH}, stop_event=stop, modules={'m': module})
+    result = scope_worker.rate_scope('p1')
+    # The stop came during rating, before storage: that period is dropped.
+    assert result.rated == [] and state.last['p1'] == MONTH
+    stop.clear()
+    module.after_process = None
+    assert len(scope_worker.rate_scope('p1', max_periods=1).rated) == 1
+
+
+# -- rating pipeline --------------------------------------------------------
+
+def test_modules_run_in_descending_priority_each_on_the_previous_output():
+    order = []
+    first = PriceModule('first', 1, order)
+    second = PriceModule('second', 2, order)
+    module_state = FakeModuleState({'first': {'enabled': True, 'priority': 5},
+                                    'second': {'enabled': True,
+                                               'priority': 1}})
+    scope_worker, _, storage, _, _ = make_worker(
+        behaviour={'cpu': constant(point(1))}, last={'p1': MONTH},
+        modules={'second': second, 'first': first},
+        module_state=module_state)
+    scope_worker.rate_scope('p1', max_periods=1)
+    assert order == ['first', 'second']
+    # first: 0 * 10 + 1 = 1; second: 1 * 10 + 2 = 12
+    assert [p[3].price for p in storage.points] == [12]
+
+
+def test_module_changes_apply_from_the_next_period():
+    order = []
+    module = PriceModule('hashmap', 7, order, default_enabled=False)
+    module_state = FakeModuleState({'hashmap': {'enabled': True,
+                                                'priority': 1}})
+
+    def disable_after_first_period():
+        module_state.states['hashmap']['enabled'] = False
+    module.after_process = disable_after_first_period
+    scope_worker, _, storage, _, _ = make_worker(
+        behaviour={'cpu': constant(point(1))}, last={'p1': MONTH},
+        modules={'hashmap': module}, module_state=module_state)
+    scope_worker.rate_scope('p1', max_periods=3)
+    prices = {p[1]: p[3].price for p in storage.points}
+    assert prices == {MONTH + HOUR: 7, MONTH + 2 * HOUR: 0,
+                      MONTH + 3 * HOUR: 0}
+    assert module_state.reads == 3
+    # Enabled again: applies to the next period.
+    module_state.states['hashmap']['enabled'] = True
+    module.after_process = None
+    scope_worker.rate_scope('p1', max_periods=1)
+    assert {p[1]: p[3].price for p in storage.points}[MONTH + 4 * HOUR] == 7
+
+
+def test_reload_config_is_called_with_each_period_start():
+    module = PriceModule('m', 0, [])
+    scope_worker, *_ = make_worker(last={'p1': MONTH}, modules={'m': module})
+    scope_worker.rate_scope('p1', max_periods=2)
+    assert module.reloads == [MONTH + HOUR, MONTH + 2 * HOUR]
+
+
+def test_module_state_failure_abandons_the_scope():
+    class Down:
+        def get_all(self):
+            raise ConnectionError('no database')
+
+    scope_worker, _, storage, state, _ = make_worker(
+        last={'p1': MONTH}, module_state=Down(),
+        modules={'m': PriceModule('m', 0, [])})
+    result = scope_worker.rate_scope('p1')
+    assert 'no database' in result.error
+    assert storage.points == [] and state.last['p1'] == MONTH
+
+
+# -- skip expressions -------------------------------------------------------
+
+def test_skip_expressions_drop_points_after_rating():
+    behaviour = {
+        'cpu': constant(point(0, flavor='a'), point(1, flavor='b')),
+        'ram': constant(point(0), point(5)),
+    }
+    predicates = skip.compile_metric_predicates(
+        {'cpu': {'alt_name': 'cpu_type', 'skip_datapoints_expression':
+                 "datapoint.groupby.get('flavor') == 'a'"}},
+        'datapoint.price == 1')
+    module = PriceModule('m', 0, [])
+    module.step = decimal.Decimal(1)  # every price becomes 1 ...
+    scope_worker, _, storage, _, _ = make_worker(
+        behaviour=behaviour, last={'p1': MONTH}, skip_predicates=predicates,
+        modules={'m': module})
+    scope_worker.rate_scope('p1', max_periods=1)
+    # cpu_type: its own expression drops flavor a only; ram_type: the
+    # default expression sees the rated price (1) and drops both.
+    assert [(p[2], p[3].qty) for p in storage.points] == [('cpu_type', 1)]
+
+
+def test_a_failing_skip_expression_keeps_the_point(caplog):
+    predicates = skip.compile_metric_predicates(
+        {}, "datapoint.groupby['missing'] == 1")
+    scope_worker, _, storage, _, _ = make_worker(
+        behaviour={'cpu': constant(point(1), point(2))}, last={'p1': MONTH},
+        skip_predicates=predicates)
+    with caplog.at_level(logging.WARNING):
+        scope_worker.rate_scope('p1', max_periods=1)
+    assert len(storage.points) == 2
+    assert 'failed on 2 points' in caplog.text
+
+
+def test_scope_abandoned_message_names_scope_metric_and_period():
+    exc = worker.ScopeAbandoned('p1', 'boom', metric='cpu',
+                                period_start=MONTH)
+    assert str(exc) == 'scope p1 period 2024-03-01T00:00:00+00:00 ' \
+        'metric cpu: boom'
+
+
+@pytest.mark.parametrize('metrics', [[]])
+def test_no_metrics_stores_empty_periods(metrics):
+    journal = Journal()
+    storage = FakeStorage(journal)
+    state = FakeScopeState(journal, {'p1': MONTH})
+    scope_worker = worker.ScopeWorker(
+        FakeCollector({}), storage, state, metrics, worker.Settings(),
+        clock=lambda: NOW)
+    assert len(scope_worker.rate_scope('p1', max_periods=1).rated) == 1
