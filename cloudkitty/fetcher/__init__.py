@@ -1,0 +1,63 @@
+"""Fetchers: what lists the scopes to rate.
+
+A fetcher answers one question, :meth:`BaseFetcher.get_tenants`: the ids of
+the scopes (projects, domains, whatever ``[collect] scope_key`` names) that
+the processor rates. Fetchers are stevedore plugins of the namespace
+``cloudkitty.fetchers``, chosen by ``[fetcher] backend``.
+"""
+
+import abc
+import inspect
+
+from oslo_config import cfg
+from stevedore import driver
+
+FETCHERS_NAMESPACE = 'cloudkitty.fetchers'
+
+
+class FetchError(Exception):
+    """The fetcher could not list the scopes (source unreachable...)."""
+
+
+class BaseFetcher(metaclass=abc.ABCMeta):
+    """Base of every fetcher.
+
+    :param conf: the service's ``oslo_config.cfg.ConfigOpts`` (default
+        ``cfg.CONF``, which third-party fetchers written from the published
+        guide read)
+    """
+
+    name = 'cloudkitty_base_fetcher'
+
+    def __init__(self, conf=None):
+        self.conf = conf if conf is not None else cfg.CONF
+
+    @abc.abstractmethod
+    def get_tenants(self):
+        """Return the list of scope ids to rate (``[str]``).
+
+        :raises FetchError: the scopes could not be listed
+        """
+
+
+def _accepts_conf(cls):
+    try:
+        parameters = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.name == 'conf' or p.kind == p.VAR_KEYWORD
+               for p in parameters)
+
+
+def get_fetcher(conf):
+    """Build the fetcher named by ``[fetcher] backend``.
+
+    Fetchers are given ``conf=conf``; a third-party fetcher whose constructor
+    takes no ``conf`` (written for ``cfg.CONF``) is built without arguments.
+    """
+    fetcher_class = driver.DriverManager(FETCHERS_NAMESPACE,
+                                         conf.fetcher.backend,
+                                         invoke_on_load=False).driver
+    if _accepts_conf(fetcher_class):
+        return fetcher_class(conf=conf)
+    return fetcher_class()
