@@ -6,6 +6,8 @@ import multiprocessing
 from oslo_config import cfg
 from oslo_db import options as db_options
 
+from cloudkitty.conf import api as api_opts
+
 _DEFAULT_OPTS = [
     cfg.StrOpt('auth_strategy', default='keystone',
                choices=[('keystone', 'tokens are validated by '
@@ -110,6 +112,7 @@ def list_opts():
     """Return ``[(group, [opts])]`` for registration and oslo-config-generator."""
     return [
         ('DEFAULT', _DEFAULT_OPTS),
+        ('api', api_opts.OPTS),
         ('collect', COLLECT_OPTS),
         ('collector_file', COLLECTOR_FILE_OPTS),
         ('database', _database_opts()),

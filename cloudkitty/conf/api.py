@@ -1,0 +1,26 @@
+"""``[api]``: where and how the REST API is served."""
+
+from oslo_config import cfg
+
+OPTS = [
+    cfg.HostAddressOpt('host', default='0.0.0.0',
+                       help='Address cloudkitty-api listens on.'),
+    cfg.PortOpt('port', default=8889,
+                help='Port cloudkitty-api listens on.'),
+    cfg.BoolOpt('pecan_debug', default=False,
+                help='Serve Pecan\'s interactive debugger on errors. Never '
+                     'enable it in production.'),
+    cfg.StrOpt('paste_config', default='api_paste.ini',
+               help='Paste deploy configuration of the WSGI pipeline; a '
+                    'relative path is looked up next to the configuration '
+                    'files.'),
+]
+
+
+def register_opts(conf):
+    """Register ``[api]`` on ``conf``."""
+    conf.register_opts(OPTS, group='api')
+
+
+def list_opts():
+    return [('api', OPTS)]
