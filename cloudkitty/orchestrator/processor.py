@@ -1,0 +1,319 @@
+"""The processor: worker processes that rate every scope, period by period.
+
+``cloudkitty-processor`` validates its configuration, then runs
+``[orchestrator] max_workers`` :class:`ProcessorService` processes under a
+cotyledon ``ServiceManager``. Each one loops over passes (:class:`Processor`):
+list the scopes, and for each one whose lock it gets, rate every due period.
+A pass that rated nothing is followed by ``process_interval`` seconds of
+sleep. Failures (collector, database, coordination backend) are logged and
+retried on a later pass; they never end a worker.
+
+:func:`run_until_caught_up` runs the same passes in the calling process
+until no scope has a due period, for one-shot commands.
+"""
+
+import dataclasses
+import logging
+import random
+import threading
+
+import cotyledon
+
+from cloudkitty import collector as ck_collector
+from cloudkitty import db
+from cloudkitty import fetcher as ck_fetcher
+from cloudkitty.orchestrator import lock as ck_lock
+from cloudkitty.orchestrator import skip as ck_skip
+from cloudkitty.orchestrator import worker as ck_worker
+from cloudkitty import rating
+from cloudkitty import storage as ck_storage
+from cloudkitty import storage_state
+
+LOG = logging.getLogger(__name__)
+
+
+class ConfigurationError(Exception):
+    """The processor cannot start; the message is one line for the user."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What start-up validation produced: the metrics and skip predicates.
+
+    ``metrics`` is the collector's validated ``{key: definition}``;
+    ``skip_predicates`` is ``(default, {type: predicate})``.
+    """
+
+    metrics: dict
+    skip_predicates: tuple
+
+
+def validate(conf):
+    """Validate metrics.yml with the configured collector, and the skip
+    expressions; return a :class:`Plan`.
+
+    Raises :class:`ConfigurationError` whose message names the file, the
+    metric and the key at fault.
+    """
+    try:
+        collector_class = ck_collector.get_collector_class(conf)
+    except Exception as exc:  # stevedore: unknown or broken entry point
+        raise ConfigurationError(
+            f'[collect] collector {conf.collect.collector!r} cannot be '
+            f'loaded: {exc.__class__.__name__}: {exc}') from None
+    try:
+        metrics = ck_collector.load_metrics_conf(
+            conf.collect.metrics_conf, collector_class,
+            conf.collect.scope_key)
+        predicates = ck_skip.compile_metric_predicates(
+            metrics, conf.orchestrator.skip_datapoints_expression)
+    except (ck_collector.InvalidConfiguration,
+            ck_skip.InvalidSkipExpression) as exc:
+        raise ConfigurationError(_one_line(exc)) from None
+    return Plan(metrics, predicates)
+
+
+def _one_line(exc):
+    return ' '.join(str(exc).split())
+
+
+@dataclasses.dataclass
+class PassSummary:
+    """What one pass over the scopes did.
+
+    ``rated``: ``{scope: number of periods stored}`` (scopes with none are
+    absent); ``failed``: ``{scope: error}``; ``locked``: scopes another
+    worker held; ``inactive``: scopes marked inactive; ``unavailable``: why
+    the pass could not run at all (coordination backend or fetcher down).
+    """
+
+    scopes: list = dataclasses.field(default_factory=list)
+    rated: dict = dataclasses.field(default_factory=dict)
+    failed: dict = dataclasses.field(default_factory=dict)
+    locked: list = dataclasses.field(default_factory=list)
+    inactive: list = dataclasses.field(default_factory=list)
+    unavailable: str = None
+
+    @property
+    def periods(self):
+        return sum(self.rated.values())
+
+
+class Processor:
+    """Passes over the scopes: lock, rate what is due, release.
+
+    :param scope_worker: a :class:`~cloudkitty.orchestrator.worker.ScopeWorker`
+    :param fetcher: has ``get_tenants() -> [scope_id]``
+    :param locks: a :class:`~cloudkitty.orchestrator.lock.ScopeLocks`
+        (or anything with ``start()`` and ``hold(scope_id)``)
+    :param stop_event: once set, the current period is finished or
+        abandoned and the pass ends.
+    """
+
+    def __init__(self, scope_worker, fetcher, locks, stop_event=None,
+                 shuffle=True):
+        self._worker = scope_worker
+        self._fetcher = fetcher
+        self._locks = locks
+        self._stop = stop_event or threading.Event()
+        self._shuffle = shuffle
+
+    def run_pass(self, scope_ids=None):
+        """One pass over ``scope_ids`` (default: the fetcher's scopes)."""
+        summary = PassSummary()
+        if not self._locks.start():
+            summary.unavailable = 'coordination backend unreachable'
+            return summary
+        if scope_ids is None:
+            try:
+                scope_ids = list(self._fetcher.get_tenants())
+            except Exception as exc:  # any fetcher failure: retry later
+                LOG.warning('Could not list the scopes, will retry: %s: %s',
+                            exc.__class__.__name__, exc)
+                summary.unavailable = f'fetcher failed: {exc}'
+                return summary
+        scope_ids = list(scope_ids)
+        if self._shuffle:
+            # Workers walking the scopes in different orders meet less often
+            # on the same lock.
+            random.shuffle(scope_ids)
+        summary.scopes = scope_ids
+        for scope_id in scope_ids:
+            if self._stop.is_set():
+                break
+            with self._locks.hold(scope_id) as held:
+                if not held:
+                    summary.locked.append(scope_id)
+                    continue
+                result = self._worker.rate_scope(scope_id)
+            if result.rated:
+                summary.rated[scope_id] = len(result.rated)
+            if result.error is not None:
+                summary.failed[scope_id] = result.error
+            if result.inactive:
+                summary.inactive.append(scope_id)
+        return summary
+
+    def run_forever(self, interval):
+        """Pass after pass until the stop event is set; never raises.
+
+        Sleeps ``interval`` seconds after a pass that rated nothing.
+        """
+        while not self._stop.is_set():
+            try:
+                summary = self.run_pass()
+            except Exception:  # a bug must not end the worker: log, go on
+                LOG.exception('Processor pass failed')
+                summary = PassSummary()
+            if not summary.periods:
+                self._stop.wait(interval)
+
+
+@dataclasses.dataclass
+class Collaborators:
+    """Everything a processor process builds from its configuration."""
+
+    scope_worker: ck_worker.ScopeWorker
+    fetcher: object
+    storage: object
+    engine: object
+
+
+def build(conf, plan, stop_event=None):
+    """Build the scope worker and fetcher for ``conf`` (in this process:
+    engines and connections must not cross a fork)."""
+    engine = db.create_engine(conf.database.connection)
+    scope_state = storage_state.ScopeStateManager(
+        engine, conf.collect.scope_key, conf.fetcher.backend,
+        conf.collect.collector)
+    module_state = storage_state.ModuleStateManager(engine)
+    modules = rating.load_modules(conf, module_state)
+    collector = ck_collector.get_collector(conf, plan.metrics)
+    storage = ck_storage.get_storage(conf)
+    scope_worker = ck_worker.ScopeWorker(
+        collector, storage, scope_state, list(collector.conf),
+        ck_worker.Settings.from_conf(conf), modules=modules,
+        module_state=module_state, skip_predicates=plan.skip_predicates,
+        stop_event=stop_event)
+    return Collaborators(scope_worker, ck_fetcher.get_fetcher(conf), storage,
+                         engine)
+
+
+def make_locks(conf, worker_id=None, stop_event=None):
+    """The per-scope locks of ``[orchestrator] coordination_url``."""
+    return ck_lock.ScopeLocks(conf.orchestrator.coordination_url,
+                              ck_lock.member_id(conf.host, worker_id),
+                              stop_event=stop_event)
+
+
+def run_until_caught_up(conf, scope_ids=None, use_locks=True,
+                        stop_event=None):
+    """Rate every scope until none has a due period; single process.
+
+    :param conf: the service's ``ConfigOpts``, prepared
+        (:func:`cloudkitty.service.prepare_service`); the database must be
+        migrated and the storage initialised.
+    :param scope_ids: the scopes to rate (default: the fetcher's).
+    :param use_locks: take each scope's tooz lock as the processor does
+        (so it can run beside one); ``False`` for a machine without one.
+    :param stop_event: a ``threading.Event`` to end early.
+    :returns: a dict ``{"scopes": [ids], "periods": N,
+        "rated": {scope: periods stored}, "failed": {scope: error},
+        "locked": [scopes another worker held], "inactive": [scopes]}``.
+        A scope that fails is not retried within the call.
+    :raises ConfigurationError: invalid metrics.yml or skip expression.
+    """
+    plan = validate(conf)
+    stop_event = stop_event or threading.Event()
+    parts = build(conf, plan, stop_event)
+    locks = (make_locks(conf, stop_event=stop_event) if use_locks
+             else ck_lock.NoLocks())
+    processor = Processor(parts.scope_worker, parts.fetcher, locks,
+                          stop_event, shuffle=False)
+    total = {'scopes': [], 'periods': 0, 'rated': {}, 'failed': {},
+             'locked': [], 'inactive': []}
+    try:
+        if scope_ids is None:
+            scope_ids = list(parts.fetcher.get_tenants())
+        total['scopes'] = list(scope_ids)
+        pending = list(scope_ids)
+        # Repeat while a pass rates something: time moves on while rating,
+        # and a period may become due for a scope already looked at.
+        while pending and not stop_event.is_set():
+            summary = processor.run_pass(pending)
+            if summary.unavailable:
+                for scope_id in pending:
+                    total['failed'][scope_id] = summary.unavailable
+                break
+            for scope_id, count in summary.rated.items():
+                total['rated'][scope_id] = (
+                    total['rated'].get(scope_id, 0) + count)
+            total['failed'].update(summary.failed)
+            total['locked'].extend(summary.locked)
+            total['inactive'].extend(summary.inactive)
+            if not summary.periods:
+                break
+            done = set(summary.failed) | set(summary.locked) | set(
+                summary.inactive)
+            pending = [s for s in pending if s not in done]
+    finally:
+        locks.stop()
+        parts.engine.dispose()
+    total['periods'] = sum(total['rated'].values())
+    return total
+
+
+class ProcessorService(cotyledon.Service):
+    """One processor worker process."""
+
+    name = 'cloudkitty-processor'
+
+    def __init__(self, worker_id, conf, plan):
+        super().__init__(worker_id)
+        self._conf = conf
+        self._plan = plan
+        self._stop = threading.Event()
+        self._finished = threading.Event()
+
+    def run(self):
+        locks = None
+        try:
+            interval = self._conf.orchestrator.process_interval
+            parts = self._build(interval)
+            if parts is None:
+                return
+            locks = make_locks(self._conf, self.worker_id, self._stop)
+            LOG.info('Processor worker %s started', self.worker_id)
+            Processor(parts.scope_worker, parts.fetcher, locks,
+                      self._stop).run_forever(interval)
+        finally:
+            if locks is not None:
+                locks.stop()
+            self._finished.set()
+
+    def _build(self, interval):
+        while not self._stop.is_set():
+            try:
+                return build(self._conf, self._plan, self._stop)
+            except Exception as exc:  # e.g. storage unreachable: retry later
+                LOG.warning('Processor worker %s cannot start yet, will '
+                            'retry: %s: %s', self.worker_id,
+                            exc.__class__.__name__, exc)
+                self._stop.wait(max(interval, 1.0))
+        return None
+
+    def terminate(self):
+        # Let the current period finish or be abandoned before storing,
+        # and the lock be released; cotyledon's graceful shutdown timeout
+        # bounds the wait.
+        self._stop.set()
+        self._finished.wait()
+
+
+def serve(conf, plan):
+    """Run the processor worker processes until SIGTERM; the master exits 0."""
+    manager = cotyledon.ServiceManager()
+    manager.add(ProcessorService,
+                workers=max(1, conf.orchestrator.max_workers),
+                args=(conf, plan))
+    manager.run()

@@ -1,0 +1,151 @@
+"""Passes over the scopes, with a fake worker, fetcher and locks."""
+
+import contextlib
+import threading
+
+from cloudkitty.orchestrator import processor
+from cloudkitty.orchestrator import worker
+
+
+class FakeWorker:
+    def __init__(self, outcomes=None, on_rate=None):
+        self.outcomes = outcomes or {}
+        self.calls = []
+        self.on_rate = on_rate
+
+    def rate_scope(self, scope_id):
+        self.calls.append(scope_id)
+        if self.on_rate:
+            self.on_rate(scope_id)
+        rated, error, inactive = self.outcomes.get(scope_id, (1, None, False))
+        return worker.ScopeResult(scope_id, rated=list(range(rated)),
+                                  error=error, inactive=inactive)
+
+
+class FakeFetcher:
+    def __init__(self, scopes, error=None):
+        self.scopes = scopes
+        self.error = error
+
+    def get_tenants(self):
+        if self.error:
+            raise self.error
+        return list(self.scopes)
+
+
+class FakeLocks:
+    def __init__(self, taken=(), up=True):
+        self.taken = set(taken)
+        self.up = up
+        self.held = []
+        self.released = []
+
+    def start(self):
+        return self.up
+
+    @contextlib.contextmanager
+    def hold(self, scope_id):
+        if scope_id in self.taken:
+            yield False
+            return
+        self.held.append(scope_id)
+        try:
+            yield True
+        finally:
+            self.released.append(scope_id)
+
+
+def make(scopes=('a', 'b', 'c'), outcomes=None, taken=(), up=True,
+         fetch_error=None, stop=None, on_rate=None):
+    fake_worker = FakeWorker(outcomes, on_rate)
+    locks = FakeLocks(taken, up)
+    proc = processor.Processor(fake_worker, FakeFetcher(scopes, fetch_error),
+                               locks, stop, shuffle=False)
+    return proc, fake_worker, locks
+
+
+def test_a_pass_rates_every_scope_it_can_lock():
+    proc, fake_worker, locks = make(taken=['b'])
+    summary = proc.run_pass()
+    assert fake_worker.calls == ['a', 'c']
+    assert summary.locked == ['b']
+    assert summary.rated == {'a': 1, 'c': 1} and summary.periods == 2
+    assert locks.released == ['a', 'c']
+
+
+def test_a_failing_scope_does_not_stop_the_others():
+    proc, fake_worker, locks = make(
+        outcomes={'a': (0, 'scope a metric cpu: boom', False),
+                  'b': (2, None, False), 'c': (0, None, True)})
+    summary = proc.run_pass()
+    assert fake_worker.calls == ['a', 'b', 'c']
+    assert summary.failed == {'a': 'scope a metric cpu: boom'}
+    assert summary.rated == {'b': 2}
+    assert summary.inactive == ['c']
+    assert locks.released == ['a', 'b', 'c']
+
+
+def test_coordination_down_skips_the_pass():
+    proc, fake_worker, _ = make(up=False)
+    summary = proc.run_pass()
+    assert summary.unavailable == 'coordination backend unreachable'
+    assert fake_worker.calls == []
+
+
+def test_fetcher_failure_skips_the_pass(caplog):
+    proc, fake_worker, _ = make(fetch_error=ConnectionError('keystone down'))
+    summary = proc.run_pass()
+    assert 'keystone down' in summary.unavailable
+    assert 'Could not list the scopes' in caplog.text
+    assert fake_worker.calls == []
+
+
+def test_scopes_can_be_given():
+    proc, fake_worker, _ = make()
+    proc.run_pass(['z'])
+    assert fake_worker.calls == ['z']
+
+
+def test_shuffled_passes_visit_every_scope_once():
+    fake_worker = FakeWorker()
+    proc = processor.Processor(fake_worker, FakeFetcher(list('abcdef')),
+                               FakeLocks())
+    proc.run_pass()
+    assert sorted(fake_worker.calls) == list('abcdef')
+
+
+def test_stop_ends_the_pass_after_the_current_scope():
+    stop = threading.Event()
+    proc, fake_worker, locks = make(stop=stop,
+                                    on_rate=lambda scope: stop.set())
+    proc.run_pass()
+    assert fake_worker.calls == ['a'] and locks.released == ['a']
+
+
+def test_run_forever_sleeps_only_after_an_idle_pass_and_survives_bugs():
+    stop = threading.Event()
+    passes = []
+
+    class Scripted(processor.Processor):
+        def run_pass(self, scope_ids=None):
+            passes.append(len(passes))
+            if len(passes) == 1:
+                return processor.PassSummary(rated={'a': 1})
+            if len(passes) == 2:
+                raise RuntimeError('bug')
+            stop.set()
+            return processor.PassSummary()
+
+    waits = []
+
+    class RecordingEvent(threading.Event):
+        def wait(self, timeout=None):
+            waits.append(timeout)
+            return super().wait(0)
+
+    stop = RecordingEvent()
+    Scripted(None, None, None, stop).run_forever(7.5)
+    assert passes == [0, 1, 2]
+    # No sleep after the pass that rated; one after the failing pass and
+    # one after the idle pass.
+    assert waits == [7.5, 7.5]
