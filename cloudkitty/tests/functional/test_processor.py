@@ -1,0 +1,374 @@
+"""The real ``cloudkitty-processor`` on SQLite with the file collector.
+
+Each test builds a scenario in a temporary directory: usage files, a
+metrics.yml, a configuration file and a migrated SQLite database whose
+scopes start a day or so in the past. The expected rated data is computed
+from the generated usage, independently of the collector and the storage.
+"""
+
+import collections
+import datetime
+import decimal
+import fractions
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+UTC = datetime.timezone.utc
+HOUR = datetime.timedelta(hours=1)
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))))
+
+METRICS_YML = """\
+metrics:
+  cpu:
+    unit: instance
+    groupby: [id]
+    metadata: [flavor]
+    skip_datapoints_expression: "datapoint.metadata.get('flavor') == 'test'"
+  volume.size:
+    - unit: GiB
+      alt_name: volume
+      groupby: [id]
+      metadata: [volume_type]
+      factor: 1/1024
+    - unit: volume
+      alt_name: volume_count
+      groupby: [id]
+      mutate: NUMBOOL
+  net.bytes:
+    unit: MB
+    alt_name: traffic
+    groupby: [id]
+    factor: 1/1000000
+    offset: 0
+"""
+
+CONF_TEMPLATE = """\
+[DEFAULT]
+log_file = {log_file}
+debug = {debug}
+
+[collect]
+collector = file
+period = 3600
+wait_periods = 2
+metrics_conf = {metrics}
+scope_key = project_id
+
+[collector_file]
+usage_path = {usage}
+
+[fetcher]
+backend = source
+
+[fetcher_source]
+sources = {scopes}
+
+[orchestrator]
+coordination_url = {coordination_url}
+max_workers = {max_workers}
+max_threads = 4
+collector_request_timeout = 30
+process_interval = 0.2
+
+[database]
+connection = sqlite:///{database}
+
+[storage]
+backend = sqlalchemy
+"""
+
+
+def floor_hour(moment):
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+class Scenario:
+    """Usage, configuration and database of one processor test.
+
+    ``scopes`` scopes each start with ``last_processed_timestamp`` at
+    ``base``; usage covers the ``hours`` periods after it. Every one of
+    those periods is due when the scenario is built (the last one starts
+    six hours before the current hour).
+    """
+
+    def __init__(self, tmp_path, scopes=3, hours=24, seed=0, max_workers=1,
+                 coordination_url=None, metrics_yml=METRICS_YML, name='ck'):
+        self.tmp = tmp_path
+        self.rng = random.Random(seed)
+        tag = uuid.uuid4().hex[:8]
+        self.scopes = [f'scope{i}-{tag}' for i in range(scopes)]
+        self.hours = hours
+        self.base = floor_hour(datetime.datetime.now(UTC)) - (hours + 6) * HOUR
+        self.last_data_period = self.base + hours * HOUR
+        self.database = tmp_path / f'{name}.sqlite'
+        self.usage = tmp_path / 'usage'
+        self.usage.mkdir(exist_ok=True)
+        self.metrics = tmp_path / 'metrics.yml'
+        self.metrics.write_text(metrics_yml)
+        self.coordination_url = coordination_url or f'file://{tmp_path}/locks'
+        self.records = self._write_usage()
+        self.config = self.write_config(name, max_workers)
+        self._setup_database()
+
+    def write_config(self, name, max_workers=1, debug=False):
+        path = self.tmp / f'{name}.conf'
+        path.write_text(CONF_TEMPLATE.format(
+            log_file=self.tmp / f'{name}.log', debug=debug,
+            metrics=self.metrics, usage=self.usage,
+            scopes=','.join(self.scopes),
+            coordination_url=self.coordination_url, max_workers=max_workers,
+            database=self.database))
+        return path
+
+    def _write_usage(self):
+        records = []
+        rng = self.rng
+        for scope in self.scopes:
+            for hour in range(1, self.hours + 1):
+                start = self.base + hour * HOUR
+                for vm in range(rng.randint(0, 3)):
+                    flavor = 'test' if vm == 2 else f'm1.{vm}'
+                    for minute in (5, 35):
+                        records.append({
+                            'metric': 'cpu', 'scope': scope,
+                            'time': (start + minute * HOUR / 60).isoformat(),
+                            'qty': 1, 'labels': {'id': f'vm-{vm}',
+                                                 'flavor': flavor}})
+                for vol in range(rng.randint(0, 2)):
+                    size = rng.choice([0, 1, 512, 10240, 1536, 7])
+                    records.append({
+                        'metric': 'volume.size', 'scope': scope,
+                        'begin': start.isoformat(),
+                        'end': (start + HOUR).isoformat(),
+                        'qty': size, 'labels': {
+                            'id': f'vol-{vol}', 'volume_type': 'ssd'}})
+                if rng.random() < 0.7:
+                    for _ in range(rng.randint(1, 3)):
+                        records.append({
+                            'metric': 'net.bytes', 'scope': scope,
+                            'time': (start + rng.randint(0, 3599) *
+                                     datetime.timedelta(seconds=1)
+                                     ).isoformat(),
+                            'qty': str(decimal.Decimal(rng.randint(1, 10**9))
+                                       / 1000),
+                            'labels': {'id': 'eth0'}})
+        with open(self.usage / 'usage.jsonl', 'w') as stream:
+            for record in records:
+                stream.write(json.dumps(record) + '\n')
+        return records
+
+    def _setup_database(self):
+        from cloudkitty import db
+        from cloudkitty.db import migration
+        from cloudkitty import storage_state
+        engine = db.create_engine(f'sqlite:///{self.database}')
+        migration.upgrade(engine)
+        states = storage_state.ScopeStateManager(engine, 'project_id',
+                                                 'source', 'file')
+        for scope in self.scopes:
+            states.create_scope(scope, last_processed_timestamp=self.base)
+        engine.dispose()
+        storage = self.storage()
+        storage.init()
+
+    def conf(self):
+        from oslo_config import cfg
+
+        from cloudkitty import service
+        return service.prepare_service(
+            ['--config-file', str(self.config)], cfg.ConfigOpts())
+
+    def storage(self):
+        from cloudkitty import storage
+        return storage.get_storage(self.conf())
+
+    # -- expected and stored data ------------------------------------------
+
+    def expected(self):
+        """``{(scope, type, period start, id): qty}``, from the records."""
+        sums = collections.defaultdict(fractions.Fraction)
+        flavors = {}
+        for record in self.records:
+            if 'time' in record:
+                moment = datetime.datetime.fromisoformat(record['time'])
+            else:
+                moment = datetime.datetime.fromisoformat(record['begin'])
+            period = floor_hour(moment)
+            key = (record['scope'], record['metric'], period,
+                   record['labels']['id'])
+            sums[key] += fractions.Fraction(str(record['qty']))
+            if record['metric'] == 'cpu':
+                flavors[key] = record['labels']['flavor']
+        expected = {}
+        for (scope, metric, period, id_), total in sums.items():
+            if metric == 'cpu':
+                if flavors[(scope, metric, period, id_)] == 'test':
+                    continue  # the skip expression drops it
+                expected[(scope, 'cpu', period, id_)] = total
+            elif metric == 'volume.size':
+                expected[(scope, 'volume', period, id_)] = total / 1024
+                expected[(scope, 'volume_count', period, id_)] = \
+                    fractions.Fraction(int(total != 0))
+            else:
+                expected[(scope, 'traffic', period, id_)] = total / 10**6
+        return {key: _exact_decimal(value) for key, value in expected.items()}
+
+    def stored(self):
+        """``{(scope, type, period start, id): [qty, ...]}`` as stored."""
+        storage = self.storage()
+        stored = collections.defaultdict(list)
+        result = storage.retrieve(begin=self.base,
+                                  end=self.last_data_period + 10 * HOUR,
+                                  paginate=False)
+        for frame in result['dataframes']:
+            for type_, point in frame.iterpoints():
+                stored[(point.groupby['project_id'], type_, frame.start,
+                        point.groupby['id'])].append(point.qty)
+                assert point.price == 0
+        return dict(stored)
+
+    def states(self):
+        from cloudkitty import db
+        from cloudkitty import storage_state
+        engine = db.create_engine(f'sqlite:///{self.database}')
+        try:
+            manager = storage_state.ScopeStateManager(
+                engine, 'project_id', 'source', 'file')
+            return {scope: manager.get_last_processed_timestamp(scope)
+                    for scope in self.scopes}
+        finally:
+            engine.dispose()
+
+    def caught_up(self):
+        return all(last is not None and last >= self.last_data_period
+                   for last in self.states().values())
+
+    def assert_stored_exactly_once(self, upto=None):
+        """Every expected point of a period up to ``upto`` (default: all)
+        stored exactly once with its exact quantity, nothing else."""
+        expected = self.expected()
+        if upto is not None:
+            expected = {k: v for k, v in expected.items()
+                        if k[2] <= upto[k[0]]}
+        stored = self.stored()
+        doubled = {k: v for k, v in stored.items() if len(v) != 1}
+        assert not doubled, f'stored more than once: {doubled}'
+        assert {k: v[0] for k, v in stored.items()} == expected
+        return expected
+
+    # -- the processor ---------------------------------------------------------
+
+    def start(self, config=None, **kwargs):
+        return subprocess.Popen(
+            [sys.executable, '-m', 'cloudkitty.cli.processor',
+             '--config-file', str(config or self.config)],
+            cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, start_new_session=True, **kwargs)
+
+    def wait_until(self, condition, timeout, process=None):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            if process is not None and process.poll() is not None:
+                out, err = process.communicate()
+                pytest.fail(f'processor exited {process.returncode}: '
+                            f'{err.decode()[-3000:]}')
+            time.sleep(0.1)
+        return False
+
+
+def _exact_decimal(value):
+    """The exact decimal form of a fraction whose denominator is 2^a 5^b."""
+    digits = 0
+    while (value * 10**digits).denominator != 1:
+        digits += 1
+        assert digits < 60, f'{value} has no exact decimal form'
+    return decimal.Decimal((value * 10**digits).numerator).scaleb(-digits)
+
+
+def _env():
+    env = dict(os.environ)
+    env['PYTHONPATH'] = ROOT + os.pathsep + env.get('PYTHONPATH', '')
+    return env
+
+
+def stop(process, sig=signal.SIGTERM, timeout=20):
+    """Signal the processor's process group; return (code, stderr)."""
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass
+    try:
+        _, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        _, err = process.communicate()
+        pytest.fail(f'processor did not exit within {timeout}s after {sig}')
+    return process.returncode, err.decode()
+
+
+# -- start-up validation ------------------------------------------------------
+
+def run_cli(tmp_path, metrics_yml, extra_conf='', collector='file'):
+    metrics = tmp_path / 'metrics.yml'
+    metrics.write_text(metrics_yml)
+    config = tmp_path / 'bad.conf'
+    config.write_text(CONF_TEMPLATE.format(
+        log_file=tmp_path / 'bad.log', debug=False, metrics=metrics,
+        usage=tmp_path, scopes='a', coordination_url=f'file://{tmp_path}/l',
+        max_workers=1, database=tmp_path / 'bad.sqlite').replace(
+            'collector = file', f'collector = {collector}') + extra_conf)
+    return subprocess.run(
+        [sys.executable, '-m', 'cloudkitty.cli.processor', '--config-file',
+         str(config)], cwd=ROOT, env=_env(), capture_output=True, text=True,
+        timeout=60)
+
+
+@pytest.mark.parametrize('metrics_yml, words', [
+    ('metrics:\n  cpu:\n    groupby: [id]\n', ["metric 'cpu'", "'unit'"]),
+    ('metrics:\n  cpu:\n    unit: instance\n    mutate: BOGUS\n',
+     ["metric 'cpu'", "'mutate'"]),
+    ('metrics:\n  cpu:\n    unit: instance\n'
+     '    skip_datapoints_expression: "__import__(\'os\')"\n',
+     ["metric 'cpu'", 'skip_datapoints_expression', 'not allowed']),
+    ('metrics: [1, 2\n', ['invalid YAML']),
+])
+def test_invalid_configuration_exits_with_one_clear_line(tmp_path,
+                                                         metrics_yml, words):
+    result = run_cli(tmp_path, metrics_yml)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith('cloudkitty-processor: invalid configuration')
+    for word in words:
+        assert word in lines[0]
+    assert 'Traceback' not in result.stderr + result.stdout
+
+
+def test_invalid_default_skip_expression_is_refused(tmp_path):
+    result = run_cli(
+        tmp_path, 'metrics:\n  cpu:\n    unit: instance\n',
+        extra_conf='\n[orchestrator]\nskip_datapoints_expression = '
+                   'datapoint.qty.__class__\n')
+    assert result.returncode == 1
+    line, = result.stderr.strip().splitlines()
+    assert '[orchestrator] skip_datapoints_expression' in line
+    assert 'not allowed' in line
+
+
+def test_unknown_collector_is_refused(tmp_path):
+    result = run_cli(tmp_path, 'metrics:\n  cpu:\n    unit: instance\n',
+                     collector='nosuchcollector')
+    assert result.returncode == 1
+    line, = result.stderr.strip().splitlines()
+    assert "'nosuchcollector' cannot be loaded" in line
