@@ -623,16 +623,14 @@ class BaseCollector(metaclass=abc.ABCMeta):
         keys = time_keys(start)
         description = metric.get('description')
         output = []
+        # _make skips DataPoint's conversions, already done on each field.
+        make = dataframe.DataPoint._make
+        proxy = types.MappingProxyType
         for point in points:
-            groupby = dict(point.groupby)
-            groupby.update(keys)
-            # _replace skips DataPoint's conversions: every field given here
-            # already has its final type.
-            output.append(point._replace(
-                qty=transform(point.qty),
-                groupby=types.MappingProxyType(groupby),
-                description=description if description is not None
-                else point.description))
+            output.append(make((
+                point.unit, transform(point.qty), point.price,
+                proxy({**point.groupby, **keys}), point.metadata,
+                point.description if description is None else description)))
         return alt_name, output
 
 

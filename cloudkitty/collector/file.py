@@ -40,10 +40,13 @@ fetch is two bisections. A malformed record makes every fetch fail with a
 """
 
 import bisect
+import contextlib
 import csv
 import datetime
 import decimal
-import io
+import functools
+import gc
+import itertools
 import json
 import math
 import operator
@@ -71,7 +74,6 @@ SUFFIXES = ('.jsonl', '.csv')
 _RESERVED = frozenset(['metric', 'scope', 'time', 'begin', 'end', 'qty',
                        'unit'])
 _JSONL_KEYS = _RESERVED | {'labels'}
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
 
 class UsageFileError(Exception):
@@ -207,55 +209,117 @@ def _label_value(key, value):
                      f'null, got {value!r}')
 
 
-def _parse_jsonl(path, text, parser, sink):
-    lines = text.splitlines()
-    numbered = [(n, line) for n, line in enumerate(lines, 1) if line.strip()]
-    objects = None
+_CHUNK_BYTES = 1 << 22  # about this much JSONL is decoded by one json call
+
+
+def _decode_chunk(lines):
+    """Decode JSONL lines at once: the objects in order, or None on an error.
+
+    One json call for many lines is much faster than one a line; when it
+    fails (bad JSON, a blank line...), the caller goes line by line.
+    """
     try:
-        # One json call for the whole file is much faster than one a line;
-        # when it fails, the line-by-line pass below finds the culprit.
-        objects = json.loads('[' + ','.join(l for _, l in numbered) + ']',
+        objects = json.loads('[' + ','.join(lines) + ']',
                              parse_float=decimal.Decimal)
-        if len(objects) != len(numbered):
-            objects = None
     except ValueError:
-        objects = None
-    for index, (lineno, line) in enumerate(numbered):
-        try:
-            if objects is None:
+        return None
+    return objects if len(objects) == len(lines) else None
+
+
+def _decode_lines(lines):
+    """Decode JSONL lines one by one: ``[(index, object or error)]``."""
+    decoded = []
+    for index, line in enumerate(lines):
+        if line.strip():
+            try:
+                decoded.append((index, json.loads(
+                    line, parse_float=decimal.Decimal)))
+            except ValueError as exc:
+                decoded.append((index, _BadRecord(f'invalid JSON: {exc}')))
+    return decoded
+
+
+def _jsonl_record(parser, obj):
+    if isinstance(obj, _BadRecord):
+        raise obj
+    if not isinstance(obj, dict):
+        raise _BadRecord('a record must be a JSON object')
+    if not _JSONL_KEYS.issuperset(obj):
+        unknown = sorted(set(obj) - _JSONL_KEYS)
+        raise _BadRecord(f'unknown key(s) {", ".join(unknown)} (labels go '
+                         'in "labels")')
+    if 'qty' not in obj:
+        raise _BadRecord('missing "qty"')
+    labels = obj.get('labels')
+    if labels is None:
+        labels = {}
+    elif not isinstance(labels, dict):
+        raise _BadRecord('"labels" must be an object')
+    return parser.record(obj.get('metric'), obj.get('scope'), obj.get('time'),
+                         obj.get('begin'), obj.get('end'), obj['qty'],
+                         tuple(labels.items()))
+
+
+def _parse_jsonl(path, stream, parser, buckets):
+    # The loop takes a fast path for the common record (string metric,
+    # scope and time, and time, qty and labels already met in this file:
+    # the parser's caches hold only validated values); anything else goes
+    # through _jsonl_record, which validates and fills the caches.
+    times, qtys, label_sets = parser._times, parser._qtys, parser._labels
+    sink = functools.partial(_Columns.append_to, buckets)
+    known = _JSONL_KEYS
+    no_labels = ()
+    first_line = 1
+    while True:
+        lines = stream.readlines(_CHUNK_BYTES)
+        if not lines:
+            return
+        objects = _decode_chunk(lines)
+        numbered = enumerate(objects) if objects is not None \
+            else _decode_lines(lines)
+        for index, obj in numbered:
+            try:
+                if obj.__class__ is dict and 'begin' not in obj:
+                    metric, scope = obj.get('metric'), obj.get('scope')
+                    qty, labels = obj.get('qty'), obj.get('labels')
+                    time_ = obj.get('time')
+                    if (metric.__class__ is str and metric
+                            and scope.__class__ is str and scope
+                            and time_.__class__ is str
+                            and qty.__class__ is not bool
+                            and known.issuperset(obj)):
+                        ts, qty = times.get(time_), qtys.get(qty)
+                        if labels.__class__ is dict:
+                            labels = label_sets.get(tuple(labels.items()))
+                        elif labels is None:
+                            labels = label_sets.get(no_labels)
+                        else:
+                            labels = None
+                        if ts is not None and qty is not None and \
+                                labels is not None:
+                            columns = buckets.get((metric, scope))
+                            if columns is None:
+                                columns = _Columns.add_to(buckets, metric,
+                                                          scope)
+                            columns.times.append(ts)
+                            columns.qtys.append(qty)
+                            columns.labels.append(labels)
+                            continue
+                sink(*_jsonl_record(parser, obj))
+            except TypeError:  # unhashable qty or label: validate it
                 try:
-                    obj = json.loads(line, parse_float=decimal.Decimal)
-                except ValueError as exc:
-                    raise _BadRecord(f'invalid JSON: {exc}') from None
-            else:
-                obj = objects[index]
-            if not isinstance(obj, dict):
-                raise _BadRecord('a record must be a JSON object')
-            if not _JSONL_KEYS.issuperset(obj):
-                unknown = sorted(set(obj) - _JSONL_KEYS)
-                raise _BadRecord(f'unknown key(s) {", ".join(unknown)} '
-                                 '(labels go in "labels")')
-            if 'qty' not in obj:
-                raise _BadRecord('missing "qty"')
-            labels = obj.get('labels')
-            if labels is None:
-                labels = {}
-            elif not isinstance(labels, dict):
-                raise _BadRecord('"labels" must be an object')
-            sink(parser.record(obj.get('metric'), obj.get('scope'),
-                               obj.get('time'), obj.get('begin'),
-                               obj.get('end'), obj['qty'],
-                               tuple(labels.items())))
-        except _BadRecord as exc:
-            raise UsageFileError(f'{path}:{lineno}: {exc}') from None
+                    sink(*_jsonl_record(parser, obj))
+                except _BadRecord as exc:
+                    raise UsageFileError(
+                        f'{path}:{first_line + index}: {exc}') from None
+            except _BadRecord as exc:
+                raise UsageFileError(
+                    f'{path}:{first_line + index}: {exc}') from None
+        first_line += len(lines)
 
 
-def _parse_csv(path, text, parser, sink):
-    reader = csv.reader(io.StringIO(text))
-    try:
-        header = [name.strip() for name in next(reader)]
-    except StopIteration:
-        return
+def _csv_columns(path, header):
+    header = [name.strip() for name in header]
     missing = [n for n in ('metric', 'scope', 'qty') if n not in header]
     if 'time' not in header and 'begin' not in header:
         missing.append('time or begin')
@@ -264,98 +328,144 @@ def _parse_csv(path, text, parser, sink):
                              f'{", ".join(missing)}')
     if len(set(header)) != len(header):
         raise UsageFileError(f'{path}:1: duplicate column names')
+    return header
+
+
+def _parse_csv(path, stream, parser, buckets):
+    reader = csv.reader(stream)
+    try:
+        header = _csv_columns(path, next(reader))
+    except StopIteration:
+        return
     column = {name: i for i, name in enumerate(header)}
     label_cols = [i for i, name in enumerate(header) if name not in _RESERVED]
     label_names = [header[i] for i in label_cols]
-
-    def field(name):
-        index = column.get(name)
-        return (lambda row: None) if index is None \
-            else operator.itemgetter(index)
-
-    get_metric, get_scope, get_qty = field('metric'), field('scope'), \
-        field('qty')
-    get_time, get_begin, get_end = field('time'), field('begin'), field('end')
+    none = lambda row: None  # noqa: E731
+    getters = [operator.itemgetter(column[name]) if name in column else none
+               for name in ('metric', 'scope', 'time', 'begin', 'end', 'qty')]
+    get_metric, get_scope, get_time, get_begin, get_end, get_qty = getters
     width = len(header)
+    sink = functools.partial(_Columns.append_to, buckets)
     for row in reader:
-        lineno = reader.line_num
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
         try:
             if len(row) != width:
                 raise _BadRecord(f'{len(row)} fields, the header has {width}')
-            sink(parser.record(
+            sink(*parser.record(
                 get_metric(row), get_scope(row), get_time(row),
                 get_begin(row), get_end(row), get_qty(row),
                 tuple(zip(label_names, [row[i] for i in label_cols]))))
         except _BadRecord as exc:
-            raise UsageFileError(f'{path}:{lineno}: {exc}') from None
+            raise UsageFileError(f'{path}:{reader.line_num}: {exc}') from None
+
+
+class _Columns:
+    """Records of one (metric, scope) as three parallel lists.
+
+    Parallel lists of shared floats, Decimals and interned label mappings
+    keep the number of objects the garbage collector tracks tiny, whatever
+    the number of records.
+    """
+
+    __slots__ = ('times', 'qtys', 'labels')
+
+    def __init__(self):
+        self.times, self.qtys, self.labels = [], [], []
+
+    @classmethod
+    def add_to(cls, buckets, metric, scope):
+        columns = buckets[(metric, scope)] = cls()
+        return columns
+
+    @classmethod
+    def append_to(cls, buckets, metric, scope, ts, qty, labels):
+        columns = buckets.get((metric, scope))
+        if columns is None:
+            columns = cls.add_to(buckets, metric, scope)
+        columns.times.append(ts)
+        columns.qtys.append(qty)
+        columns.labels.append(labels)
+
+    def extend(self, other):
+        self.times.extend(other.times)
+        self.qtys.extend(other.qtys)
+        self.labels.extend(other.labels)
+
+    def sort(self):
+        """Sort by time; records of equal time keep their order."""
+        times = self.times
+        if all(map(operator.le, times, itertools.islice(times, 1, None))):
+            return
+        order = sorted(range(len(times)), key=times.__getitem__)
+        self.times = [times[i] for i in order]
+        self.qtys = [self.qtys[i] for i in order]
+        self.labels = [self.labels[i] for i in order]
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    # Parsing allocates millions of objects that all survive; letting the
+    # collector scan them again and again would double the indexing time.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def parse_file(path, parser=None):
     """Parse one usage file.
 
-    :returns: ``{(metric, scope): [(ts, qty, labels)]}`` in file order, ``ts``
-        being Unix seconds and ``labels`` a read-only mapping
+    :returns: ``{(metric, scope): columns}`` in file order; ``columns`` has
+        parallel lists ``times`` (Unix seconds), ``qtys`` (Decimal) and
+        ``labels`` (read-only mappings)
     :raises UsageFileError: naming the file and the line
     """
     parser = parser or _Parser()
     buckets = {}
-
-    def sink(record):
-        metric, scope, ts, qty, labels = record
-        key = (metric, scope)
-        bucket = buckets.get(key)
-        if bucket is None:
-            bucket = buckets[key] = []
-        bucket.append((ts, qty, labels))
-
+    parse = _parse_csv if path.lower().endswith('.csv') else _parse_jsonl
     try:
-        with open(path, encoding='utf-8-sig', newline='') as stream:
-            text = stream.read()
-    except (OSError, UnicodeDecodeError) as exc:
+        with open(path, encoding='utf-8-sig', newline='') as stream, \
+                _gc_paused():
+            parse(path, stream, parser, buckets)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise UsageFileError(f'{path}: cannot read: {exc}') from None
-    if path.lower().endswith('.csv'):
-        _parse_csv(path, text, parser, sink)
-    else:
-        _parse_jsonl(path, text, parser, sink)
     return buckets
 
 
 # --- the index -----------------------------------------------------------------------
-
-class _Bucket:
-    __slots__ = ('times', 'records')
-
-    def __init__(self, records):
-        records.sort(key=operator.itemgetter(0))  # stable: file order on ties
-        self.records = records
-        self.times = [r[0] for r in records]
-
 
 class UsageIndex:
     """The records of a set of files, by (metric, scope), sorted by time."""
 
     def __init__(self, parsed_files):
         merged = {}
-        for parsed in parsed_files:
-            for key, records in parsed.items():
-                merged.setdefault(key, []).extend(records)
-        self.buckets = {key: _Bucket(records)
-                        for key, records in merged.items()}
+        with _gc_paused():
+            for parsed in parsed_files:
+                for key, columns in parsed.items():
+                    if key not in merged:
+                        merged[key] = _Columns()
+                    merged[key].extend(columns)
+            for columns in merged.values():
+                columns.sort()
+        self.buckets = merged
         scopes = {}
-        for metric, scope in self.buckets:
+        for metric, scope in merged:
             scopes.setdefault(metric, []).append(scope)
+        #: metric -> sorted scope ids that have records of it
         self.scopes = {metric: sorted(s) for metric, s in scopes.items()}
 
     def records(self, metric, scope, start_ts, end_ts):
-        """Records of ``metric`` and ``scope`` with start <= ts < end."""
-        bucket = self.buckets.get((metric, scope))
-        if bucket is None:
-            return ()
-        low = bisect.bisect_left(bucket.times, start_ts)
-        high = bisect.bisect_left(bucket.times, end_ts, low)
-        return bucket.records[low:high]
+        """``(qtys, labels)`` of ``metric`` and ``scope``, start <= ts < end."""
+        columns = self.buckets.get((metric, scope))
+        if columns is None:
+            return (), ()
+        low = bisect.bisect_left(columns.times, start_ts)
+        high = bisect.bisect_left(columns.times, end_ts, low)
+        return columns.qtys[low:high], columns.labels[low:high]
 
 
 # One cache per process, shared by every FileCollector (the processor may
@@ -404,6 +514,8 @@ def _parsed(path, signature):
 def load_index(usage_path):
     """Return the :class:`UsageIndex` of ``usage_path``, from cache if fresh.
 
+    Only the files whose modification time or size changed are read again.
+
     :raises UsageFileError: missing path, unreadable file or bad record
     """
     with _LOCK:
@@ -411,20 +523,16 @@ def load_index(usage_path):
         signature = tuple(files)
         cached = _INDEXES.get(usage_path)
         if cached is None or cached[0] != signature:
-            parsed = []
-            error = None
-            for path, mtime_ns, size in files:
-                result = _parsed(path, (mtime_ns, size))
-                if isinstance(result, UsageFileError):
-                    error = error or result
-                parsed.append(result)
+            parsed = [_parsed(path, (mtime_ns, size))
+                      for path, mtime_ns, size in files]
+            errors = [r for r in parsed if isinstance(r, UsageFileError)]
             listed = {path for path, _, _ in files}
+            prefix = os.path.join(usage_path, '')
             for path in [p for p in _FILES if p not in listed and
-                         (p == usage_path or p.startswith(
-                             os.path.join(usage_path, '')))]:
+                         (p == usage_path or p.startswith(prefix))]:
                 del _FILES[path]
             cached = _INDEXES[usage_path] = (
-                signature, error if error else UsageIndex(parsed))
+                signature, errors[0] if errors else UsageIndex(parsed))
     if isinstance(cached[1], UsageFileError):
         raise cached[1]
     return cached[1]
@@ -478,6 +586,7 @@ class FileCollector(collector.BaseCollector):
             self.oslo_conf.collector_file.usage_path
         self._index = None
         self._index_checked = None
+        self._views = {}
 
     @staticmethod
     def check_configuration(conf):
@@ -525,52 +634,78 @@ class FileCollector(collector.BaseCollector):
             scopes = index.scopes.get(source, ())
         else:
             scopes = (project_id,)
-        start_ts = start.timestamp() if start.tzinfo else \
-            (start.replace(tzinfo=datetime.timezone.utc)).timestamp()
-        end_ts = end.timestamp() if end.tzinfo else \
-            (end.replace(tzinfo=datetime.timezone.utc)).timestamp()
+        start_ts, end_ts = _timestamp(start), _timestamp(end)
         points = []
         for scope in scopes:
-            records = index.records(source, scope, start_ts, end_ts)
-            if records:
-                points.extend(self._aggregate(metric, scope, records,
-                                              q_filter))
+            qtys, labels = index.records(source, scope, start_ts, end_ts)
+            if qtys:
+                points.extend(self._aggregate(metric_name, metric, index,
+                                              scope, qtys, labels, q_filter))
         return points
 
-    def _aggregate(self, metric, scope, records, q_filter):
-        scope_key = self.scope_key
-        group_keys = [k for k in metric['groupby'] if k != scope_key]
+    def _label_view(self, metric_name, metric, index):
+        """``f(labels) -> (group key, metadata)``, memoised per label set."""
+        cached = self._views.get(metric_name)
+        if cached is not None and cached[0] is index:
+            return cached[1]
+        group_keys = [k for k in metric['groupby'] if k != self.scope_key]
         meta_keys = metric['metadata']
+        # Label sets are interned and the index keeps them alive, so their
+        # id() is a stable key for as long as this index is the current one.
+        memo = {}
+
+        def view(labels):
+            entry = memo.get(id(labels))
+            if entry is None:
+                entry = memo[id(labels)] = (
+                    tuple(labels.get(k, '') for k in group_keys),
+                    types.MappingProxyType(
+                        {k: labels.get(k, '') for k in meta_keys}))
+            return entry
+
+        view.group_keys = group_keys
+        self._views[metric_name] = (index, view)
+        return view
+
+    def _aggregate(self, metric_name, metric, index, scope, qtys, label_sets,
+                   q_filter):
+        view = self._label_view(metric_name, metric, index)
         method = metric['extra_args'].get('aggregation_method', 'sum')
         add = _AGGREGATORS[method]
-        match = _matcher(q_filter, scope_key, scope)
-        keys_of = {}  # id(labels) -> group key; label sets are interned
+        match = _matcher(q_filter, self.scope_key, scope)
         groups = {}
-        for _, qty, labels in records:
+        for qty, labels in zip(qtys, label_sets):
             if match is not None and not match(labels):
                 continue
-            group_key = keys_of.get(id(labels))
-            if group_key is None:
-                group_key = keys_of[id(labels)] = tuple(
-                    labels.get(k, '') for k in group_keys)
+            group_key, metadata = view(labels)
             state = groups.get(group_key)
             if state is None:
-                groups[group_key] = [qty, 1, labels]
+                groups[group_key] = [qty, 1, metadata]
             else:
                 add(state, qty)
                 state[1] += 1
-                state[2] = labels
+                state[2] = metadata  # records are in time order: latest wins
         unit = metric['unit']
+        group_keys = view.group_keys
+        # Every field below already has its final type (Decimal qty,
+        # read-only label mappings, non-empty unit): no conversion needed.
+        make = dataframe.DataPoint._make
         points = []
-        for group_key, (qty, count, labels) in groups.items():
-            if method in ('avg', 'mean') and count > 1:
+        for group_key, (qty, count, metadata) in groups.items():
+            if count > 1 and method in ('avg', 'mean'):
                 qty = collector._ROUNDED.divide(qty, decimal.Decimal(count))
             groupby = dict(zip(group_keys, group_key))
-            groupby[scope_key] = scope
-            metadata = {k: labels.get(k, '') for k in meta_keys}
-            points.append(dataframe.DataPoint(unit, qty, _ZERO, groupby,
-                                              metadata))
+            groupby[self.scope_key] = scope
+            points.append(make((unit, qty, _ZERO,
+                                types.MappingProxyType(groupby), metadata,
+                                None)))
         return points
+
+
+def _timestamp(moment):
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.timestamp()
 
 
 def _matcher(q_filter, scope_key, scope):
