@@ -11,5 +11,7 @@ from cloudkitty.conf import opts
 def register_all(conf):
     """Register every option group of the service on ``conf``."""
     for group, options in opts.list_opts():
-        conf.register_opts(options, group=group)
+        # oslo.config's "DEFAULT" group is group None: registered under the
+        # name, the options would be out of reach as conf.<option>.
+        conf.register_opts(options, group=None if group == 'DEFAULT' else group)
     return conf
