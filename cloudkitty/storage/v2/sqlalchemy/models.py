@@ -1,0 +1,156 @@
+"""Tables of the ``sqlalchemy`` storage backend (created by migration 0002).
+
+Three tables, shaped by what the store does most: append a scope's period
+in bulk, aggregate millions of points by scope, type and period, and
+delete one scope's period before it is stored again.
+
+``rated_points``, the fact table, one row per point, kept narrow: period,
+scope id, type, quantity, price and ``label_id``. Its primary key
+``(batch_id, seq)`` grows with every push, so bulk inserts append to the
+index instead of touching random pages.
+
+``rated_labels``, one row per distinct (unit, description, groupby,
+metadata): the labels of a resource repeat period after period, so they are
+stored once, keyed by a 64-bit hash of their canonical JSON.
+
+``rated_batches``, one row per (push, scope, period): the index of the
+points by ``(scope_id, period_begin)``. Indexing the fact table on those
+text keys instead would cost a random b-tree insertion per point; here it
+costs one per batch, and deleting a scope's period reads a few batch rows
+then whole primary-key ranges of points.
+
+Text keys compare byte-wise everywhere (``COLLATE "C"`` on PostgreSQL,
+``utf8mb4_bin`` on MariaDB, SQLite's default), so grouping and sorting give
+the same results on the three databases. Money is ``NUMERIC`` (on SQLite,
+which has no decimal type, exact decimal text summed by a registered
+aggregate); timestamps are naive UTC.
+"""
+
+import decimal
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects import postgresql
+from sqlalchemy import orm
+
+from cloudkitty.db import models
+
+#: Digits after the decimal point of stored quantities and prices.
+SCALE = 28
+#: Integer digits: quantities (bytes, seconds...) can be large; costs
+#: stay below a trillion.
+QTY_INTEGER_DIGITS = 20
+PRICE_INTEGER_DIGITS = 12
+
+
+class SQLiteDecimal(sa.types.TypeDecorator):
+    """Decimal stored as exact text on SQLite, which has no decimal type.
+
+    Values are rounded half-up to ``scale`` digits and refused beyond
+    ``precision``, as ``NUMERIC(precision, scale)`` does elsewhere.
+    """
+
+    impl = sa.String(80)
+    cache_ok = True
+
+    def __init__(self, precision, scale):
+        super().__init__()
+        self.precision = precision
+        self.scale = scale
+        self._quantum = decimal.Decimal(1).scaleb(-scale)
+        self._limit = decimal.Decimal(10) ** (precision - scale)
+
+    def to_text(self, value):
+        """Return the stored text of a Decimal (``ValueError`` if too big)."""
+        if value.as_tuple().exponent < -self.scale:
+            value = value.quantize(self._quantum, decimal.ROUND_HALF_UP,
+                                   context=_WIDE)
+        if abs(value) >= self._limit:
+            raise ValueError(f'{value} does not fit NUMERIC('
+                             f'{self.precision}, {self.scale})')
+        return str(value)
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else self.to_text(
+            decimal.Decimal(value))
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else decimal.Decimal(value)
+
+
+_WIDE = decimal.Context(prec=100)
+
+
+def money(integer_digits):
+    """``NUMERIC(integer_digits + SCALE, SCALE)``, exact text on SQLite."""
+    precision = integer_digits + SCALE
+    return sa.Numeric(precision, SCALE, asdecimal=True).with_variant(
+        SQLiteDecimal(precision, SCALE), 'sqlite')
+
+
+def key_string(length):
+    """A string compared byte-wise on every database."""
+    return sa.String(length).with_variant(
+        postgresql.VARCHAR(length, collation='C'), 'postgresql').with_variant(
+        mysql.VARCHAR(length, charset='utf8mb4', collation='utf8mb4_bin'),
+        'mysql', 'mariadb')
+
+
+TIMESTAMP = sa.DateTime().with_variant(mysql.DATETIME(fsp=6),
+                                       'mysql', 'mariadb')
+JSON = sa.JSON().with_variant(postgresql.JSONB(), 'postgresql')
+BIG_ID = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
+QTY = money(QTY_INTEGER_DIGITS)
+PRICE = money(PRICE_INTEGER_DIGITS)
+
+
+class RatedBatch(models.Base):
+    """The points of one scope and period stored by one push."""
+
+    __tablename__ = 'rated_batches'
+    __table_args__ = (
+        sa.Index('ix_rated_batches_scope_begin', 'scope_id', 'period_begin'),
+    )
+
+    id: orm.Mapped[int] = orm.mapped_column(BIG_ID, primary_key=True,
+                                            autoincrement=True)
+    scope_id = orm.mapped_column(key_string(255), nullable=True)
+    period_begin = orm.mapped_column(TIMESTAMP, nullable=False)
+    period_end = orm.mapped_column(TIMESTAMP, nullable=False)
+
+
+class RatedLabel(models.Base):
+    """Unit, description, groupby and metadata shared by points."""
+
+    __tablename__ = 'rated_labels'
+
+    id: orm.Mapped[int] = orm.mapped_column(sa.BigInteger, primary_key=True,
+                                            autoincrement=False)
+    unit = orm.mapped_column(sa.String(255), nullable=False)
+    description = orm.mapped_column(sa.Text, nullable=True)
+    groupby = orm.mapped_column(JSON, nullable=False)
+    # ``metadata`` is reserved on declarative classes.
+    meta = orm.mapped_column('metadata', JSON, nullable=False)
+
+
+class RatedPoint(models.Base):
+    """One rated point."""
+
+    __tablename__ = 'rated_points'
+    __table_args__ = (
+        sa.Index('ix_rated_points_begin', 'period_begin',
+                 postgresql_using='brin'),
+        {'sqlite_with_rowid': False},
+    )
+
+    batch_id: orm.Mapped[int] = orm.mapped_column(
+        sa.BigInteger, primary_key=True, autoincrement=False)
+    seq: orm.Mapped[int] = orm.mapped_column(
+        sa.Integer, primary_key=True, autoincrement=False)
+    period_begin = orm.mapped_column(TIMESTAMP, nullable=False)
+    period_end = orm.mapped_column(TIMESTAMP, nullable=False)
+    scope_id = orm.mapped_column(key_string(255), nullable=True)
+    type = orm.mapped_column(key_string(255), nullable=False)
+    label_id = orm.mapped_column(sa.BigInteger, nullable=False)
+    qty = orm.mapped_column(QTY, nullable=False)
+    price = orm.mapped_column(PRICE, nullable=False)
