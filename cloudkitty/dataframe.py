@@ -9,6 +9,7 @@ import datetime
 import decimal
 import json
 import re
+import secrets
 import types
 
 from dateutil import parser as date_parser
@@ -24,7 +25,7 @@ def to_decimal(value):
     and never its binary expansion. Raises ``ValueError`` for anything that
     is not a number.
     """
-    if value.__class__ is decimal.Decimal:
+    if value.__class__ is decimal.Decimal and value.is_finite():
         return value
     if isinstance(value, bool):
         raise ValueError(f'{value!r} is not a quantity or a price')
@@ -68,6 +69,12 @@ class DataPoint(collections.namedtuple(
             _frozen(metadata),
             description,
         )
+
+    def __reduce__(self):
+        # pickle and copy cannot handle the read-only mappings themselves.
+        return (self.__class__, (self.unit, self.qty, self.price,
+                                 dict(self.groupby), dict(self.metadata),
+                                 self.description))
 
     def set_price(self, price):
         """Return a copy of this point with ``price`` (converted to Decimal)."""
@@ -130,9 +137,13 @@ class DataPoint(collections.namedtuple(
 
 
 # json cannot write a Decimal as a number by itself: json_default turns it
-# into a marked string and dumps() strips the quotes and the marks.
-_DECIMAL_MARK = '\x00decimal:'
-_DECIMAL_RE = re.compile(r'"\\u0000decimal:([^"]*)"')
+# into a marked string and dumps() strips the quotes and the marks. The
+# per-process nonce keeps a string that merely looks like a mark (a label
+# value "\x00decimal:1") from being turned into a number.
+_DECIMAL_NONCE = secrets.token_hex(8)
+_DECIMAL_MARK = f'\x00decimal-{_DECIMAL_NONCE}:'
+_DECIMAL_RE = re.compile(r'"\\u0000decimal-' + _DECIMAL_NONCE +
+                         r':([^"]*)"')
 
 
 def json_default(obj):
@@ -286,6 +297,9 @@ class DataFrame:
     @classmethod
     def from_dict(cls, dict_, legacy=False):
         """Build a frame from the :meth:`as_dict` format; ``ValueError`` if bad."""
+        if not isinstance(dict_, collections.abc.Mapping):
+            raise ValueError(f'invalid data frame: expected a mapping, got '
+                             f'{type(dict_).__name__}')
         try:
             period = dict_['period']
             begin, end = period['begin'], period['end']
