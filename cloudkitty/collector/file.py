@@ -169,7 +169,9 @@ class _Parser:
             if not isinstance(value, str):
                 items = tuple((k, _label_value(k, v)) for k, v in items)
                 break
-        labels = self._labels[items] = types.MappingProxyType(dict(items))
+        labels = self._labels.get(items)
+        if labels is None:
+            labels = self._labels[items] = types.MappingProxyType(dict(items))
         return labels
 
     def record(self, metric, scope, time_, begin, end, qty, label_items):
