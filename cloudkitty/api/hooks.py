@@ -1,0 +1,190 @@
+"""The one place the API's collaborators are built, and the request context.
+
+:class:`Backends` is built once per application from the configuration;
+:class:`BackendsHook` hands it to every request as ``pecan.request.backends``
+and :class:`ContextHook` sets ``pecan.request.context`` (an
+``oslo_context.context.RequestContext`` with ``is_admin`` decided by the
+``context_is_admin`` policy). Controllers, including a rating module's
+``config_controller``, take what they need from these two attributes.
+"""
+
+import json
+import logging
+
+from oslo_context import context as oslo_context
+from pecan import hooks
+import webob
+from webob import exc as webob_exc
+
+from cloudkitty.api import errors
+from cloudkitty import db
+from cloudkitty import policies
+from cloudkitty.policies import base as base_policies
+from cloudkitty import rating
+from cloudkitty import storage
+from cloudkitty import storage_state
+from cloudkitty.storage_state import collector as collector_state
+from cloudkitty.storage_state import reprocessing
+from cloudkitty.storage_state import scope_admin
+
+LOG = logging.getLogger(__name__)
+
+
+def log_scope_reset(scopes, last_processed_timestamp):
+    """The scope reset transport used until processors listen over RPC.
+
+    ``scopes`` is a list of ``{"scope_id", "scope_key", "fetcher",
+    "collector"}``; ``last_processed_timestamp`` an aware datetime. The
+    request is only recorded in the log.
+    """
+    LOG.warning('Reset of %d scope(s) to %s requested; no processor '
+                'transport is configured, the request is only logged: %s',
+                len(scopes), last_processed_timestamp.isoformat(),
+                ', '.join(scope['scope_id'] for scope in scopes))
+
+
+class RatingModules:
+    """The installed rating modules, loaded at start and on reload.
+
+    ``loader(conf, module_state)`` returns ``{name: module}``; it defaults
+    to :func:`cloudkitty.rating.load_modules` (the installed entry points).
+    """
+
+    def __init__(self, conf, module_state, loader=None):
+        self._conf = conf
+        self._module_state = module_state
+        self._loader = loader or rating.load_modules
+        self._modules = {}
+        self.reload()
+
+    def reload(self):
+        """Load the rating modules installed now."""
+        self._modules = self._loader(self._conf, self._module_state)
+
+    def all(self):
+        """Every module, sorted by name, with its stored state loaded."""
+        states = self._module_state.get_all()
+        for name, module in self._modules.items():
+            module.load_state(states.get(name))
+        return [self._modules[name] for name in sorted(self._modules)]
+
+    def get(self, name):
+        """Module ``name`` with its stored state loaded, or ``None``."""
+        module = self._modules.get(name)
+        if module is not None:
+            module.load_state(self._module_state.get_all().get(name))
+        return module
+
+
+class Backends:
+    """Everything the controllers use, built from ``conf``.
+
+    ``storage_backend``, ``scope_reset`` and ``module_loader`` (see
+    :class:`RatingModules`) may be handed in (tests, or a service embedding
+    the API); otherwise the storage comes from ``[storage] backend``, the
+    rating modules from their entry points and scope resets are only
+    logged (:func:`log_scope_reset`).
+    """
+
+    def __init__(self, conf, storage_backend=None, scope_reset=None,
+                 module_loader=None):
+        self.conf = conf
+        self.engine = db.create_engine(conf.database.connection)
+        self.storage = storage_backend or storage.get_storage(conf)
+        self.scope_state = scope_admin.ScopeAdmin(
+            self.engine, conf.collect.scope_key, conf.fetcher.backend,
+            conf.collect.collector)
+        self.module_state = storage_state.ModuleStateManager(self.engine)
+        self.rating_modules = RatingModules(conf, self.module_state,
+                                            module_loader)
+        self.reprocessing = reprocessing.ReprocessingScheduleManager(
+            self.engine)
+        self.collector_mappings = collector_state.CollectorMappingManager(
+            self.engine)
+        self.collector_states = collector_state.CollectorStateManager(
+            self.engine)
+        self.scope_reset = scope_reset or log_scope_reset
+        self.enforcer = policies.make_enforcer(conf)
+
+
+class BackendsHook(hooks.PecanHook):
+    """Hands the application's :class:`Backends` to each request."""
+
+    def __init__(self, backends):
+        self._backends = backends
+
+    def on_route(self, state):
+        state.request.backends = self._backends
+
+
+class ContextHook(hooks.PecanHook):
+    """Sets ``request.context``: who calls, for which project, as admin or not.
+
+    With ``auth_strategy = noauth`` every caller is an administrator and
+    the project comes from the ``X-Project-Id`` header; with ``keystone``
+    the identity headers are those keystonemiddleware set from the token.
+    """
+
+    def __init__(self, auth_strategy, enforcer):
+        self._noauth = auth_strategy == 'noauth'
+        self._enforcer = enforcer
+
+    def on_route(self, state):
+        environ = state.request.environ
+        if self._noauth:
+            context = oslo_context.RequestContext.from_environ(
+                environ, roles=['admin'], is_admin=True)
+        else:
+            context = oslo_context.RequestContext.from_environ(environ)
+            context.is_admin = self._enforcer.authorize(
+                base_policies.CONTEXT_IS_ADMIN, {}, context, do_raise=False)
+        state.request.context = context
+
+
+class ErrorHook(hooks.PecanHook):
+    """Answers in the API version's error format what the controllers did not.
+
+    Routing errors (unknown path, method not allowed), the
+    :class:`~cloudkitty.api.errors.APIError` raised outside a handler (by a
+    ``_lookup``, for instance) and unexpected
+    exceptions become ``{"faultcode", "faultstring", "debuginfo"}`` under
+    ``/v1`` and ``{"message"}`` elsewhere; the latter are logged with their
+    traceback and answered with a generic 500.
+    """
+
+    def on_error(self, state, e):
+        if isinstance(e, errors.APIError):
+            status, message = e.code, e.faultstring
+        elif isinstance(e, webob_exc.HTTPMethodNotAllowed):
+            status = e.code
+            message = (f'Method {state.request.method} is not allowed on '
+                       f'{state.request.path}.')
+        elif isinstance(e, webob_exc.HTTPException):
+            status, message = e.code, e.explanation
+            if e.detail:
+                message = f'{message} {e.detail}'
+        else:
+            LOG.exception('Unexpected error on %s %s', state.request.method,
+                          state.request.path)
+            status, message = 500, 'Internal server error.'
+        if state.request.path.startswith('/v1/') or \
+                state.request.path == '/v1':
+            faultcode = 'Client' if status < 500 else 'Server'
+            body = {'faultcode': faultcode, 'faultstring': message,
+                    'debuginfo': None}
+        else:
+            body = {'message': message}
+        response = webob.Response(status=status,
+                                  content_type='application/json',
+                                  charset='utf-8')
+        response.text = json.dumps(body)
+        if isinstance(e, webob_exc.HTTPMethodNotAllowed) and e.allow:
+            response.allow = e.allow
+        return response
+
+
+def make_hooks(conf, backends):
+    """The hooks of the application, in order."""
+    return [ContextHook(conf.auth_strategy, backends.enforcer),
+            BackendsHook(backends), ErrorHook()]
+

@@ -1,0 +1,70 @@
+"""Helpers shared by the v1 and v2 controllers: access, scope, dates."""
+
+import datetime
+
+from oslo_policy import policy as oslo_policy
+import pecan
+
+from cloudkitty.api import errors
+from cloudkitty import dataframe
+from cloudkitty.storage import v2 as storage_v2
+
+
+def authorize(rule, target=None):
+    """Check ``rule`` for the caller on ``target``; :class:`errors.Forbidden` if denied.
+
+    ``target`` defaults to ``{"project_id": <caller's project>}``.
+    """
+    context = pecan.request.context
+    if target is None:
+        target = {'project_id': context.project_id}
+    try:
+        pecan.request.backends.enforcer.authorize(
+            rule, target, context, do_raise=True)
+    except oslo_policy.PolicyNotAuthorized:
+        raise errors.Forbidden(
+            f'Access was denied to this resource (policy {rule}).') from None
+
+
+def own_scope_filters(filters=None):
+    """The ``filters`` a caller may use on rated data.
+
+    Administrators keep theirs. For anyone else the scope filter is forced
+    to their own project, whatever they asked; ``None`` is returned when
+    they have no project (they see nothing).
+    """
+    context = pecan.request.context
+    filters = dict(filters or {})
+    if context.is_admin:
+        return filters
+    if not context.project_id:
+        return None
+    filters[pecan.request.backends.conf.collect.scope_key] = context.project_id
+    return filters
+
+
+def rating_module(module_id):
+    """The rating module ``module_id``, state loaded; NotFound if unknown."""
+    module = pecan.request.backends.rating_modules.get(module_id)
+    if module is None:
+        raise errors.NotFound(f"Rating module '{module_id}' does not exist.")
+    return module
+
+
+def utc(value):
+    """Aware UTC datetime from a datetime or ISO 8601 string (naive is UTC)."""
+    return dataframe.parse_datetime(value).astimezone(datetime.timezone.utc)
+
+
+def month_window(begin=None, end=None):
+    """``(begin, end)`` as aware UTC; missing ones are the current month's.
+
+    Raises :class:`errors.BadRequest` when ``end`` is before ``begin``.
+    """
+    month_start, next_month = storage_v2.month_window()
+    begin = utc(begin) if begin is not None else month_start
+    end = utc(end) if end is not None else next_month
+    if end < begin:
+        raise errors.BadRequest(f'end ({end.isoformat()}) is before begin '
+                                f'({begin.isoformat()})')
+    return begin, end

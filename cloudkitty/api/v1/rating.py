@@ -1,0 +1,91 @@
+"""``/v1/rating``: rating modules, their own configuration APIs."""
+
+import pecan
+from pecan import rest
+import wsmeext.pecan as wsme_pecan
+from wsme import types as wtypes
+
+from cloudkitty.api import errors
+from cloudkitty.api import utils
+from cloudkitty.policies import rating as rating_policies
+
+
+class CloudkittyModule(wtypes.Base):
+    """A rating module; ``enabled`` and ``priority`` are what PUT changes."""
+
+    module_id = wtypes.wsattr(wtypes.text, mandatory=False)
+    description = wtypes.wsattr(wtypes.text, mandatory=False)
+    enabled = wtypes.wsattr(bool, mandatory=False)
+    hot_config = wtypes.wsattr(bool, mandatory=False, name='hot-config')
+    priority = wtypes.wsattr(wtypes.IntegerType(minimum=1), mandatory=False)
+
+    @classmethod
+    def from_module(cls, module):
+        return cls(module_id=module.module_name,
+                   description=module.description, enabled=module.enabled,
+                   hot_config=module.hot_config, priority=module.priority)
+
+
+class CloudkittyModuleCollection(wtypes.Base):
+    modules = [CloudkittyModule]
+
+
+class ModulesController(rest.RestController):
+
+    @wsme_pecan.wsexpose(CloudkittyModuleCollection)
+    def get_all(self):
+        utils.authorize(rating_policies.LIST_MODULES)
+        return CloudkittyModuleCollection(modules=[
+            CloudkittyModule.from_module(module)
+            for module in pecan.request.backends.rating_modules.all()])
+
+    @wsme_pecan.wsexpose(CloudkittyModule, wtypes.text)
+    def get_one(self, module_id):
+        utils.authorize(rating_policies.GET_MODULE)
+        return CloudkittyModule.from_module(utils.rating_module(module_id))
+
+    @wsme_pecan.wsexpose(None, wtypes.text, body=CloudkittyModule,
+                         status_code=302)
+    def put(self, module_id, module):
+        """Change ``enabled``/``priority``; answers 302 to the module's URL."""
+        utils.authorize(rating_policies.UPDATE_MODULE)
+        target = utils.rating_module(module_id)
+        if module.enabled is not wtypes.Unset and module.enabled is not None:
+            target.set_state(module.enabled)
+        if module.priority is not wtypes.Unset and \
+                module.priority is not None:
+            target.set_priority(module.priority)
+        pecan.response.location = pecan.request.path_url
+
+
+class ModuleConfigController:
+    """``/v1/rating/module_config/<module>/...``: the module's own API.
+
+    A rating module exposes it with its ``config_controller`` attribute (a
+    Pecan controller class, instantiated per request, or instance).
+    """
+
+    @pecan.expose()
+    def _lookup(self, module_id, *remainder):
+        utils.authorize(rating_policies.MODULE_CONFIG)
+        controller = utils.rating_module(module_id).config_controller
+        if controller is None:
+            raise errors.Conflict(
+                f"Rating module '{module_id}' has no configuration API.")
+        if isinstance(controller, type):
+            controller = controller()
+        return controller, remainder
+
+
+class RatingController(rest.RestController):
+
+    _custom_actions = {'reload_modules': ['GET']}
+
+    modules = ModulesController()
+    module_config = ModuleConfigController()
+
+    @wsme_pecan.wsexpose(None, status_code=204)
+    def reload_modules(self):
+        """Load the rating modules installed since the API started."""
+        utils.authorize(rating_policies.RELOAD_MODULES)
+        pecan.request.backends.rating_modules.reload()

@@ -1,0 +1,215 @@
+"""How a v2 handler is exposed: voluptuous input, JSON output, ``{"message"}``.
+
+A handler decorated with :func:`expose` receives its path arguments
+positionally and its validated parameters as keyword-only arguments. List
+parameters may be repeated or comma-separated; dict parameters are
+``key:value`` items. Decimals are written as JSON numbers digit for digit,
+datetimes as ISO 8601 with their offset.
+"""
+
+import decimal
+import functools
+import inspect
+import json
+
+import pecan
+import voluptuous
+import webob
+
+from cloudkitty.api import errors
+from cloudkitty.api import utils
+from cloudkitty import dataframe
+
+
+def expose(query=None, body=None):
+    """Expose a v2 handler.
+
+    :param query: voluptuous mapping for the query string; each value the
+        handler sees went through its validator, which receives the list
+        of raw strings given for that parameter
+    :param body: voluptuous mapping for the parameters of a write: they may
+        come from the JSON body (an object) or from the query string, not
+        both
+    The handler returns a JSON-able value (answered with 200), or
+    ``(value, status)``; a 204 has no body.
+    """
+    def decorate(handler):
+        query_schema = voluptuous.Schema(query or {})
+        body_schema = voluptuous.Schema(body) if body is not None else None
+
+        @functools.wraps(handler)
+        def exposed(self, *args, **_pecan_kwargs):
+            try:
+                if body_schema is None:
+                    params = _validate(query_schema, _query(), 'query parameter')
+                else:
+                    params = _validate(body_schema, _write_params(),
+                                       'parameter')
+                result = handler(self, *args, **params)
+            except errors.APIError as exc:
+                return _json_response({'message': exc.faultstring}, exc.code)
+            if isinstance(result, tuple):
+                return _json_response(*result)
+            return _json_response(result)
+
+        exposed = pecan.expose()(exposed)
+        # Pecan routes on, and passes, the path arguments only: the
+        # positional ones (module_id of put(self, module_id, *, enabled)).
+        spec = inspect.getfullargspec(handler)
+        pecan.util._cfg(exposed)['argspec'] = spec._replace(
+            varkw=None, kwonlyargs=[], kwonlydefaults=None)
+        return exposed
+    return decorate
+
+
+def _query():
+    return pecan.request.GET.dict_of_lists()
+
+
+def _write_params():
+    params = _json_body()
+    for name, values in _query().items():
+        if name in params:
+            raise errors.BadRequest(f"'{name}' is given both in the query "
+                                    'string and in the body')
+        params[name] = values
+    return params
+
+
+def _json_body():
+    raw = pecan.request.body
+    if not raw.strip():
+        return {}
+    try:
+        params = json.loads(raw, parse_float=decimal.Decimal)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise errors.BadRequest(f'The body is not valid JSON: {exc}') \
+            from None
+    if not isinstance(params, dict):
+        raise errors.BadRequest('The body must be a JSON object, not '
+                                f'{type(params).__name__}')
+    return params
+
+
+def _validate(schema, params, what):
+    try:
+        return schema(params)
+    except voluptuous.MultipleInvalid as exc:
+        raise errors.BadRequest('; '.join(
+            _describe(error, what) for error in exc.errors)) from None
+    except voluptuous.Invalid as exc:
+        raise errors.BadRequest(_describe(exc, what)) from None
+
+
+def _describe(error, what):
+    if not error.path:
+        return error.msg
+    name = str(error.path[0])
+    if error.msg == 'extra keys not allowed':
+        return f"unknown {what} '{name}'"
+    if error.msg == 'required key not provided':
+        return f"{what} '{name}' is required"
+    return f"invalid {what} '{name}': {error.msg}"
+
+
+def _json_response(body, status=200):
+    response = webob.Response(status=status, charset='utf-8')
+    if status != 204:
+        response.content_type = 'application/json'
+        response.text = dataframe.dumps(body)
+    else:
+        response.content_type = None
+    return response
+
+
+# --- parameter validators -------------------------------------------------------
+
+def _strings(value):
+    """Repeated and/or comma-separated strings as one flat list."""
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or \
+            not all(isinstance(item, str) for item in values):
+        raise voluptuous.Invalid('expected a string or a list of strings')
+    return [part.strip() for item in values for part in item.split(',')
+            if part.strip()]
+
+
+def multi(item=str):
+    """A list parameter: each element validated by ``item``."""
+    schema = voluptuous.Schema(item)
+
+    def validate(value):
+        return [schema(element) for element in _strings(value)]
+    return validate
+
+
+def single(item=str):
+    """A parameter given once (a query value or a JSON scalar)."""
+    schema = voluptuous.Schema(item)
+
+    def validate(value):
+        if isinstance(value, list):
+            if len(value) != 1:
+                raise voluptuous.Invalid(
+                    f'expected one value, got {len(value)}')
+            value = value[0]
+        return schema(value)
+    return validate
+
+
+def key_values(value):
+    """``key:value`` items as a dict; a key given several times maps to a
+    list of its values."""
+    result = {}
+    for item in _strings(value):
+        key, sep, val = item.partition(':')
+        if not sep or not key.strip() or not val.strip():
+            raise voluptuous.Invalid(f"'{item}' is not a key:value pair")
+        result.setdefault(key.strip(), []).append(val.strip())
+    return {key: values[0] if len(values) == 1 else values
+            for key, values in result.items()}
+
+
+def date(value):
+    """An ISO 8601 date as an aware UTC datetime (naive means UTC)."""
+    try:
+        return utils.utc(value)
+    except ValueError as exc:
+        raise voluptuous.Invalid(str(exc)) from None
+
+
+def boolean(value):
+    """A JSON boolean, or true/false/yes/no/1/0 in the query string."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return voluptuous.Boolean()(value)
+    raise voluptuous.Invalid('expected a boolean')
+
+
+def non_empty(value):
+    if not isinstance(value, str) or not value.strip():
+        raise voluptuous.Invalid('expected a non-empty string')
+    return value
+
+
+def integer(minimum):
+    """An integer (a JSON integer or its decimal string) >= ``minimum``."""
+    def validate(value):
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise voluptuous.Invalid('expected an integer')
+        try:
+            number = int(value)
+        except ValueError:
+            raise voluptuous.Invalid(f'{value!r} is not an integer') from None
+        if number < minimum:
+            raise voluptuous.Invalid(f'must be at least {minimum}')
+        return number
+    return validate
+
+
+#: ``offset`` (>= 0) and ``limit`` (>= 1) of a paginated list.
+PAGINATION = {
+    voluptuous.Optional('offset'): single(integer(0)),
+    voluptuous.Optional('limit'): single(integer(1)),
+}
