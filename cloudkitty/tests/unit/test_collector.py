@@ -34,12 +34,18 @@ def conf():
 
 
 @pytest.fixture
-def global_conf():
-    """cfg.CONF with our options, for the third-party (global) read path."""
-    ck_conf.register_all(cfg.CONF)
-    yield cfg.CONF
-    cfg.CONF.clear_override('scope_key', group='collect')
-    cfg.CONF.clear_override('period', group='collect')
+def global_conf(monkeypatch):
+    """A registered cfg.CONF, for the third-party (global) read path.
+
+    A fresh object stands in for the global (and for this module's
+    ``CONF = cfg.CONF``, as a guide-written collector module has it), so
+    that nothing is left registered on the real one.
+    """
+    conf = cfg.ConfigOpts()
+    ck_conf.register_all(conf)
+    monkeypatch.setattr(cfg, 'CONF', conf)
+    monkeypatch.setitem(globals(), 'CONF', conf)
+    return conf
 
 
 def validate(metrics, scope_key='project_id', collector_class=None):
