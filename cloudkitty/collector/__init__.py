@@ -21,6 +21,7 @@ import abc
 import collections.abc
 import contextlib
 import contextvars
+import copy
 import decimal
 import fractions
 import types
@@ -242,7 +243,7 @@ def _definitions(conf):
         if extra:
             raise InvalidConfiguration(
                 f'metrics configuration: unknown top-level key(s) '
-                f'{", ".join(sorted(map(str, extra)))}', key=sorted(extra)[0])
+                f'{", ".join(sorted(map(str, extra)))}', key=min(map(str, extra)))
         if not metrics:
             raise InvalidConfiguration(
                 'metrics configuration: "metrics" defines no metric',
@@ -318,7 +319,9 @@ def _validate_base(conf):
                 f"metric '{label}': expected a mapping of keys, got "
                 f"{type(definition).__name__}", metric=label)
         try:
-            metric = schema(dict(definition))
+            # A copy: validated output must never share a mutable value
+            # (extra_args...) with the caller's configuration.
+            metric = schema(copy.deepcopy(dict(definition)))
         except voluptuous.Invalid as exc:
             raise InvalidConfiguration(
                 f"metric '{label}': {_describe(exc)}",

@@ -719,3 +719,13 @@ def test_get_collector_unknown_backend(conf):
     with pytest.raises(Exception) as info:
         collector.get_collector(conf, {'metrics': {'m': {'unit': 'u'}}})
     assert 'no-such-collector' in str(info.value)
+
+
+def test_validated_output_shares_nothing_with_the_input():
+    raw = {'metrics': {'m': {'unit': 'u', 'extra_args': {'a': [1]},
+                             'groupby': ['id']}}}
+    out = collector.validate_metrics_conf(raw, scope_key='project_id')
+    out['m']['extra_args']['a'].append(2)
+    out['m']['groupby'].append('x')
+    assert raw == {'metrics': {'m': {'unit': 'u', 'extra_args': {'a': [1]},
+                                     'groupby': ['id']}}}
