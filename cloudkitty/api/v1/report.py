@@ -41,16 +41,17 @@ def _scope_filters(rule, tenant_id, all_tenants):
     """Authorize ``rule`` on the scope asked for and return the filters.
 
     Without ``tenant_id`` the caller's project is meant, unless
-    ``all_tenants`` asks for every scope.
+    ``all_tenants`` asks for every scope. ``None`` means the caller may see
+    no data (see :func:`cloudkitty.api.utils.own_scope_filters`).
     """
     if all_tenants:
         tenant_id = None
     elif not tenant_id:
         tenant_id = pecan.request.context.project_id
     utils.authorize(rule, {'project_id': tenant_id})
-    if not tenant_id:
-        return {}
-    return {pecan.request.backends.conf.collect.scope_key: tenant_id}
+    scope_key = pecan.request.backends.conf.collect.scope_key
+    return utils.own_scope_filters({scope_key: tenant_id} if tenant_id
+                                   else None)
 
 
 def _total(**kwargs):
@@ -97,6 +98,8 @@ class ReportController(rest.RestController):
         filters = _scope_filters(report_policies.GET_TOTAL, tenant_id,
                                  all_tenants)
         begin, end = utils.month_window(begin, end)
+        if filters is None:
+            return decimal.Decimal(0)
         result = _total(begin=begin, end=end, filters=filters,
                         metric_types=service, paginate=False)
         if not result['results']:
@@ -112,6 +115,8 @@ class ReportController(rest.RestController):
         filters = _scope_filters(report_policies.GET_SUMMARY, tenant_id,
                                  all_tenants)
         begin, end = utils.month_window(begin, end)
+        if filters is None:
+            return SummaryCollectionModel(summary=[])
         scope_key = pecan.request.backends.conf.collect.scope_key
         result = _total(groupby=_storage_groupby(groupby), begin=begin,
                         end=end, filters=filters, metric_types=service,

@@ -21,9 +21,11 @@ from cloudkitty.api import utils
 from cloudkitty import dataframe
 
 
-def expose(query=None, body=None):
+def expose(rule, query=None, body=None):
     """Expose a v2 handler.
 
+    :param rule: the policy rule checked, on the caller's project, before
+        anything else (the handler may check more)
     :param query: voluptuous mapping for the query string; each value the
         handler sees went through its validator, which receives the list
         of raw strings given for that parameter
@@ -40,6 +42,7 @@ def expose(query=None, body=None):
         @functools.wraps(handler)
         def exposed(self, *args, **_pecan_kwargs):
             try:
+                utils.authorize(rule)
                 if body_schema is None:
                     params = _validate(query_schema, _query(), 'query parameter')
                 else:

@@ -27,7 +27,7 @@ def _frames(value):
 
 class DataFramesController(rest.RestController):
 
-    @base.expose(query={
+    @base.expose(dataframes_policies.GET, query={
         voluptuous.Optional('begin'): base.single(base.date),
         voluptuous.Optional('end'): base.single(base.date),
         voluptuous.Optional('filters'): base.key_values,
@@ -36,7 +36,6 @@ class DataFramesController(rest.RestController):
     def get_all(self, *, begin=None, end=None, filters=None, offset=0,
                 limit=100):
         """Rated points of [begin, end), by frame; 404 when there are none."""
-        utils.authorize(dataframes_policies.GET)
         begin, end = utils.month_window(begin, end)
         filters = utils.own_scope_filters(filters)
         if filters is None:
@@ -55,9 +54,12 @@ class DataFramesController(rest.RestController):
                 'dataframes': [frame.as_dict() for frame in
                                result['dataframes']]}
 
-    @base.expose(body={voluptuous.Required('dataframes'): _frames})
+    @base.expose(dataframes_policies.ADD,
+                 body={voluptuous.Required('dataframes'): _frames})
     def post(self, *, dataframes):
         """Store rated frames."""
-        utils.authorize(dataframes_policies.ADD)
-        pecan.request.backends.storage.push(dataframes)
+        try:
+            pecan.request.backends.storage.push(dataframes)
+        except ValueError as exc:
+            raise errors.BadRequest(str(exc)) from None
         return None, 204

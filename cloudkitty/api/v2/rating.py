@@ -19,24 +19,21 @@ def _view(module):
 
 class ModulesController(rest.RestController):
 
-    @base.expose()
+    @base.expose(rating_policies.LIST_MODULES)
     def get_all(self):
-        utils.authorize(rating_policies.LIST_MODULES)
         return {'modules': [_view(module) for module in
                             pecan.request.backends.rating_modules.all()]}
 
-    @base.expose()
+    @base.expose(rating_policies.GET_MODULE)
     def get_one(self, module_id):
-        utils.authorize(rating_policies.GET_MODULE)
         return _view(utils.rating_module(module_id))
 
-    @base.expose(body={
+    @base.expose(rating_policies.UPDATE_MODULE, body={
         voluptuous.Optional('enabled'): base.single(base.boolean),
         voluptuous.Optional('priority'): base.single(base.integer(1)),
     })
     def put(self, module_id, *, enabled=None, priority=None):
         """Enable or disable a module, or change its priority."""
-        utils.authorize(rating_policies.UPDATE_MODULE)
         module = utils.rating_module(module_id)
         if enabled is not None:
             module.set_state(enabled)

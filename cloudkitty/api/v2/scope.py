@@ -12,7 +12,6 @@ import sqlalchemy.exc
 import voluptuous
 
 from cloudkitty.api import errors
-from cloudkitty.api import utils
 from cloudkitty.api.v2 import base
 from cloudkitty.policies import scope as scope_policies
 from cloudkitty.storage_state import scope_admin
@@ -41,7 +40,7 @@ def _scope_state():
 
 class ScopeController(rest.RestController):
 
-    @base.expose(query={
+    @base.expose(scope_policies.GET_STATE, query={
         voluptuous.Optional('scope_id'): base.multi(),
         **{voluptuous.Optional(key): base.multi() for key in _KEYS},
         voluptuous.Optional('active'): base.single(base.boolean),
@@ -50,7 +49,6 @@ class ScopeController(rest.RestController):
     def get_all(self, *, scope_id=None, scope_key=None, fetcher=None,
                 collector=None, active=None, offset=0, limit=100):
         """List scopes; 404 when none matches."""
-        utils.authorize(scope_policies.GET_STATE)
         states = _scope_state().get_all(
             identifier=scope_id, scope_key=scope_key, fetcher=fetcher,
             collector=collector, active=active, offset=offset, limit=limit)
@@ -58,7 +56,7 @@ class ScopeController(rest.RestController):
             raise errors.NotFound('No scope found for these filters.')
         return {'results': [_view(state) for state in states]}
 
-    @base.expose(body={
+    @base.expose(scope_policies.RESET_STATE, body={
         voluptuous.Optional('all_scopes'): base.single(base.boolean),
         voluptuous.Optional('scope_id'): base.multi(),
         **{voluptuous.Optional(key): base.multi() for key in _KEYS},
@@ -69,7 +67,6 @@ class ScopeController(rest.RestController):
             fetcher=None, collector=None, last_processed_timestamp=None,
             state=None):
         """Reset scopes to ``last_processed_timestamp`` (``state``: alias)."""
-        utils.authorize(scope_policies.RESET_STATE)
         if all_scopes and scope_id:
             raise errors.BadRequest('Give either all_scopes or scope_id, '
                                     'not both.')
@@ -95,7 +92,7 @@ class ScopeController(rest.RestController):
             last_processed_timestamp)
         return {}, 202
 
-    @base.expose(body={
+    @base.expose(scope_policies.PATCH_STATE, body={
         voluptuous.Required('scope_id'): base.single(base.non_empty),
         **{voluptuous.Optional(key): base.single(base.non_empty)
            for key in _KEYS},
@@ -104,7 +101,6 @@ class ScopeController(rest.RestController):
     def patch(self, *, scope_id, scope_key=None, fetcher=None, collector=None,
               active=None):
         """Change a scope's keys or whether it is active."""
-        utils.authorize(scope_policies.PATCH_STATE)
         states = _scope_state().get_all(identifier=scope_id)
         if not states:
             raise errors.NotFound(f"Scope '{scope_id}' does not exist.")
@@ -123,7 +119,7 @@ class ScopeController(rest.RestController):
             raise errors.NotFound(f"Scope '{scope_id}' does not exist.")
         return _view(updated)
 
-    @base.expose(body={
+    @base.expose(scope_policies.POST_STATE, body={
         voluptuous.Required('scope_id'): base.single(base.non_empty),
         voluptuous.Required('last_processed_timestamp'): base.single(base.date),
         **{voluptuous.Optional(key): base.single(base.non_empty)
@@ -133,7 +129,6 @@ class ScopeController(rest.RestController):
     def post(self, *, scope_id, last_processed_timestamp, scope_key=None,
              fetcher=None, collector=None, active=True):
         """Declare a scope."""
-        utils.authorize(scope_policies.POST_STATE)
         if _scope_state().get_all(identifier=scope_id, active=True):
             raise errors.NotFound(
                 f"An active scope '{scope_id}' already exists; it cannot be "

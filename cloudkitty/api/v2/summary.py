@@ -40,7 +40,7 @@ def _table(groupby, results):
 
 class SummaryController(rest.RestController):
 
-    @base.expose(query={
+    @base.expose(summary_policies.GET_SUMMARY, query={
         voluptuous.Optional('begin'): base.single(base.date),
         voluptuous.Optional('end'): base.single(base.date),
         voluptuous.Optional('groupby'): base.multi(_groupby_key),
@@ -53,7 +53,6 @@ class SummaryController(rest.RestController):
                 custom_fields=None, response_format='table', offset=0,
                 limit=100):
         """Totals over [begin, end); a non-admin only sees their project."""
-        utils.authorize(summary_policies.GET_SUMMARY)
         begin, end = utils.month_window(begin, end)
         filters = utils.own_scope_filters(filters)
         if filters is None:

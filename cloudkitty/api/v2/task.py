@@ -7,7 +7,6 @@ from pecan import rest
 import voluptuous
 
 from cloudkitty.api import errors
-from cloudkitty.api import utils
 from cloudkitty.api.v2 import base
 from cloudkitty.policies import task as task_policies
 from cloudkitty.storage_state import reprocessing
@@ -93,7 +92,7 @@ def _check_scope(scope_id, states, start, end):
 
 class ReprocessesController(rest.RestController):
 
-    @base.expose(body={
+    @base.expose(task_policies.SCHEDULE_REPROCESSING, body={
         voluptuous.Required('scope_ids'): base.multi(),
         voluptuous.Required('start_reprocess_time'): base.single(base.date),
         voluptuous.Required('end_reprocess_time'): base.single(base.date),
@@ -102,7 +101,6 @@ class ReprocessesController(rest.RestController):
     def post(self, *, scope_ids, start_reprocess_time, end_reprocess_time,
              reason):
         """Schedule the reprocessing of scopes over [start, end]."""
-        utils.authorize(task_policies.SCHEDULE_REPROCESSING)
         start, end = start_reprocess_time, end_reprocess_time
         if not scope_ids:
             raise errors.BadRequest("'scope_ids' is empty.")
@@ -126,25 +124,23 @@ class ReprocessesController(rest.RestController):
             sorted(scopes), reason, start, end)
         return {}, 202
 
-    @base.expose(query={
+    @base.expose(task_policies.GET_REPROCESSING, query={
         voluptuous.Optional('scope_ids'): base.multi(),
         voluptuous.Optional('order'): base.single(_order),
         **base.PAGINATION,
     })
     def get_all(self, *, scope_ids=None, order='desc', offset=0, limit=100):
         """List the tasks, of some scopes if ``scope_ids`` is given."""
-        utils.authorize(task_policies.GET_REPROCESSING)
         tasks = pecan.request.backends.reprocessing.get_all(
             scope_ids=scope_ids, order=order, offset=offset, limit=limit)
         return {'results': [_view(task) for task in tasks]}
 
-    @base.expose(query={
+    @base.expose(task_policies.GET_REPROCESSING, query={
         voluptuous.Optional('order'): base.single(_order),
         **base.PAGINATION,
     })
     def get_one(self, scope_id, *, order='desc', offset=0, limit=100):
         """List the tasks of one scope; 404 if it has none."""
-        utils.authorize(task_policies.GET_REPROCESSING)
         tasks = pecan.request.backends.reprocessing.get_all(
             scope_ids=[scope_id], order=order, offset=offset, limit=limit)
         if not tasks and offset == 0:

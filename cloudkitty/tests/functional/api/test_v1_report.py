@@ -102,3 +102,11 @@ def test_admin_all_tenants(keystone_app):
     assert keystone_app.get('/v1/report/total',
                             params={'all_tenants': 'true'},
                             headers=conftest.ADMIN).json == '4.5'
+
+
+def test_reader_without_project_sees_nothing(keystone_app):
+    headers = {'X-Roles': 'reader'}
+    assert keystone_app.get('/v1/report/total', params={'all_tenants': True},
+                            headers=headers).json == '0'
+    assert keystone_app.get('/v1/report/summary', params={
+        'all_tenants': True}, headers=headers).json == {'summary': []}
