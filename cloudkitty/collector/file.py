@@ -39,6 +39,7 @@ fetch is two bisections. A malformed record makes every fetch fail with a
 :class:`~cloudkitty.collector.CollectError` naming the file and the line.
 """
 
+import array
 import bisect
 import contextlib
 import csv
@@ -87,16 +88,19 @@ class _BadRecord(Exception):
 # --- parsing ---------------------------------------------------------------------
 
 class _Parser:
-    """Turns raw record fields into ``(metric, scope, ts, qty, labels)``.
+    """Turns raw record fields into ``(metric, scope, ts, qty, label id)``.
 
     Timestamps, quantities and label sets repeat a lot in usage exports
     (the same resource every hour), so each is converted once and shared.
+    A label set is stored once in :attr:`label_table` (read-only mappings)
+    and records refer to it by its position there.
     """
 
     def __init__(self):
         self._times = {}
         self._qtys = {}
         self._labels = {}
+        self.label_table = []
 
     def timestamp(self, value, name):
         if value.__class__ is not str and (isinstance(value, bool) or
@@ -155,7 +159,7 @@ class _Parser:
         return qty
 
     def labels(self, items):
-        """Intern a label set given as a tuple of ``(key, value)`` pairs."""
+        """The id of a label set given as a tuple of ``(key, value)`` pairs."""
         try:
             return self._labels[items]
         except KeyError:
@@ -169,10 +173,11 @@ class _Parser:
             if not isinstance(value, str):
                 items = tuple((k, _label_value(k, v)) for k, v in items)
                 break
-        labels = self._labels.get(items)
-        if labels is None:
-            labels = self._labels[items] = types.MappingProxyType(dict(items))
-        return labels
+        label_id = self._labels.get(items)
+        if label_id is None:
+            label_id = self._labels[items] = len(self.label_table)
+            self.label_table.append(types.MappingProxyType(dict(items)))
+        return label_id
 
     def record(self, metric, scope, time_, begin, end, qty, label_items):
         if not isinstance(metric, str) or not metric:
@@ -267,7 +272,7 @@ def _parse_jsonl(path, stream, parser, buckets):
     # scope and time, and time, qty and labels already met in this file:
     # the parser's caches hold only validated values); anything else goes
     # through _jsonl_record, which validates and fills the caches.
-    times, qtys, label_sets = parser._times, parser._qtys, parser._labels
+    times, qtys, label_ids = parser._times, parser._qtys, parser._labels
     sink = functools.partial(_Columns.append_to, buckets)
     known = _JSONL_KEYS
     no_labels = ()
@@ -292,20 +297,20 @@ def _parse_jsonl(path, stream, parser, buckets):
                             and known.issuperset(obj)):
                         ts, qty = times.get(time_), qtys.get(qty)
                         if labels.__class__ is dict:
-                            labels = label_sets.get(tuple(labels.items()))
+                            label_id = label_ids.get(tuple(labels.items()))
                         elif labels is None:
-                            labels = label_sets.get(no_labels)
+                            label_id = label_ids.get(no_labels)
                         else:
-                            labels = None
+                            label_id = None
                         if ts is not None and qty is not None and \
-                                labels is not None:
+                                label_id is not None:
                             columns = buckets.get((metric, scope))
                             if columns is None:
                                 columns = _Columns.add_to(buckets, metric,
                                                           scope)
                             columns.times.append(ts)
                             columns.qtys.append(qty)
-                            columns.labels.append(labels)
+                            columns.labels.append(label_id)
                             continue
                 sink(*_jsonl_record(parser, obj))
             except TypeError:  # unhashable qty or label: validate it
@@ -363,17 +368,21 @@ def _parse_csv(path, stream, parser, buckets):
 
 
 class _Columns:
-    """Records of one (metric, scope) as three parallel lists.
+    """Records of one (metric, scope) as three parallel columns.
 
-    Parallel lists of shared floats, Decimals and interned label mappings
-    keep the number of objects the garbage collector tracks tiny, whatever
-    the number of records.
+    While a file is parsed they are lists; :meth:`freeze` turns them into
+    tuples of floats and Decimals and an array of label ids, which the
+    garbage collector never has to traverse (tuples of untracked objects are
+    untracked, arrays hold no objects): millions of records cost nothing to
+    every later collection of the process.
     """
 
     __slots__ = ('times', 'qtys', 'labels')
 
-    def __init__(self):
-        self.times, self.qtys, self.labels = [], [], []
+    def __init__(self, times=None, qtys=None, labels=None):
+        self.times = [] if times is None else times
+        self.qtys = [] if qtys is None else qtys
+        self.labels = [] if labels is None else labels
 
     @classmethod
     def add_to(cls, buckets, metric, scope):
@@ -381,28 +390,39 @@ class _Columns:
         return columns
 
     @classmethod
-    def append_to(cls, buckets, metric, scope, ts, qty, labels):
+    def append_to(cls, buckets, metric, scope, ts, qty, label_id):
         columns = buckets.get((metric, scope))
         if columns is None:
             columns = cls.add_to(buckets, metric, scope)
         columns.times.append(ts)
         columns.qtys.append(qty)
-        columns.labels.append(labels)
+        columns.labels.append(label_id)
 
-    def extend(self, other):
-        self.times.extend(other.times)
-        self.qtys.extend(other.qtys)
-        self.labels.extend(other.labels)
+    @classmethod
+    def merge(cls, parts):
+        """Merge ``[(columns, label id offset)]`` into sorted frozen columns.
 
-    def sort(self):
-        """Sort by time; records of equal time keep their order."""
-        times = self.times
-        if all(map(operator.le, times, itertools.islice(times, 1, None))):
-            return
-        order = sorted(range(len(times)), key=times.__getitem__)
-        self.times = [times[i] for i in order]
-        self.qtys = [self.qtys[i] for i in order]
-        self.labels = [self.labels[i] for i in order]
+        Records are sorted by time; records of equal time keep their order
+        (parts in order, then records in order).
+        """
+        times, qtys, labels = [], [], array.array('I')
+        for part, offset in parts:
+            times.extend(part.times)
+            qtys.extend(part.qtys)
+            labels.extend(part.labels if not offset else
+                          array.array('I', [i + offset for i in part.labels]))
+        if not all(map(operator.le, times, itertools.islice(times, 1, None))):
+            order = sorted(range(len(times)), key=times.__getitem__)
+            times = [times[i] for i in order]
+            qtys = [qtys[i] for i in order]
+            labels = array.array('I', [labels[i] for i in order])
+        return cls(tuple(times), tuple(qtys), labels)
+
+    def freeze(self):
+        """Turn the lists of a parsed file into tuples and an array."""
+        self.times = tuple(self.times)
+        self.qtys = tuple(self.qtys)
+        self.labels = array.array('I', self.labels)
 
 
 @contextlib.contextmanager
@@ -421,9 +441,10 @@ def _gc_paused():
 def parse_file(path, parser=None):
     """Parse one usage file.
 
-    :returns: ``{(metric, scope): columns}`` in file order; ``columns`` has
-        parallel lists ``times`` (Unix seconds), ``qtys`` (Decimal) and
-        ``labels`` (read-only mappings)
+    :returns: ``(buckets, label_table)``: ``buckets`` maps ``(metric,
+        scope)`` to columns in file order, parallel sequences ``times``
+        (Unix seconds), ``qtys`` (Decimal) and ``labels`` (positions in
+        ``label_table``, a list of read-only label mappings)
     :raises UsageFileError: naming the file and the line
     """
     parser = parser or _Parser()
@@ -435,33 +456,41 @@ def parse_file(path, parser=None):
             parse(path, stream, parser, buckets)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise UsageFileError(f'{path}: cannot read: {exc}') from None
-    return buckets
+    for columns in buckets.values():
+        columns.freeze()
+    return buckets, parser.label_table
 
 
 # --- the index -----------------------------------------------------------------------
 
 class UsageIndex:
-    """The records of a set of files, by (metric, scope), sorted by time."""
+    """The records of a set of files, by (metric, scope), sorted by time.
+
+    :param parsed_files: the results of :func:`parse_file`, in file order
+    """
 
     def __init__(self, parsed_files):
-        merged = {}
+        #: every label set, records refer to them by position
+        self.labels = []
+        parts = {}
+        for buckets, label_table in parsed_files:
+            offset = len(self.labels)
+            self.labels.extend(label_table)
+            for key, columns in buckets.items():
+                parts.setdefault(key, []).append((columns, offset))
         with _gc_paused():
-            for parsed in parsed_files:
-                for key, columns in parsed.items():
-                    if key not in merged:
-                        merged[key] = _Columns()
-                    merged[key].extend(columns)
-            for columns in merged.values():
-                columns.sort()
-        self.buckets = merged
+            self.buckets = {key: _Columns.merge(p) for key, p in parts.items()}
         scopes = {}
-        for metric, scope in merged:
+        for metric, scope in self.buckets:
             scopes.setdefault(metric, []).append(scope)
         #: metric -> sorted scope ids that have records of it
         self.scopes = {metric: sorted(s) for metric, s in scopes.items()}
 
     def records(self, metric, scope, start_ts, end_ts):
-        """``(qtys, labels)`` of ``metric`` and ``scope``, start <= ts < end."""
+        """``(qtys, label ids)`` of ``metric`` and ``scope``, start <= ts < end.
+
+        A label id is a position in :attr:`labels`.
+        """
         columns = self.buckets.get((metric, scope))
         if columns is None:
             return (), ()
@@ -646,20 +675,20 @@ class FileCollector(collector.BaseCollector):
         return points
 
     def _label_view(self, metric_name, metric, index):
-        """``f(labels) -> (group key, metadata)``, memoised per label set."""
+        """``f(label id) -> (group key, metadata)``, memoised per label set."""
         cached = self._views.get(metric_name)
         if cached is not None and cached[0] is index:
             return cached[1]
         group_keys = [k for k in metric['groupby'] if k != self.scope_key]
         meta_keys = metric['metadata']
-        # Label sets are interned and the index keeps them alive, so their
-        # id() is a stable key for as long as this index is the current one.
+        table = index.labels
         memo = {}
 
-        def view(labels):
-            entry = memo.get(id(labels))
+        def view(label_id):
+            entry = memo.get(label_id)
             if entry is None:
-                entry = memo[id(labels)] = (
+                labels = table[label_id]
+                entry = memo[label_id] = (
                     tuple(labels.get(k, '') for k in group_keys),
                     types.MappingProxyType(
                         {k: labels.get(k, '') for k in meta_keys}))
@@ -669,17 +698,18 @@ class FileCollector(collector.BaseCollector):
         self._views[metric_name] = (index, view)
         return view
 
-    def _aggregate(self, metric_name, metric, index, scope, qtys, label_sets,
+    def _aggregate(self, metric_name, metric, index, scope, qtys, label_ids,
                    q_filter):
         view = self._label_view(metric_name, metric, index)
         method = metric['extra_args'].get('aggregation_method', 'sum')
         add = _AGGREGATORS[method]
         match = _matcher(q_filter, self.scope_key, scope)
+        table = index.labels
         groups = {}
-        for qty, labels in zip(qtys, label_sets):
-            if match is not None and not match(labels):
+        for qty, label_id in zip(qtys, label_ids):
+            if match is not None and not match(table[label_id]):
                 continue
-            group_key, metadata = view(labels)
+            group_key, metadata = view(label_id)
             state = groups.get(group_key)
             if state is None:
                 groups[group_key] = [qty, 1, metadata]
