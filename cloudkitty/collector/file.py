@@ -438,7 +438,7 @@ def _gc_paused():
             gc.enable()
 
 
-def parse_file(path, parser=None):
+def parse_file(path):
     """Parse one usage file.
 
     :returns: ``(buckets, label_table)``: ``buckets`` maps ``(metric,
@@ -447,7 +447,7 @@ def parse_file(path, parser=None):
         ``label_table``, a list of read-only label mappings)
     :raises UsageFileError: naming the file and the line
     """
-    parser = parser or _Parser()
+    parser = _Parser()
     buckets = {}
     parse = _parse_csv if path.lower().endswith('.csv') else _parse_jsonl
     try:

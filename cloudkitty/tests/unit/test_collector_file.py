@@ -461,9 +461,9 @@ def parse_calls(monkeypatch):
     calls = []
     real = file_collector.parse_file
 
-    def counting(path, parser=None):
+    def counting(path):
         calls.append(os.path.basename(path))
-        return real(path, parser)
+        return real(path)
 
     monkeypatch.setattr(file_collector, 'parse_file', counting)
     return calls
