@@ -75,19 +75,37 @@ class RatingModules:
             module.load_state(self._module_state.get_all().get(name))
         return module
 
+    def quote(self, frame):
+        """Price ``frame`` with the enabled modules and their current rules.
+
+        The modules run in descending priority, each with the rules valid
+        at the frame's start. Returns the priced frame.
+        """
+        pipeline = rating.enabled_pipeline(self._modules,
+                                           self._module_state.get_all())
+        for module in pipeline:
+            module.reload_config(frame.start)
+            frame = module.quote(frame)
+        return frame
+
 
 class Backends:
     """Everything the controllers use, built from ``conf``.
 
-    ``storage_backend``, ``scope_reset`` and ``module_loader`` (see
-    :class:`RatingModules`) may be handed in (tests, or a service embedding
-    the API); otherwise the storage comes from ``[storage] backend``, the
-    rating modules from their entry points and scope resets are only
-    logged (:func:`log_scope_reset`).
+    ``storage_backend``, ``scope_reset``, ``quote`` and ``module_loader``
+    (see :class:`RatingModules`) may be handed in (tests, or a service
+    embedding the API); otherwise the storage comes from
+    ``[storage] backend``, the rating modules from their entry points,
+    quotes are priced in this process (:meth:`RatingModules.quote`) and
+    scope resets are only logged (:func:`log_scope_reset`).
+
+    ``scope_reset(scopes, last_processed_timestamp)`` and
+    ``quote(frame) -> priced frame`` are where an RPC client to the
+    processors plugs in.
     """
 
     def __init__(self, conf, storage_backend=None, scope_reset=None,
-                 module_loader=None):
+                 quote=None, module_loader=None):
         self.conf = conf
         self.engine = db.create_engine(conf.database.connection)
         self.storage = storage_backend or storage.get_storage(conf)
@@ -104,6 +122,7 @@ class Backends:
         self.collector_states = collector_state.CollectorStateManager(
             self.engine)
         self.scope_reset = scope_reset or log_scope_reset
+        self.quote = quote or self.rating_modules.quote
         self.enforcer = policies.make_enforcer(conf)
 
 

@@ -1,9 +1,12 @@
 """Helpers shared by the v1 and v2 controllers: access, scope, dates."""
 
 import datetime
+import decimal
+import json
 
 from oslo_policy import policy as oslo_policy
 import pecan
+import voluptuous
 
 from cloudkitty.api import errors
 from cloudkitty import dataframe
@@ -41,6 +44,53 @@ def own_scope_filters(filters=None):
         return None
     filters[pecan.request.backends.conf.collect.scope_key] = context.project_id
     return filters
+
+
+def json_body():
+    """The request's JSON body as a dict (``{}`` when empty).
+
+    Floats are read as Decimals, digit for digit. Raises
+    :class:`errors.BadRequest` for malformed JSON or a non-object.
+    """
+    raw = pecan.request.body
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw, parse_float=decimal.Decimal)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise errors.BadRequest(f'The body is not valid JSON: {exc}') \
+            from None
+    if not isinstance(body, dict):
+        raise errors.BadRequest('The body must be a JSON object, not '
+                                f'{type(body).__name__}')
+    return body
+
+
+def validate(schema, params, what):
+    """``schema(params)``; a :class:`errors.BadRequest` naming each fault.
+
+    ``what`` names the kind of input in messages ("query parameter"...).
+    """
+    try:
+        return schema(params)
+    except voluptuous.MultipleInvalid as exc:
+        raise errors.BadRequest('; '.join(
+            _describe_invalid(error, what) for error in exc.errors)) from None
+    except voluptuous.Invalid as exc:
+        raise errors.BadRequest(_describe_invalid(exc, what)) from None
+
+
+def _describe_invalid(error, what):
+    if not error.path:
+        return error.msg
+    name = str(error.path[0]) + ''.join(
+        f'[{part}]' if isinstance(part, int) else f'.{part}'
+        for part in error.path[1:])
+    if error.msg == 'extra keys not allowed':
+        return f"unknown {what} '{name}'"
+    if error.msg == 'required key not provided':
+        return f"{what} '{name}' is required"
+    return f"invalid {what} '{name}': {error.msg}"
 
 
 def rating_module(module_id):

@@ -1,12 +1,18 @@
 """``/v1/rating``: rating modules, their own configuration APIs."""
 
+import collections.abc
+import datetime
+
 import pecan
 from pecan import rest
+import voluptuous
+import webob
 import wsmeext.pecan as wsme_pecan
 from wsme import types as wtypes
 
 from cloudkitty.api import errors
 from cloudkitty.api import utils
+from cloudkitty import dataframe
 from cloudkitty.policies import rating as rating_policies
 
 
@@ -77,9 +83,63 @@ class ModuleConfigController:
         return controller, remainder
 
 
+def _quantity(value):
+    if isinstance(value, bool):
+        raise voluptuous.Invalid('expected a number')
+    try:
+        return dataframe.to_decimal(value)
+    except ValueError as exc:
+        raise voluptuous.Invalid(str(exc)) from None
+
+
+def _labels(value):
+    if not isinstance(value, collections.abc.Mapping) or \
+            not all(isinstance(key, str) for key in value):
+        raise voluptuous.Invalid('expected an object')
+    return dict(value)
+
+
+_QUOTE_SCHEMA = voluptuous.Schema({
+    voluptuous.Required('resources'): voluptuous.All([{
+        voluptuous.Required('service'): voluptuous.All(
+            str, voluptuous.Length(min=1)),
+        voluptuous.Required('volume'): _quantity,
+        voluptuous.Optional('desc', default=dict): _labels,
+    }], voluptuous.Length(min=1, msg='expected at least one resource')),
+})
+
+
+def _quote_frame(resources, period):
+    """The frame to price: one point per resource, from now on.
+
+    A ``desc`` holding ``groupby`` and/or ``metadata`` gives both; any other
+    ``desc`` (what Horizon sends) is the point's metadata.
+    """
+    start = datetime.datetime.now(datetime.timezone.utc).replace(
+        microsecond=0)
+    frame = dataframe.DataFrame(start,
+                                start + datetime.timedelta(seconds=period))
+    for index, resource in enumerate(resources):
+        desc = resource['desc']
+        if 'groupby' in desc or 'metadata' in desc:
+            try:
+                groupby = _labels(desc.get('groupby') or {})
+                metadata = _labels(desc.get('metadata') or {})
+            except voluptuous.Invalid:
+                raise errors.BadRequest(
+                    f'resources[{index}].desc: groupby and metadata must be '
+                    'objects') from None
+        else:
+            groupby, metadata = {}, desc
+        frame.add_point(dataframe.DataPoint(
+            None, resource['volume'], 0, groupby, metadata),
+            resource['service'])
+    return frame
+
+
 class RatingController(rest.RestController):
 
-    _custom_actions = {'reload_modules': ['GET']}
+    _custom_actions = {'reload_modules': ['GET'], 'quote': ['POST']}
 
     modules = ModulesController()
     module_config = ModuleConfigController()
@@ -89,3 +149,16 @@ class RatingController(rest.RestController):
         """Load the rating modules installed since the API started."""
         utils.authorize(rating_policies.RELOAD_MODULES)
         pecan.request.backends.rating_modules.reload()
+
+    @pecan.expose()
+    def quote(self):
+        """The price of resources with the current rules, as a JSON number."""
+        utils.authorize(rating_policies.QUOTE)
+        body = utils.validate(_QUOTE_SCHEMA, utils.json_body(), 'key')
+        backends = pecan.request.backends
+        frame = backends.quote(_quote_frame(body['resources'],
+                                            backends.conf.collect.period))
+        price = sum((point.price for _type, point in frame.iterpoints()),
+                    dataframe.to_decimal(0))
+        return webob.Response(content_type='application/json',
+                              charset='utf-8', text=dataframe.dumps(price))

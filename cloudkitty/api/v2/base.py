@@ -7,10 +7,8 @@ parameters may be repeated or comma-separated; dict parameters are
 datetimes as ISO 8601 with their offset.
 """
 
-import decimal
 import functools
 import inspect
-import json
 
 import pecan
 import voluptuous
@@ -44,10 +42,11 @@ def expose(rule, query=None, body=None):
             try:
                 utils.authorize(rule)
                 if body_schema is None:
-                    params = _validate(query_schema, _query(), 'query parameter')
+                    params = utils.validate(query_schema, _query(),
+                                            'query parameter')
                 else:
-                    params = _validate(body_schema, _write_params(),
-                                       'parameter')
+                    params = utils.validate(body_schema, _write_params(),
+                                            'parameter')
                 result = handler(self, *args, **params)
             except errors.APIError as exc:
                 return _json_response({'message': exc.faultstring}, exc.code)
@@ -70,49 +69,13 @@ def _query():
 
 
 def _write_params():
-    params = _json_body()
+    params = utils.json_body()
     for name, values in _query().items():
         if name in params:
             raise errors.BadRequest(f"'{name}' is given both in the query "
                                     'string and in the body')
         params[name] = values
     return params
-
-
-def _json_body():
-    raw = pecan.request.body
-    if not raw.strip():
-        return {}
-    try:
-        params = json.loads(raw, parse_float=decimal.Decimal)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise errors.BadRequest(f'The body is not valid JSON: {exc}') \
-            from None
-    if not isinstance(params, dict):
-        raise errors.BadRequest('The body must be a JSON object, not '
-                                f'{type(params).__name__}')
-    return params
-
-
-def _validate(schema, params, what):
-    try:
-        return schema(params)
-    except voluptuous.MultipleInvalid as exc:
-        raise errors.BadRequest('; '.join(
-            _describe(error, what) for error in exc.errors)) from None
-    except voluptuous.Invalid as exc:
-        raise errors.BadRequest(_describe(exc, what)) from None
-
-
-def _describe(error, what):
-    if not error.path:
-        return error.msg
-    name = str(error.path[0])
-    if error.msg == 'extra keys not allowed':
-        return f"unknown {what} '{name}'"
-    if error.msg == 'required key not provided':
-        return f"{what} '{name}' is required"
-    return f"invalid {what} '{name}': {error.msg}"
 
 
 def _json_response(body, status=200):
