@@ -17,6 +17,7 @@ import webob
 from webob import exc as webob_exc
 
 from cloudkitty.api import errors
+from cloudkitty.api import utils
 from cloudkitty import db
 from cloudkitty import policies
 from cloudkitty.policies import base as base_policies
@@ -160,6 +161,18 @@ class ContextHook(hooks.PecanHook):
         state.request.context = context
 
 
+class JsonBodyHook(hooks.PecanHook):
+    """Refuses, with a 400, a request body that is not a JSON object.
+
+    Every route taking a body takes an object; checking it here spares the
+    handlers (and WSME, which fails on some non-objects) from the rest.
+    """
+
+    def before(self, state):
+        if state.request.body:
+            utils.json_body()
+
+
 class ErrorHook(hooks.PecanHook):
     """Answers in the API version's error format what the controllers did not.
 
@@ -205,5 +218,5 @@ class ErrorHook(hooks.PecanHook):
 def make_hooks(conf, backends):
     """The hooks of the application, in order."""
     return [ContextHook(conf.auth_strategy, backends.enforcer),
-            BackendsHook(backends), ErrorHook()]
+            BackendsHook(backends), JsonBodyHook(), ErrorHook()]
 
