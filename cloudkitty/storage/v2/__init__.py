@@ -421,6 +421,8 @@ class BaseStorage(abc.ABC):
                                                   collections.abc.Mapping):
             raise InvalidQuery('filters must be a mapping of key to values')
         for key, values in (filters or {}).items():
+            if values is None:
+                raise InvalidQuery(f'filter {key!r} has no value')
             values = tuple(dict.fromkeys(
                 _filter_value(v, key) for v in _as_list(values, key)))
             if key == 'type':

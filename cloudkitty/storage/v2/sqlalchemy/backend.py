@@ -10,11 +10,10 @@ import datetime
 import decimal
 import hashlib
 import itertools
+import json
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects import sqlite
 from sqlalchemy import event
 
 from cloudkitty import dataframe
@@ -74,17 +73,29 @@ def _chunks(items, size=_CHUNK):
         yield items[start:start + size]
 
 
-def _canonical(point):
-    """The JSON that identifies a point's labels (hashed into label ids)."""
-    return dataframe.dumps(
-        [point.unit, point.description, dict(point.groupby),
-         dict(point.metadata)], sort_keys=True, separators=(',', ':'))
+def _json(value):
+    """Canonical JSON: sorted keys, no spaces (Decimals as numbers)."""
+    try:
+        return json.dumps(value, sort_keys=True, separators=(',', ':'))
+    except TypeError:
+        return dataframe.dumps(value, sort_keys=True, separators=(',', ':'))
 
 
-def _stored_canonical(row):
-    return dataframe.dumps(
-        [row.unit, row.description, row.groupby, row.metadata],
-        sort_keys=True, separators=(',', ':'))
+class _Label(tuple):
+    """``(unit, description, groupby JSON, metadata JSON)`` of a label."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, unit, description, groupby, metadata):
+        return cls((unit, description, _json(dict(groupby)),
+                    _json(dict(metadata))))
+
+    @property
+    def canonical(self):
+        """The text hashed into the label id."""
+        return (f'[{_json(self[0])},{_json(self[1])},{self[2]},'
+                f'{self[3]}]')
 
 
 def _label_hash(canonical):
@@ -142,9 +153,9 @@ class SQLAlchemyStorage(v2.BaseStorage):
 
     def _insert(self, conn, frames, scope_id):
         """Insert the points of ``frames``; return the new label ids."""
-        batch_ids = self._insert_batches(conn, frames, scope_id)
+        batches = self._insert_batches(conn, frames, scope_id)
         new_labels = {}
-        rows = self._point_rows(frames, scope_id, batch_ids, new_labels)
+        rows = self._point_rows(frames, batches, new_labels)
         if self._dialect == 'postgresql':
             self._copy_points(conn, rows)
         else:
@@ -158,18 +169,16 @@ class SQLAlchemyStorage(v2.BaseStorage):
             scope)
 
     def _insert_batches(self, conn, frames, scope_id):
-        """Create one batch per frame and scope; return ``{(frame index,
-        scope): batch id}``."""
+        """Create one batch per frame and scope; return, for each frame,
+        ``{scope: batch id}``."""
         keys = []
         for index, frame in enumerate(frames):
-            if not len(frame):
-                continue
             if scope_id is not None:
-                keys.append((index, scope_id))
+                scopes = [str(scope_id)] if len(frame) else []
             else:
                 scopes = dict.fromkeys(self._scope_of(point)
                                        for _, point in frame.iterpoints())
-                keys.extend((index, scope) for scope in scopes)
+            keys.extend((index, scope) for scope in scopes)
         rows = [{'scope_id': scope,
                  'period_begin': _naive_utc(frames[index].start),
                  'period_end': _naive_utc(frames[index].end)}
@@ -178,55 +187,62 @@ class SQLAlchemyStorage(v2.BaseStorage):
             sa.insert(_BATCHES).returning(_BATCHES.c.id,
                                           sort_by_parameter_order=True),
             rows).scalars().all()
-        return dict(zip(keys, ids))
+        batches = [{} for _ in frames]
+        for (index, scope), batch_id in zip(keys, ids):
+            batches[index][scope] = batch_id
+        return batches
 
-    def _point_rows(self, frames, scope_id, batch_ids, new_labels):
+    def _point_rows(self, frames, batches, new_labels):
         """Yield the ``rated_points`` rows of ``frames`` (in push order),
-        filling ``new_labels`` with ``{label id: (canonical, point)}`` for
-        the labels not known to be stored."""
-        if scope_id is not None:
-            scope_id = str(scope_id)
-        label_ids = {}
+        filling ``new_labels`` with ``{label id: _Label}`` for the labels
+        not known to be stored.
+
+        This loop runs once per point: it is written for speed.
+        """
+        label_ids = {}  # label contents -> id, for this push
         known = self._known_labels
         next_seq = {}
-        for index, frame in enumerate(frames):
+        seq = -1
+        for frame, scopes in zip(frames, batches):
             begin, end = _naive_utc(frame.start), _naive_utc(frame.end)
+            several = len(scopes) > 1
+            if not several:
+                for scope, batch in scopes.items():
+                    seq = -1
             for type_, points in frame.itertypes():
                 for point in points:
-                    scope = scope_id
-                    if scope is None:
+                    unit, qty, price, groupby, metadata, description = point
+                    if several:
                         scope = self._scope_of(point)
-                    batch = batch_ids[index, scope]
-                    seq = next_seq.get(batch, 0)
-                    next_seq[batch] = seq + 1
+                        batch = scopes[scope]
+                        seq = next_seq[batch] = next_seq.get(batch, -1) + 1
+                    else:
+                        seq += 1
+                    contents = (unit, description, len(groupby), *groupby,
+                                *groupby.values(), *metadata,
+                                *metadata.values())
                     try:
-                        label = label_ids[
-                            point.unit, point.description,
-                            tuple(point.groupby.items()),
-                            tuple(point.metadata.items())]
-                    except (KeyError, TypeError):
+                        label = label_ids[contents]
+                    except KeyError:
+                        label = label_ids[contents] = self._label_of(
+                            point, known, new_labels)
+                    except TypeError:  # unhashable label values
                         label = self._label_of(point, known, new_labels)
-                        try:
-                            label_ids[
-                                point.unit, point.description,
-                                tuple(point.groupby.items()),
-                                tuple(point.metadata.items())] = label
-                        except TypeError:
-                            pass  # unhashable label values: no shortcut
-                    yield (batch, seq, begin, end, scope, type_, label,
-                           point.qty, point.price)
+                    yield (batch, seq, begin, end, scope, type_, label, qty,
+                           price)
 
     @staticmethod
     def _label_of(point, known, new_labels):
-        canonical = _canonical(point)
-        label = _label_hash(canonical)
-        if label not in known:
-            seen = new_labels.setdefault(label, (canonical, point))
-            if seen[0] != canonical:
+        label = _Label.of(point.unit, point.description, point.groupby,
+                          point.metadata)
+        label_id = _label_hash(label.canonical)
+        if label_id not in known:
+            seen = new_labels.setdefault(label_id, label)
+            if seen != label:
                 raise v2.StorageError(
-                    f'label hash collision between {seen[0]} and '
-                    f'{canonical}')
-        return label
+                    f'label hash collision: {seen.canonical} and '
+                    f'{label.canonical}')
+        return label_id
 
     def _copy_points(self, conn, rows):
         raw = conn.connection.driver_connection
@@ -273,32 +289,61 @@ class SQLAlchemyStorage(v2.BaseStorage):
         if not new_labels:
             return
         missing = dict(new_labels)
-        for chunk in _chunks(sorted(new_labels)):
-            for row in conn.execute(
-                    sa.select(_LABELS).where(_LABELS.c.id.in_(chunk))):
-                canonical = new_labels[row.id][0]
-                if _stored_canonical(row) != canonical:
-                    raise v2.StorageError(
-                        f'label hash collision between stored '
-                        f'{_stored_canonical(row)} and {canonical}')
-                del missing[row.id]
-        if not missing:
+        for row in self._stored_labels(conn, sorted(new_labels)):
+            stored = _Label.of(row.unit, row.description, row.groupby,
+                               row.metadata)
+            if stored != new_labels[row.id]:
+                raise v2.StorageError(
+                    f'label hash collision: stored {stored.canonical}, new '
+                    f'{new_labels[row.id].canonical}')
+            del missing[row.id]
+        # Sorted: concurrent pushes lock shared labels in the same order.
+        rows = [(label_id, *missing[label_id]) for label_id in sorted(missing)]
+        if not rows:
             return
         if self._dialect == 'postgresql':
-            insert = postgresql.insert(_LABELS).on_conflict_do_nothing()
-        elif self._dialect == 'sqlite':
-            insert = sqlite.insert(_LABELS).on_conflict_do_nothing()
+            self._copy_labels(conn, rows)
+            return
+        if self._dialect == 'sqlite':
+            sql = ('INSERT INTO rated_labels (id, unit, description, groupby, '
+                   'metadata) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING')
         else:
-            insert = mysql.insert(_LABELS)
-            insert = insert.on_duplicate_key_update(id=insert.inserted.id)
-        # Sorted: concurrent pushes lock shared labels in the same order.
-        for chunk in _chunks(sorted(missing)):
-            conn.execute(insert, [
-                {'id': label, 'unit': point.unit,
-                 'description': point.description,
-                 'groupby': dict(point.groupby),
-                 'metadata': dict(point.metadata)}
-                for label, (_, point) in ((i, missing[i]) for i in chunk)])
+            sql = ('INSERT INTO rated_labels (id, unit, description, groupby, '
+                   'metadata) VALUES (%s, %s, %s, %s, %s) '
+                   'ON DUPLICATE KEY UPDATE id = id')
+        for chunk in _chunks(rows):
+            conn.exec_driver_sql(sql, chunk)
+
+    def _stored_labels(self, conn, label_ids):
+        """Yield the stored ``rated_labels`` rows among ``label_ids``."""
+        if self._dialect == 'postgresql':
+            yield from conn.execute(sa.select(_LABELS).where(
+                _LABELS.c.id == sa.any_(sa.bindparam(
+                    'ids', label_ids, type_=postgresql.ARRAY(
+                        sa.BigInteger)))))
+            return
+        for chunk in _chunks(label_ids):
+            yield from conn.execute(
+                sa.select(_LABELS).where(_LABELS.c.id.in_(chunk)))
+
+    @staticmethod
+    def _copy_labels(conn, rows):
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cursor:
+            cursor.execute(
+                'CREATE TEMPORARY TABLE ck_new_labels (id int8, unit text, '
+                'description text, groupby text, metadata text) '
+                'ON COMMIT DROP')
+            with cursor.copy('COPY ck_new_labels FROM STDIN '
+                             '(FORMAT BINARY)') as copy:
+                copy.set_types(('int8', 'text', 'text', 'text', 'text'))
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(
+                'INSERT INTO rated_labels (id, unit, description, groupby, '
+                'metadata) SELECT id, unit, description, groupby::jsonb, '
+                'metadata::jsonb FROM ck_new_labels ORDER BY id '
+                'ON CONFLICT DO NOTHING')
 
     def _delete(self, query):
         with self.engine.begin() as conn:

@@ -65,7 +65,7 @@ class SQLiteDecimal(sa.types.TypeDecorator):
         if value.as_tuple().exponent < -self.scale:
             value = value.quantize(self._quantum, decimal.ROUND_HALF_UP,
                                    context=_WIDE)
-        if abs(value) >= self._limit:
+        if value.copy_abs() >= self._limit:
             raise ValueError(f'{value} does not fit NUMERIC('
                              f'{self.precision}, {self.scale})')
         return str(value)

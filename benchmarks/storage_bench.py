@@ -1,0 +1,204 @@
+"""Storage benchmark: push throughput and ``total`` latency.
+
+    python benchmarks/storage_bench.py --points 1000000 --backend postgresql
+    python benchmarks/storage_bench.py --points 200000 --backend sqlite
+
+Each run stores realistic rated data in a fresh database (a throwaway
+database on the PostgreSQL or MariaDB server, a temporary file for SQLite),
+then prints the push rate in points/s and the median latency of
+``total(groupby=['project_id', 'type'])`` over every stored point.
+
+The data: ``--scopes`` scopes (1,000), ``--types`` metric types (10) and
+10 resources per scope and type, over as many hourly periods as the number
+of points needs; each point has 6 groupby keys (``project_id``, ``id`` and
+the four time keys collectors add) and 3 metadata keys, fresh dicts for
+every point as a collector builds them.
+
+The functions (:func:`make_frames`, :func:`make_storage`,
+:func:`bench_push`, :func:`bench_total`, :func:`run`) are meant to be
+called by other benchmark drivers too.
+"""
+
+import argparse
+import contextlib
+import datetime
+import decimal
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+
+from cloudkitty import dataframe  # noqa: E402
+from cloudkitty import storage as ck_storage  # noqa: E402
+from cloudkitty.tests.functional import storage as db_servers  # noqa: E402
+
+START = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
+PERIOD = datetime.timedelta(hours=1)
+RESOURCES_PER_TYPE = 10
+BACKENDS = ('sqlite', 'postgresql', 'mariadb')
+
+
+def make_frames(n_points, n_scopes=1000, n_types=10, seed=42):
+    """Return ``[(scope_id, DataFrame)]`` holding ``n_points`` points.
+
+    One frame per scope and hourly period from :data:`START`, as the
+    processor stores them; each frame holds ``n_types`` types of
+    :data:`RESOURCES_PER_TYPE` points (the last frame may hold fewer).
+    Quantities and prices are Decimals with up to 4 and 6 decimals.
+    """
+    rng = random.Random(seed)
+    scopes = [f'{rng.getrandbits(128):032x}' for _ in range(n_scopes)]
+    types = [f'metric_{i}' for i in range(n_types)]
+    flavors = ['m1.tiny', 'm1.small', 'm1.medium', 'm1.large']
+    zones = ['az1', 'az2', 'az3']
+    frames = []
+    made = 0
+    period = 0
+    while made < n_points:
+        begin = START + period * PERIOD
+        time_keys = {
+            'week_of_the_year': begin.strftime('%U'),
+            'day_of_the_year': begin.strftime('%-j'),
+            'month': str(begin.month),
+            'year': str(begin.year),
+        }
+        for s, scope in enumerate(scopes):
+            if made >= n_points:
+                break
+            frame = dataframe.DataFrame(begin, begin + PERIOD)
+            for t, type_ in enumerate(types):
+                count = min(RESOURCES_PER_TYPE, n_points - made)
+                for r in range(count):
+                    frame.add_point(dataframe.DataPoint(
+                        'unit',
+                        decimal.Decimal(rng.randrange(1, 100000)).scaleb(-4),
+                        decimal.Decimal(rng.randrange(1, 1000000)).scaleb(-6),
+                        {'project_id': scope, 'id': f'{s}-{t}-{r}',
+                         **time_keys},
+                        {'flavor_name': flavors[r % len(flavors)],
+                         'availability_zone': zones[r % len(zones)],
+                         'image_id': f'image-{r % 5}'}), type_)
+                made += count
+                if made >= n_points:
+                    break
+            frames.append((scope, frame))
+        period += 1
+    return frames
+
+
+@contextlib.contextmanager
+def make_storage(backend, url=None):
+    """Yield an initialised sqlalchemy storage on an empty database.
+
+    ``backend`` is one of :data:`BACKENDS`; without ``url``, a throwaway
+    database (dropped on exit) or a temporary SQLite file is used.
+    """
+    with contextlib.ExitStack() as stack:
+        if url is None and backend == 'sqlite':
+            folder = stack.enter_context(tempfile.TemporaryDirectory())
+            url = f'sqlite:///{folder}/bench.sqlite'
+        elif url is None:
+            url = stack.enter_context(
+                db_servers.fresh_database(backend, prefix='ck_bench'))
+        storage = ck_storage.get_storage(db_servers.make_conf(url))
+        storage.init()
+        stack.callback(storage.engine.dispose)
+        yield storage
+
+
+def bench_push(storage, frames, frames_per_push=None):
+    """Push ``frames`` (from :func:`make_frames`); return the figures.
+
+    With ``frames_per_push`` None every frame goes in one ``push`` call;
+    otherwise ``frames_per_push`` frames per call (1: one call per frame
+    and scope, like the processor). Returns ``{"points", "seconds",
+    "points_per_second"}``.
+    """
+    points = sum(len(frame) for _, frame in frames)
+    started = time.perf_counter()
+    if frames_per_push is None:
+        storage.push([frame for _, frame in frames])
+    elif frames_per_push == 1:
+        for scope, frame in frames:
+            storage.push([frame], scope)
+    else:
+        for start in range(0, len(frames), frames_per_push):
+            storage.push([frame for _, frame in
+                          frames[start:start + frames_per_push]])
+    seconds = time.perf_counter() - started
+    return {'points': points, 'seconds': seconds,
+            'points_per_second': points / seconds}
+
+
+def bench_total(storage, groupby=('project_id', 'type'), runs=5,
+                begin=START, end=None):
+    """Time ``total(groupby=...)`` over the stored points ``runs`` times.
+
+    The window defaults to the whole benchmark data (from :data:`START`,
+    one year). Returns ``{"median_seconds", "runs", "groups"}``.
+    """
+    end = end or START + datetime.timedelta(days=366)
+    timings = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        result = storage.total(groupby=list(groupby), begin=begin, end=end)
+        timings.append(time.perf_counter() - started)
+    return {'median_seconds': statistics.median(timings),
+            'runs': [round(t, 4) for t in timings],
+            'groups': result['total']}
+
+
+def run(backend, n_points, url=None, frames_per_push=None, runs=5,
+        n_scopes=1000, n_types=10):
+    """Make the data, push it and time ``total``; return every figure."""
+    frames = make_frames(n_points, n_scopes=n_scopes, n_types=n_types)
+    with make_storage(backend, url) as storage:
+        push = bench_push(storage, frames, frames_per_push)
+        total = bench_total(storage, runs=runs)
+        stored = storage.total(begin=START, end=START + datetime.timedelta(
+            days=366))['results']
+    if not stored or sum(len(f) for _, f in frames) != push['points']:
+        raise RuntimeError('the benchmark data was not stored')
+    return {'backend': backend, 'points': push['points'],
+            'frames': len(frames), 'push': push, 'total': total}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--points', type=int, default=100000)
+    parser.add_argument('--backend', choices=BACKENDS, default='sqlite')
+    parser.add_argument('--url', help='use this database (its tables are '
+                        'created; the data stays) instead of a fresh one')
+    parser.add_argument('--frames-per-push', type=int, default=None,
+                        help='frames per push call (default: all in one)')
+    parser.add_argument('--runs', type=int, default=5,
+                        help='total() runs, the median is reported')
+    parser.add_argument('--scopes', type=int, default=1000)
+    parser.add_argument('--types', type=int, default=10)
+    parser.add_argument('--json', action='store_true',
+                        help='print the figures as JSON')
+    args = parser.parse_args(argv)
+    result = run(args.backend, args.points, url=args.url,
+                 frames_per_push=args.frames_per_push, runs=args.runs,
+                 n_scopes=args.scopes, n_types=args.types)
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(f"{result['backend']}: {result['points']} points in "
+          f"{result['frames']} frames")
+    print(f"push:  {result['push']['points_per_second']:,.0f} points/s "
+          f"({result['push']['seconds']:.2f} s)")
+    print(f"total(groupby=['project_id', 'type']): "
+          f"{result['total']['median_seconds'] * 1000:.0f} ms median of "
+          f"{len(result['total']['runs'])} runs "
+          f"({result['total']['groups']} groups)")
+
+
+if __name__ == '__main__':
+    main()
