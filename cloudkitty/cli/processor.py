@@ -6,17 +6,26 @@ metric and the key. Then runs ``[orchestrator] max_workers`` worker
 processes until SIGTERM (status 0).
 """
 
+import signal
 import sys
-
-from oslo_config import cfg
-
-from cloudkitty.orchestrator import processor
-from cloudkitty import service
 
 PROG = 'cloudkitty-processor'
 
 
+def _stop_before_start(signum, frame):
+    # Nothing is rated before the workers start: a SIGTERM during start-up
+    # is a clean stop too.
+    raise SystemExit(0)
+
+
 def main(argv=None):
+    signal.signal(signal.SIGTERM, _stop_before_start)
+    # Imported here so that the handler above covers the imports' time.
+    from oslo_config import cfg
+
+    from cloudkitty.orchestrator import processor
+    from cloudkitty import service
+
     # Third-party collectors read cfg.CONF (CONF.collect.scope_key ...): the
     # options are registered there, and our code is handed it explicitly.
     conf = cfg.CONF

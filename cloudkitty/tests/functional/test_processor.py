@@ -13,6 +13,7 @@ import fractions
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -101,7 +102,8 @@ class Scenario:
     """
 
     def __init__(self, tmp_path, scopes=3, hours=24, seed=0, max_workers=1,
-                 coordination_url=None, metrics_yml=METRICS_YML, name='ck'):
+                 coordination_url=None, metrics_yml=METRICS_YML, name='ck',
+                 database=None):
         self.tmp = tmp_path
         self.rng = random.Random(seed)
         tag = uuid.uuid4().hex[:8]
@@ -109,7 +111,7 @@ class Scenario:
         self.hours = hours
         self.base = floor_hour(datetime.datetime.now(UTC)) - (hours + 6) * HOUR
         self.last_data_period = self.base + hours * HOUR
-        self.database = tmp_path / f'{name}.sqlite'
+        self.database = database or tmp_path / f'{name}.sqlite'
         self.usage = tmp_path / 'usage'
         self.usage.mkdir(exist_ok=True)
         self.metrics = tmp_path / 'metrics.yml'
@@ -181,11 +183,14 @@ class Scenario:
         storage.init()
 
     def conf(self):
+        """The scenario's configuration (logging left to pytest)."""
         from oslo_config import cfg
 
-        from cloudkitty import service
-        return service.prepare_service(
-            ['--config-file', str(self.config)], cfg.ConfigOpts())
+        from cloudkitty import conf as ck_conf
+        conf = ck_conf.register_all(cfg.ConfigOpts())
+        conf(['--config-file', str(self.config)], project='cloudkitty',
+             default_config_files=[])
+        return conf
 
     def storage(self):
         from cloudkitty import storage
@@ -267,14 +272,22 @@ class Scenario:
 
     # -- the processor ---------------------------------------------------------
 
-    def start(self, config=None, **kwargs):
-        return subprocess.Popen(
+    def start(self, name='ck', wait=True):
+        """Start ``cloudkitty-processor`` with ``<name>.conf``; with
+        ``wait``, return once a worker process logged that it started."""
+        log = self.tmp / f'{name}.log'
+        before = _count(log, STARTED)
+        process = subprocess.Popen(
             [sys.executable, '-m', 'cloudkitty.cli.processor',
-             '--config-file', str(config or self.config)],
+             '--config-file', str(self.tmp / f'{name}.conf')],
             cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, start_new_session=True, **kwargs)
+            stderr=subprocess.PIPE, start_new_session=True)
+        if wait:
+            assert self.wait_until(lambda: _count(log, STARTED) > before, 60,
+                                   process, poll=0.02)
+        return process
 
-    def wait_until(self, condition, timeout, process=None):
+    def wait_until(self, condition, timeout, process=None, poll=0.1):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if condition():
@@ -283,8 +296,18 @@ class Scenario:
                 out, err = process.communicate()
                 pytest.fail(f'processor exited {process.returncode}: '
                             f'{err.decode()[-3000:]}')
-            time.sleep(0.1)
+            time.sleep(poll)
         return False
+
+
+STARTED = re.compile(r'Processor worker \d+ started')
+
+
+def _count(path, pattern):
+    try:
+        return len(pattern.findall(path.read_text()))
+    except FileNotFoundError:
+        return 0
 
 
 def _exact_decimal(value):
@@ -372,3 +395,107 @@ def test_unknown_collector_is_refused(tmp_path):
     assert result.returncode == 1
     line, = result.stderr.strip().splitlines()
     assert "'nosuchcollector' cannot be loaded" in line
+
+
+# -- rating ---------------------------------------------------------------------
+
+def test_processor_stores_every_period_exactly_once(tmp_path):
+    scenario = Scenario(tmp_path, scopes=3, hours=24, max_workers=2)
+    process = scenario.start()
+    try:
+        assert scenario.wait_until(scenario.caught_up, 90, process), \
+            scenario.states()
+    finally:
+        code, err = stop(process)
+    assert code == 0, err
+    expected = scenario.assert_stored_exactly_once()
+    # The storage's own totals agree, digit for digit.
+    totals = collections.defaultdict(decimal.Decimal)
+    for (_, type_, _, _), qty in expected.items():
+        totals[type_] += qty
+    result = scenario.storage().total(
+        groupby=['type'], begin=scenario.base,
+        end=scenario.last_data_period + HOUR, paginate=False)
+    assert {row['type']: row['qty'] for row in result['results']} == totals
+    assert 'Traceback' not in (tmp_path / 'ck.log').read_text()
+
+
+def test_sigterm_exits_promptly_and_stores_no_half_period(tmp_path):
+    scenario = Scenario(tmp_path, scopes=2, hours=200, seed=3)
+    process = scenario.start()
+    started = lambda: any(last > scenario.base  # noqa: E731
+                          for last in scenario.states().values())
+    assert scenario.wait_until(started, 60, process)
+    began = time.monotonic()
+    code, err = stop(process, signal.SIGTERM, timeout=30)
+    elapsed = time.monotonic() - began
+    assert code == 0, err
+    assert elapsed < 10
+    assert not scenario.caught_up()  # it was stopped in the middle
+    # What is recorded is stored, exactly; nothing after it is.
+    scenario.assert_stored_exactly_once(upto=scenario.states())
+    # Locks were released: a new processor finishes the work.
+    process = scenario.start()
+    try:
+        assert scenario.wait_until(scenario.caught_up, 90, process)
+    finally:
+        code, err = stop(process)
+    assert code == 0, err
+    scenario.assert_stored_exactly_once()
+
+
+def test_processor_survives_a_database_outage(tmp_path):
+    # The database is built in "prepared/" while the processor is told to
+    # use "live/", which does not exist yet: SQLite cannot open it.
+    live = tmp_path / 'live' / 'ck.sqlite'
+    (tmp_path / 'prepared').mkdir()
+    scenario = Scenario(tmp_path, scopes=2, hours=4,
+                        database=tmp_path / 'prepared' / 'ck.sqlite')
+    scenario.database = live
+    scenario.config = scenario.write_config('ck')
+    process = scenario.start(wait=False)
+    try:
+        log = tmp_path / 'ck.log'
+        failing = lambda: log.exists() and (  # noqa: E731
+            'unable to open database file' in log.read_text())
+        assert scenario.wait_until(failing, 60, process)
+        os.rename(tmp_path / 'prepared', tmp_path / 'live')
+        assert scenario.wait_until(scenario.caught_up, 60, process)
+    finally:
+        code, err = stop(process)
+    assert code == 0, err
+    text = log.read_text()
+    assert any(scope in line and 'abandoned' in line
+               for scope in scenario.scopes for line in text.splitlines())
+    scenario.assert_stored_exactly_once()
+
+
+# -- run_until_caught_up --------------------------------------------------------
+
+def test_run_until_caught_up_rates_everything_in_process(tmp_path):
+    from cloudkitty.orchestrator import processor
+    scenario = Scenario(tmp_path, scopes=2, hours=6, seed=1)
+    conf = scenario.conf()
+    summary = processor.run_until_caught_up(conf)
+    assert summary['failed'] == {} and summary['locked'] == []
+    assert summary['scopes'] == scenario.scopes
+    assert all(summary['rated'][scope] >= 6 for scope in scenario.scopes)
+    assert summary['periods'] == sum(summary['rated'].values())
+    scenario.assert_stored_exactly_once()
+    # Nothing left: a second call rates at most a period that became due
+    # in between (an hour boundary).
+    assert processor.run_until_caught_up(conf)['periods'] <= 2
+
+
+def test_run_until_caught_up_reports_a_failing_collector(tmp_path, caplog):
+    from cloudkitty.orchestrator import processor
+    scenario = Scenario(tmp_path, scopes=2, hours=2)
+    with open(scenario.usage / 'broken.jsonl', 'w') as stream:
+        stream.write('{"metric": "cpu", "scope": "x", "qty": "NaN?"}\n')
+    summary = processor.run_until_caught_up(scenario.conf(), use_locks=False)
+    assert set(summary['failed']) == set(scenario.scopes)
+    assert summary['periods'] == 0
+    for scope, error in summary['failed'].items():
+        assert scope in error and 'metric' in error
+    assert 'abandoned for this pass' in caplog.text
+    assert scenario.stored() == {}

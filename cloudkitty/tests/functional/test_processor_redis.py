@@ -1,0 +1,58 @@
+"""Two processors coordinated through tooz's redis driver."""
+
+import collections
+import os
+import re
+import socket
+
+import pytest
+
+from cloudkitty.tests.functional import test_processor as harness
+
+REDIS_URL = 'redis://127.0.0.1:6379'
+
+
+def redis_reachable():
+    try:
+        socket.create_connection(('127.0.0.1', 6379), timeout=2).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.fixture
+def redis_url():
+    if not redis_reachable():
+        if os.environ.get('CI') == 'true':
+            pytest.fail('redis is not reachable on 127.0.0.1:6379 under CI')
+        pytest.skip('redis is not reachable on 127.0.0.1:6379')
+    return REDIS_URL
+
+
+RATED = re.compile(r'Rated scope (\S+) period (\S+):')
+
+
+def test_two_processors_rate_each_scope_period_once(tmp_path, redis_url):
+    scenario = harness.Scenario(tmp_path, scopes=6, hours=60, seed=5,
+                                coordination_url=redis_url)
+    scenario.write_config('ck2', max_workers=1)
+    processes = [scenario.start(wait=False), scenario.start('ck2')]
+    try:
+        assert scenario.wait_until(scenario.caught_up, 120, processes[0])
+    finally:
+        results = [harness.stop(p) for p in processes]
+    assert [code for code, _ in results] == [0, 0], results
+    rated = collections.Counter()
+    by_processor = []
+    for name in ('ck.log', 'ck2.log'):
+        found = RATED.findall((tmp_path / name).read_text())
+        by_processor.append(len(found))
+        rated.update(found)
+    print(f'periods rated by each processor: {by_processor}')
+    assert rated and max(rated.values()) == 1, \
+        [k for k, v in rated.items() if v > 1]
+    periods = {(scope, (scenario.base + i * harness.HOUR).isoformat())
+               for scope in scenario.scopes
+               for i in range(1, scenario.hours + 1)}
+    assert periods <= set(rated)
+    scenario.assert_stored_exactly_once()
