@@ -179,9 +179,10 @@ class Collaborators:
     engine: object
 
 
-def build(conf, plan, stop_event=None):
+def build(conf, plan, stop_event=None, clock=None):
     """Build the scope worker and fetcher for ``conf`` (in this process:
-    engines and connections must not cross a fork)."""
+    engines and connections must not cross a fork). ``clock`` returns the
+    current aware UTC time (default: the real one)."""
     engine = db.create_engine(conf.database.connection)
     scope_state = storage_state.ScopeStateManager(
         engine, conf.collect.scope_key, conf.fetcher.backend,
@@ -194,7 +195,7 @@ def build(conf, plan, stop_event=None):
         collector, storage, scope_state, list(collector.conf),
         ck_worker.Settings.from_conf(conf), modules=modules,
         module_state=module_state, skip_predicates=plan.skip_predicates,
-        stop_event=stop_event)
+        stop_event=stop_event, clock=clock or storage_state.utcnow)
     return Collaborators(scope_worker, ck_fetcher.get_fetcher(conf), storage,
                          engine)
 
@@ -207,7 +208,7 @@ def make_locks(conf, worker_id=None, stop_event=None):
 
 
 def run_until_caught_up(conf, scope_ids=None, use_locks=True,
-                        stop_event=None):
+                        stop_event=None, clock=None):
     """Rate every scope until none has a due period; single process.
 
     :param conf: the service's ``ConfigOpts``, prepared
@@ -217,6 +218,9 @@ def run_until_caught_up(conf, scope_ids=None, use_locks=True,
     :param use_locks: take each scope's tooz lock as the processor does
         (so it can run beside one); ``False`` for a machine without one.
     :param stop_event: a ``threading.Event`` to end early.
+    :param clock: returns "now" (aware UTC) for the due-period rule
+        (default: the real time); an earlier clock rates up to an earlier
+        instant.
     :returns: a dict ``{"scopes": [ids], "periods": N,
         "rated": {scope: periods stored}, "failed": {scope: error},
         "locked": [scopes another worker held], "inactive": [scopes]}``.
@@ -225,7 +229,7 @@ def run_until_caught_up(conf, scope_ids=None, use_locks=True,
     """
     plan = validate(conf)
     stop_event = stop_event or threading.Event()
-    parts = build(conf, plan, stop_event)
+    parts = build(conf, plan, stop_event, clock)
     locks = (make_locks(conf, stop_event=stop_event) if use_locks
              else ck_lock.NoLocks())
     processor = Processor(parts.scope_worker, parts.fetcher, locks,

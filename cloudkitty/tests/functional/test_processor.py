@@ -499,3 +499,14 @@ def test_run_until_caught_up_reports_a_failing_collector(tmp_path, caplog):
         assert scope in error and 'metric' in error
     assert 'abandoned for this pass' in caplog.text
     assert scenario.stored() == {}
+
+
+def test_run_until_caught_up_with_a_clock_stops_earlier(tmp_path):
+    from cloudkitty.orchestrator import processor
+    scenario = Scenario(tmp_path, scopes=1, hours=6, seed=2)
+    # Under this clock only the first three data periods are due.
+    now = scenario.base + 3 * HOUR + 2 * HOUR + datetime.timedelta(seconds=1)
+    summary = processor.run_until_caught_up(scenario.conf(),
+                                            clock=lambda: now)
+    assert summary['periods'] == 3
+    assert scenario.states() == {scenario.scopes[0]: scenario.base + 3 * HOUR}
