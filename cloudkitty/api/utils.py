@@ -1,4 +1,4 @@
-"""Helpers shared by the v1 and v2 controllers: access, scope, dates."""
+"""Helpers shared by the v1 and v2 controllers: access, scope, input, dates."""
 
 import datetime
 import decimal
