@@ -28,7 +28,7 @@ LOCK_PREFIX = 'cloudkitty-scope-'
 
 def lock_name(scope_id):
     """The tooz lock name of a scope (shared with the API's scope reset)."""
-    return f'{LOCK_PREFIX}{scope_id}'.encode('utf-8')
+    return f'{LOCK_PREFIX}{scope_id}'.encode()
 
 
 def member_id(host=None, worker_id=None):
@@ -136,7 +136,7 @@ class ScopeLocks:
         def call():
             try:
                 outcome['value'] = function(**kwargs)
-            except BaseException as exc:  # handed to the waiting thread
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
                 outcome['error'] = exc
             finally:
                 done.set()

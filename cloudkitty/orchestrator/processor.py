@@ -57,7 +57,7 @@ def validate(conf):
     """
     try:
         collector_class = ck_collector.get_collector_class(conf)
-    except Exception as exc:  # stevedore: unknown or broken entry point
+    except Exception as exc:  # noqa: BLE001 - stevedore: missing/broken
         raise ConfigurationError(
             f'[collect] collector {conf.collect.collector!r} cannot be '
             f'loaded: {exc.__class__.__name__}: {exc}') from None
@@ -127,7 +127,7 @@ class Processor:
         if scope_ids is None:
             try:
                 scope_ids = list(self._fetcher.get_tenants())
-            except Exception as exc:  # any fetcher failure: retry later
+            except Exception as exc:  # noqa: BLE001 - any fetcher failure
                 LOG.warning('Could not list the scopes, will retry: %s: %s',
                             exc.__class__.__name__, exc)
                 summary.unavailable = f'fetcher failed: {exc}'
@@ -299,7 +299,7 @@ class ProcessorService(cotyledon.Service):
         while not self._stop.is_set():
             try:
                 return build(self._conf, self._plan, self._stop)
-            except Exception as exc:  # e.g. storage unreachable: retry later
+            except Exception as exc:  # noqa: BLE001 - e.g. storage down
                 LOG.warning('Processor worker %s cannot start yet, will '
                             'retry: %s: %s', self.worker_id,
                             exc.__class__.__name__, exc)

@@ -164,8 +164,8 @@ class Scenario:
                                        / 1000),
                             'labels': {'id': 'eth0'}})
         with open(self.usage / 'usage.jsonl', 'w') as stream:
-            for record in records:
-                stream.write(json.dumps(record) + '\n')
+            stream.writelines(json.dumps(record) + '\n'
+                              for record in records)
         return records
 
     def _setup_database(self):
@@ -293,7 +293,7 @@ class Scenario:
             if condition():
                 return True
             if process is not None and process.poll() is not None:
-                out, err = process.communicate()
+                _, err = process.communicate()
                 pytest.fail(f'processor exited {process.returncode}: '
                             f'{err.decode()[-3000:]}')
             time.sleep(poll)
@@ -353,7 +353,8 @@ def run_cli(tmp_path, metrics_yml, extra_conf='', collector='file'):
             'collector = file', f'collector = {collector}') + extra_conf)
     return subprocess.run(
         [sys.executable, '-m', 'cloudkitty.cli.processor', '--config-file',
-         str(config)], cwd=ROOT, env=_env(), capture_output=True, text=True,
+         str(config)], check=False, cwd=ROOT, env=_env(), capture_output=True,
+        text=True,
         timeout=60)
 
 
@@ -361,8 +362,8 @@ def run_cli(tmp_path, metrics_yml, extra_conf='', collector='file'):
     ('metrics:\n  cpu:\n    groupby: [id]\n', ["metric 'cpu'", "'unit'"]),
     ('metrics:\n  cpu:\n    unit: instance\n    mutate: BOGUS\n',
      ["metric 'cpu'", "'mutate'"]),
-    ('metrics:\n  cpu:\n    unit: instance\n'
-     '    skip_datapoints_expression: "__import__(\'os\')"\n',
+    (('metrics:\n  cpu:\n    unit: instance\n'
+      '    skip_datapoints_expression: "__import__(\'os\')"\n'),
      ["metric 'cpu'", 'skip_datapoints_expression', 'not allowed']),
     ('metrics: [1, 2\n', ['invalid YAML']),
 ])
@@ -423,8 +424,9 @@ def test_processor_stores_every_period_exactly_once(tmp_path):
 def test_sigterm_exits_promptly_and_stores_no_half_period(tmp_path):
     scenario = Scenario(tmp_path, scopes=2, hours=200, seed=3)
     process = scenario.start()
-    started = lambda: any(last > scenario.base  # noqa: E731
-                          for last in scenario.states().values())
+    def started():
+        return any(last > scenario.base
+                   for last in scenario.states().values())
     assert scenario.wait_until(started, 60, process)
     began = time.monotonic()
     code, err = stop(process, signal.SIGTERM, timeout=30)
@@ -456,8 +458,10 @@ def test_processor_survives_a_database_outage(tmp_path):
     process = scenario.start(wait=False)
     try:
         log = tmp_path / 'ck.log'
-        failing = lambda: log.exists() and (  # noqa: E731
-            'unable to open database file' in log.read_text())
+
+        def failing():
+            return log.exists() and (
+                'unable to open database file' in log.read_text())
         assert scenario.wait_until(failing, 60, process)
         os.rename(tmp_path / 'prepared', tmp_path / 'live')
         assert scenario.wait_until(scenario.caught_up, 60, process)

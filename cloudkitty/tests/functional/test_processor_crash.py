@@ -20,9 +20,10 @@ def test_sigkill_at_random_instants_neither_loses_nor_doubles(tmp_path):
     for _ in range(KILLS):
         before = scenario.states()
         process = scenario.start()
-        moved = lambda: scenario.states() != before  # noqa: E731
         if not scenario.caught_up():
-            scenario.wait_until(moved, 30, process, poll=0.01)
+            scenario.wait_until(
+                lambda before=before: scenario.states() != before, 30,
+                process, poll=0.01)
         # A random instant of the work: collecting, rating, between the
         # delete and the push, between the push and the state...
         time.sleep(rng.uniform(0, 0.15))

@@ -79,7 +79,7 @@ class FlakyLock:
 
 
 class FlakyCoordinator:
-    instances = []
+    instances = None  # a list, set by each test
 
     def __init__(self, lock_):
         self.lock = lock_
@@ -103,9 +103,8 @@ def test_failures_while_locking_restart_the_coordinator(caplog):
     FlakyCoordinator.instances = []
     locks = lock.ScopeLocks('fake://', b'm',
                             lambda url, member: FlakyCoordinator(flaky))
-    with caplog.at_level(logging.WARNING):
-        with locks.hold('p1') as held:
-            assert not held
+    with caplog.at_level(logging.WARNING), locks.hold('p1') as held:
+        assert not held
     assert 'Could not take the lock of scope p1' in caplog.text
     first = FlakyCoordinator.instances[0]
     assert first.heart is True and first.stopped

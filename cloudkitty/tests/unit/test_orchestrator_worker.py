@@ -209,8 +209,7 @@ def test_settings_from_conf():
 
 def test_rates_every_due_period_in_order_then_stops():
     now = MONTH + 5 * HOUR
-    scope_worker, fake_collector, storage, state, journal = make_worker(
-        clock=lambda: now)
+    scope_worker, _, storage, state, _ = make_worker(clock=lambda: now)
     result = scope_worker.rate_scope('p1')
     # Periods starting at 0h, 1h, 2h are due (2h + 2h < 5h); 3h is not
     # (3h + 2h == 5h).
@@ -289,7 +288,7 @@ def test_failing_collector_abandons_only_that_scope(caplog):
                                          'source unreachable')
         return [point(3)]
 
-    scope_worker, _, storage, state, journal = make_worker(
+    scope_worker, _, _, state, journal = make_worker(
         behaviour={'cpu': constant(point(1)), 'ram': flaky},
         last={'bad': MONTH, 'good': MONTH})
     with caplog.at_level(logging.WARNING):
@@ -299,8 +298,8 @@ def test_failing_collector_abandons_only_that_scope(caplog):
     assert state.last['bad'] == MONTH
     assert not [j for j in journal if j[1] == 'bad']
     assert good.rated == [MONTH + HOUR] and good.error is None
-    line = [r.getMessage() for r in caplog.records
-            if r.levelno == logging.WARNING][0]
+    line = next(r.getMessage() for r in caplog.records
+                if r.levelno == logging.WARNING)
     assert 'bad' in line and 'metric ram' in line
     assert 'source unreachable' in line
 
@@ -374,7 +373,7 @@ def test_stop_during_collection_stores_nothing():
         time.sleep(0.3)
         return [point(1)]
 
-    scope_worker, _, storage, state, journal = make_worker(
+    scope_worker, _, _, state, journal = make_worker(
         behaviour={'cpu': stops}, last={'p1': MONTH}, stop_event=stop)
     result = scope_worker.rate_scope('p1')
     assert result.rated == [] and 'stop requested' in result.error
@@ -386,7 +385,7 @@ def test_stop_between_periods_finishes_the_current_one():
     order = []
     module = PriceModule('m', 0, order)
     module.after_process = stop.set
-    scope_worker, _, storage, state, _ = make_worker(
+    scope_worker, _, _, state, _ = make_worker(
         last={'p1': MONTH}, stop_event=stop, modules={'m': module})
     result = scope_worker.rate_scope('p1')
     # The stop came during rating, before storage: that period is dropped.
