@@ -41,6 +41,7 @@ step-by-step definition above gives.
 import bisect
 import collections
 import decimal
+import operator
 
 from cloudkitty import dataframe
 
@@ -99,46 +100,51 @@ def resolve_tenant(global_rules, tenant_rules):
             + list(tenant_rules))
 
 
-class _Piecewise:
-    """``price + M * qty + C`` where ``(M, C)`` depends on the interval of
-    sorted ``breaks`` that qty falls in (``C`` is ``None`` for zero)."""
-
-    __slots__ = ('breaks', 'pieces')
-
-    def __init__(self, breaks, pieces):
-        self.breaks = breaks
-        self.pieces = pieces
-
-
-def _group_piece(flat, rate, field_threshold, service_threshold):
-    """``(M, C)`` of one group once its thresholds are chosen."""
-    if field_threshold is not None and (
-            service_threshold is None
-            or service_threshold[0] < field_threshold[0]):
-        _level, type_, cost = field_threshold
-        if type_ == FLAT:
-            return rate * (flat + cost), _ZERO
-        return rate * cost * flat, _ZERO
-    if service_threshold is not None:
-        _level, type_, cost = service_threshold
-        if type_ == FLAT:
-            return rate * flat, cost
-        return rate * flat * cost, _ZERO
-    return rate * flat, _ZERO
+def _field_piece(flat, rate, field_threshold):
+    """A group's ``M`` when no service threshold applies to it."""
+    if field_threshold is None:
+        return rate * flat
+    _level, type_, cost = field_threshold
+    if type_ == FLAT:
+        return rate * (flat + cost)
+    return rate * cost * flat
 
 
 class _ServicePlan:
     """The rules of one service in one scope, and the memo of point plans.
 
-    A point's key holds, for each field with rules (in name order), its
-    value as a string (``None`` when the point has no such field); a field
-    without thresholds keys on the index of the mapping value it matched
-    instead, so that values no rule names share one plan.
+    A plan is ``None`` (price unchanged), a Decimal ``M``
+    (``price += M * qty``) or ``(breaks, pieces)``: ``price += M * qty + C``
+    with ``(M, C)`` the piece of the interval between sorted service
+    threshold levels that qty falls in (``C`` is ``None`` for zero).
+
+    Plans are memoised twice. ``plans`` is keyed by the canonical key: per
+    field with rules (in name order) the value as a string, or for a field
+    without thresholds the index of the mapping value it matched, so that
+    values no rule names share one plan; ``None`` when the point lacks the
+    field. ``fast`` is keyed by the raw metadata values (what
+    ``operator.itemgetter`` returns) and only holds keys made of strings,
+    since ``8``, ``8.0`` and ``True`` would be one dict key but are three
+    different strings; it serves every point whose rule fields are all in
+    its metadata as strings, and nothing else needs to be computed then.
     """
 
-    __slots__ = ('fields', 'indexes', 'memo', '_field_maps',
-                 '_field_thresholds', '_service_thresholds', '_base',
-                 '_by_index', 'constant')
+    __slots__ = (
+        '_base',
+        '_breaks',
+        '_by_index',
+        '_field_maps',
+        '_field_thresholds',
+        '_layout',
+        '_service_groups',
+        'constant',
+        'fast',
+        'fields',
+        'fieldset',
+        'getter',
+        'plans',
+        'specs',
+    )
 
     def __init__(self, mappings, thresholds):
         base = {}                        # group -> [flat, rate]
@@ -161,35 +167,75 @@ class _ServicePlan:
                 field_thresholds[rule.field][rule.group].append(entry)
         self._base = base
         self._field_maps = dict(field_maps)
-        self._service_thresholds = {
-            group: _sorted_levels(entries)
-            for group, entries in service_thresholds.items()}
         self._field_thresholds = {
             field: {group: _sorted_levels(entries)
                     for group, entries in by_group.items()}
             for field, by_group in field_thresholds.items()}
+        self._init_service_thresholds(service_thresholds)
         self.fields = tuple(sorted(set(field_maps) | set(field_thresholds)))
-        # Fields without thresholds: value -> index into their match lists.
-        self.indexes = []
+        specs = []
         self._by_index = {}
         for field in self.fields:
             if field in self._field_thresholds:
-                self.indexes.append(None)
+                specs.append((field, None))
             else:
+                # Fields without thresholds: value -> index of its matches.
                 values = sorted(self._field_maps[field])
-                self.indexes.append({v: i for i, v in enumerate(values)})
+                specs.append((field, {v: i for i, v in enumerate(values)}))
                 self._by_index[field] = [self._field_maps[field][v]
                                          for v in values]
-        self.indexes = tuple(self.indexes)
-        self.memo = {}
+        self.specs = tuple(specs)
+        self.getter = operator.itemgetter(*self.fields) if self.fields else None
+        self.fieldset = frozenset(self.fields)
+        self.fast = {}
+        self.plans = {}
         self.constant = None if self.fields else self._plan(())
 
-    def plan(self, key):
-        """The memoised plan of a point key (``None``: price unchanged)."""
-        if len(self.memo) >= _MEMO_LIMIT:
-            self.memo.clear()
-        parts = key if len(self.fields) > 1 else (key,)
-        plan = self.memo[key] = self._plan(parts)
+    def _init_service_thresholds(self, service_thresholds):
+        # The intervals between all service threshold levels of the service
+        # and, per group, which of its own thresholds applies in each: the
+        # same for every point, so worked out once here.
+        self._service_groups = frozenset(service_thresholds)
+        self._breaks = tuple(sorted({entry[0] for entries in
+                                     service_thresholds.values()
+                                     for entry in entries}))
+        layout = []
+        for group, entries in service_thresholds.items():
+            levels, entries = _sorted_levels(entries)
+            # positions[j]: 0 for none, i + 1 for entries[i].
+            positions = tuple(
+                bisect.bisect_right(levels, self._breaks[j - 1]) if j else 0
+                for j in range(len(self._breaks) + 1))
+            layout.append((group, entries, positions))
+        self._layout = tuple(layout)
+
+    def slow_plan(self, groupby, metadata):
+        """The plan of a point that missed the ``fast`` memo."""
+        parts = []
+        all_text = self.fieldset.isdisjoint(groupby)
+        for field, index in self.specs:
+            if field in groupby:
+                value = groupby[field]
+            elif field in metadata:
+                value = metadata[field]
+            else:
+                all_text = False
+                parts.append(None)
+                continue
+            if value.__class__ is not str:
+                all_text = False
+                value = str(value)
+            parts.append(value if index is None else index.get(value))
+        parts = tuple(parts)
+        plan = self.plans.get(parts, _MISSING)
+        if plan is _MISSING:
+            if len(self.plans) >= _MEMO_LIMIT:
+                self.plans.clear()
+            plan = self.plans[parts] = self._plan(parts)
+        if all_text:
+            if len(self.fast) >= _MEMO_LIMIT:
+                self.fast.clear()
+            self.fast[self.getter(metadata)] = plan
         return plan
 
     def _plan(self, parts):
@@ -217,50 +263,54 @@ class _ServicePlan:
                 if i >= 0 and (group not in field_best
                                or levels[i] > field_best[group][0]):
                     field_best[group] = entries[i]
-        for group in list(field_best) + list(self._service_thresholds):
-            groups.setdefault(group, [_ZERO, _ONE])
-        if not groups:
-            return None
-        breaks = sorted({level for levels, _ in
-                         self._service_thresholds.values()
-                         for level in levels})
-        # Interval j is [breaks[j-1], breaks[j]); its service threshold in
-        # a group is the highest of that group's levels <= breaks[j-1].
+        static = _ZERO
+        for group, best in field_best.items():
+            if group not in groups:
+                groups[group] = [_ZERO, _ONE]
+        for group, (flat, rate) in groups.items():
+            if group not in self._service_groups:
+                static += _field_piece(flat, rate, field_best.get(group))
+        if not self._layout:
+            return static or None
+        by_group = []
+        for group, entries, positions in self._layout:
+            flat, rate = groups.get(group, (_ZERO, _ONE))
+            best = field_best.get(group)
+            alone = (_field_piece(flat, rate, best), _ZERO)
+            own = [alone]
+            for level, type_, cost in entries:
+                if best is not None and level < best[0]:
+                    own.append(alone)    # the field threshold is higher
+                elif type_ == FLAT:
+                    own.append((rate * flat, cost))
+                else:
+                    own.append((rate * flat * cost, _ZERO))
+            by_group.append((own, positions))
         pieces = []
-        for j in range(len(breaks) + 1):
-            total_m, total_c = _ZERO, _ZERO
-            for group, (flat, rate) in groups.items():
-                service = None
-                levels_entries = self._service_thresholds.get(group)
-                if levels_entries is not None and j:
-                    levels, entries = levels_entries
-                    i = bisect.bisect_right(levels, breaks[j - 1]) - 1
-                    if i >= 0:
-                        service = entries[i]
-                m, c = _group_piece(flat, rate, field_best.get(group),
-                                    service)
-                total_m += m
-                total_c += c
-            pieces.append((total_m, total_c or None))
+        for j in range(len(self._breaks) + 1):
+            m, c = static, _ZERO
+            for own, positions in by_group:
+                piece_m, piece_c = own[positions[j]]
+                m += piece_m
+                c += piece_c
+            pieces.append((m, c or None))
         if all(not m and c is None for m, c in pieces):
             return None
-        if not breaks:
-            return pieces[0][0]
-        return _Piecewise(tuple(breaks), tuple(pieces))
+        return self._breaks, tuple(pieces)
 
     def price_points(self, points):
         """Return the priced copies of ``points`` (a list)."""
-        if not self.fields:
-            return _price_constant(self.constant, points)
-        if len(self.fields) == 1:
-            return _price_one_field(self, points)
-        return _price_fields(self, points)
+        if self.fields:
+            return _price_points(self, points)
+        plan = self.constant
+        if plan is None:
+            return points
+        return [_apply(plan, point) for point in points]
 
 
 def _fold_mapping(acc, type_, cost):
     if type_ == FLAT:
-        if cost > acc[0]:
-            acc[0] = cost
+        acc[0] = max(acc[0], cost)
     else:
         acc[1] = acc[1] * cost
 
@@ -275,88 +325,41 @@ def _apply(plan, point):
     if plan.__class__ is decimal.Decimal:
         res = plan * qty
     else:
-        m, c = plan.pieces[bisect.bisect_right(plan.breaks, qty)]
+        m, c = plan[1][bisect.bisect_right(plan[0], qty)]
         res = m * qty if c is None else m * qty + c
     return _new_tuple(dataframe.DataPoint, (
         point[0], qty, point[2] + res, point[3], point[4], point[5]))
 
 
-def _price_constant(plan, points):
-    if plan is None:
-        return list(points)
-    if plan.__class__ is not decimal.Decimal:
-        return [_apply(plan, point) for point in points]
-    new, cls = _new_tuple, dataframe.DataPoint
-    return [new(cls, (p[0], p[1], p[2] + plan * p[1], p[3], p[4], p[5]))
-            for p in points]
-
-
-# The two loops below are the hot path of the module: they are written out
-# (no helper calls for the common linear plan) because every call counts at
-# a million points a second.
-
-def _price_one_field(service_plan, points):
-    field = service_plan.fields[0]
-    index = service_plan.indexes[0]
-    memo = service_plan.memo
-    new, cls, missing, dec = _new_tuple, dataframe.DataPoint, _MISSING, \
-        decimal.Decimal
-    out = []
-    append = out.append
-    for p in points:
-        value = p[3].get(field, missing)
-        if value is missing:
-            value = p[4].get(field, missing)
-        if value is missing:
-            key = None
-        else:
-            if value.__class__ is not str:
-                value = str(value)
-            key = value if index is None else index.get(value)
-        plan = memo.get(key, missing)
-        if plan is missing:
-            plan = service_plan.plan(key)
-        if plan is None:
-            append(p)
-        elif plan.__class__ is dec:
-            append(new(cls, (p[0], p[1], p[2] + plan * p[1], p[3], p[4],
-                             p[5])))
-        else:
-            append(_apply(plan, p))
-    return out
-
-
-def _price_fields(service_plan, points):
-    specs = tuple(zip(service_plan.fields, service_plan.indexes))
-    memo = service_plan.memo
-    new, cls, missing, dec = _new_tuple, dataframe.DataPoint, _MISSING, \
-        decimal.Decimal
+def _price_points(service_plan, points):
+    # The hot path of the module, written out (no helper call for the usual
+    # plans) because every call counts at a million points a second.
+    getter, fieldset, fast = (service_plan.getter, service_plan.fieldset,
+                              service_plan.fast)
+    new, cls, dec, bisect_right = (_new_tuple, dataframe.DataPoint,
+                                   decimal.Decimal, bisect.bisect_right)
     out = []
     append = out.append
     for p in points:
         groupby, metadata = p[3], p[4]
-        parts = []
-        for field, index in specs:
-            value = groupby.get(field, missing)
-            if value is missing:
-                value = metadata.get(field, missing)
-            if value is missing:
-                parts.append(None)
-                continue
-            if value.__class__ is not str:
-                value = str(value)
-            parts.append(value if index is None else index.get(value))
-        key = tuple(parts)
-        plan = memo.get(key, missing)
-        if plan is missing:
-            plan = service_plan.plan(key)
+        plan = None
+        if fieldset.isdisjoint(groupby):
+            try:
+                plan = fast[getter(metadata)]
+            except (KeyError, TypeError):  # not there, or unhashable
+                plan = service_plan.slow_plan(groupby, metadata)
+        else:
+            plan = service_plan.slow_plan(groupby, metadata)
         if plan is None:
             append(p)
-        elif plan.__class__ is dec:
-            append(new(cls, (p[0], p[1], p[2] + plan * p[1], p[3], p[4],
-                             p[5])))
+            continue
+        qty = p[1]
+        if plan.__class__ is dec:
+            res = plan * qty
         else:
-            append(_apply(plan, p))
+            m, c = plan[1][bisect_right(plan[0], qty)]
+            res = m * qty if c is None else m * qty + c
+        append(new(cls, (p[0], qty, p[2] + res, groupby, metadata, p[5])))
     return out
 
 
@@ -373,7 +376,7 @@ def _compile(mappings, thresholds):
 class ScopeRules:
     """The rules one scope sees, compiled; prices frames and points."""
 
-    __slots__ = ('scope_id', '_services')
+    __slots__ = ('_services', 'scope_id')
 
     def __init__(self, scope_id, services):
         self.scope_id = scope_id

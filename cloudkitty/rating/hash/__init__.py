@@ -1,0 +1,1 @@
+"""The hashmap rating module (work in progress: the engine is in rules.py)."""
