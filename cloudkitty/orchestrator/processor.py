@@ -28,6 +28,7 @@ from cloudkitty.orchestrator import worker as ck_worker
 from cloudkitty import rating
 from cloudkitty import storage as ck_storage
 from cloudkitty import storage_state
+from cloudkitty.storage_state import reprocessing
 
 LOG = logging.getLogger(__name__)
 
@@ -124,35 +125,50 @@ class Processor:
         if not self._locks.start():
             summary.unavailable = 'coordination backend unreachable'
             return summary
-        if scope_ids is None:
-            try:
-                scope_ids = list(self._fetcher.get_tenants())
-            except Exception as exc:  # noqa: BLE001 - any fetcher failure
-                LOG.warning('Could not list the scopes, will retry: %s: %s',
-                            exc.__class__.__name__, exc)
-                summary.unavailable = f'fetcher failed: {exc}'
-                return summary
-        scope_ids = list(scope_ids)
-        if self._shuffle:
-            # Workers walking the scopes in different orders meet less often
-            # on the same lock.
-            random.shuffle(scope_ids)
-        summary.scopes = scope_ids
-        for scope_id in scope_ids:
+        try:
+            items = self._list(scope_ids)
+        except Exception as exc:  # noqa: BLE001 - any listing failure
+            LOG.warning('Could not list the %s, will retry: %s: %s',
+                        self._what, exc.__class__.__name__, exc)
+            summary.unavailable = f'listing the {self._what} failed: {exc}'
+            return summary
+        summary.scopes = [self._scope_of(item) for item in items]
+        for item in items:
             if self._stop.is_set():
                 break
+            scope_id = self._scope_of(item)
             with self._locks.hold(scope_id) as held:
                 if not held:
                     summary.locked.append(scope_id)
                     continue
-                result = self._worker.rate_scope(scope_id)
+                result = self._rate(item)
             if result.rated:
-                summary.rated[scope_id] = len(result.rated)
+                summary.rated[scope_id] = (summary.rated.get(scope_id, 0)
+                                           + len(result.rated))
             if result.error is not None:
                 summary.failed[scope_id] = result.error
             if result.inactive:
                 summary.inactive.append(scope_id)
         return summary
+
+    _what = 'scopes'
+
+    def _list(self, scope_ids):
+        if scope_ids is None:
+            scope_ids = self._fetcher.get_tenants()
+        scope_ids = list(scope_ids)
+        if self._shuffle:
+            # Workers walking the scopes in different orders meet less often
+            # on the same lock.
+            random.shuffle(scope_ids)
+        return scope_ids
+
+    @staticmethod
+    def _scope_of(item):
+        return item
+
+    def _rate(self, scope_id):
+        return self._worker.rate_scope(scope_id)
 
     def run_forever(self, interval):
         """Pass after pass until the stop event is set; never raises.
@@ -169,6 +185,47 @@ class Processor:
                 self._stop.wait(interval)
 
 
+class ReprocessingProcessor(Processor):
+    """Passes over the unfinished reprocessing tasks, oldest first.
+
+    :param schedule: a :class:`~cloudkitty.storage_state.reprocessing.
+        ReprocessingScheduleManager` (``get_all``,
+        ``set_current_reprocess_time``).
+
+    A task is worked on under its scope's lock, so that it never runs
+    beside the scope's regular rating or another worker's reprocessing.
+    """
+
+    _what = 'reprocessing tasks'
+
+    def __init__(self, scope_worker, schedule, locks, stop_event=None):
+        super().__init__(scope_worker, None, locks, stop_event,
+                         shuffle=False)
+        self._schedule = schedule
+
+    def _list(self, scope_ids):
+        tasks = self._schedule.get_all(scope_ids=scope_ids, order='asc')
+        return [task for task in tasks if not _finished(task)]
+
+    @staticmethod
+    def _scope_of(task):
+        return task['identifier']
+
+    def _rate(self, task):
+        # Read again under the lock: another worker may have moved it on.
+        fresh = [t for t in self._schedule.get_all(
+            scope_ids=[task['identifier']], order='asc')
+            if t['id'] == task['id']]
+        if not fresh or _finished(fresh[0]):
+            return ck_worker.ScopeResult(task['identifier'])
+        return self._worker.reprocess(fresh[0], self._schedule)
+
+
+def _finished(task):
+    current = task['current_reprocess_time']
+    return current is not None and current >= task['end_reprocess_time']
+
+
 @dataclasses.dataclass
 class Collaborators:
     """Everything a processor process builds from its configuration."""
@@ -177,6 +234,7 @@ class Collaborators:
     fetcher: object
     storage: object
     engine: object
+    schedule: reprocessing.ReprocessingScheduleManager
 
 
 def build(conf, plan, stop_event=None, clock=None):
@@ -197,7 +255,7 @@ def build(conf, plan, stop_event=None, clock=None):
         module_state=module_state, skip_predicates=plan.skip_predicates,
         stop_event=stop_event, clock=clock or storage_state.utcnow)
     return Collaborators(scope_worker, ck_fetcher.get_fetcher(conf), storage,
-                         engine)
+                         engine, reprocessing.ReprocessingScheduleManager(engine))
 
 
 def make_locks(conf, worker_id=None, stop_event=None):
@@ -268,9 +326,10 @@ def run_until_caught_up(conf, scope_ids=None, use_locks=True,
 
 
 class ProcessorService(cotyledon.Service):
-    """One processor worker process."""
+    """One processor worker process: rates the scopes' due periods."""
 
     name = 'cloudkitty-processor'
+    label = 'Processor'
 
     def __init__(self, worker_id, conf, plan):
         super().__init__(worker_id)
@@ -286,10 +345,10 @@ class ProcessorService(cotyledon.Service):
             parts = self._build(interval)
             if parts is None:
                 return
-            locks = make_locks(self._conf, self.worker_id, self._stop)
-            LOG.info('Processor worker %s started', self.worker_id)
-            Processor(parts.scope_worker, parts.fetcher, locks,
-                      self._stop).run_forever(interval)
+            locks = make_locks(self._conf, f'{self.label}-{self.worker_id}',
+                               self._stop)
+            LOG.info('%s worker %s started', self.label, self.worker_id)
+            self._processor(parts, locks).run_forever(interval)
         finally:
             if locks is not None:
                 locks.stop()
@@ -300,11 +359,14 @@ class ProcessorService(cotyledon.Service):
             try:
                 return build(self._conf, self._plan, self._stop)
             except Exception as exc:  # noqa: BLE001 - e.g. storage down
-                LOG.warning('Processor worker %s cannot start yet, will '
-                            'retry: %s: %s', self.worker_id,
+                LOG.warning('%s worker %s cannot start yet, will retry: '
+                            '%s: %s', self.label, self.worker_id,
                             exc.__class__.__name__, exc)
                 self._stop.wait(max(interval, 1.0))
         return None
+
+    def _processor(self, parts, locks):
+        return Processor(parts.scope_worker, parts.fetcher, locks, self._stop)
 
     def terminate(self):
         # Let the current period finish or be abandoned before storing,
@@ -314,10 +376,29 @@ class ProcessorService(cotyledon.Service):
         self._finished.wait()
 
 
+class ReprocessingService(ProcessorService):
+    """One reprocessing worker process: works on the reprocessing tasks."""
+
+    name = 'cloudkitty-reprocessing'
+    label = 'Reprocessing'
+
+    def _processor(self, parts, locks):
+        return ReprocessingProcessor(parts.scope_worker, parts.schedule,
+                                     locks, self._stop)
+
+
 def serve(conf, plan):
-    """Run the processor worker processes until SIGTERM; the master exits 0."""
+    """Run the worker processes until SIGTERM; the master exits 0.
+
+    ``[orchestrator] max_workers`` processes rate (at least one) and
+    ``max_workers_reprocessing`` work on reprocessing tasks (none if 0).
+    """
     manager = cotyledon.ServiceManager()
     manager.add(ProcessorService,
                 workers=max(1, conf.orchestrator.max_workers),
                 args=(conf, plan))
+    if conf.orchestrator.max_workers_reprocessing > 0:
+        manager.add(ReprocessingService,
+                    workers=conf.orchestrator.max_workers_reprocessing,
+                    args=(conf, plan))
     manager.run()

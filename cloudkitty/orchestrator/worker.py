@@ -124,6 +124,20 @@ def next_period_start(last, period, wait_periods, now):
     return None
 
 
+def next_reprocess_start(start, end, current, period):
+    """Next period start of a reprocessing task, or ``None`` once finished.
+
+    ``start`` and ``end`` are the first and the last period starts of the
+    window (both included); ``current`` is the last one reprocessed
+    (``None`` before the first).
+    """
+    if current is None:
+        candidate = start
+    else:
+        candidate = current + datetime.timedelta(seconds=period)
+    return candidate if candidate <= end else None
+
+
 class ScopeWorker:
     """Rates scopes with the collaborators it is given.
 
@@ -183,32 +197,87 @@ class ScopeWorker:
         for a failure of a collaborator. Returns a :class:`ScopeResult`.
         """
         result = ScopeResult(scope_id)
-        try:
+
+        def periods():
             if not self._scope_state.is_active(scope_id):
                 LOG.debug('Scope %s is inactive, not rated', scope_id)
                 result.inactive = True
-                return result
-            while not self._stop.is_set():
-                if max_periods is not None and len(result.rated) >= max_periods:
-                    break
+                return
+            while self._more(result, max_periods):
                 start = self.next_period(scope_id)
                 if start is None:
                     break
                 self.rate_period(scope_id, start)
                 result.rated.append(start)
+        return self._guarded(result, 'Scope', periods)
+
+    def _more(self, result, max_periods):
+        if self._stop.is_set():
+            return False
+        return max_periods is None or len(result.rated) < max_periods
+
+    @staticmethod
+    def _guarded(result, what, work):
+        """Run ``work()``; a failure abandons the scope for this pass:
+        logged, and kept in ``result.error``."""
+        scope_id = result.scope_id
+        try:
+            work()
         except ScopeAbandoned as exc:
             result.error = str(exc)
             log = LOG.info if exc.reason == 'stop requested' else LOG.warning
-            log('Scope %s abandoned for this pass, to be retried: %s',
-                scope_id, exc)
+            log('%s %s abandoned for this pass, to be retried: %s',
+                what, scope_id, exc)
         except Exception as exc:  # any failure of a collaborator
             result.error = f'scope {scope_id}: {exc.__class__.__name__}: {exc}'
-            LOG.warning('Scope %s abandoned for this pass, to be retried: %s',
-                        scope_id, result.error, exc_info=True)
+            LOG.warning('%s %s abandoned for this pass, to be retried: %s',
+                        what, scope_id, result.error, exc_info=True)
         return result
 
-    def rate_period(self, scope_id, start):
+    def reprocess(self, task, schedule, max_periods=None):
+        """Rate again the periods of a reprocessing task, oldest first.
+
+        ``task`` is a dict of :class:`~cloudkitty.storage_state.reprocessing.
+        ReprocessingScheduleManager` (``id``, ``identifier``,
+        ``start_reprocess_time``, ``end_reprocess_time``,
+        ``current_reprocess_time``); its periods run from the start to the
+        end, both included. The first period begins by deleting the scope's
+        stored data of the whole window, then each period is rated with the
+        rules valid at its start and recorded as the task's
+        ``current_reprocess_time`` (the scope state is left alone).
+
+        Crash-safe like :meth:`rate_period`: until a period is recorded it is
+        rated again, and the window's delete is repeated while the task has
+        not recorded its first period. Stops like :meth:`rate_scope`; returns
+        a :class:`ScopeResult`; never raises for a collaborator's failure.
+        """
+        scope_id = task['identifier']
+        result = ScopeResult(scope_id)
+
+        def periods():
+            current = task['current_reprocess_time']
+            while self._more(result, max_periods):
+                start = next_reprocess_start(
+                    task['start_reprocess_time'], task['end_reprocess_time'],
+                    current, self._settings.period)
+                if start is None:
+                    break
+                if current is None:
+                    self._storage.delete(
+                        begin=task['start_reprocess_time'],
+                        end=task['end_reprocess_time'] + self.period,
+                        filters={self._settings.scope_key: scope_id})
+                self.rate_period(scope_id, start, record=lambda s=start: (
+                    schedule.set_current_reprocess_time(task['id'], s)))
+                current = start
+                result.rated.append(start)
+        return self._guarded(result, 'Reprocessing of scope', periods)
+
+    def rate_period(self, scope_id, start, record=None):
         """Collect, rate, filter, store and record one period of a scope.
+
+        ``record()`` runs once the period is stored; by default it sets the
+        scope's ``last_processed_timestamp`` to ``start``.
 
         Raises :class:`ScopeAbandoned` when a metric's collection fails or
         times out, or when stopping before anything was stored; errors of
@@ -226,6 +295,10 @@ class ScopeWorker:
             # Nothing of this period has been stored yet.
             raise ScopeAbandoned(scope_id, 'stop requested', period_start=start)
         self._store(scope_id, frame)
+        if record is None:
+            self._scope_state.set_last_processed_timestamp(scope_id, start)
+        else:
+            record()
         LOG.info('Rated scope %s period %s: %d points stored, %d skipped',
                  scope_id, start.isoformat(), len(frame), skipped)
         return frame
@@ -325,7 +398,7 @@ class ScopeWorker:
         return kept, dropped
 
     def _store(self, scope_id, frame):
-        """Replace the scope's stored period with ``frame``, then record it."""
+        """Make ``frame`` the scope's only stored data for its period."""
         replace = getattr(self._storage, 'replace', None)
         if replace is not None:
             replace(frame, scope_id)
@@ -334,4 +407,3 @@ class ScopeWorker:
                 begin=frame.start, end=frame.end,
                 filters={self._settings.scope_key: scope_id})
             self._storage.push([frame], scope_id)
-        self._scope_state.set_last_processed_timestamp(scope_id, frame.start)

@@ -85,6 +85,15 @@ class ReprocessingScheduleManager:
                     for row in connection.execute(query).mappings()]
 
 
+    def set_current_reprocess_time(self, task_id, timestamp):
+        """Record ``timestamp`` as the last period start task ``task_id``
+        reprocessed (the processor calls it once the period is stored)."""
+        with self._engine.begin() as connection:
+            connection.execute(self._table.update().where(
+                self._table.c.id == task_id).values(
+                    current_reprocess_time=to_db(timestamp)))
+
+
 def _task_dict(row):
     task = dict(row)
     for name in ('start_reprocess_time', 'end_reprocess_time',

@@ -76,6 +76,7 @@ sources = {scopes}
 [orchestrator]
 coordination_url = {coordination_url}
 max_workers = {max_workers}
+max_workers_reprocessing = 1
 max_threads = 4
 collector_request_timeout = 30
 process_interval = 0.2
@@ -514,3 +515,50 @@ def test_run_until_caught_up_with_a_clock_stops_earlier(tmp_path):
                                             clock=lambda: now)
     assert summary['periods'] == 3
     assert scenario.states() == {scenario.scopes[0]: scenario.base + 3 * HOUR}
+
+
+# -- reprocessing -----------------------------------------------------------------
+
+def test_a_reprocessing_task_rates_its_window_again(tmp_path):
+    from cloudkitty import db
+    from cloudkitty.orchestrator import processor
+    from cloudkitty.storage_state import reprocessing
+    scenario = Scenario(tmp_path, scopes=2, hours=8, seed=4)
+    assert not processor.run_until_caught_up(scenario.conf(),
+                                             use_locks=False)['failed']
+    states = scenario.states()
+    # Late usage arrives for periods already rated: a new instance in the
+    # window [base + 2h, base + 4h] of the first scope.
+    scope = scenario.scopes[0]
+    first, last = scenario.base + 2 * HOUR, scenario.base + 4 * HOUR
+    extra = [{'metric': 'cpu', 'scope': scope,
+              'time': (first + i * HOUR + 10 * HOUR / 60).isoformat(),
+              'qty': 1, 'labels': {'id': 'vm-late', 'flavor': 'm1.late'}}
+             for i in range(3)]
+    with open(scenario.usage / 'late.jsonl', 'w') as stream:
+        stream.writelines(json.dumps(record) + '\n' for record in extra)
+    scenario.records.extend(extra)
+    engine = db.create_engine(f'sqlite:///{scenario.database}')
+    schedule = reprocessing.ReprocessingScheduleManager(engine)
+    task, = schedule.create([scope], 'late usage', first, last)
+
+    def finished():
+        current = next(t for t in schedule.get_all()
+                       if t['id'] == task['id'])['current_reprocess_time']
+        return current is not None and current >= last
+
+    process = scenario.start()
+    try:
+        assert scenario.wait_until(finished, 60, process)
+    finally:
+        code, err = stop(process)
+        engine.dispose()
+    assert code == 0, err
+    scenario.assert_stored_exactly_once()
+    stored = scenario.stored()
+    assert all(stored[(scope, 'cpu', first + i * HOUR, 'vm-late')] == [1]
+               for i in range(3))
+    # The scope state is not moved back to the window (an hour boundary
+    # passed meanwhile may have made one more period due).
+    for scope_id, before in scenario.states().items():
+        assert states[scope_id] <= before <= states[scope_id] + HOUR

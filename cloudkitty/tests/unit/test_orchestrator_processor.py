@@ -149,3 +149,59 @@ def test_run_forever_sleeps_only_after_an_idle_pass_and_survives_bugs():
     # No sleep after the pass that rated; one after the failing pass and
     # one after the idle pass.
     assert waits == [7.5, 7.5]
+
+
+class FakeSchedule:
+    def __init__(self, tasks):
+        self.tasks = tasks
+        self.reads = []
+
+    def get_all(self, scope_ids=None, order='desc'):
+        assert order == 'asc'
+        self.reads.append(scope_ids)
+        return [dict(t) for t in self.tasks
+                if not scope_ids or t['identifier'] in scope_ids]
+
+
+class ReprocessingWorker:
+    def __init__(self):
+        self.calls = []
+
+    def reprocess(self, task, schedule):
+        self.calls.append(task['id'])
+        return worker.ScopeResult(task['identifier'], rated=[1, 2])
+
+
+def make_task(id_, scope, current=None, end=10):
+    return {'id': id_, 'identifier': scope, 'start_reprocess_time': 0,
+            'end_reprocess_time': end, 'current_reprocess_time': current}
+
+
+def test_reprocessing_pass_works_on_unfinished_tasks_under_the_lock():
+    schedule = FakeSchedule([make_task(1, 'a'), make_task(2, 'b', current=10),
+                             make_task(3, 'c', current=4),
+                             make_task(4, 'd')])
+    fake_worker = ReprocessingWorker()
+    proc = processor.ReprocessingProcessor(fake_worker, schedule,
+                                           FakeLocks(taken=['d']))
+    summary = proc.run_pass()
+    assert fake_worker.calls == [1, 3]
+    assert summary.scopes == ['a', 'c', 'd'] and summary.locked == ['d']
+    assert summary.rated == {'a': 2, 'c': 2}
+    # Each task is read again once its scope is locked.
+    assert schedule.reads == [None, ['a'], ['c']]
+
+
+def test_a_task_finished_meanwhile_is_left_alone():
+    schedule = FakeSchedule([make_task(1, 'a')])
+    fake_worker = ReprocessingWorker()
+
+    class Racing(FakeLocks):
+        @contextlib.contextmanager
+        def hold(self, scope_id):
+            schedule.tasks[0]['current_reprocess_time'] = 10
+            yield True
+
+    processor.ReprocessingProcessor(fake_worker, schedule,
+                                    Racing()).run_pass()
+    assert fake_worker.calls == []

@@ -508,3 +508,76 @@ def test_no_metrics_stores_empty_periods(metrics):
         FakeCollector({}), storage, state, metrics, worker.Settings(),
         clock=lambda: NOW)
     assert len(scope_worker.rate_scope('p1', max_periods=1).rated) == 1
+
+
+# -- reprocessing -------------------------------------------------------------
+
+class FakeSchedule:
+    def __init__(self, journal):
+        self.journal = journal
+
+    def set_current_reprocess_time(self, task_id, timestamp):
+        self.journal.append(('current', task_id, timestamp))
+
+
+def task(start, end, current=None):
+    return {'id': 7, 'identifier': 'p1', 'start_reprocess_time': start,
+            'end_reprocess_time': end, 'current_reprocess_time': current}
+
+
+def test_next_reprocess_start():
+    end = MONTH + 2 * HOUR
+    assert worker.next_reprocess_start(MONTH, end, None, 3600) == MONTH
+    assert worker.next_reprocess_start(MONTH, end, MONTH, 3600) == \
+        MONTH + HOUR
+    assert worker.next_reprocess_start(MONTH, end, end - HOUR, 3600) == end
+    assert worker.next_reprocess_start(MONTH, end, end, 3600) is None
+    assert worker.next_reprocess_start(MONTH, MONTH, None, 3600) == MONTH
+
+
+def test_reprocessing_clears_the_window_then_rates_each_period():
+    scope_worker, _, storage, state, journal = make_worker(
+        behaviour={'cpu': constant(point(1))},
+        last={'p1': MONTH + 9 * HOUR})
+    storage.points = [('p1', MONTH + i * HOUR, 'cpu_type', point(5))
+                      for i in range(10)]
+    result = scope_worker.reprocess(task(MONTH + HOUR, MONTH + 3 * HOUR),
+                                    FakeSchedule(journal))
+    assert result.rated == [MONTH + HOUR, MONTH + 2 * HOUR, MONTH + 3 * HOUR]
+    assert journal[0] == ('delete', 'p1', MONTH + HOUR, MONTH + 4 * HOUR)
+    assert [j for j in journal if j[0] == 'current'] == [
+        ('current', 7, MONTH + HOUR), ('current', 7, MONTH + 2 * HOUR),
+        ('current', 7, MONTH + 3 * HOUR)]
+    # The scope state is the regular processor's, untouched.
+    assert state.last['p1'] == MONTH + 9 * HOUR
+    assert not [j for j in journal if j[0] == 'state']
+    assert sorted((p[1], p[3].qty) for p in storage.points) == sorted(
+        [(MONTH + i * HOUR, 5) for i in (0, 4, 5, 6, 7, 8, 9)]
+        + [(MONTH + i * HOUR, 1) for i in (1, 2, 3)])
+
+
+def test_reprocessing_resumes_without_clearing_again():
+    scope_worker, _, _, _, journal = make_worker(
+        behaviour={'cpu': constant(point(1))})
+    result = scope_worker.reprocess(
+        task(MONTH, MONTH + 3 * HOUR, current=MONTH + HOUR),
+        FakeSchedule(journal))
+    assert result.rated == [MONTH + 2 * HOUR, MONTH + 3 * HOUR]
+    deletes = [j for j in journal if j[0] == 'delete']
+    assert deletes == [('delete', 'p1', MONTH + 2 * HOUR, MONTH + 3 * HOUR),
+                       ('delete', 'p1', MONTH + 3 * HOUR, MONTH + 4 * HOUR)]
+
+
+def test_reprocessing_failure_keeps_the_task_where_it_was(caplog):
+    def broken(scope, start):
+        if start == MONTH + HOUR:
+            raise collector.CollectError('fake', 'cpu', scope, 'down')
+        return [point(1)]
+
+    scope_worker, _, _, _, journal = make_worker(behaviour={'cpu': broken})
+    result = scope_worker.reprocess(task(MONTH, MONTH + 3 * HOUR),
+                                    FakeSchedule(journal))
+    assert result.rated == [MONTH] and 'down' in result.error
+    assert [j for j in journal if j[0] == 'current'] == [
+        ('current', 7, MONTH)]
+    assert 'Reprocessing of scope p1 abandoned' in caplog.text
