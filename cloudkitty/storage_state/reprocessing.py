@@ -84,7 +84,6 @@ class ReprocessingScheduleManager:
             return [_task_dict(row)
                     for row in connection.execute(query).mappings()]
 
-
     def set_current_reprocess_time(self, task_id, timestamp):
         """Record ``timestamp`` as the last period start task ``task_id``
         reprocessed (the processor calls it once the period is stored)."""
