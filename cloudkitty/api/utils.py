@@ -47,7 +47,7 @@ def own_scope_filters(filters=None):
 
 
 def json_body():
-    """The request's JSON body as a dict (``{}`` when empty).
+    """The request's JSON body as a dict (``{}`` when empty or ``null``).
 
     Floats are read as Decimals, digit for digit. Raises
     :class:`errors.BadRequest` for malformed JSON or a non-object.
@@ -60,9 +60,12 @@ def json_body():
     except (ValueError, UnicodeDecodeError) as exc:
         raise errors.BadRequest(f'The body is not valid JSON: {exc}') \
             from None
+    if body is None:
+        return {}
     if not isinstance(body, dict):
-        raise errors.BadRequest('The body must be a JSON object, not '
-                                f'{type(body).__name__}')
+        kind = {list: 'an array', str: 'a string', bool: 'a boolean'}.get(
+            type(body), 'a number')
+        raise errors.BadRequest(f'The body must be a JSON object, not {kind}.')
     return body
 
 
