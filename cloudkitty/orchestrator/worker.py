@@ -18,6 +18,9 @@ Step 4's order is what makes a crash harmless: until the state is written
 the period is still due, so it is rated again after a restart, and the
 delete that starts the store removes whatever a previous attempt pushed.
 A period is therefore stored exactly once, however often it is attempted.
+
+:meth:`ScopeWorker.reprocess` re-rates the window of a reprocessing task
+the same way, recording its progress in the task instead of the scope state.
 """
 
 import concurrent.futures
@@ -231,7 +234,10 @@ class ScopeWorker:
         except Exception as exc:  # any failure of a collaborator
             result.error = f'scope {scope_id}: {exc.__class__.__name__}: {exc}'
             LOG.warning('%s %s abandoned for this pass, to be retried: %s',
-                        what, scope_id, result.error, exc_info=True)
+                        what, scope_id, result.error)
+            # An outage fails every scope on every pass: the traceback only
+            # where asked for.
+            LOG.debug('%s %s: traceback', what, scope_id, exc_info=True)
         return result
 
     def reprocess(self, task, schedule, max_periods=None):
