@@ -18,6 +18,9 @@ def create_engine(url, **kwargs):
     (processor workers, API, CLI) can share one file; MariaDB/MySQL URLs
     without a driver use PyMySQL.
     """
+    # No pool_pre_ping: it costs a round trip per checkout on the hot path,
+    # and a dropped connection already fails the scope's period, which is
+    # retried on a later pass with a fresh connection.
     url = sqlalchemy.engine.make_url(url)
     if url.drivername in ('mysql', 'mariadb'):
         url = url.set(drivername='mysql+pymysql')
@@ -25,8 +28,6 @@ def create_engine(url, **kwargs):
         url = url.update_query_dict({'charset': 'utf8mb4'})
     if url.drivername.startswith('sqlite'):
         kwargs.setdefault('connect_args', {}).setdefault('timeout', 60)
-    else:
-        kwargs.setdefault('pool_pre_ping', True)
     engine = sqlalchemy.create_engine(url, **kwargs)
     if url.drivername.startswith('sqlite'):
         event.listen(engine, 'connect', _sqlite_on_connect)

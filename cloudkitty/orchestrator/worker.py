@@ -179,6 +179,7 @@ class ScopeWorker:
         self._skip_default, self._skip_by_type = skip_predicates or (None, {})
         self._stop = stop_event or threading.Event()
         self._clock = clock
+        self._collect_pool = None
 
     @property
     def period(self):
@@ -321,9 +322,7 @@ class ScopeWorker:
             return self._collector.retrieve(metric, start, end,
                                             project_id=scope_id, q_filter=None)
 
-        executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=min(self._settings.max_threads, len(self._metrics)),
-            thread_name_prefix='collect')
+        executor = self._executor()
         futures = {executor.submit(retrieve, m): m for m in self._metrics}
         results = {}
         pending = set(futures)
@@ -354,9 +353,22 @@ class ScopeWorker:
                     raise ScopeAbandoned(scope_id, 'stop requested',
                                          period_start=start)
         finally:
-            # A call that hangs keeps its thread; nothing waits for it.
-            executor.shutdown(wait=False, cancel_futures=True)
+            if pending:
+                # Abandoned: a call that hangs keeps its thread, so the next
+                # period gets a pool of its own; nothing waits for the old.
+                self._collect_pool = None
+                executor.shutdown(wait=False, cancel_futures=True)
         return [results[m] for m in self._metrics if m in results]
+
+    def _executor(self):
+        # One pool for the worker's life: starting threads for every period
+        # costs more than collecting a small scope.
+        if self._collect_pool is None:
+            self._collect_pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=min(self._settings.max_threads,
+                                len(self._metrics)),
+                thread_name_prefix='collect')
+        return self._collect_pool
 
     def _wait_time(self, started, futures, pending):
         timeout = self._settings.collector_request_timeout
