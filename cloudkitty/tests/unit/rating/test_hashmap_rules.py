@@ -1,0 +1,237 @@
+"""Each rule of rating.md (hashmap) on the compiled engine, and both worked
+examples to the last digit."""
+
+import decimal
+
+import pytest
+
+from cloudkitty import dataframe
+from cloudkitty.rating.hash import rules
+
+D = decimal.Decimal
+
+
+def mapping(service, cost, type_='flat', field=None, value=None, group=None,
+            tenant=None):
+    return rules.MappingRule(service, field, value, type_, D(cost), group,
+                             tenant)
+
+
+def threshold(service, level, cost, type_='flat', field=None, group=None,
+              tenant=None):
+    return rules.ThresholdRule(service, field, D(level), type_, D(cost),
+                               group, tenant)
+
+
+def point(qty=1, price=0, groupby=None, **metadata):
+    return dataframe.DataPoint('unit', qty, price, groupby or {}, metadata)
+
+
+def price(rule_set, service, *points, scope_id=None):
+    """The prices of ``points`` of type ``service`` after the hashmap."""
+    frame = dataframe.DataFrame('2024-01-01T00:00:00', '2024-01-01T01:00:00')
+    frame.add_points(points, service)
+    priced = rule_set.process(frame, scope_id)
+    return [p.price for _, p in priced.iterpoints()]
+
+
+INSTANCE = rules.RuleSet(
+    [mapping('instance', '1.00'),
+     mapping('instance', '1.337', field='flavor', value='m1.nano',
+             group='G')],
+    [threshold('instance', 64, '0.15', field='memory', group='G')])
+
+VOLUME = rules.RuleSet(
+    [mapping('volume', '0.001')],
+    [threshold('volume', 50, '0.98', 'rate'),
+     threshold('volume', 200, '0.95', 'rate'),
+     threshold('volume', 50, '0.97', 'rate', tenant='tenant-a')])
+
+
+def test_worked_example_instance():
+    got, = price(INSTANCE, 'instance',
+                 point(1, flavor='m1.nano', memory=64))
+    assert got == D('2.487')
+    assert str(got) == '2.487'
+
+
+def test_worked_example_volume_thresholds():
+    assert price(VOLUME, 'volume', point(50), point(250)) == [
+        D('0.049'), D('0.2375')]
+
+
+def test_worked_example_tenant_threshold():
+    assert price(VOLUME, 'volume', point(50), point(250),
+                 scope_id='tenant-a') == [D('0.0485'), D('0.2375')]
+    for other in (None, 'tenant-b'):
+        assert price(VOLUME, 'volume', point(50), scope_id=other) == [
+            D('0.049')]
+
+
+def test_field_value_is_compared_as_a_string():
+    rule_set = rules.RuleSet([mapping('vm', 2, field='vcpus', value='8')])
+    assert price(rule_set, 'vm', point(vcpus=8), point(vcpus='8'),
+                 point(vcpus='8.0'), point(vcpus=8.0), point(vcpus=D('8')),
+                 point(vcpus=' 8'), point()) == [
+        D(2), D(2), D(0), D(0), D(2), D(0), D(0)]
+
+
+def test_groupby_wins_over_metadata():
+    rule_set = rules.RuleSet([mapping('vm', 2, field='zone', value='a'),
+                              mapping('vm', 3, field='zone', value='b')])
+    assert price(rule_set, 'vm', point(groupby={'zone': 'a'}, zone='b'),
+                 point(zone='b')) == [D(2), D(3)]
+
+
+def test_flat_takes_the_highest_and_rates_multiply():
+    rule_set = rules.RuleSet([
+        mapping('vm', 2),
+        mapping('vm', 5, field='flavor', value='big'),
+        mapping('vm', 3, field='zone', value='a'),
+        mapping('vm', '1.5', 'rate', field='os', value='win'),
+        mapping('vm', 2, 'rate', field='zone', value='eu', group='other'),
+        mapping('vm', 10, field='zone', value='eu', group='other2'),
+    ])
+    assert price(rule_set, 'vm', point(2, flavor='big', zone='a', os='win'),
+                 point(2, zone='a'), point(2, os='win')) == [
+        D('1.5') * 5 * 2, D(3 * 2), D('1.5') * 2 * 2]
+
+
+def test_rate_without_flat_contributes_nothing():
+    rule_set = rules.RuleSet([mapping('vm', 3, 'rate'),
+                              mapping('vm', 2, field='x', value='a',
+                                      group='G')])
+    assert price(rule_set, 'vm', point(4, x='a'), point(4)) == [D(8), D(0)]
+
+
+def test_price_before_is_kept_and_added_to():
+    rule_set = rules.RuleSet([mapping('vm', 2)])
+    assert price(rule_set, 'vm', point(3, price='1.25')) == [D('7.25')]
+    assert price(rule_set, 'other', point(3, price='1.25')) == [D('1.25')]
+
+
+def test_only_the_highest_threshold_reached_applies_per_group():
+    rule_set = rules.RuleSet(
+        [mapping('vm', 1), mapping('vm', 1, group='G')],
+        [threshold('vm', 10, 100), threshold('vm', 20, 200),
+         threshold('vm', 30, 300), threshold('vm', 15, 1000, group='G')])
+    # qty 25: default group takes level 20 only; G takes level 15.
+    assert price(rule_set, 'vm', point(25), point(20), point(5)) == [
+        D(25 + 200 + 25 + 1000), D(20 + 200 + 20 + 1000), D(5 + 5)]
+
+
+def test_service_threshold_flat_is_added_once():
+    rule_set = rules.RuleSet([mapping('vm', '0.5')],
+                             [threshold('vm', 0, 7)])
+    assert price(rule_set, 'vm', point(10), point(0)) == [D(12), D(7)]
+
+
+def test_service_threshold_alone_in_its_group():
+    rule_set = rules.RuleSet([], [threshold('vm', 5, 7, group='G'),
+                                  threshold('vm', 5, 3, 'rate')])
+    assert price(rule_set, 'vm', point(10), point(1)) == [D(7), D(0)]
+
+
+def test_field_threshold_compares_the_field_as_a_number():
+    rule_set = rules.RuleSet(
+        [mapping('vm', 1)],
+        [threshold('vm', 64, '0.5', field='memory'),
+         threshold('vm', 128, 2, 'rate', field='memory')])
+    assert price(rule_set, 'vm', point(3, memory='64'),
+                 point(3, memory=100), point(3, memory='1.28e2'),
+                 point(3, memory='63.99'), point(3, memory='lots'),
+                 point(3, memory=None), point(3)) == [
+        D('4.5'), D('4.5'), D(6), D(3), D(3), D(3), D(3)]
+
+
+def test_field_and_service_thresholds_compete_by_level():
+    rule_set = rules.RuleSet(
+        [mapping('vm', 1)],
+        [threshold('vm', 10, 100), threshold('vm', 20, 5, field='size')])
+    # Level 20 (field) beats 10 (service) when the field reaches it.
+    assert price(rule_set, 'vm', point(15, size=30), point(15, size=1)) == [
+        D(6 * 15), D(15 + 100)]
+    # On equal levels the service threshold wins.
+    tie = rules.RuleSet(
+        [mapping('vm', 1)],
+        [threshold('vm', 10, 100), threshold('vm', 10, 5, field='size'),
+         threshold('vm', 30, 2, 'rate', field='a'),
+         threshold('vm', 30, 3, 'rate', field='b')])
+    assert price(tie, 'vm', point(15, size=30)) == [D(115)]
+    # Between fields, the first by name.
+    assert price(tie, 'vm', point(1, a=30, b=30)) == [D(2)]
+
+
+def test_tenant_rules_override_by_group_and_value():
+    rule_set = rules.RuleSet([
+        mapping('vm', 1, field='flavor', value='a'),
+        mapping('vm', 2, field='flavor', value='a', group='G'),
+        mapping('vm', 3, field='flavor', value='b'),
+        mapping('vm', 10, field='flavor', value='a', tenant='t'),
+        mapping('vm', 20, field='flavor', value='c', tenant='t'),
+    ])
+    assert price(rule_set, 'vm', point(flavor='a'), point(flavor='b'),
+                 point(flavor='c')) == [D(3), D(3), D(0)]
+    assert price(rule_set, 'vm', point(flavor='a'), point(flavor='b'),
+                 point(flavor='c'), scope_id='t') == [D(12), D(3), D(20)]
+    assert rule_set.tenants == {'t'}
+
+
+def test_tenant_service_mapping_overrides_the_global_one():
+    rule_set = rules.RuleSet([mapping('vm', 1), mapping('vm', 2, 'rate'),
+                              mapping('vm', 5, tenant='t')])
+    # The service mappings of a group share one key: no value.
+    assert price(rule_set, 'vm', point(3)) == [D(6)]
+    assert price(rule_set, 'vm', point(3), scope_id='t') == [D(15)]
+
+
+def test_labels_that_are_not_strings_are_priced_one_by_one():
+    rule_set = rules.RuleSet(
+        [mapping('vm', 2, field='n', value='8'),
+         mapping('vm', 3, field='n', value='8.0'),
+         mapping('vm', 5, field='n', value='True')],
+        [threshold('vm', 8, 1, field='n')])
+    # 8, 8.0, True and D('8.0') hash alike; their strings differ.
+    points = [point(n=8), point(n=8.0), point(n=True), point(n='8.0'),
+              point(n=D('8.0')), point(n='8'), point(n=[8]), point(n=8)]
+    expected = [D(3), D(4), D(5), D(4), D(4), D(3), D(0), D(3)]
+    assert price(rule_set, 'vm', *points) == expected
+    assert price(rule_set, 'vm', *points) == expected
+
+
+def test_only_the_price_changes():
+    before = point(2, '0.5', {'project_id': 'p'}, flavor='m1.nano',
+                   memory=64)
+    frame = dataframe.DataFrame('2024-01-01T00:00:00', '2024-01-01T01:00:00')
+    frame.add_point(before, 'instance')
+    frame.add_point(point(), 'unrated')
+    priced = INSTANCE.process(frame)
+    (_, after), (_, untouched) = priced.iterpoints()
+    assert type(after) is dataframe.DataPoint
+    assert after == before._replace(price=D('0.5') + 2 * D('2.487'))
+    assert untouched.price == 0
+    assert (priced.start, priced.end) == (frame.start, frame.end)
+    assert frame.iterpoints().__next__()[1] is before
+
+
+def test_unknown_rule_type_is_refused():
+    with pytest.raises(ValueError):
+        rules.RuleSet([mapping('vm', 1, 'free')])
+
+
+def test_precision_is_never_lost():
+    cost = D('999999999999.9999999999999999999999999999')
+    rule_set = rules.RuleSet([mapping('vm', cost),
+                              mapping('vm', cost, 'rate')])
+    qty = D('12345678901234567890.123456789')
+    with decimal.localcontext(prec=1000):
+        exact = cost * cost * qty
+    assert len(exact.as_tuple().digits) > 28 * 2
+    assert price(rule_set, 'vm', point(qty)) == [exact]
+
+
+def test_rule_sets_compare_by_content():
+    assert rules.RuleSet([mapping('vm', 1)]) == rules.RuleSet(
+        [mapping('vm', 1)])
+    assert rules.RuleSet([mapping('vm', 1)]) != rules.RuleSet(
+        [mapping('vm', 2)])
