@@ -10,6 +10,11 @@ ROUTES = [
     ('PUT', '/v1/rating/modules/noop'), ('GET', '/v1/rating/reload_modules'),
     ('POST', '/v1/rating/quote'),
     ('GET', '/v1/rating/module_config/noop/x'),
+    ('GET', '/v1/collector/mappings'), ('GET', '/v1/collector/mappings/cpu'),
+    ('POST', '/v1/collector/mappings/gnocchi/cpu'),
+    ('POST', '/v1/collector/mappings'),
+    ('DELETE', '/v1/collector/mappings/cpu'),
+    ('GET', '/v1/collector/states/file'), ('PUT', '/v1/collector/states/x'),
     ('GET', '/v1/report/tenants'), ('GET', '/v1/report/total'),
     ('GET', '/v1/report/summary'), ('GET', '/v1/storage/dataframes'),
     ('GET', '/v2/summary'), ('GET', '/v2/dataframes'),
@@ -41,7 +46,7 @@ def test_garbage_never_breaks_a_route(app, method, path):
         response = app.request(f'{path}?{query}', method=method,
                                expect_errors=True)
         assert response.status_int < 500, (query, response.text)
-    if method in ('PUT', 'POST', 'PATCH'):
+    if method in ('PUT', 'POST', 'PATCH', 'DELETE'):
         for body in BODIES:
             response = app.request(path, method=method, body=body,
                                    content_type='application/json',
