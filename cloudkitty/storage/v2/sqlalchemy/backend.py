@@ -10,6 +10,7 @@ import datetime
 import decimal
 import hashlib
 import json
+import logging
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -33,6 +34,12 @@ _POINT_COLUMNS = ('period_begin', 'period_end', 'scope_id', 'type',
 _CHUNK = 5000
 # Label ids known to be stored; beyond this many the cache starts over.
 _KNOWN_LABELS_MAX = 2_000_000
+# Tries of a write transaction that the database aborts to break a deadlock.
+_WRITE_ATTEMPTS = 3
+# SQLSTATEs (PostgreSQL) and error numbers (MariaDB) worth a new attempt.
+_DEADLOCK_SQLSTATES = ('40P01', '40001')
+_DEADLOCK_ERRNOS = (1213, 1205)
+LOG = logging.getLogger(__name__)
 
 
 class _SQLiteDecimalSum:
@@ -55,6 +62,14 @@ class _SQLiteDecimalSum:
 
 def _sqlite_on_connect(dbapi_connection, _record):
     dbapi_connection.create_aggregate('ck_decimal_sum', 1, _SQLiteDecimalSum)
+
+
+def _is_deadlock(exc):
+    orig = exc.orig
+    if getattr(orig, 'sqlstate', None) in _DEADLOCK_SQLSTATES:
+        return True
+    args = getattr(orig, 'args', ())
+    return bool(args) and args[0] in _DEADLOCK_ERRNOS
 
 
 def _naive_utc(value):
@@ -130,16 +145,28 @@ class SQLAlchemyStorage(v2.BaseStorage):
     # -- writes -------------------------------------------------------------
 
     def _push(self, frames, scope_id):
-        with self._translate_errors(), self.engine.begin() as conn:
-            stored = self._insert(conn, frames, scope_id)
-        self._remember(stored)
+        self._write(lambda conn: self._insert(conn, frames, scope_id))
 
     def _replace(self, frame, scope_id):
-        with self._translate_errors(), self.engine.begin() as conn:
+        def replace(conn):
             self._delete_batches(conn, v2.Query(
                 begin=frame.start, end=frame.end, scopes=(scope_id,)))
-            stored = self._insert(conn, [frame], scope_id) if len(
-                frame) else ()
+            return self._insert(conn, [frame], scope_id) if len(frame) else ()
+        self._write(replace)
+
+    def _write(self, work):
+        """Run ``work(conn)`` in a transaction, again if the database chose
+        it as a deadlock victim; remember the label ids it returns."""
+        for attempt in range(_WRITE_ATTEMPTS):
+            try:
+                with self._translate_errors(), self.engine.begin() as conn:
+                    stored = work(conn)
+                break
+            except sa.exc.DBAPIError as exc:
+                if attempt + 1 == _WRITE_ATTEMPTS or not _is_deadlock(exc):
+                    raise
+                LOG.info('Storage write chosen as deadlock victim, retrying: '
+                         '%s', exc.orig)
         self._remember(stored)
 
     def _remember(self, label_ids):
