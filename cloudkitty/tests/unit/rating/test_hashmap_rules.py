@@ -235,3 +235,35 @@ def test_rule_sets_compare_by_content():
         [mapping('vm', 1)])
     assert rules.RuleSet([mapping('vm', 1)]) != rules.RuleSet(
         [mapping('vm', 2)])
+
+
+@pytest.mark.parametrize('enabled', [True, False])
+def test_garbage_collector_state_is_restored(enabled):
+    import gc
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        price(INSTANCE, 'instance', point(1, flavor='m1.nano'))
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
+def test_memo_limit_only_costs_time(monkeypatch):
+    monkeypatch.setattr(rules, '_MEMO_LIMIT', 3)
+    rule_set = rules.RuleSet(
+        [mapping('vm', 1, field='a', value=str(i)) for i in range(10)]
+        + [mapping('vm', 1, 'rate', field='b', value='x')],
+        [threshold('vm', 5, 2, 'rate', field='c'),
+         threshold('vm', 2, 1, group='G')])
+    points = [point(q, a=str(i), b=b, c=str(c))
+              for i in range(12) for b in ('x', 'y') for c in (4, 6)
+              for q in (1, 3)]
+
+    def expected(p):
+        flat = D(1) if int(p.metadata['a']) < 10 else D(0)
+        rate = 2 if int(p.metadata['c']) >= 5 else 1
+        return flat * rate * p.qty + (1 if p.qty >= 2 else 0)
+    for _ in range(2):
+        assert price(rule_set, 'vm', *points) == [expected(p)
+                                                  for p in points]
