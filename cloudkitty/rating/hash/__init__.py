@@ -117,10 +117,9 @@ class HashMap(rating.RatingProcessorBase):
         return self._rules_for(data).for_scope(scope_id).process(data)
 
     def quote(self, data, scope_id=None):
-        """Price ``data`` with the rules valid now (the quote API's price)."""
-        scope_id = self._tenant_id if scope_id is None else scope_id
-        rules = self.rules_at(storage_state.utcnow())
-        return rules.for_scope(scope_id).process(data)
+        """Price a quote request: as :meth:`process` (the API builds its
+        frame on the current period, so these are the current rules)."""
+        return self.process(data, scope_id=scope_id)
 
     def for_scope(self, scope_id):
         """A :class:`ScopedHashMap`: this module rating ``scope_id``."""

@@ -315,10 +315,7 @@ class _ServicePlan:
         """Return the priced copies of ``points`` (a list)."""
         if self.fields:
             return _price_points(self, points)
-        plan = self.constant
-        if plan is None:
-            return points
-        return [_apply(plan, point) for point in points]
+        return _price_constant(self.constant, points)
 
 
 def _fold_mapping(acc, type_, cost):
@@ -333,15 +330,22 @@ def _sorted_levels(entries):
     return tuple(e[0] for e in entries), tuple(entries)
 
 
-def _apply(plan, point):
-    qty = point[1]
+def _price_constant(plan, points):
+    # Services without field rules: every point has the same plan.
+    if plan is None:
+        return points
+    new, cls = _new_tuple, dataframe.DataPoint
     if plan.__class__ is decimal.Decimal:
-        res = plan * qty
-    else:
-        m, c = plan[1][bisect.bisect_right(plan[0], qty)]
+        return [new(cls, (p[0], p[1], p[2] + plan * p[1], p[3], p[4], p[5]))
+                for p in points]
+    breaks, pieces = plan
+    out = []
+    for p in points:
+        qty = p[1]
+        m, c = pieces[bisect.bisect_right(breaks, qty)]
         res = m * qty if c is None else m * qty + c
-    return _new_tuple(dataframe.DataPoint, (
-        point[0], qty, point[2] + res, point[3], point[4], point[5]))
+        out.append(new(cls, (p[0], qty, p[2] + res, p[3], p[4], p[5])))
+    return out
 
 
 def _price_points(service_plan, points):
@@ -355,7 +359,6 @@ def _price_points(service_plan, points):
     append = out.append
     for p in points:
         groupby, metadata = p[3], p[4]
-        plan = None
         if fieldset.isdisjoint(groupby):
             try:
                 plan = fast[getter(metadata)]
@@ -425,14 +428,6 @@ class ScopeRules:
                     points if plan is None else plan.price_points(points),
                     type_)
         return priced
-
-    def price_points(self, service, points):
-        """Priced copies of ``points`` (DataPoints of type ``service``)."""
-        plan = self._services.get(service)
-        if plan is None:
-            return list(points)
-        with decimal.localcontext(CONTEXT):
-            return plan.price_points(list(points))
 
 
 class RuleSet:

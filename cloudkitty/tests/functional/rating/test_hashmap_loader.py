@@ -211,16 +211,17 @@ def test_process_without_reload_uses_the_frame_start(hashmap_db, clock):
     assert prices(module.process(frame_of(NOW, 'vm', point(1)))) == [D(0)]
 
 
-def test_quote_uses_the_rules_valid_now(hashmap_db, clock, monkeypatch):
+def test_quote_prices_like_process(hashmap_db, clock):
     service = hashmap_db.create_service('vm')['service_id']
     hashmap_db.create_mapping(2, service_id=service, start=NOW + HOUR)
+    hashmap_db.create_mapping(5, service_id=service, tenant_id='x',
+                              start=NOW + HOUR)
     module = hashmap.HashMap(hash_db=hashmap_db)
-    frame = frame_of(NOW + 2 * HOUR, 'vm', point(1))
-    monkeypatch.setattr(hashmap.storage_state, 'utcnow', lambda: NOW)
-    assert prices(module.quote(frame)) == [D(0)]
-    monkeypatch.setattr(hashmap.storage_state, 'utcnow',
-                        lambda: NOW + HOUR)
-    assert prices(module.for_scope('x').quote(frame)) == [D(2)]
+    module.reload_config(NOW + HOUR)
+    frame = frame_of(NOW + HOUR, 'vm', point(1))
+    assert prices(module.quote(frame)) == [D(2)]
+    assert prices(module.for_scope('x').quote(frame)) == [D(5)]
+    assert prices(module.quote(frame_of(NOW, 'vm', point(1)))) == [D(0)]
 
 
 def test_module_reads_the_configured_database(hashmap_engine, clock):
