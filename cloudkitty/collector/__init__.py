@@ -31,7 +31,7 @@ from stevedore import driver
 import voluptuous
 import yaml
 
-from cloudkitty.conf import opts as conf_opts
+from cloudkitty.conf import collect as collect_opts
 from cloudkitty import dataframe
 
 COLLECTORS_NAMESPACE = 'cloudkitty.collector.backends'
@@ -181,7 +181,7 @@ def scope_key_context(scope_key):
 
 
 def _default_scope_key():
-    return next(o.default for o in conf_opts.COLLECT_OPTS
+    return next(o.default for o in collect_opts.OPTS
                 if o.name == 'scope_key')
 
 
