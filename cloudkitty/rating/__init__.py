@@ -78,6 +78,12 @@ class RatingProcessorBase(abc.ABC):
         """Price a quote request; by default the same as :meth:`process`."""
         return self.process(data)
 
+    def for_scope(self, scope_id):
+        """This module rating ``scope_id``: an object with ``process`` and
+        ``quote``. Modules with scope-specific rules return a view bound to
+        the scope; the others, themselves."""
+        return self
+
 
 def load_modules(conf=None, module_state=None):
     """Instantiate every installed rating module: ``{name: module}``."""
@@ -109,8 +115,14 @@ def enabled_pipeline(modules, states):
     return ordered
 
 
-def rate(frame, pipeline):
-    """Run ``frame`` through each module of ``pipeline`` in order."""
+def rate(frame, pipeline, scope_id=None):
+    """Run ``frame`` through each module of ``pipeline`` in order.
+
+    With ``scope_id``, each module rates through :meth:`for_scope
+    <RatingProcessorBase.for_scope>` so that scope-specific rules apply.
+    """
     for module in pipeline:
+        if scope_id is not None:
+            module = module.for_scope(scope_id)
         frame = module.process(frame)
     return frame

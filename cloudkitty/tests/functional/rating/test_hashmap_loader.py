@@ -13,9 +13,11 @@ from sqlalchemy import event
 
 from cloudkitty import conf as ck_conf
 from cloudkitty import dataframe
+from cloudkitty import rating
 from cloudkitty.rating import hash as hashmap
 from cloudkitty.rating.hash import db as hash_db
 from cloudkitty.rating.hash import rules
+from cloudkitty.rating import noop
 from cloudkitty.tests.functional.rating import hashmap_fixtures as fixtures
 
 # The fixtures these tests use.
@@ -236,3 +238,16 @@ def test_module_reads_the_configured_database(hashmap_engine, clock):
     assert (module.hot_config, module.default_enabled) == (True, False)
     scoped = module.for_scope('p')
     assert (scoped.scope_id, scoped.hot_config) == ('p', True)
+
+
+def test_pipeline_rates_each_scope_with_its_rules(hashmap_db, clock):
+    _worked_examples(hashmap_db)
+    module = hashmap.HashMap(hash_db=hashmap_db)
+    start = NOW + HOUR
+    module.reload_config(start)
+    pipeline = [module, noop.Noop()]
+    volume = frame_of(start, 'volume', point(50))
+    assert prices(rating.rate(volume, pipeline, 'tenant-a')) == [
+        D('0.0485')]
+    assert prices(rating.rate(volume, pipeline, 'tenant-b')) == [D('0.049')]
+    assert prices(rating.rate(volume, pipeline)) == [D('0.049')]
