@@ -7,10 +7,11 @@ from cloudkitty.conf import database
 from cloudkitty.conf import default
 from cloudkitty.conf import fetcher
 from cloudkitty.conf import orchestrator
+from cloudkitty.conf import pyscripts
 from cloudkitty.conf import storage
 
 _MODULES = (default, api, collect, collector_file, database, fetcher,
-            orchestrator, storage)
+            orchestrator, pyscripts, storage)
 
 
 def list_opts():

@@ -1,0 +1,224 @@
+"""What the rating modules' dated rules share: hashmap mappings, pyscripts.
+
+A dated rule is a row valid over ``[start, end)`` (no end: open), with
+audit fields (``created_at``, ``created_by``, ``updated_by``) and a soft
+delete (``deleted``, ``deleted_by``): a deleted rule stays readable, so
+that the rules a past period was rated with can still be shown, and is no
+longer applied. :class:`DatedRules` holds the rules of api.md about them:
+
+- a new rule starts now by default; a start in the past needs ``force``;
+  an end must come after the start;
+- a rule that has started and has no end may only get an end, in the
+  future; one that has started and has an end cannot change; one that has
+  not started may change the attributes its module lists (and its start,
+  in the past only with ``force``); a deleted rule cannot change;
+- the list filters ``deleted``, ``start``, ``end``, ``created_by``,
+  ``updated_by``, ``deleted_by``, ``description`` and ``is_active``.
+
+:class:`Revision` is the one-row counter a module's writes increment
+first: it serialises writers (whose uniqueness checks read, then write)
+and tells a processor with one cheap query whether its rules changed.
+
+The errors raised are the module's own (given to :class:`DatedRules`), so
+each API maps them as it maps the rest of its module's errors. Datetimes
+are aware UTC outside and naive UTC in the database.
+"""
+
+import contextlib
+
+import sqlalchemy as sa
+
+from cloudkitty import dataframe
+from cloudkitty import storage_state
+
+#: Attributes only the data layer writes: a PUT may carry them (a whole
+#: object read from the API sent back), they are ignored.
+AUDIT_FIELDS = frozenset(['created_at', 'created_by', 'updated_by',
+                          'deleted', 'deleted_by'])
+
+to_db = storage_state.to_db
+from_db = storage_state.from_db
+
+
+def parse_date(value, what, error=ValueError):
+    """An aware datetime from a datetime or ISO 8601 string (naive: UTC);
+    ``None`` stays ``None``; ``error`` (a message) for anything else."""
+    if value is None:
+        return None
+    try:
+        return dataframe.parse_datetime(value)
+    except ValueError:
+        raise error(f'{what} {value!r} is not a date') from None
+
+
+def _phrase(names):
+    names = list(names)
+    if len(names) == 1:
+        return names[0]
+    return f'{", ".join(names[:-1])} and {names[-1]}'
+
+
+class Revision:
+    """A one-row counter (``id`` 1, ``revision``) in ``table``."""
+
+    def __init__(self, table):
+        self.table = table
+
+    @contextlib.contextmanager
+    def write(self, engine):
+        """A write transaction on ``engine`` that first increments the
+        counter, which serialises the writers (yields the connection)."""
+        table = self.table
+        with engine.begin() as conn:
+            bumped = conn.execute(table.update().where(
+                table.c.id == 1).values(revision=table.c.revision + 1))
+            if not bumped.rowcount:
+                # Tables made without the migration (which inserts the row).
+                conn.execute(table.insert().values(id=1, revision=1))
+            yield conn
+
+    def read(self, engine):
+        """The number of writes so far (0 for none)."""
+        with engine.connect() as conn:
+            return conn.execute(sa.select(self.table.c.revision).where(
+                self.table.c.id == 1)).scalar() or 0
+
+
+class DatedRules:
+    """The validity and audit rules of the dated rules of ``table``.
+
+    :param table: the rules' table (columns ``start``, ``end``,
+        ``description``, ``created_by``, ``updated_by``, ``deleted``,
+        ``deleted_by`` and the UUID column).
+    :param uuid_column: the name of the column the API knows rules by.
+    :param invalid: the module's error for a request that cannot be
+        applied (a ValueError taking a message).
+    :param immutable: its error for a change the rules forbid.
+    :param future_changes: the attributes a rule that has not started may
+        change, in the order messages name them (``start`` and ``end``
+        included).
+    :param what: how messages call a rule (``"rule"``, ``"script"``).
+    """
+
+    def __init__(self, table, uuid_column, invalid, immutable,
+                 future_changes, what='rule'):
+        self.table = table
+        self.uuid_column = uuid_column
+        self.invalid = invalid
+        self.immutable = immutable
+        self.future_changes = tuple(future_changes)
+        self.what = what
+
+    def date(self, value, what):
+        """:func:`parse_date` raising the module's error."""
+        return parse_date(value, what, self.invalid)
+
+    def check_window(self, start, end, now, force):
+        """A new validity ``[start, end)``: the start may be in the past
+        only with ``force``; the end must come after the start."""
+        if start < now and not force:
+            raise self.invalid(
+                f'start {start.isoformat()} is in the past (now is '
+                f'{now.isoformat()}); force=true creates it anyway')
+        if end is not None and end <= start:
+            raise self.invalid(f'end {end.isoformat()} is not after '
+                               f'start {start.isoformat()}')
+
+    def check_update(self, current, diff, now, force=False):
+        """Whether ``diff`` (attribute: new value, only real changes) may
+        apply to the rule ``current`` (its dict, aware datetimes) at
+        ``now``; returns the new ``(start, end)``.
+
+        Raises the module's ``immutable`` error for a deleted rule, for a
+        started rule with an end, for a started rule getting anything but
+        an end, and for an attribute outside ``future_changes``; its
+        ``invalid`` error for a bad window (see :meth:`check_window`: a
+        start moved into the past needs ``force``) or a started rule's end
+        that is not in the future.
+        """
+        if current.get('deleted') is not None:
+            raise self.immutable(
+                f'{self.what.capitalize()} {current[self.uuid_column]} is '
+                f'deleted')
+        if current['start'] <= now:
+            since = current['start'].isoformat()
+            if current['end'] is not None:
+                raise self.immutable(
+                    f'The {self.what} started on {since} and has an end: '
+                    f'it cannot change')
+            if set(diff) != {'end'}:
+                raise self.immutable(
+                    f'The {self.what} started on {since}: only its end may '
+                    f'be set')
+            if diff['end'] is None or diff['end'] <= now:
+                end = diff['end'].isoformat() if diff['end'] else 'none'
+                raise self.invalid(
+                    f'end {end} must be in the future (now is '
+                    f'{now.isoformat()})')
+            return current['start'], diff['end']
+        forbidden = sorted(set(diff) - set(self.future_changes))
+        if forbidden:
+            raise self.immutable(
+                f'Only {_phrase(self.future_changes)} of a {self.what} may '
+                f'change, not {", ".join(forbidden)}')
+        start = diff.get('start', current['start'])
+        end = diff.get('end', current['end'])
+        if start is None:
+            raise self.invalid('start cannot be removed')
+        self.check_window(start, end, now, force or 'start' not in diff)
+        return start, end
+
+    def valid_at(self, at):
+        """Conditions for a rule live and valid at ``at`` (aware or naive
+        UTC): not deleted, ``start <= at < end`` (or no end)."""
+        at = to_db(at)
+        columns = self.table.c
+        return (columns.deleted.is_(None), columns.start <= at,
+                columns.end.is_(None) | (columns.end > at))
+
+    def live(self):
+        """The condition for a rule that is not deleted."""
+        return self.table.c.deleted.is_(None)
+
+    def filter(self, query, now, deleted=False, start=None, end=None,
+               created_by=None, updated_by=None, deleted_by=None,
+               description=None, is_active=None):
+        """``query`` restricted by the list filters of api.md.
+
+        ``deleted``: include deleted rules. ``start``: starting at or
+        after; ``end``: ending before. ``created_by``, ``updated_by``,
+        ``deleted_by``: equal. ``description``: a case-insensitive
+        substring. ``is_active``: ``True`` for valid ``now``, or a datetime
+        (or ISO 8601 string) for valid then, and not deleted.
+        """
+        columns = self.table.c
+        if not deleted:
+            query = query.where(self.live())
+        if start is not None:
+            query = query.where(
+                columns.start >= to_db(self.date(start, 'start')))
+        if end is not None:
+            query = query.where(columns.end < to_db(self.date(end, 'end')))
+        for name, value in (('created_by', created_by),
+                            ('updated_by', updated_by),
+                            ('deleted_by', deleted_by)):
+            if value is not None:
+                query = query.where(columns[name] == value)
+        if description:
+            query = query.where(columns.description.icontains(
+                description, autoescape=True))
+        if is_active:
+            at = now if is_active is True else self.date(is_active,
+                                                          'is_active')
+            query = query.where(*self.valid_at(at))
+        return query
+
+    def soft_delete(self, conn, uuid_value, now, deleted_by=None):
+        """Mark the live rule ``uuid_value`` deleted at ``now``; whether
+        there was one."""
+        columns = self.table.c
+        updated = conn.execute(self.table.update().where(
+            columns[self.uuid_column] == uuid_value,
+            columns.deleted.is_(None)).values(
+                deleted=to_db(now), deleted_by=deleted_by))
+        return bool(updated.rowcount)

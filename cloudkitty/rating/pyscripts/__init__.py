@@ -1,0 +1,159 @@
+"""The pyscripts rating module (entry point ``pyscripts``).
+
+Administrators write Python scripts (stored by
+:mod:`cloudkitty.rating.pyscripts.db`, managed through
+``/v1/rating/module_config/pyscripts/scripts``). Each script valid at a
+period's start runs on the period's frame, in name order, each on the
+previous one's output: the script sees a global ``data`` holding
+``frame.as_dict(mutable=True)`` (``period.begin``/``end`` datetimes,
+``vol.qty`` and ``rating.price`` Decimals), edits it in place (typically
+``point['rating']['price']``), and what it leaves is validated back into a
+:class:`~cloudkitty.dataframe.DataFrame`. For example::
+
+    import decimal
+    for points in data['usage'].values():
+        for point in points:
+            point['rating']['price'] = (point['vol']['qty']
+                                        * decimal.Decimal('0.01'))
+
+Scripts run in sandbox processes (:mod:`cloudkitty.rating.pyscripts.
+sandbox`) under the ``[pyscripts]`` limits: a script that raises, loops,
+sleeps, allocates without bound, ends its process or leaves something that
+is not a frame raises :class:`~cloudkitty.rating.pyscripts.exceptions.
+ScriptFailed` naming it, which fails that scope's period only (the scope
+worker logs it and rates the period again on a later pass).
+"""
+
+import collections
+import threading
+
+from cloudkitty import db as ck_db
+from cloudkitty import rating
+from cloudkitty.rating.pyscripts import api
+from cloudkitty.rating.pyscripts import db as scripts_db
+from cloudkitty.rating.pyscripts import exceptions as exc
+from cloudkitty.rating.pyscripts import sandbox
+from cloudkitty import storage_state
+
+# Script lists kept per revision: a pass rates few distinct period starts.
+_CACHED_STARTS = 16
+
+
+class PyScripts(rating.RatingProcessorBase):
+    """Rates frames with the administrators' Python scripts.
+
+    ``scripts_db`` is the :class:`~cloudkitty.rating.pyscripts.db.
+    PyScriptsDB` to read scripts from (default: one on ``[database]
+    connection`` of ``conf``, made on first use); ``pool`` the
+    :class:`~cloudkitty.rating.pyscripts.sandbox.SandboxPool` to run them
+    in (default: one with the ``[pyscripts]`` limits, started on first
+    use).
+    """
+
+    description = ('PyScripts rating module: prices frames with Python '
+                   'scripts run in sandbox processes.')
+    hot_config = True
+    config_controller = api.PyScriptsConfigController
+    default_enabled = False
+    default_priority = 1
+
+    def __init__(self, conf=None, module_state=None, tenant_id=None,
+                 scripts_db=None, pool=None):
+        super().__init__(conf, module_state, tenant_id)
+        self._db = scripts_db
+        self._pool = pool
+        self._lock = threading.Lock()
+        self._revision = None
+        self._by_start = collections.OrderedDict()   # start -> [Script]
+        self._current = None                         # (start, [Script])
+
+    def _scripts_db(self):
+        if self._db is None:
+            self._db = scripts_db.PyScriptsDB(
+                ck_db.create_engine(self.conf.database.connection))
+        return self._db
+
+    def _sandboxes(self):
+        with self._lock:
+            if self._pool is None:
+                if self.conf is not None:
+                    self._pool = sandbox.SandboxPool(
+                        sandbox.Limits.from_conf(self.conf),
+                        self.conf.pyscripts.sandbox_processes)
+                else:
+                    self._pool = sandbox.SandboxPool()
+            return self._pool
+
+    def scripts_at(self, start):
+        """The :class:`~cloudkitty.rating.pyscripts.db.Script` list of a
+        period starting at ``start``, in the order they run.
+
+        One query tells whether the scripts changed since the last call;
+        if not and ``start`` was asked for before, nothing more is read.
+        """
+        store = self._scripts_db()
+        revision = store.revision()
+        with self._lock:
+            if revision != self._revision:
+                self._by_start.clear()
+                self._revision = revision
+            else:
+                cached = self._by_start.get(start)
+                if cached is not None:
+                    self._by_start.move_to_end(start)
+                    return cached
+        scripts = store.load_scripts(start)
+        with self._lock:
+            if revision == self._revision:
+                self._by_start[start] = scripts
+                while len(self._by_start) > _CACHED_STARTS:
+                    self._by_start.popitem(last=False)
+        return scripts
+
+    def reload_config(self, start=None):
+        """Make the scripts valid at ``start`` (default: now) current."""
+        start = start or storage_state.utcnow()
+        self._current = (start, self.scripts_at(start))
+
+    def _scripts_for(self, frame):
+        current = self._current
+        if current is not None and current[0] == frame.start:
+            return current[1]
+        scripts = self.scripts_at(frame.start)
+        self._current = (frame.start, scripts)
+        return scripts
+
+    def run_script(self, script, frame):
+        """``frame`` as ``script`` (a Script) leaves it; ScriptFailed."""
+        request = sandbox.encode_request(script.name, script.data, frame)
+        try:
+            reply = self._sandboxes().call(request)
+        except sandbox.SandboxFailure as failure:
+            raise exc.ScriptFailed(script.name, script.script_id,
+                                   failure.reason) from None
+        if not isinstance(reply, dict) or reply.get('ok') is not True:
+            error = reply.get('error') if isinstance(reply, dict) else None
+            raise exc.ScriptFailed(
+                script.name, script.script_id,
+                str(error) if error else 'the sandbox sent a malformed reply')
+        try:
+            return sandbox.decode_frame(reply.get('data'), frame)
+        except ValueError as error:
+            raise exc.ScriptFailed(script.name, script.script_id,
+                                   f'it left malformed data: {error}') \
+                from None
+
+    def process(self, data):
+        """Run the scripts valid at ``data.start`` on ``data`` in turn;
+        :class:`~cloudkitty.rating.pyscripts.exceptions.ScriptFailed`
+        names the first that fails."""
+        for script in self._scripts_for(data):
+            data = self.run_script(script, data)
+        return data
+
+    def close(self):
+        """End the sandbox processes (they also end with this process)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
