@@ -6,6 +6,7 @@ PostgreSQL, multi-row ``INSERT`` (DB-API ``executemany``) elsewhere. The
 tables are described in :mod:`.models`.
 """
 
+import contextlib
 import datetime
 import decimal
 import hashlib
@@ -39,6 +40,8 @@ _WRITE_ATTEMPTS = 3
 # SQLSTATEs (PostgreSQL) and error numbers (MariaDB) worth a new attempt.
 _DEADLOCK_SQLSTATES = ('40P01', '40001')
 _DEADLOCK_ERRNOS = (1213, 1205)
+# PostgreSQL work_mem of the queries that group by label values.
+_WORK_MEM = '32MB'
 LOG = logging.getLogger(__name__)
 
 
@@ -182,11 +185,12 @@ class SQLAlchemyStorage(v2.BaseStorage):
         """Insert the points of ``frames``; return the new label ids."""
         batches = self._insert_batches(conn, frames, scope_id)
         new_labels = {}
-        runs = self._point_runs(frames, batches, new_labels)
         if self._dialect == 'postgresql':
-            self._copy_points(conn, runs)
+            self._copy_points(conn, self._point_runs(
+                frames, batches, new_labels, as_text=True))
         else:
-            self._insert_points(conn, runs)
+            self._insert_points(conn, self._point_runs(
+                frames, batches, new_labels))
         self._insert_labels(conn, new_labels)
         return new_labels.keys()
 
@@ -237,14 +241,17 @@ class SQLAlchemyStorage(v2.BaseStorage):
             batches[index][value] = (batch_id, scope)
         return batches
 
-    def _point_runs(self, frames, batches, new_labels):
+    def _point_runs(self, frames, batches, new_labels, as_text=False):
         """Yield the points of ``frames`` as runs sharing everything but
         ``(seq, label id, qty, price)``: ``(period_begin, period_end,
         scope_id, type, batch_id, [(seq, label id, qty, price)])``, in push
-        order. Fills ``new_labels`` with ``{label id: _Label}`` for the
-        labels not known to be stored.
+        order; with ``as_text``, each point is its line of COPY text
+        instead (the end of the line: the run's values come first). Fills
+        ``new_labels`` with ``{label id: _Label}`` for the labels not known
+        to be stored.
 
-        The inner loop runs once per point: it is written for speed.
+        The inner loop runs once per point: it is written for speed (strings
+        rather than tuples also spare the garbage collector).
         """
         label_ids = {}  # label contents -> id, for this push
         known = self._known_labels
@@ -283,7 +290,8 @@ class SQLAlchemyStorage(v2.BaseStorage):
                             point, known, new_labels)
                     except TypeError:  # unhashable label values
                         label = self._label_of(point, known, new_labels)
-                    rows.append((seq, label, qty, price))
+                    rows.append(f'{seq}\t{label}\t{qty}\t{price}\n'
+                                if as_text else (seq, label, qty, price))
                 for run_batch, rows in runs.items():
                     yield (begin, end, scope_of[run_batch], type_, run_batch,
                            rows)
@@ -311,14 +319,18 @@ class SQLAlchemyStorage(v2.BaseStorage):
         with raw.cursor() as cursor:
             with cursor.copy(f'COPY rated_points ({", ".join(_POINT_COLUMNS)})'
                              f' FROM STDIN') as copy:
+                size = 0
                 for begin, end, scope, type_, batch, rows in runs:
                     prefix = (f'{text[begin]}\t{text[end]}\t{text[scope]}\t'
                               f'{text[type_]}\t{batch}\t')
-                    lines += [f'{prefix}{seq}\t{label}\t{qty}\t{price}\n'
-                              for seq, label, qty, price in rows]
-                    if len(lines) >= _CHUNK:
+                    # Each row ends with a newline: joining on the prefix
+                    # starts every following row with it.
+                    lines.append(prefix + prefix.join(rows))
+                    size += len(rows)
+                    if size >= _CHUNK:
                         copy.write(''.join(lines))
                         lines.clear()
+                        size = 0
                 copy.write(''.join(lines))
 
     def _insert_points(self, conn, runs):
@@ -496,12 +508,15 @@ class SQLAlchemyStorage(v2.BaseStorage):
         return conditions
 
     def _retrieve(self, query, offset, limit):
+        # Count, then fetch the page: a window count over the page query
+        # would make the database sort every matching point, where ORDER
+        # BY ... LIMIT alone keeps only the best ``offset + limit``.
+        conditions = self._conditions(query)
         order = (_POINTS.c.period_begin, _POINTS.c.period_end,
                  _POINTS.c.type, _POINTS.c.batch_id, _POINTS.c.seq)
         page = sa.select(
             *order, _POINTS.c.label_id, _POINTS.c.qty, _POINTS.c.price,
-            sa.func.count().over().label('n_points'),
-        ).where(*self._conditions(query)).order_by(*order)
+        ).where(*conditions).order_by(*order)
         if limit is not None:
             page = page.offset(offset).limit(limit)
         page = page.subquery('page')
@@ -511,13 +526,10 @@ class SQLAlchemyStorage(v2.BaseStorage):
         ).select_from(page.outerjoin(
             _LABELS, _LABELS.c.id == page.c.label_id)).order_by(
             *(page.c[c.name] for c in order))
-        with self.engine.connect() as conn:
-            rows = conn.execute(statement).all()
-            if rows:
-                total = rows[0].n_points
-            else:
-                total = conn.execute(sa.select(sa.func.count()).select_from(
-                    _POINTS).where(*self._conditions(query))).scalar()
+        with self._snapshot() as conn:
+            total = conn.execute(sa.select(sa.func.count()).select_from(
+                _POINTS).where(*conditions)).scalar()
+            rows = conn.execute(statement).all() if total > offset else []
         points = [
             (_aware(row.period_begin), _aware(row.period_end), row.type,
              dataframe.DataPoint(
@@ -526,6 +538,16 @@ class SQLAlchemyStorage(v2.BaseStorage):
                  row.metadata or {}, row.description))
             for row in rows]
         return total, points
+
+    @contextlib.contextmanager
+    def _snapshot(self):
+        """Yield a connection in a transaction whose reads see one state."""
+        with self.engine.connect() as conn:
+            if self._dialect == 'postgresql':
+                # Read committed takes a new snapshot per statement.
+                conn.execution_options(isolation_level='REPEATABLE READ')
+            with conn.begin():
+                yield conn
 
     def _total(self, query, keys, fields, offset, limit):
         facts = []  # rated_points columns grouped on, in key order
@@ -598,7 +620,11 @@ class SQLAlchemyStorage(v2.BaseStorage):
             statement = statement.where(grouped.c.v0.is_not(None))
         if limit is not None:
             statement = statement.offset(offset).limit(limit)
-        with self.engine.connect() as conn:
+        with self._snapshot() as conn:
+            if label_keys and self._dialect == 'postgresql':
+                # The partial sums by label id outgrow the default 4 MB
+                # and would be sorted on disk.
+                conn.exec_driver_sql(f"SET LOCAL work_mem = '{_WORK_MEM}'")
             rows = conn.execute(statement).all()
             if rows:
                 total = rows[0].n_groups
