@@ -177,10 +177,13 @@ class ScriptsController(rest.RestController):
         """Change a script (see api.md for what may change when)."""
         force = _flag(force, 'force')
         given = script.given() if script is not None else {}
-        script_id = _script_id(script_id, given.pop('script_id', None))
+        script_id = _script_id(script_id, given.get('script_id'))
+        # The read-only fields of an object read before are ignored.
+        changes = {name: given[name] for name in _CHANGEABLE
+                   if name in given}
         with _api_errors():
             return Script.from_dict(_store().update_script(
-                script_id, updated_by=_user(), force=force, **given))
+                script_id, updated_by=_user(), force=force, **changes))
 
     @wsme_pecan.wsexpose(None, wtypes.text, body=Script, status_code=204)
     def delete(self, script_id=None, script=None):
