@@ -8,8 +8,9 @@ the same value reads the same on every database); aware UTC datetimes
 (naive input is taken as UTC). Errors are those of
 :mod:`cloudkitty.rating.hash.exceptions`; nothing here knows HTTP.
 
-Every write runs in one transaction that first increments the
-``hashmap_revision`` row: writers are serialised on that row, so the
+The validity, audit and soft-delete rules of mappings are those of every
+dated rule (:mod:`cloudkitty.rating.common`). Every write runs in one
+transaction that first increments the ``hashmap_revision`` row: writers are serialised on that row, so the
 uniqueness checks below (read, then write) cannot race, and
 :meth:`HashMapDB.revision` tells a processor whether the rules changed.
 
@@ -18,7 +19,6 @@ at a period start, in two queries whatever their number, compiled into a
 :class:`cloudkitty.rating.hash.rules.RuleSet`.
 """
 
-import contextlib
 import datetime
 import decimal
 import uuid
@@ -26,6 +26,7 @@ import uuid
 import sqlalchemy as sa
 
 from cloudkitty import dataframe
+from cloudkitty.rating import common
 from cloudkitty.rating.hash import exceptions as exc
 from cloudkitty.rating.hash import models
 from cloudkitty.rating.hash import rules
@@ -37,6 +38,8 @@ _GROUPS = models.HashMapGroup.__table__
 _MAPPINGS = models.HashMapMapping.__table__
 _THRESHOLDS = models.HashMapThreshold.__table__
 _REVISION = models.HashMapRevision.__table__
+# Every write increments it first (see the module's docstring).
+_REVISION_COUNTER = common.Revision(_REVISION)
 _RULE_KEYS = {_MAPPINGS.name: ('mapping_id', exc.NoSuchMapping),
               _THRESHOLDS.name: ('threshold_id', exc.NoSuchThreshold)}
 
@@ -44,15 +47,9 @@ _COST_DIGITS = 12
 _LEVEL_DIGITS = 20
 _SCALE = 28
 
-# What a PUT may carry besides what it changes: the audit fields, which
-# only this layer writes, are ignored.
-_AUDIT = frozenset(['created_at', 'created_by', 'updated_by', 'deleted',
-                    'deleted_by'])
 _MAPPING_FIELDS = frozenset([
     'mapping_id', 'value', 'type', 'cost', 'service_id', 'field_id',
     'group_id', 'tenant_id', 'name', 'description', 'start', 'end'])
-# What a rule that has not started yet may change (api.md).
-_FUTURE_CHANGES = frozenset(['cost', 'start', 'end', 'description'])
 _THRESHOLD_FIELDS = frozenset([
     'threshold_id', 'level', 'type', 'cost', 'service_id', 'field_id',
     'group_id', 'tenant_id'])
@@ -106,21 +103,13 @@ def _rule_type(type_):
     return type_
 
 
-def _date(value, what):
-    if value is None:
-        return None
-    try:
-        return dataframe.parse_datetime(value)
-    except ValueError:
-        raise exc.InvalidRule(f'{what} {value!r} is not a date') from None
-
-
-def _to_db(value):
-    return storage_state.to_db(value)
-
-
-def _from_db(value):
-    return storage_state.from_db(value)
+_DATED = common.DatedRules(
+    _MAPPINGS, 'mapping_id', exc.InvalidRule, exc.ImmutableRule,
+    # What a rule that has not started yet may change (api.md).
+    future_changes=('cost', 'start', 'end', 'description'))
+_date = _DATED.date
+_to_db = common.to_db
+_from_db = common.from_db
 
 
 def _same(a, b):
@@ -189,23 +178,13 @@ class HashMapDB:
 
     # -- plumbing ---------------------------------------------------------
 
-    @contextlib.contextmanager
     def _write(self):
         """A write transaction, serialised on the revision row."""
-        with self.engine.begin() as conn:
-            bumped = conn.execute(_REVISION.update().where(
-                _REVISION.c.id == 1).values(
-                    revision=_REVISION.c.revision + 1))
-            if not bumped.rowcount:
-                # Tables made without the migration (which inserts the row).
-                conn.execute(_REVISION.insert().values(id=1, revision=1))
-            yield conn
+        return _REVISION_COUNTER.write(self.engine)
 
     def revision(self):
         """The number of writes so far: changes whenever any rule does."""
-        with self.engine.connect() as conn:
-            return conn.execute(sa.select(_REVISION.c.revision).where(
-                _REVISION.c.id == 1)).scalar() or 0
+        return _REVISION_COUNTER.read(self.engine)
 
     @staticmethod
     def _one(conn, table, uuid_column, uuid_value, error):
@@ -447,7 +426,7 @@ class HashMapDB:
         """
         diff = {}
         for key, value in changes.items():
-            if key in _AUDIT:
+            if key in common.AUDIT_FIELDS:
                 continue
             if key not in allowed:
                 raise exc.InvalidRule(f'{what} has no attribute {key!r}')
@@ -490,7 +469,7 @@ class HashMapDB:
         now = self._clock()
         start = _date(start, 'start') or now
         end = _date(end, 'end')
-        self._check_window(start, end, now, force)
+        _DATED.check_window(start, end, now, force)
         with self._write() as conn:
             keys = self._rule_parents(conn, service_id, field_id, group_id)
             row = {'value': value, 'tenant_id': tenant_id, 'name': name, **keys}
@@ -502,16 +481,6 @@ class HashMapDB:
                 end=_to_db(end), created_at=_to_db(now),
                 created_by=created_by, **row))
         return self.get_mapping(mapping_id)
-
-    @staticmethod
-    def _check_window(start, end, now, force):
-        if start < now and not force:
-            raise exc.InvalidRule(
-                f'start {start.isoformat()} is in the past (now is '
-                f'{now.isoformat()}); force=true creates it anyway')
-        if end is not None and end <= start:
-            raise exc.InvalidRule(f'end {end.isoformat()} is not after '
-                                  f'start {start.isoformat()}')
 
     @staticmethod
     def _check_mapping_conflicts(conn, row, start, end, exclude=None):
@@ -565,25 +534,9 @@ class HashMapDB:
         query = self._filtered(_MAPPINGS, query, service, field, group,
                                service_id, field_id, group_id, no_group,
                                tenant_id, filter_tenant)
-        table = _MAPPINGS.c
-        if not deleted:
-            query = query.where(table.deleted.is_(None))
-        if start is not None:
-            query = query.where(table.start >= _to_db(_date(start, 'start')))
-        if end is not None:
-            query = query.where(table.end < _to_db(_date(end, 'end')))
-        for column, value in (('created_by', created_by),
-                              ('updated_by', updated_by),
-                              ('deleted_by', deleted_by)):
-            if value is not None:
-                query = query.where(table[column] == value)
-        if description:
-            query = query.where(table.description.icontains(
-                description, autoescape=True))
-        if is_active:
-            at = self._clock() if is_active is True else _date(is_active,
-                                                                'is_active')
-            query = query.where(*_valid_at(_to_db(at)))
+        query = _DATED.filter(query, self._clock(), deleted, start, end,
+                              created_by, updated_by, deleted_by,
+                              description, is_active)
         with self.engine.connect() as conn:
             return [_mapping_dict(row) for row in conn.execute(query)]
 
@@ -607,23 +560,9 @@ class HashMapDB:
                                    'A mapping')
             if not diff:
                 return current
-            if row.deleted is not None:
-                raise exc.ImmutableRule(f'Mapping {mapping_id} is deleted')
             now = self._clock()
-            if current['start'] <= now:
-                self._check_started_update(current, diff, now)
-            else:
-                forbidden = sorted(set(diff) - _FUTURE_CHANGES)
-                if forbidden:
-                    raise exc.ImmutableRule(
-                        f'Only cost, start, end and description of a rule '
-                        f'may change, not {", ".join(forbidden)}')
-                start = diff.get('start', current['start'])
-                end = diff.get('end', current['end'])
-                if start is None:
-                    raise exc.InvalidRule('start cannot be removed')
-                self._check_window(start, end, now, force
-                                   or 'start' not in diff)
+            start, end = _DATED.check_update(current, diff, now, force)
+            if current['start'] > now:
                 self._check_mapping_conflicts(
                     conn, {'name': None, **{k: row._mapping[k] for k in (
                         'service_id', 'field_id', 'value', 'tenant_id',
@@ -636,30 +575,12 @@ class HashMapDB:
                                                  **values))
             return _mapping_dict(_rule_row(conn, _MAPPINGS, mapping_id))
 
-    @staticmethod
-    def _check_started_update(current, diff, now):
-        since = current['start'].isoformat()
-        if current['end'] is not None:
-            raise exc.ImmutableRule(
-                f'The rule started on {since} and has an end: it cannot '
-                f'change')
-        if set(diff) != {'end'}:
-            raise exc.ImmutableRule(
-                f'The rule started on {since}: only its end may be set')
-        if diff['end'] <= now:
-            raise exc.InvalidRule(
-                f'end {diff["end"].isoformat()} must be in the future (now '
-                f'is {now.isoformat()})')
-
     def delete_mapping(self, mapping_id, deleted_by=None):
         """Mark a mapping deleted (it stays readable, and is no longer
         applied); :class:`NoSuchMapping` if unknown or already deleted."""
         with self._write() as conn:
-            updated = conn.execute(_MAPPINGS.update().where(
-                _MAPPINGS.c.mapping_id == mapping_id,
-                _MAPPINGS.c.deleted.is_(None)).values(
-                    deleted=_to_db(self._clock()), deleted_by=deleted_by))
-            if not updated.rowcount:
+            if not _DATED.soft_delete(conn, mapping_id, self._clock(),
+                                      deleted_by):
                 raise exc.NoSuchMapping(mapping_id)
 
     # -- thresholds -------------------------------------------------------
@@ -772,27 +693,20 @@ class HashMapDB:
         Rules are keyed by service and field names; groups by their
         integer key.
         """
-        at = _to_db(_date(at, 'at'))
+        at = _date(at, 'at')
         with self.engine.connect() as conn:
             mappings = [
                 rules.MappingRule(row.service, row.field, row.value, row.type,
                                   plain(row.cost), row.group_id,
                                   row.tenant_id)
                 for row in conn.execute(
-                    _rule_names_query(_MAPPINGS).where(*_valid_at(at)))]
+                    _rule_names_query(_MAPPINGS).where(*_DATED.valid_at(at)))]
             thresholds = [
                 rules.ThresholdRule(row.service, row.field, plain(row.level),
                                     row.type, plain(row.cost), row.group_id,
                                     row.tenant_id)
                 for row in conn.execute(_rule_names_query(_THRESHOLDS))]
         return rules.RuleSet(mappings, thresholds)
-
-
-def _valid_at(at):
-    """Conditions for a mapping valid (and live) at naive UTC ``at``."""
-    table = _MAPPINGS.c
-    return (table.deleted.is_(None), table.start <= at,
-            table.end.is_(None) | (table.end > at))
 
 
 def _rule_names_query(table):
