@@ -10,9 +10,10 @@ the same value reads the same on every database); aware UTC datetimes
 
 The validity, audit and soft-delete rules of mappings are those of every
 dated rule (:mod:`cloudkitty.rating.common`). Every write runs in one
-transaction that first increments the ``hashmap_revision`` row: writers are serialised on that row, so the
-uniqueness checks below (read, then write) cannot race, and
-:meth:`HashMapDB.revision` tells a processor whether the rules changed.
+transaction that first increments the ``hashmap_revision`` row: writers
+are serialised on that row, so the uniqueness checks below (read, then
+write) cannot race, and :meth:`HashMapDB.revision` tells a processor
+whether the rules changed.
 
 :meth:`HashMapDB.load_rules` is the processor's one read: the rules valid
 at a period start, in two queries whatever their number, compiled into a
