@@ -473,7 +473,8 @@ class HashMapDB:
         _DATED.check_window(start, end, now, force)
         with self._write() as conn:
             keys = self._rule_parents(conn, service_id, field_id, group_id)
-            row = {'value': value, 'tenant_id': tenant_id, 'name': name, **keys}
+            row = {'value': value, 'tenant_id': tenant_id, 'name': name,
+                   **keys}
             self._check_mapping_conflicts(conn, row, start, end)
             mapping_id = str(uuid.uuid4())
             conn.execute(_MAPPINGS.insert().values(

@@ -188,7 +188,8 @@ class _ServicePlan:
                 self._by_index[field] = [self._field_maps[field][v]
                                          for v in values]
         self.specs = tuple(specs)
-        self.getter = operator.itemgetter(*self.fields) if self.fields else None
+        self.getter = (operator.itemgetter(*self.fields) if self.fields
+                       else None)
         self.fieldset = frozenset(self.fields)
         self.fast = {}
         self.plans = {}

@@ -277,7 +277,7 @@ def test_mapping_name_is_unique_among_live_mappings(hashmap_db, compute):
                                   name='price', start=at(10))
 
 
-# -- mappings: updates ----------------------------------------------------------
+# -- mappings: updates -------------------------------------------------------
 
 def test_future_mapping_may_change_cost_dates_description(hashmap_db,
                                                          compute):
@@ -420,7 +420,7 @@ def test_mapping_list_filters(hashmap_db, compute, clock):
     assert ids(service_id='nope') == []
 
 
-# -- thresholds ----------------------------------------------------------------
+# -- thresholds --------------------------------------------------------------
 
 def test_threshold_create_and_duplicates(hashmap_db, compute):
     service_id, field_id, group_id = compute

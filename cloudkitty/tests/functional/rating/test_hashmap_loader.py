@@ -181,7 +181,7 @@ def test_module_loads_once_per_start_and_revision(hashmap_db, clock):
     start = NOW + HOUR
     with count_selects(hashmap_db.engine) as selects:
         module.reload_config(start)
-    assert len(selects) == 3                    # revision, mappings, thresholds
+    assert len(selects) == 3            # revision, mappings, thresholds
     first = module.rules_at(start)
     for scope in ('a', 'b', 'tenant-a'):
         with count_selects(hashmap_db.engine) as selects:
