@@ -17,14 +17,18 @@ longer applied. :class:`DatedRules` holds the rules of api.md about them:
 
 :class:`Revision` is the one-row counter a module's writes increment
 first: it serialises writers (whose uniqueness checks read, then write)
-and tells a processor with one cheap query whether its rules changed.
+and tells a processor with one cheap query whether its rules changed;
+:class:`RulesByStart` is the processor's side: what it loaded per period
+start, kept while the counter does not move.
 
 The errors raised are the module's own (given to :class:`DatedRules`), so
 each API maps them as it maps the rest of its module's errors. Datetimes
 are aware UTC outside and naive UTC in the database.
 """
 
+import collections
 import contextlib
+import threading
 
 import sqlalchemy as sa
 
@@ -208,8 +212,8 @@ class DatedRules:
             query = query.where(columns.description.icontains(
                 description, autoescape=True))
         if is_active:
-            at = now if is_active is True else self.date(is_active,
-                                                          'is_active')
+            at = now if is_active is True else self.date(
+                is_active, 'is_active')
             query = query.where(*self.valid_at(at))
         return query
 
@@ -222,3 +226,69 @@ class DatedRules:
             columns.deleted.is_(None)).values(
                 deleted=to_db(now), deleted_by=deleted_by))
         return bool(updated.rowcount)
+
+
+class RulesByStart:
+    """What a rating module loads for a period start (its rules, its
+    scripts), kept while the module's revision counter does not move.
+
+    ``revision()`` reads the counter, ``load(start)`` the rules valid at
+    ``start``; values loaded must compare equal when the rules are the
+    same. Thread-safe.
+    """
+
+    def __init__(self, revision, load, size=16):
+        self._read_revision = revision
+        self._load = load
+        self._size = size
+        self._lock = threading.Lock()
+        self._revision = None
+        self._by_start = collections.OrderedDict()
+        self._current = None                         # (start, value)
+
+    def at(self, start):
+        """The rules of a period starting at ``start`` (a datetime).
+
+        One query tells whether the rules changed since the last call; if
+        not and ``start`` was asked for before, nothing more is read.
+        """
+        revision = self._read_revision()
+        with self._lock:
+            if revision != self._revision:
+                # Kept, not dropped: a reload that finds equal rules reuses
+                # one of them (and whatever it memoised).
+                known = list(self._by_start.values())
+                self._by_start.clear()
+                self._revision = revision
+            else:
+                cached = self._by_start.get(start)
+                if cached is not None:
+                    self._by_start.move_to_end(start)
+                    return cached
+                known = list(self._by_start.values())
+        loaded = self._load(start)
+        for value in known:
+            if value == loaded:
+                loaded = value
+                break
+        with self._lock:
+            if revision == self._revision:
+                self._by_start[start] = loaded
+                while len(self._by_start) > self._size:
+                    self._by_start.popitem(last=False)
+        return loaded
+
+    def reload(self, start):
+        """Make the rules valid at ``start`` current (see :meth:`current`)."""
+        self._current = (start, self.at(start))
+
+    def current(self, start):
+        """The rules of ``start``: without any query when ``start`` is the
+        current one (as after :meth:`reload`, which a worker calls once
+        per period before rating)."""
+        current = self._current
+        if current is not None and current[0] == start:
+            return current[1]
+        value = self.at(start)
+        self._current = (start, value)
+        return value

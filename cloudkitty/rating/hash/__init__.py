@@ -22,16 +22,11 @@ the same rules keeps the compiled set (and what it memoised). A plain
 (``tenant_id``), with the rules valid at ``frame.start``.
 """
 
-import collections
-import threading
-
 from cloudkitty import db as ck_db
 from cloudkitty import rating
+from cloudkitty.rating import common
 from cloudkitty.rating.hash import db as hash_db
 from cloudkitty import storage_state
-
-# Rule sets kept per revision: a pass rates few distinct period starts.
-_CACHED_STARTS = 16
 
 
 class HashMap(rating.RatingProcessorBase):
@@ -52,10 +47,9 @@ class HashMap(rating.RatingProcessorBase):
                  hash_db=None):
         super().__init__(conf, module_state, tenant_id)
         self._db = hash_db
-        self._lock = threading.Lock()
-        self._revision = None
-        self._by_start = collections.OrderedDict()   # start -> RuleSet
-        self._current = None                         # (start, RuleSet)
+        self._rules = common.RulesByStart(
+            lambda: self._hash_db().revision(),
+            lambda start: self._hash_db().load_rules(start))
 
     def _hash_db(self):
         if self._db is None:
@@ -68,53 +62,21 @@ class HashMap(rating.RatingProcessorBase):
         starting at ``start`` (a datetime).
 
         One query tells whether the rules changed since the last call; if
-        not and ``start`` was asked for before, nothing more is read.
+        not and ``start`` was asked for before, nothing more is read; a
+        reload that finds the same rules keeps the compiled set.
         """
-        store = self._hash_db()
-        revision = store.revision()
-        with self._lock:
-            if revision != self._revision:
-                # Kept, not dropped: a reload that finds equal rules reuses
-                # one of them.
-                known = list(self._by_start.values())
-                self._by_start.clear()
-                self._revision = revision
-            else:
-                cached = self._by_start.get(start)
-                if cached is not None:
-                    self._by_start.move_to_end(start)
-                    return cached
-                known = list(self._by_start.values())
-        loaded = store.load_rules(start)
-        for rule_set in known:
-            if rule_set == loaded:
-                loaded = rule_set
-                break
-        with self._lock:
-            if revision == self._revision:
-                self._by_start[start] = loaded
-                while len(self._by_start) > _CACHED_STARTS:
-                    self._by_start.popitem(last=False)
-        return loaded
+        return self._rules.at(start)
 
     def reload_config(self, start=None):
         """Make the rules valid at ``start`` (default: now) current."""
-        start = start or storage_state.utcnow()
-        self._current = (start, self.rules_at(start))
-
-    def _rules_for(self, frame):
-        current = self._current
-        if current is not None and current[0] == frame.start:
-            return current[1]
-        rules = self.rules_at(frame.start)
-        self._current = (frame.start, rules)
-        return rules
+        self._rules.reload(start or storage_state.utcnow())
 
     def process(self, data, scope_id=None):
         """Price ``data`` for ``scope_id`` (default: the module's
         ``tenant_id``) with the rules valid at its start."""
         scope_id = self._tenant_id if scope_id is None else scope_id
-        return self._rules_for(data).for_scope(scope_id).process(data)
+        return self._rules.current(data.start).for_scope(scope_id).process(
+            data)
 
     def quote(self, data, scope_id=None):
         """Price a quote request: as :meth:`process` (the API builds its

@@ -24,19 +24,16 @@ ScriptFailed` naming it, which fails that scope's period only (the scope
 worker logs it and rates the period again on a later pass).
 """
 
-import collections
 import threading
 
 from cloudkitty import db as ck_db
 from cloudkitty import rating
+from cloudkitty.rating import common
 from cloudkitty.rating.pyscripts import api
 from cloudkitty.rating.pyscripts import db as scripts_db
 from cloudkitty.rating.pyscripts import exceptions as exc
 from cloudkitty.rating.pyscripts import sandbox
 from cloudkitty import storage_state
-
-# Script lists kept per revision: a pass rates few distinct period starts.
-_CACHED_STARTS = 16
 
 
 class PyScripts(rating.RatingProcessorBase):
@@ -63,9 +60,9 @@ class PyScripts(rating.RatingProcessorBase):
         self._db = scripts_db
         self._pool = pool
         self._lock = threading.Lock()
-        self._revision = None
-        self._by_start = collections.OrderedDict()   # start -> [Script]
-        self._current = None                         # (start, [Script])
+        self._scripts = common.RulesByStart(
+            lambda: self._scripts_db().revision(),
+            lambda start: self._scripts_db().load_scripts(start))
 
     def _scripts_db(self):
         if self._db is None:
@@ -86,42 +83,13 @@ class PyScripts(rating.RatingProcessorBase):
 
     def scripts_at(self, start):
         """The :class:`~cloudkitty.rating.pyscripts.db.Script` list of a
-        period starting at ``start``, in the order they run.
-
-        One query tells whether the scripts changed since the last call;
-        if not and ``start`` was asked for before, nothing more is read.
-        """
-        store = self._scripts_db()
-        revision = store.revision()
-        with self._lock:
-            if revision != self._revision:
-                self._by_start.clear()
-                self._revision = revision
-            else:
-                cached = self._by_start.get(start)
-                if cached is not None:
-                    self._by_start.move_to_end(start)
-                    return cached
-        scripts = store.load_scripts(start)
-        with self._lock:
-            if revision == self._revision:
-                self._by_start[start] = scripts
-                while len(self._by_start) > _CACHED_STARTS:
-                    self._by_start.popitem(last=False)
-        return scripts
+        period starting at ``start``, in the order they run (cached while
+        no script changes)."""
+        return self._scripts.at(start)
 
     def reload_config(self, start=None):
         """Make the scripts valid at ``start`` (default: now) current."""
-        start = start or storage_state.utcnow()
-        self._current = (start, self.scripts_at(start))
-
-    def _scripts_for(self, frame):
-        current = self._current
-        if current is not None and current[0] == frame.start:
-            return current[1]
-        scripts = self.scripts_at(frame.start)
-        self._current = (frame.start, scripts)
-        return scripts
+        self._scripts.reload(start or storage_state.utcnow())
 
     def run_script(self, script, frame):
         """``frame`` as ``script`` (a Script) leaves it; ScriptFailed."""
@@ -147,7 +115,7 @@ class PyScripts(rating.RatingProcessorBase):
         """Run the scripts valid at ``data.start`` on ``data`` in turn;
         :class:`~cloudkitty.rating.pyscripts.exceptions.ScriptFailed`
         names the first that fails."""
-        for script in self._scripts_for(data):
+        for script in self._scripts.current(data.start):
             data = self.run_script(script, data)
         return data
 

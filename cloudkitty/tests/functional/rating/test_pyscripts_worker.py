@@ -25,7 +25,8 @@ for points in data['usage'].values():
     for point in points:
         if point['groupby']['project_id'] == 'bad':
             os._exit(1)
-        point['rating']['price'] = point['vol']['qty'] * decimal.Decimal('0.01')
+        qty = point['vol']['qty']
+        point['rating']['price'] = qty * decimal.Decimal('0.01')
 '''
 FIXED = SCRIPT.replace('os._exit(1)', 'pass')
 
