@@ -1,0 +1,62 @@
+"""Every benchmark of the project, one after the other, with their figures.
+
+    python benchmarks/run.py                  # 1,000,000 points everywhere
+    python benchmarks/run.py --points 100000  # a quicker look
+    python benchmarks/run.py --only storage worker
+
+Each benchmark runs in a process of its own (so that one's memory and
+garbage do not weigh on the next) against throwaway databases on the
+PostgreSQL server of the machine (``CK_TEST_POSTGRESQL_URL``, default
+``postgresql://postgres@127.0.0.1:5432/test``) and temporary SQLite files.
+See ``benchmarks/README.rst`` for what each one measures.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def benchmarks(points):
+    """``{name: [argv, ...]}``: the runs that make up each benchmark."""
+    points = str(points)
+    return {
+        'storage': [['storage_bench.py', '--points', points,
+                     '--backend', backend]
+                    for backend in ('sqlite', 'postgresql')],
+        'worker': [['worker_bench.py', '--points', points,
+                    '--backend', backend]
+                   for backend in ('sqlite', 'postgresql')],
+        'hashmap': [['hashmap_bench.py', '--points', points]],
+        'api': [['api_bench.py', '--points', points]],
+    }
+
+
+def main(argv=None):
+    all_runs = benchmarks(0)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--points', type=int, default=1000000)
+    parser.add_argument('--only', nargs='+', choices=sorted(all_runs),
+                        help='run only these benchmarks')
+    args = parser.parse_args(argv)
+    failed = []
+    for name, runs in benchmarks(args.points).items():
+        if args.only and name not in args.only:
+            continue
+        for run in runs:
+            script = os.path.join(HERE, run[0])
+            if not os.path.exists(script):
+                print(f'== {name}: {run[0]} is not there yet', flush=True)
+                continue
+            print(f'== {name}: {" ".join(run)}', flush=True)
+            if subprocess.run([sys.executable, script] + run[1:]).returncode:
+                failed.append(' '.join(run))
+    for run in failed:
+        print(f'FAILED: {run}')
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
