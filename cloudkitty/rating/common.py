@@ -31,8 +31,10 @@ import contextlib
 import threading
 
 import sqlalchemy as sa
+from sqlalchemy import orm
 
 from cloudkitty import dataframe
+from cloudkitty.storage.v2.sqlalchemy import models as storage_models
 from cloudkitty import storage_state
 
 #: Attributes only the data layer writes: a PUT may carry them (a whole
@@ -53,6 +55,29 @@ def parse_date(value, what, error=ValueError):
         return dataframe.parse_datetime(value)
     except ValueError:
         raise error(f'{what} {value!r} is not a date') from None
+
+
+class DatedRuleColumns:
+    """Mixin of a dated rule's model: validity, description, audit fields
+    and soft delete (naive UTC timestamps; ``deleted`` is ``None`` while
+    the rule is live)."""
+
+    description = orm.mapped_column(sa.Text, nullable=True)
+    start = orm.mapped_column(storage_models.TIMESTAMP, nullable=False)
+    end = orm.mapped_column(storage_models.TIMESTAMP, nullable=True)
+    created_at = orm.mapped_column(storage_models.TIMESTAMP, nullable=False)
+    created_by = orm.mapped_column(sa.String(255), nullable=True)
+    updated_by = orm.mapped_column(sa.String(255), nullable=True)
+    deleted = orm.mapped_column(storage_models.TIMESTAMP, nullable=True)
+    deleted_by = orm.mapped_column(sa.String(255), nullable=True)
+
+
+class RevisionColumns:
+    """Mixin of the model of a module's :class:`Revision` table."""
+
+    id: orm.Mapped[int] = orm.mapped_column(sa.Integer, primary_key=True,
+                                            autoincrement=False)
+    revision = orm.mapped_column(sa.BigInteger, nullable=False)
 
 
 def _phrase(names):

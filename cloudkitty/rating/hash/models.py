@@ -17,11 +17,11 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 
 from cloudkitty.db import models
+from cloudkitty.rating import common
 from cloudkitty.storage.v2.sqlalchemy import models as storage_models
 
 COST = storage_models.money(12)
 LEVEL = storage_models.money(20)
-TIMESTAMP = storage_models.TIMESTAMP
 RULE_TYPES = ('flat', 'rate')
 
 
@@ -106,7 +106,7 @@ class _RuleParents:
     group_id = _parent_key('hashmap_groups', 'SET NULL')
 
 
-class HashMapMapping(_RuleParents, models.Base):
+class HashMapMapping(_RuleParents, common.DatedRuleColumns, models.Base):
     """A mapping: a flat or rate cost for a service, or a field value.
 
     Valid over ``[start, end)`` (no end: open); ``deleted`` is when it was
@@ -128,14 +128,6 @@ class HashMapMapping(_RuleParents, models.Base):
     cost = orm.mapped_column(COST, nullable=False)
     tenant_id = orm.mapped_column(sa.String(255), nullable=True)
     name = orm.mapped_column(sa.String(255), nullable=True)
-    description = orm.mapped_column(sa.Text, nullable=True)
-    start = orm.mapped_column(TIMESTAMP, nullable=False)
-    end = orm.mapped_column(TIMESTAMP, nullable=True)
-    created_at = orm.mapped_column(TIMESTAMP, nullable=False)
-    created_by = orm.mapped_column(sa.String(255), nullable=True)
-    updated_by = orm.mapped_column(sa.String(255), nullable=True)
-    deleted = orm.mapped_column(TIMESTAMP, nullable=True)
-    deleted_by = orm.mapped_column(sa.String(255), nullable=True)
 
 
 class HashMapThreshold(_RuleParents, models.Base):
@@ -157,7 +149,7 @@ class HashMapThreshold(_RuleParents, models.Base):
     tenant_id = orm.mapped_column(sa.String(255), nullable=True)
 
 
-class HashMapRevision(models.Base):
+class HashMapRevision(common.RevisionColumns, models.Base):
     """One row counting the writes to the hashmap tables.
 
     Every write updates it first, which serialises writers (the uniqueness
@@ -166,7 +158,3 @@ class HashMapRevision(models.Base):
     """
 
     __tablename__ = 'hashmap_revision'
-
-    id: orm.Mapped[int] = orm.mapped_column(sa.Integer, primary_key=True,
-                                            autoincrement=False)
-    revision = orm.mapped_column(sa.BigInteger, nullable=False)

@@ -14,14 +14,13 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy import orm
 
 from cloudkitty.db import models
-from cloudkitty.storage.v2.sqlalchemy import models as storage_models
+from cloudkitty.rating import common
 
-TIMESTAMP = storage_models.TIMESTAMP
 # MySQL's TEXT stops at 64 KiB; a script may be longer.
 SOURCE = sa.Text().with_variant(mysql.LONGTEXT(), 'mysql', 'mariadb')
 
 
-class PyScript(models.Base):
+class PyScript(common.DatedRuleColumns, models.Base):
     """A Python script run on the frames of the periods it is valid for."""
 
     __tablename__ = 'pyscripts_scripts'
@@ -35,22 +34,10 @@ class PyScript(models.Base):
     name = orm.mapped_column(sa.String(255), nullable=False)
     data = orm.mapped_column(SOURCE, nullable=False)
     checksum = orm.mapped_column(sa.String(128), nullable=False)
-    description = orm.mapped_column(sa.Text, nullable=True)
-    start = orm.mapped_column(TIMESTAMP, nullable=False)
-    end = orm.mapped_column(TIMESTAMP, nullable=True)
-    created_at = orm.mapped_column(TIMESTAMP, nullable=False)
-    created_by = orm.mapped_column(sa.String(255), nullable=True)
-    updated_by = orm.mapped_column(sa.String(255), nullable=True)
-    deleted = orm.mapped_column(TIMESTAMP, nullable=True)
-    deleted_by = orm.mapped_column(sa.String(255), nullable=True)
 
 
-class PyScriptsRevision(models.Base):
+class PyScriptsRevision(common.RevisionColumns, models.Base):
     """One row counting the writes to ``pyscripts_scripts``
     (:class:`cloudkitty.rating.common.Revision`)."""
 
     __tablename__ = 'pyscripts_revision'
-
-    id: orm.Mapped[int] = orm.mapped_column(sa.Integer, primary_key=True,
-                                            autoincrement=False)
-    revision = orm.mapped_column(sa.BigInteger, nullable=False)
