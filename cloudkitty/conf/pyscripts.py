@@ -19,6 +19,11 @@ OPTS = [
                       'the transfer of the frame included; the sandbox '
                       'process is then killed. Keep it above '
                       'cpu_time_limit.'),
+    cfg.StrOpt('python', default='',
+               help='Python interpreter the sandbox processes run. Empty: '
+                    'the one running the service; set it where that is not '
+                    'a Python interpreter (an API embedded in a web '
+                    'server). Scripts can import what it has installed.'),
     cfg.IntOpt('sandbox_processes', default=1, min=1,
                help='Sandbox processes kept by each process that rates '
                     '(processor worker, API): a worker rates one scope at '

@@ -76,7 +76,8 @@ class PyScripts(rating.RatingProcessorBase):
                 if self.conf is not None:
                     self._pool = sandbox.SandboxPool(
                         sandbox.Limits.from_conf(self.conf),
-                        self.conf.pyscripts.sandbox_processes)
+                        self.conf.pyscripts.sandbox_processes,
+                        python=self.conf.pyscripts.python or None)
                 else:
                     self._pool = sandbox.SandboxPool()
             return self._pool

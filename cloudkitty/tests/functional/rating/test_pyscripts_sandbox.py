@@ -5,9 +5,12 @@ processor, and the next script, unharmed."""
 import datetime
 import decimal
 import os
+import sys
 
+from oslo_config import cfg
 import pytest
 
+from cloudkitty import conf as ck_conf
 from cloudkitty import dataframe
 from cloudkitty.rating import pyscripts
 from cloudkitty.rating.pyscripts import db as scripts_db
@@ -284,3 +287,19 @@ def test_a_forked_child_starts_its_own_sandboxes(module, pool):
     # What a fork changes for the pool: the pid it runs in.
     pool._pid = -1
     assert sandbox_pid(module) != parent_sandbox
+
+
+def test_limits_come_from_the_configuration():
+    conf = ck_conf.register_all(cfg.ConfigOpts())
+    conf([], project='cloudkitty', default_config_files=[])
+    for name, value in (('cpu_time_limit', 1), ('memory_limit', 64),
+                        ('timeout', 2.5), ('python', sys.executable)):
+        conf.set_override(name, value, 'pyscripts')
+    module = pyscripts.PyScripts(conf=conf)
+    try:
+        failure = fails(module, 'blob = bytearray(10 ** 8)')
+        assert 'memory limit (64 MiB' in failure.reason
+        assert module._sandboxes().limits == sandbox.Limits(
+            cpu_time=1, memory=64, timeout=2.5)
+    finally:
+        module.close()
