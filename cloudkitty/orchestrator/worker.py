@@ -296,7 +296,7 @@ class ScopeWorker:
         frame = dataframe.DataFrame(start, end)
         for type_, points in usage:
             frame.add_points(points, type_)
-        frame = self._rate(frame, start)
+        frame = self._rate(frame, start, scope_id)
         frame, skipped = self._filter(frame, scope_id)
         if self._stop.is_set():
             # Nothing of this period has been stored yet.
@@ -377,12 +377,12 @@ class ScopeWorker:
                      for f in pending if futures[f] in started]
         return max(0.001, min(deadlines + [_POLL_SECONDS]))
 
-    def _rate(self, frame, start):
+    def _rate(self, frame, start, scope_id):
         states = self._module_state.get_all() if self._module_state else {}
         pipeline = rating.enabled_pipeline(self._modules, states)
         for module in pipeline:
             module.reload_config(start)
-        return rating.rate(frame, pipeline)
+        return rating.rate(frame, pipeline, scope_id)
 
     def _filter(self, frame, scope_id):
         """Drop the points a skip predicate holds for; ``(frame, dropped)``.

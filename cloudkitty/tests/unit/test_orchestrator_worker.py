@@ -414,6 +414,27 @@ def test_modules_run_in_descending_priority_each_on_the_previous_output():
     assert [p[3].price for p in storage.points] == [12]
 
 
+class ScopePriceModule(PriceModule):
+    """Prices through for_scope(): scope p2 has a rule of its own."""
+
+    def for_scope(self, scope_id):
+        view = PriceModule(self.module_name, 100 if scope_id == 'p2' else 1,
+                           self.log)
+        return view
+
+
+def test_modules_rate_through_the_view_of_the_scope_being_rated():
+    module = ScopePriceModule('hashmap', 0, [])
+    scope_worker, _, storage, _, _ = make_worker(
+        behaviour={'cpu': constant(point(1))},
+        last={'p1': MONTH, 'p2': MONTH}, modules={'hashmap': module},
+        module_state=FakeModuleState({'hashmap': {'enabled': True,
+                                                  'priority': 1}}))
+    scope_worker.rate_scope('p1', max_periods=1)
+    scope_worker.rate_scope('p2', max_periods=1)
+    assert [p[3].price for p in storage.points] == [1, 100]
+
+
 def test_module_changes_apply_from_the_next_period():
     order = []
     module = PriceModule('hashmap', 7, order, default_enabled=False)
