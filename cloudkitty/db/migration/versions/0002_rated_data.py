@@ -20,8 +20,8 @@ down_revision = '0001'
 def _key_string(length):
     return sa.String(length).with_variant(
         postgresql.VARCHAR(length, collation='C'), 'postgresql').with_variant(
-        mysql.VARCHAR(length, charset='utf8mb4', collation='utf8mb4_bin'),
-        'mysql', 'mariadb')
+        mysql.VARCHAR(length, charset='utf8mb4',
+                      collation='utf8mb4_nopad_bin'), 'mysql', 'mariadb')
 
 
 def _money(precision, scale):

@@ -20,8 +20,9 @@ costs one per batch, and deleting a scope's period reads a few batch rows
 then whole primary-key ranges of points.
 
 Text keys compare byte-wise everywhere (``COLLATE "C"`` on PostgreSQL,
-``utf8mb4_bin`` on MariaDB, SQLite's default), so grouping and sorting give
-the same results on the three databases. Money is ``NUMERIC`` (on SQLite,
+``utf8mb4_nopad_bin`` on MariaDB, SQLite's default), so grouping and
+sorting give the same results on the three databases (MariaDB's other
+binary collation ignores trailing spaces). Money is ``NUMERIC`` (on SQLite,
 which has no decimal type, exact decimal text summed by a registered
 aggregate); timestamps are naive UTC.
 """
@@ -92,8 +93,8 @@ def key_string(length):
     """A string compared byte-wise on every database."""
     return sa.String(length).with_variant(
         postgresql.VARCHAR(length, collation='C'), 'postgresql').with_variant(
-        mysql.VARCHAR(length, charset='utf8mb4', collation='utf8mb4_bin'),
-        'mysql', 'mariadb')
+        mysql.VARCHAR(length, charset='utf8mb4',
+                      collation='utf8mb4_nopad_bin'), 'mysql', 'mariadb')
 
 
 TIMESTAMP = sa.DateTime().with_variant(mysql.DATETIME(fsp=6),
