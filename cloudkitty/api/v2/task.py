@@ -22,10 +22,11 @@ def _view(task):
 
 
 def _order(value):
-    if value not in reprocessing.ORDERS:
+    # Any case: the cloudkitty CLI sends "DESC" unless told otherwise.
+    if value.lower() not in reprocessing.ORDERS:
         raise voluptuous.Invalid(f"'{value}' is not an order; use "
                                  f"{' or '.join(reprocessing.ORDERS)}")
-    return value
+    return value.lower()
 
 
 def _floor(moment, period):

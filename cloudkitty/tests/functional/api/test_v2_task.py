@@ -142,6 +142,19 @@ def test_list_order_pagination_and_scopes(app):
         ['01', '03']
 
 
+@pytest.mark.parametrize('order, hours', [('DESC', ['02', '01']),
+                                          ('Asc', ['01', '02'])])
+def test_list_order_in_any_case(app, order, hours):
+    # The cloudkitty CLI sends order=DESC by default.
+    for hour in ('01', '02'):
+        app.post_json('/v2/task/reprocesses', _task(
+            start=f'2024-05-01T{hour}:00:00Z',
+            end=f'2024-05-01T{hour}:00:00Z'), status=202)
+    results = app.get('/v2/task/reprocesses',
+                      params={'order': order}).json['results']
+    assert [r['start_reprocess_time'][11:13] for r in results] == hours
+
+
 def test_list_of_a_scope_without_tasks_is_404(app):
     app.get('/v2/task/reprocesses/s2', status=404)
 
