@@ -1,7 +1,7 @@
 """The ``sqlalchemy`` storage backend: SQLite, PostgreSQL, MariaDB.
 
 Every filter, grouping, sort and page is computed by the database. Points
-are written in bulk: ``COPY ... FROM STDIN (FORMAT BINARY)`` streamed on
+are written in bulk: ``COPY ... FROM STDIN`` streamed on
 PostgreSQL, multi-row ``INSERT`` (DB-API ``executemany``) elsewhere. The
 tables are described in :mod:`.models`.
 """
@@ -161,7 +161,8 @@ class SQLAlchemyStorage(v2.BaseStorage):
 
     def _write(self, work):
         """Run ``work(conn)`` in a transaction, again if the database chose
-        it as a deadlock victim; remember the label ids it returns."""
+        it as a deadlock victim; remember the label ids it returns (once
+        committed)."""
         for attempt in range(_WRITE_ATTEMPTS):
             try:
                 with self._translate_errors(), self.engine.begin() as conn:
@@ -431,15 +432,17 @@ class SQLAlchemyStorage(v2.BaseStorage):
         return stored
 
     def _delete(self, query):
-        with self.engine.begin() as conn:
+        def delete(conn):
             if query.types is None and not query.labels:
                 self._delete_batches(conn, query)
-                return
+                return ()
             conn.execute(sa.delete(_POINTS).where(*self._conditions(query)))
             # Drop the batches this emptied.
             emptied = self._batch_conditions(query) + [~sa.exists().where(
                 _POINTS.c.batch_id == _BATCHES.c.id)]
             conn.execute(sa.delete(_BATCHES).where(*emptied))
+            return ()
+        self._write(delete)
 
     def _delete_batches(self, conn, query):
         """Delete whole batches: the scope and time of ``query`` only."""
@@ -474,6 +477,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
         return conditions
 
     def _label_value(self, column, key):
+        """The text of label ``key`` in the JSON ``column`` (NULL if none)."""
         value = column[key].as_string()
         if self._dialect == 'sqlite':
             # json_extract() returns numbers as numbers: compare as text
@@ -482,6 +486,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
         return value
 
     def _bytewise(self, expression):
+        """``expression`` compared and sorted by code point."""
         if self._dialect == 'postgresql':
             return sa.collate(expression, 'C')
         if self._dialect in ('mysql', 'mariadb'):

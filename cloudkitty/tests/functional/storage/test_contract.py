@@ -445,3 +445,21 @@ def test_replace_is_idempotent(storage, loaded):
     assert _rows(rows, 'project_id', 'qty') == [('p2', 2)]
     with pytest.raises(v2.InvalidQuery):
         storage.replace(smaller, None)
+
+
+def test_keys_compare_byte_for_byte(storage):
+    # Case, trailing spaces and accents make distinct groups, sorted by
+    # code point on every database.
+    names = ['é', 'a ', 'A', 'a', 'z', 'tab\tand\\']
+    storage.push([frame(T0, **{'type ' + n: [
+        point(T0, 1, 1, n, resource=n, metadata={'m': n})]}) for n in names])
+    expected = sorted(names)
+    for groupby, key in (['project_id', 'project_id'], ['id', 'id'],
+                         ['type', 'type']):
+        rows = storage.total(groupby=[groupby], **MARCH)['results']
+        prefix = 'type ' if key == 'type' else ''
+        assert [r[key] for r in rows] == [prefix + n for n in expected]
+    for n in names:
+        found = all_points(storage, filters={'m': n, 'project_id': n},
+                           **MARCH)
+        assert [p.groupby['id'] for _, _, p in found] == [n]
