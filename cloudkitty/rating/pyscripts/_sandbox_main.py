@@ -14,9 +14,10 @@ original stdin is ``{"name", "code", "data"}``, ``data`` being a frame's
 8601; the reply on its original stdout is ``{"ok": true, "data", "last"}``
 (the same encoding) or ``{"ok": false, "error", "last": true}``; ``last``
 says the process ends after this reply (after a failure, or when the
-script left threads running). Both channels are moved off
-fds 0 and 1 first, so a script that reads stdin reads nothing and its
-``print`` goes to stderr, never into the protocol.
+script left threads running). Both channels are moved off fds 0 and 1
+first, so a script that reads stdin reads nothing and its ``print`` goes to
+stderr, never into the protocol. The process also ends within a second of
+its parent's death, whatever the script is doing then.
 
 The script runs with globals ``data`` (the frame: ``period.begin`` and
 ``end`` as datetimes, each point's ``vol.qty`` and ``rating.price`` as
@@ -25,6 +26,7 @@ binds a new one. Decimal arithmetic runs in a fresh context per request,
 400 digits of precision, so money is never rounded here.
 """
 
+import _thread
 import builtins
 import datetime
 import decimal
@@ -34,6 +36,7 @@ import os
 import resource
 import signal
 import sys
+import time
 
 CONTEXT = dict(prec=400, rounding=decimal.ROUND_HALF_EVEN,
                Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN,
@@ -145,8 +148,19 @@ def _handle(line, codes, limits):
     return reply.encode('utf-8') + b'\n', last
 
 
+def _watch_parent(parent):
+    # A process whose parent died is adopted by another: end then, even if
+    # a script is sleeping (one spending CPU meets its limit anyway).
+    while True:
+        time.sleep(1)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
 def main():
     limits = json.loads(sys.argv[1])
+    # A raw thread: threading does not count it among the script's.
+    _thread.start_new_thread(_watch_parent, (os.getppid(),))
     requests = os.fdopen(os.dup(0), 'rb')
     replies = os.fdopen(os.dup(1), 'wb')
     null = os.open(os.devnull, os.O_RDONLY)

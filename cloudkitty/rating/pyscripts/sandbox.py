@@ -108,10 +108,14 @@ class Sandbox:
         self.limits = limits
         arguments = json.dumps({'cpu': limits.cpu_time,
                                 'memory': int(limits.memory * _MIB)})
-        self.process = subprocess.Popen(
-            [python or sys.executable, '-I', _MAIN, arguments],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
-            start_new_session=True)
+        try:
+            self.process = subprocess.Popen(
+                [python or sys.executable, '-I', _MAIN, arguments],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
+                start_new_session=True)
+        except OSError as error:
+            raise SandboxFailure(f'the sandbox process could not start: '
+                                 f'{error}') from None
         self._in = self.process.stdin.fileno()
         self._out = self.process.stdout.fileno()
         os.set_blocking(self._in, False)

@@ -5,7 +5,9 @@ processor, and the next script, unharmed."""
 import datetime
 import decimal
 import os
+import subprocess
 import sys
+import time
 
 from oslo_config import cfg
 import pytest
@@ -303,3 +305,42 @@ def test_limits_come_from_the_configuration():
             cpu_time=1, memory=64, timeout=2.5)
     finally:
         module.close()
+
+
+def test_missing_interpreter_fails_the_script():
+    module = pyscripts.PyScripts(pool=sandbox.SandboxPool(
+        LIMITS, python='/nonexistent/python'))
+    assert 'could not start' in fails(module, 'pass').reason
+
+
+def _state(pid):
+    """The process's state letter, or None once it is gone (or reaped)."""
+    try:
+        with open(f'/proc/{pid}/stat') as stat:
+            return stat.read().rsplit(')', 1)[1].split()[0]
+    except FileNotFoundError:
+        return None
+
+
+def test_sandbox_ends_with_its_parent(tmp_path):
+    pid_file = tmp_path / 'sandbox.pid'
+    code = (f'import os, time\nopen({str(pid_file)!r}, "w").write('
+            f'str(os.getpid()))\ntime.sleep(120)')
+    parent = subprocess.Popen([sys.executable, '-c', f"""
+from cloudkitty.tests.functional.rating import test_pyscripts_sandbox as t
+from cloudkitty.rating.pyscripts import sandbox
+pool = sandbox.SandboxPool(sandbox.Limits(cpu_time=1, memory=128,
+                                          timeout=120))
+pool.call(sandbox.encode_request('sleeper', {code!r}, t.frame(1)))
+"""])
+    deadline = time.monotonic() + 20
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline, 'the sandbox never started'
+        time.sleep(0.05)
+    pid = int(pid_file.read_text())
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while _state(pid) not in (None, 'Z'):
+        assert time.monotonic() < deadline, 'the sandbox outlived its parent'
+        time.sleep(0.1)
