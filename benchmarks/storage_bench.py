@@ -16,8 +16,10 @@ the four time keys collectors add) and 3 metadata keys, fresh dicts for
 every point as a collector builds them.
 
 The functions (:func:`make_frames`, :func:`make_storage`,
-:func:`bench_push`, :func:`settle`, :func:`bench_total`, :func:`run`) are meant to be
-called by other benchmark drivers too.
+:func:`bench_push`, :func:`settle`, :func:`bench_total`, :func:`run`) are
+meant to be called by other benchmark drivers too. The database servers are
+those of the storage tests (``CLOUDKITTY_TEST_POSTGRESQL_URL``,
+``CLOUDKITTY_TEST_MARIADB_URL``).
 """
 
 import argparse
@@ -25,19 +27,14 @@ import contextlib
 import datetime
 import decimal
 import json
-import os
 import random
 import statistics
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
-
-from cloudkitty import dataframe  # noqa: E402
-from cloudkitty import storage as ck_storage  # noqa: E402
-from cloudkitty.tests.functional import storage as db_servers  # noqa: E402
+from cloudkitty import dataframe
+from cloudkitty import storage as ck_storage
+from cloudkitty.tests.functional import storage as db_servers
 
 START = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
 PERIOD = datetime.timedelta(hours=1)

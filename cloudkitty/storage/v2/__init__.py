@@ -22,8 +22,9 @@ import re
 
 from cloudkitty import dataframe
 
-__all__ = ['BaseStorage', 'Field', 'GroupKey', 'InvalidData', 'InvalidQuery',
-           'Query', 'StorageError', 'TIME_GROUPBY_KEYS', 'month_window']
+__all__ = ['TIME_GROUPBY_KEYS', 'BaseStorage', 'Field', 'GroupKey',
+           'InvalidData', 'InvalidQuery', 'Query', 'StorageError',
+           'month_window']
 
 _UTC = datetime.timezone.utc
 

@@ -238,7 +238,7 @@ def test_total_shapes_rows(storage):
     assert list(result['results'][0]) == [
         'begin', 'end', 'qty', 'rate', 'project_id', 'id']
     assert str(result['results'][0]['rate']) == '2'
-    _, query, keys, fields, offset, limit = storage.calls[0]
+    _, _, keys, fields, offset, limit = storage.calls[0]
     assert keys[1] == v2.GroupKey('time')
     assert fields == v2.DEFAULT_FIELDS
     assert (offset, limit) == (2, 1)
@@ -292,8 +292,8 @@ def test_replace_defaults_to_delete_then_push(storage):
 
 
 def test_get_storage_builds_the_configured_backend(tmp_path):
-    conf = make_conf({('database', 'connection'):
-                        f'sqlite:///{tmp_path}/db.sqlite'})
+    conf = make_conf({
+        ('database', 'connection'): f'sqlite:///{tmp_path}/db.sqlite'})
     backend = ck_storage.get_storage(conf)
     assert isinstance(backend, ck_sqlalchemy.SQLAlchemyStorage)
     assert backend.conf is conf

@@ -14,8 +14,8 @@ import json
 import logging
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql
 
 from cloudkitty import dataframe
 from cloudkitty import db
@@ -319,22 +319,22 @@ class SQLAlchemyStorage(v2.BaseStorage):
         raw = conn.connection.driver_connection
         text = _CopyText()
         lines = []
-        with raw.cursor() as cursor:
-            with cursor.copy(f'COPY rated_points ({", ".join(_POINT_COLUMNS)})'
-                             f' FROM STDIN') as copy:
-                size = 0
-                for begin, end, scope, type_, batch, rows in runs:
-                    prefix = (f'{text[begin]}\t{text[end]}\t{text[scope]}\t'
-                              f'{text[type_]}\t{batch}\t')
-                    # Each row ends with a newline: joining on the prefix
-                    # starts every following row with it.
-                    lines.append(prefix + prefix.join(rows))
-                    size += len(rows)
-                    if size >= _CHUNK:
-                        copy.write(''.join(lines))
-                        lines.clear()
-                        size = 0
-                copy.write(''.join(lines))
+        size = 0
+        with raw.cursor() as cursor, cursor.copy(
+                f'COPY rated_points ({", ".join(_POINT_COLUMNS)}) FROM STDIN'
+        ) as copy:
+            for begin, end, scope, type_, batch, rows in runs:
+                prefix = (f'{text[begin]}\t{text[end]}\t{text[scope]}\t'
+                          f'{text[type_]}\t{batch}\t')
+                # Each row ends with a newline: joining on the prefix
+                # starts every following row with it.
+                lines.append(prefix + prefix.join(rows))
+                size += len(rows)
+                if size >= _CHUNK:
+                    copy.write(''.join(lines))
+                    lines.clear()
+                    size = 0
+            copy.write(''.join(lines))
 
     def _insert_points(self, conn, runs):
         marks = ', '.join(['?' if self.engine.dialect.paramstyle == 'qmark'

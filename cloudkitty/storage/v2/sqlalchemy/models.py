@@ -30,9 +30,9 @@ aggregate); timestamps are naive UTC.
 import decimal
 
 import sqlalchemy as sa
+from sqlalchemy import orm
 from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects import postgresql
-from sqlalchemy import orm
 
 from cloudkitty.db import models
 

@@ -5,9 +5,11 @@ Used by the storage contract suite and ``benchmarks/storage_bench.py``
 Each caller gets a database of its own (``ck_test_<random>``), so parallel
 test runs never share tables; it is dropped afterwards.
 
-Server URLs come from ``CK_TEST_POSTGRESQL_URL`` and ``CK_TEST_MARIADB_URL``
-(defaults: the local servers of the development and CI machines). The
-database named in the URL is only used to connect and create the others.
+Server URLs come from ``CLOUDKITTY_TEST_POSTGRESQL_URL`` and
+``CLOUDKITTY_TEST_MARIADB_URL`` (also read without the ``CLOUDKITTY_``
+prefix, as ``CK_TEST_...``; defaults: the local servers of the development
+and CI machines). The database named in the URL is only used to connect and
+create the others.
 """
 
 import contextlib
@@ -20,11 +22,17 @@ import sqlalchemy as sa
 from cloudkitty import conf as ck_conf
 from cloudkitty import db
 
+
+def _server_url(kind, default):
+    name = f'TEST_{kind.upper()}_URL'
+    return (os.environ.get(f'CLOUDKITTY_{name}')
+            or os.environ.get(f'CK_{name}') or default)
+
+
 SERVER_URLS = {
-    'postgresql': os.environ.get(
-        'CK_TEST_POSTGRESQL_URL', 'postgresql://postgres@127.0.0.1:5432/test'),
-    'mariadb': os.environ.get(
-        'CK_TEST_MARIADB_URL', 'mysql://root@127.0.0.1:3306/test'),
+    'postgresql': _server_url('postgresql',
+                              'postgresql://postgres@127.0.0.1:5432/test'),
+    'mariadb': _server_url('mariadb', 'mysql://root@127.0.0.1:3306/test'),
 }
 
 

@@ -66,6 +66,7 @@ def storage_url(request, _databases):
 @pytest.fixture
 def storage(storage_url):
     """A :class:`SQLAlchemyStorage` on an empty, migrated database."""
-    backend = ck_sqlalchemy.SQLAlchemyStorage(db_servers.make_conf(storage_url))
+    backend = ck_sqlalchemy.SQLAlchemyStorage(
+        db_servers.make_conf(storage_url))
     yield backend
     backend.engine.dispose()
