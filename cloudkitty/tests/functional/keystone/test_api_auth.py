@@ -78,16 +78,21 @@ def _no_trace_of_b(response, ids):
     assert conftest.TOTALS['B'] not in response.text
 
 
+def _all_refused(reader, path, ids, *param_sets):
+    for params in param_sets:
+        response = reader.get(path, **params)
+        assert response.status_code == 403, params
+        _no_trace_of_b(response, ids)
+
+
 def test_reader_v1_report_total(as_user, ids):
     reader = as_user('reader_a')
     response = reader.get('/v1/report/total')
     assert response.json() == conftest.TOTALS['A']
     assert reader.get('/v1/report/total',
                       tenant_id=ids['A']).json() == conftest.TOTALS['A']
-    for params in ({'tenant_id': ids['B']}, {'all_tenants': 'true'}):
-        response = reader.get('/v1/report/total', **params)
-        assert response.status_code == 403
-        _no_trace_of_b(response, ids)
+    _all_refused(reader, '/v1/report/total', ids,
+                 {'tenant_id': ids['B']}, {'all_tenants': 'true'})
     assert as_user('reader_b').get('/v1/report/total').json() == \
         conftest.TOTALS['B']
 
@@ -101,11 +106,9 @@ def test_reader_v1_report_summary(as_user, ids):
             for row in response.json()['summary']} == {
         (ids['A'], 'cpu', '1.50000'), (ids['A'], 'image.size', '0.25000')}
     _no_trace_of_b(response, ids)
-    for params in ({'tenant_id': ids['B']}, {'all_tenants': 'true'},
-                   {'tenant_id': ids['B'], 'groupby': 'tenant_id'}):
-        response = reader.get('/v1/report/summary', **params)
-        assert response.status_code == 403
-        _no_trace_of_b(response, ids)
+    _all_refused(reader, '/v1/report/summary', ids,
+                 {'tenant_id': ids['B']}, {'all_tenants': 'true'},
+                 {'tenant_id': ids['B'], 'groupby': 'tenant_id'})
 
 
 def test_reader_v1_storage_dataframes(as_user, ids):
@@ -116,11 +119,9 @@ def test_reader_v1_storage_dataframes(as_user, ids):
     assert sorted(resource['rating'] for frame in frames
                   for resource in frame['resources']) == ['0.25', '1.5']
     _no_trace_of_b(response, ids)
-    for params in ({'tenant_id': ids['B']},
-                   {'tenant_id': ids['B'], 'resource_type': 'cpu'}):
-        response = reader.get('/v1/storage/dataframes', **params)
-        assert response.status_code == 403
-        _no_trace_of_b(response, ids)
+    _all_refused(reader, '/v1/storage/dataframes', ids,
+                 {'tenant_id': ids['B']},
+                 {'tenant_id': ids['B'], 'resource_type': 'cpu'})
 
 
 def test_reader_v2_summary(as_user, ids):
