@@ -19,6 +19,7 @@ from webob import exc as webob_exc
 from cloudkitty.api import errors
 from cloudkitty.api import utils
 from cloudkitty import db
+from cloudkitty.orchestrator import rpc
 from cloudkitty import policies
 from cloudkitty.policies import base as base_policies
 from cloudkitty import rating
@@ -77,17 +78,57 @@ class RatingModules:
         return module
 
     def quote(self, frame):
-        """Price ``frame`` with the enabled modules and their current rules.
+        """The total price (a Decimal) of ``frame`` with the enabled
+        modules and their current rules (:func:`cloudkitty.orchestrator.rpc.
+        price_quote`), computed in this process."""
+        return rpc.price_quote(frame, self._modules,
+                               self._module_state.get_all())
 
-        The modules run in descending priority, each with the rules valid
-        at the frame's start. Returns the priced frame.
-        """
-        pipeline = rating.enabled_pipeline(self._modules,
-                                           self._module_state.get_all())
-        for module in pipeline:
-            module.reload_config(frame.start)
-            frame = module.quote(frame)
-        return frame
+
+class ProcessorUnavailable(errors.APIError):
+    """No processor could take the request: 503."""
+
+    code = 503
+
+
+class QuoteFailed(errors.APIError):
+    """The processor could not price the quote: 500, logged."""
+
+    code = 500
+
+
+class ProcessorRPC:
+    """The scope reset and quote of :class:`Backends` over RPC.
+
+    Wraps a :class:`cloudkitty.orchestrator.rpc.ProcessorClient` (``client``)
+    and turns its failures into API errors.
+    """
+
+    def __init__(self, client):
+        self.client = client
+
+    def scope_reset(self, scopes, last_processed_timestamp):
+        try:
+            self.client.reset_state(scopes, last_processed_timestamp)
+        except rpc.ProcessorUnavailable as exc:
+            LOG.error('Scope reset not sent: %s', exc)
+            raise ProcessorUnavailable(
+                f'The processors cannot be reached: {exc}.') from None
+
+    def quote(self, frame):
+        try:
+            return self.client.quote(frame)
+        except rpc.ProcessorUnavailable as exc:
+            LOG.error('Quote not answered: %s', exc)
+            raise ProcessorUnavailable(
+                f'The processors cannot be reached: {exc}.') from None
+        except rpc.QuoteFailed as exc:
+            LOG.error('Quote failed on the processor: %s', exc)
+            raise QuoteFailed('The processor could not price the '
+                              'quote.') from None
+
+    def close(self):
+        self.client.close()
 
 
 class Backends:
@@ -96,13 +137,16 @@ class Backends:
     ``storage_backend``, ``scope_reset``, ``quote`` and ``module_loader``
     (see :class:`RatingModules`) may be handed in (tests, or a service
     embedding the API); otherwise the storage comes from
-    ``[storage] backend``, the rating modules from their entry points,
-    quotes are priced in this process (:meth:`RatingModules.quote`) and
-    scope resets are only logged (:func:`log_scope_reset`).
+    ``[storage] backend`` and the rating modules from their entry points.
+    Scope resets and quotes go to the processors over RPC
+    (:class:`ProcessorRPC`, kept as ``processor_rpc``) when ``[DEFAULT]
+    transport_url`` is set; without it quotes are priced in this process
+    (:meth:`RatingModules.quote`) and scope resets are only logged
+    (:func:`log_scope_reset`).
 
-    ``scope_reset(scopes, last_processed_timestamp)`` and
-    ``quote(frame) -> priced frame`` are where an RPC client to the
-    processors plugs in.
+    ``scope_reset(scopes, last_processed_timestamp)`` returns once the
+    reset is handed over; ``quote(frame)`` returns the frame's total price
+    (a Decimal). Both raise :class:`~cloudkitty.api.errors.APIError`.
     """
 
     def __init__(self, conf, storage_backend=None, scope_reset=None,
@@ -122,6 +166,13 @@ class Backends:
             self.engine)
         self.collector_states = collector_state.CollectorStateManager(
             self.engine)
+        self.processor_rpc = None
+        if (scope_reset is None or quote is None) and \
+                rpc.is_configured(conf):
+            self.processor_rpc = ProcessorRPC(
+                rpc.ProcessorClient.from_conf(conf))
+            scope_reset = scope_reset or self.processor_rpc.scope_reset
+            quote = quote or self.processor_rpc.quote
         self.scope_reset = scope_reset or log_scope_reset
         self.quote = quote or self.rating_modules.quote
         self.enforcer = policies.make_enforcer(conf)

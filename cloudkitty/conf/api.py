@@ -14,6 +14,10 @@ OPTS = [
                help='Paste deploy configuration of the WSGI pipeline; a '
                     'relative path is looked up next to the configuration '
                     'files.'),
+    cfg.FloatOpt('quote_timeout', default=30.0, min=0.1,
+                 help='Seconds the API waits for a processor to price a '
+                      'quote (over [DEFAULT] transport_url) before it '
+                      'answers 503.'),
 ]
 
 

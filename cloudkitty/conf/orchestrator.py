@@ -29,6 +29,12 @@ OPTS = [
     cfg.FloatOpt('process_interval', default=10.0, min=0.0,
                  help='Seconds a worker sleeps after a pass over the scopes '
                       'that found nothing to rate.'),
+    cfg.FloatOpt('reset_lock_timeout', default=600.0, min=0.0,
+                 help='Seconds a processor waits for a scope\'s lock (held '
+                      'while the scope is being rated) to carry out a '
+                      'scope state reset asked for through the API; past '
+                      'it, the reset is abandoned with an error in the '
+                      'log and must be asked for again.'),
 ]
 
 

@@ -6,5 +6,6 @@
 - :mod:`.lock`: per-scope tooz locks;
 - :mod:`.processor`: start-up validation, the passes of the rating and
   reprocessing worker processes, their cotyledon services and
-  :func:`~.processor.run_until_caught_up`.
+  :func:`~.processor.run_until_caught_up`;
+- :mod:`.rpc`: scope resets and quotes from the API, over oslo.messaging.
 """

@@ -6,7 +6,9 @@ cotyledon ``ServiceManager``. Each one loops over passes (:class:`Processor`):
 list the scopes, and for each one whose lock it gets, rate every due period.
 A pass that rated nothing is followed by ``process_interval`` seconds of
 sleep. Failures (collector, database, coordination backend) are logged and
-retried on a later pass; they never end a worker.
+retried on a later pass; they never end a worker. With ``[DEFAULT]
+transport_url`` set, one more process (:class:`RPCService`) serves the
+API's scope resets and quotes (:mod:`cloudkitty.orchestrator.rpc`).
 
 :func:`run_until_caught_up` runs the same passes in the calling process
 until no scope has a due period, for one-shot commands.
@@ -23,6 +25,7 @@ from cloudkitty import collector as ck_collector
 from cloudkitty import db
 from cloudkitty import fetcher as ck_fetcher
 from cloudkitty.orchestrator import lock as ck_lock
+from cloudkitty.orchestrator import rpc as ck_rpc
 from cloudkitty.orchestrator import skip as ck_skip
 from cloudkitty.orchestrator import worker as ck_worker
 from cloudkitty import rating
@@ -235,6 +238,9 @@ class Collaborators:
     storage: object
     engine: object
     schedule: reprocessing.ReprocessingScheduleManager
+    scope_state: storage_state.ScopeStateManager = None
+    modules: dict = None
+    module_state: storage_state.ModuleStateManager = None
 
 
 def build(conf, plan, stop_event=None, clock=None):
@@ -254,8 +260,10 @@ def build(conf, plan, stop_event=None, clock=None):
         ck_worker.Settings.from_conf(conf), modules=modules,
         module_state=module_state, skip_predicates=plan.skip_predicates,
         stop_event=stop_event, clock=clock or storage_state.utcnow)
-    return Collaborators(scope_worker, ck_fetcher.get_fetcher(conf), storage,
-                         engine, reprocessing.ReprocessingScheduleManager(engine))
+    return Collaborators(
+        scope_worker, ck_fetcher.get_fetcher(conf), storage, engine,
+        reprocessing.ReprocessingScheduleManager(engine), scope_state,
+        modules, module_state)
 
 
 def make_locks(conf, worker_id=None, stop_event=None):
@@ -387,11 +395,91 @@ class ReprocessingService(ProcessorService):
                                      locks, self._stop)
 
 
+class RPCServer:
+    """Serves the API's scope resets and quotes until the stop event.
+
+    The server runs in the threads of oslo.messaging's executor; a reset
+    takes the scope's lock from ``locks``, as the rating workers do.
+    ``started`` is set once the server listens.
+    """
+
+    def __init__(self, conf, parts, locks, stop_event, topic=ck_rpc.TOPIC):
+        self._conf = conf
+        self._stop = stop_event
+        self._topic = topic
+        self.started = threading.Event()
+        self._starting = threading.Lock()
+        self._gave_up = False
+        self.endpoint = ck_rpc.ProcessorEndpoint(
+            parts.storage, parts.scope_state, parts.modules,
+            parts.module_state, locks,
+            conf.orchestrator.reset_lock_timeout, stop_event)
+
+    def run_forever(self, interval=None):
+        """Serve until the stop event; never raises (failures are logged)."""
+        try:
+            transport = ck_rpc.get_transport(self._conf)
+            server = ck_rpc.get_server(transport, self._conf.host,
+                                       self.endpoint, self._topic)
+        except Exception as exc:  # invalid transport_url, missing driver
+            LOG.error('Cannot serve scope resets and quotes: %s: %s',
+                      exc.__class__.__name__, exc)
+            self._stop.wait()
+            return
+        # The server's start retries for as long as the broker is down,
+        # and its stop waits for the start: it starts in a thread of its
+        # own, left behind if the process is asked to stop first.
+        threading.Thread(target=self._start, args=(server, transport),
+                         daemon=True, name='rpc-start').start()
+        while not (self._stop.is_set() or self.started.wait(0.1)):
+            pass
+        with self._starting:
+            if not self.started.is_set():
+                self._gave_up = True
+                LOG.warning('Stopped before the message broker could be '
+                            'reached')
+                return
+        LOG.info('Serving scope resets and quotes on topic %s', self._topic)
+        self._stop.wait()
+        _stop_server(server, transport)
+
+    def _start(self, server, transport):
+        try:
+            server.start()
+        except Exception as exc:  # noqa: BLE001 - logged; nothing served
+            LOG.error('Cannot serve scope resets and quotes: %s: %s',
+                      exc.__class__.__name__, exc)
+            return
+        with self._starting:
+            if self._gave_up:
+                _stop_server(server, transport)
+            else:
+                self.started.set()
+
+
+def _stop_server(server, transport):
+    server.stop()
+    server.wait()
+    transport.cleanup()
+
+
+class RPCService(ProcessorService):
+    """The process that serves the API's scope resets and quotes."""
+
+    name = 'cloudkitty-rpc'
+    label = 'RPC'
+
+    def _processor(self, parts, locks):
+        return RPCServer(self._conf, parts, locks, self._stop)
+
+
 def serve(conf, plan):
     """Run the worker processes until SIGTERM; the master exits 0.
 
     ``[orchestrator] max_workers`` processes rate (at least one) and
     ``max_workers_reprocessing`` work on reprocessing tasks (none if 0).
+    With ``[DEFAULT] transport_url`` set, one more process serves the
+    API's scope resets and quotes (:class:`RPCService`).
     """
     manager = cotyledon.ServiceManager()
     manager.add(ProcessorService,
@@ -401,4 +489,9 @@ def serve(conf, plan):
         manager.add(ReprocessingService,
                     workers=conf.orchestrator.max_workers_reprocessing,
                     args=(conf, plan))
+    if ck_rpc.is_configured(conf):
+        manager.add(RPCService, workers=1, args=(conf, plan))
+    else:
+        LOG.warning('[DEFAULT] transport_url is not set: the scope resets '
+                    'and quotes asked through the API are not served')
     manager.run()

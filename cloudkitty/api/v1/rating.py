@@ -80,7 +80,8 @@ class ModuleConfigController:
                 f"Rating module '{module_id}' has no configuration API.")
         if isinstance(controller, type):
             controller = controller()
-        return controller, remainder
+        # A list: Pecan compares the remainder with [""] (a trailing slash).
+        return controller, list(remainder)
 
 
 def _quantity(value):
@@ -156,9 +157,7 @@ class RatingController(rest.RestController):
         utils.authorize(rating_policies.QUOTE)
         body = utils.validate(_QUOTE_SCHEMA, utils.json_body(), 'key')
         backends = pecan.request.backends
-        frame = backends.quote(_quote_frame(body['resources'],
+        price = backends.quote(_quote_frame(body['resources'],
                                             backends.conf.collect.period))
-        price = sum((point.price for _type, point in frame.iterpoints()),
-                    dataframe.to_decimal(0))
         return webob.Response(content_type='application/json',
                               charset='utf-8', text=dataframe.dumps(price))
