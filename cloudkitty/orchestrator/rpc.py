@@ -307,6 +307,9 @@ class ProcessorEndpoint:
         self._stop = stop_event or threading.Event()
         # Modules keep the rules they loaded last: one quote at a time.
         self._quote_lock = threading.Lock()
+        # Resets run in several executor threads; the coordinator they share
+        # is connected by one of them.
+        self._locks_start = threading.Lock()
 
     def reset_state(self, ctxt, scope, last_processed_timestamp):
         """Reset one scope (a cast): under its lock, set its state to
@@ -319,6 +322,8 @@ class ProcessorEndpoint:
         except ValueError as exc:
             LOG.error('Reset of scope %s refused: %s', scope_id, exc)
             return False
+        with self._locks_start:
+            self._locks.start()
         with hold_waiting(self._locks, scope_id, self._lock_timeout,
                           self._stop) as held:
             if not held:

@@ -17,6 +17,13 @@ from cloudkitty.tests.functional import test_processor as harness
 from cloudkitty.tests.functional.api import conftest as api_fixtures
 from cloudkitty.tests.functional.api.conftest import database  # noqa: F401
 from cloudkitty.tests.functional.api.conftest import template_db  # noqa: F401
+from cloudkitty.tests import waiting
+
+
+@pytest.fixture(autouse=True)
+def no_stray_threads():
+    with waiting.no_new_threads(5):
+        yield
 
 
 @pytest.fixture

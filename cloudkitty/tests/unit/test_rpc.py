@@ -75,6 +75,11 @@ class FakeLocks:
         self.busy = dict(busy or {})
         self.attempts = {}
         self.held = set()
+        self.starts = 0
+
+    def start(self):
+        self.starts += 1
+        return True
 
     @contextlib.contextmanager
     def hold(self, scope_id):
