@@ -4,7 +4,9 @@ Prices points from rules attached to services and to fields of services:
 mappings (valid over a window of time) and thresholds, flat or rate,
 grouped, global or for one tenant (scope). The semantics are those of
 rating.md; :mod:`cloudkitty.rating.hash.rules` implements them,
-:mod:`cloudkitty.rating.hash.db` stores the rules.
+:mod:`cloudkitty.rating.hash.db` stores the rules and
+:mod:`cloudkitty.rating.hash.api` serves them under
+``/v1/rating/module_config/hashmap``.
 
 How the processor uses it, per pass and per scope::
 
@@ -25,6 +27,7 @@ the same rules keeps the compiled set (and what it memoised). A plain
 from cloudkitty import db as ck_db
 from cloudkitty import rating
 from cloudkitty.rating import common
+from cloudkitty.rating.hash import api
 from cloudkitty.rating.hash import db as hash_db
 from cloudkitty import storage_state
 
@@ -40,6 +43,7 @@ class HashMap(rating.RatingProcessorBase):
     description = ('HashMap rating module: prices points from mappings and '
                    'thresholds on services and fields.')
     hot_config = True
+    config_controller = api.HashMapConfigController
     default_enabled = False
     default_priority = 1
 
