@@ -78,7 +78,7 @@ class Cli:
 
 
 @pytest.fixture
-def scopes(backends):
+def scopes(backends):  # noqa: F811
     for scope_id in ('p1', 'p2'):
         backends.scope_state.set_last_processed_timestamp(scope_id,
                                                           PROCESSED)
@@ -86,7 +86,7 @@ def scopes(backends):
 
 
 @pytest.fixture
-def endpoint(conf, backends, rated, scopes):
+def endpoint(conf, backends, rated, scopes):  # noqa: F811
     """The API's URL; the app shares ``backends`` with the test."""
     with live_server.serve(api_app.setup_app(conf, backends)) as url:
         yield url
