@@ -4,7 +4,10 @@ The processor's work in one process, for a quick start or a one-off import
 of usage exported from another system: migrate the database, initialise the
 storage, rate every due period of every scope (``--begin`` sets where a
 scope without a state starts, ``--end`` the instant to rate up to), then
-print what is stored per scope and type with totals.
+print what is stored per scope and type with totals. ``--rules`` loads
+hashmap rules from a YAML file first (see :mod:`cloudkitty.rating.hash.
+rules_file`) and enables the hashmap module, so that what is rated is
+priced.
 """
 
 import datetime
@@ -20,9 +23,12 @@ from cloudkitty import db
 from cloudkitty.db import migration
 from cloudkitty import fetcher
 from cloudkitty.orchestrator import processor
+from cloudkitty.rating.hash import db as hash_db
+from cloudkitty.rating.hash import rules_file
 from cloudkitty import service
 from cloudkitty import storage
 from cloudkitty import storage_state
+from cloudkitty.storage import v2 as storage_v2
 
 CLI_OPTS = [
     cfg.StrOpt('begin',
@@ -32,6 +38,12 @@ CLI_OPTS = [
                help='ISO 8601 instant to rate up to: periods starting before '
                     'it are rated (default: now, minus [collect] '
                     'wait_periods).'),
+    cfg.StrOpt('rules',
+               help='YAML file of hashmap rules to price the usage with. '
+                    'What the database lacks is created (mappings start '
+                    'where the file says, else at --begin, else at the '
+                    'start of the current month), what it holds is kept, '
+                    'and the hashmap module is enabled.'),
 ]
 
 
@@ -58,6 +70,23 @@ def _start_new_scopes(conf, scope_ids, begin):
                 states.set_last_processed_timestamp(scope_id, before)
     finally:
         engine.dispose()
+
+
+def _load_rules(conf, path, begin):
+    """Load the hashmap rules of ``path`` and enable hashmap; returns the
+    line that says so."""
+    engine = db.create_engine(conf.database.connection)
+    try:
+        loaded = rules_file.apply(
+            hash_db.HashMapDB(engine), rules_file.load(path),
+            begin or storage_v2.month_window()[0], path)
+        storage_state.ModuleStateManager(engine).set_state('hashmap', True)
+    except rules_file.RulesFileError as exc:
+        raise SystemExit(f'cloudkitty-rate: --rules: {exc}') from None
+    finally:
+        engine.dispose()
+    return (f'Hashmap rules of {path}: {loaded.created} created, '
+            f'{loaded.kept} already there; hashmap enabled.')
 
 
 def _clock(conf, end):
@@ -107,6 +136,8 @@ def main(argv=None):
     engine.dispose()
     store = storage.get_storage(conf)
     store.init()
+    if conf.rules:
+        print(_load_rules(conf, conf.rules, begin))
 
     scope_ids = None
     if begin is not None:
