@@ -54,9 +54,15 @@ def _scope_filters(rule, tenant_id, all_tenants):
                                    else None)
 
 
+#: v1 reports prices only: summing quantities too would cost the storage
+#: a second aggregate over every point.
+_PRICE_ONLY = 'SUM(price) AS rate'
+
+
 def _total(**kwargs):
     try:
-        return pecan.request.backends.storage.total(**kwargs)
+        return pecan.request.backends.storage.total(
+            custom_fields=_PRICE_ONLY, **kwargs)
     except ValueError as exc:
         raise errors.BadRequest(str(exc)) from None
 

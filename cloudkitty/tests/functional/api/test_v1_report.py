@@ -110,3 +110,19 @@ def test_reader_without_project_sees_nothing(keystone_app):
                             headers=headers).json == '0'
     assert keystone_app.get('/v1/report/summary', params={
         'all_tenants': True}, headers=headers).json == {'summary': []}
+
+
+def test_reports_ask_the_storage_for_prices_only(app, backends, monkeypatch):
+    # Quantities are not reported by v1: not summing them halves the
+    # aggregates over every point.
+    asked = []
+    total = backends.storage.total
+
+    def recording_total(**kwargs):
+        asked.append(kwargs.get('custom_fields'))
+        return total(**kwargs)
+    monkeypatch.setattr(backends.storage, 'total', recording_total)
+    assert app.get('/v1/report/total').json == '4.5'
+    app.get('/v1/report/summary', params={'groupby': 'res_type'})
+    app.get('/v1/report/tenants')
+    assert asked == ['SUM(price) AS rate'] * 3
