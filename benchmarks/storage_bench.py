@@ -27,6 +27,7 @@ import contextlib
 import datetime
 import decimal
 import json
+import os
 import random
 import statistics
 import tempfile
@@ -116,11 +117,13 @@ def bench_push(storage, frames, frames_per_push=None):
     With ``frames_per_push`` None every frame goes in one ``push`` call;
     otherwise ``frames_per_push`` frames per call (1: one call per frame
     and scope, like the processor). Returns ``{"points", "seconds",
-    "points_per_second", "client_cpu_seconds"}`` (the CPU time this
-    process spent: on a busy machine, a measure that other loads disturb
-    less than the wall time).
+    "points_per_second", "client_cpu_seconds", "server_cpu_seconds"}``:
+    the CPU time this process and the PostgreSQL backend spent (None where
+    it cannot be read), on a busy machine a measure that other loads
+    disturb less than the wall time.
     """
     points = sum(len(frame) for _, frame in frames)
+    server_started = server_cpu(storage)
     cpu_started = time.process_time()
     started = time.perf_counter()
     if frames_per_push is None:
@@ -133,9 +136,34 @@ def bench_push(storage, frames, frames_per_push=None):
             storage.push([frame for _, frame in
                           frames[start:start + frames_per_push]])
     seconds = time.perf_counter() - started
+    client = time.process_time() - cpu_started
+    server = server_cpu(storage)
     return {'points': points, 'seconds': seconds,
             'points_per_second': points / seconds,
-            'client_cpu_seconds': time.process_time() - cpu_started}
+            'client_cpu_seconds': client,
+            'server_cpu_seconds': None if None in (server, server_started)
+            else server - server_started}
+
+
+def server_cpu(storage):
+    """CPU seconds used so far by the PostgreSQL backends serving the
+    storage's database, or None (not PostgreSQL, or not on this host)."""
+    if storage.engine.dialect.name != 'postgresql':
+        return None
+    with storage.engine.connect() as conn:
+        pids = conn.exec_driver_sql(
+            "SELECT pid FROM pg_stat_activity WHERE datname = "
+            "current_database() AND backend_type = 'client backend'"
+        ).scalars().all()
+    total = 0
+    try:
+        for pid in pids:
+            with open(f'/proc/{pid}/stat') as stat:
+                fields = stat.read().rsplit(')', 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    except OSError:
+        return None
+    return total / os.sysconf('SC_CLK_TCK')
 
 
 def settle(storage):
@@ -213,9 +241,12 @@ def main(argv=None):
         return
     print(f"{result['backend']}: {result['points']} points in "
           f"{result['frames']} frames")
-    print(f"push:  {result['push']['points_per_second']:,.0f} points/s "
-          f"({result['push']['seconds']:.2f} s, client CPU "
-          f"{result['push']['client_cpu_seconds']:.2f} s)")
+    push = result['push']
+    server = ('' if push['server_cpu_seconds'] is None else
+              f", server CPU {push['server_cpu_seconds']:.2f} s")
+    print(f"push:  {push['points_per_second']:,.0f} points/s "
+          f"({push['seconds']:.2f} s, client CPU "
+          f"{push['client_cpu_seconds']:.2f} s{server})")
     print(f"total(groupby=['project_id', 'type']): "
           f"{result['total']['median_seconds'] * 1000:.0f} ms median of "
           f"{len(result['total']['runs'])} runs "

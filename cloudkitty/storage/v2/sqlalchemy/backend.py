@@ -221,19 +221,19 @@ class SQLAlchemyStorage(v2.BaseStorage):
         if not rows:
             ids = []
         elif self._dialect == 'postgresql':
-            # Ids drawn from the sequence, then one insert of arrays: two
-            # statements however many batches.
+            # One insert of arrays however many batches. Rows are inserted
+            # in ORDER BY order and draw increasing ids from the sequence:
+            # the sorted ids follow the rows (SQLAlchemy's insertmanyvalues
+            # relies on the same).
             ids = sorted(conn.exec_driver_sql(
-                "SELECT nextval(pg_get_serial_sequence('rated_batches', "
-                "'id')) FROM generate_series(1, %(n)s)",
-                {'n': len(rows)}).scalars())
-            conn.exec_driver_sql(
-                'INSERT INTO rated_batches (id, scope_id, period_begin, '
-                'period_end) SELECT * FROM unnest(%(id)b::int8[], '
-                '%(scope_id)b::text[], %(period_begin)b::timestamp[], '
-                '%(period_end)b::timestamp[])',
-                {'id': ids, **{column: [row[column] for row in rows]
-                               for column in rows[0]}})
+                'INSERT INTO rated_batches (scope_id, period_begin, '
+                'period_end) SELECT scope_id, period_begin, period_end FROM '
+                'unnest(%(scope_id)b::text[], %(period_begin)b::timestamp[], '
+                '%(period_end)b::timestamp[]) WITH ORDINALITY AS new '
+                '(scope_id, period_begin, period_end, n) ORDER BY n '
+                'RETURNING id',
+                {column: [row[column] for row in rows]
+                 for column in rows[0]}).scalars())
         else:
             ids = conn.execute(
                 sa.insert(_BATCHES).returning(_BATCHES.c.id,
@@ -374,7 +374,8 @@ class SQLAlchemyStorage(v2.BaseStorage):
             # One statement whatever the number of labels (arrays sent in
             # binary: nothing to quote). It inserts what is new and returns
             # the ids stored with other contents: both parts see the table
-            # as it was before the insert.
+            # as it was before the insert. The ANY() lets the planner look
+            # the ids up in the primary key rather than scan every label.
             columns = ('id', 'unit', 'description', 'groupby', 'metadata')
             collisions = conn.exec_driver_sql(
                 'WITH new AS (SELECT id, unit, description, groupby::jsonb '
@@ -386,9 +387,10 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 ' groupby, metadata) SELECT * FROM new ORDER BY id '
                 'ON CONFLICT DO NOTHING) '
                 'SELECT stored.id FROM rated_labels AS stored JOIN new '
-                'ON new.id = stored.id WHERE (stored.unit, stored.description,'
-                ' stored.groupby, stored.metadata) IS DISTINCT FROM '
-                '(new.unit, new.description, new.groupby, new.metadata)',
+                'ON new.id = stored.id WHERE stored.id = ANY(%(id)b::int8[]) '
+                'AND (stored.unit, stored.description, stored.groupby, '
+                'stored.metadata) IS DISTINCT FROM (new.unit, '
+                'new.description, new.groupby, new.metadata)',
                 dict(zip(columns, map(list, zip(*(
                     (i, *new_labels[i]) for i in label_ids)))))
             ).scalars().all()
