@@ -308,3 +308,10 @@ def test_get_storage_names_an_unknown_backend():
     conf = make_conf({('storage', 'backend'): 'nope'})
     with pytest.raises(RuntimeError, match="'nope'"):
         ck_storage.get_storage(conf)
+
+
+def test_sqlalchemy_storage_refuses_other_postgresql_drivers():
+    conf = make_conf({('storage_sqlalchemy', 'connection'):
+                      'postgresql+psycopg2://user@localhost/db'})
+    with pytest.raises(v2.StorageError, match='psycopg'):
+        ck_sqlalchemy.SQLAlchemyStorage(conf)

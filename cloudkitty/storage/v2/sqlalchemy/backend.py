@@ -34,7 +34,7 @@ _POINT_COLUMNS = ('period_begin', 'period_end', 'scope_id', 'type',
 # memory whatever the size of a push.
 _CHUNK = 5000
 # Label ids known to be stored; beyond this many the cache starts over.
-_KNOWN_LABELS_MAX = 2_000_000
+_KNOWN_LABELS_MAX = 1_000_000
 # Tries of a write transaction that the database aborts to break a deadlock.
 _WRITE_ATTEMPTS = 3
 # SQLSTATEs (PostgreSQL) and error numbers (MariaDB) worth a new attempt.
@@ -136,6 +136,13 @@ class SQLAlchemyStorage(v2.BaseStorage):
         url = conf.storage_sqlalchemy.connection or conf.database.connection
         self.engine = db.create_engine(url, json_serializer=dataframe.dumps)
         self._dialect = self.engine.dialect.name
+        if self._dialect == 'postgresql' and (
+                self.engine.dialect.driver != 'psycopg'):
+            # COPY and binary array parameters are psycopg 3's.
+            raise v2.StorageError(
+                f'the sqlalchemy storage needs the psycopg (3) driver on '
+                f'PostgreSQL, not {self.engine.dialect.driver}: use a '
+                f'postgresql:// or postgresql+psycopg:// URL')
         if self._dialect == 'sqlite':
             event.listen(self.engine, 'connect', _sqlite_on_connect)
             self._sum = sa.func.ck_decimal_sum
