@@ -30,19 +30,13 @@ import importlib
 import logging
 import threading
 import time
-import warnings
 
 from oslo_config import cfg
+import oslo_messaging
+from oslo_messaging import opts as messaging_opts
 
-with warnings.catch_warnings():
-    # oslo.messaging imports eventlet, whose deprecation notice (a plain
-    # Warning, always shown) tells operators nothing: we never use it.
-    warnings.filterwarnings('ignore', message=r'\s*Eventlet is deprecated')
-    import oslo_messaging
-    from oslo_messaging import opts as messaging_opts
-
-from cloudkitty import dataframe  # noqa: E402 - after the filter above
-from cloudkitty import rating  # noqa: E402
+from cloudkitty import dataframe
+from cloudkitty import rating
 
 LOG = logging.getLogger(__name__)
 
