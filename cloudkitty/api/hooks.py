@@ -33,14 +33,14 @@ LOG = logging.getLogger(__name__)
 
 
 def log_scope_reset(scopes, last_processed_timestamp):
-    """The scope reset transport used until processors listen over RPC.
+    """The scope reset used when ``[DEFAULT] transport_url`` is not set.
 
     ``scopes`` is a list of ``{"scope_id", "scope_key", "fetcher",
     "collector"}``; ``last_processed_timestamp`` an aware datetime. The
     request is only recorded in the log.
     """
-    LOG.warning('Reset of %d scope(s) to %s requested; no processor '
-                'transport is configured, the request is only logged: %s',
+    LOG.warning('Reset of %d scope(s) to %s requested; [DEFAULT] '
+                'transport_url is not set, so no processor carries it out: %s',
                 len(scopes), last_processed_timestamp.isoformat(),
                 ', '.join(scope['scope_id'] for scope in scopes))
 
