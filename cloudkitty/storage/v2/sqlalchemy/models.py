@@ -63,13 +63,17 @@ class SQLiteDecimal(sa.types.TypeDecorator):
 
     def to_text(self, value):
         """Return the stored text of a Decimal (``ValueError`` if too big)."""
-        if value.as_tuple().exponent < -self.scale:
+        text = str(value)
+        dot = text.find('.')
+        # Small numbers may be written 1E-30: let quantize() tell.
+        if 'E-' in text or (dot >= 0 and len(text) - dot - 1 > self.scale):
             value = value.quantize(self._quantum, decimal.ROUND_HALF_UP,
                                    context=_WIDE)
+            text = str(value)
         if value.copy_abs() >= self._limit:
             raise ValueError(f'{value} does not fit NUMERIC('
                              f'{self.precision}, {self.scale})')
-        return str(value)
+        return text
 
     def process_bind_param(self, value, dialect):
         return None if value is None else self.to_text(
