@@ -5,11 +5,14 @@ import concurrent.futures
 import datetime
 import decimal
 
+from alembic import autogenerate
+from alembic import migration as alembic_migration
 import pytest
 import sqlalchemy as sa
 
 from cloudkitty import dataframe
 from cloudkitty.db import migration
+from cloudkitty.db import models as db_models
 from cloudkitty.storage import v2
 from cloudkitty.storage.v2.sqlalchemy import backend
 from cloudkitty.tests.functional import storage as db_servers
@@ -95,6 +98,15 @@ def test_migrations_go_down_and_up(storage):
     storage.init()
     assert migration.current(storage.engine) == migration.head()
     assert storage.retrieve(**WINDOW)['total'] == 0
+
+
+def test_models_match_the_migration(storage):
+    tables = {'rated_points', 'rated_labels', 'rated_batches'}
+    with storage.engine.connect() as conn:
+        context = alembic_migration.MigrationContext.configure(
+            conn, opts={'compare_type': True})
+        diffs = autogenerate.compare_metadata(context, db_models.Base.metadata)
+    assert [d for d in diffs if any(t in repr(d) for t in tables)] == []
 
 
 def test_concurrent_pushes_share_labels(storage, storage_url):
