@@ -292,7 +292,9 @@ class BaseStorage(abc.ABC):
         :returns: ``{"total": <number of matching points>, "dataframes":
             [DataFrame]}``: one frame per collect period on the page, in
             period order; within a frame, a type's points come in the order
-            they were pushed.
+            they were pushed, scope by scope (a frame pushed without
+            ``scope_id`` whose points mix scopes comes back grouped by
+            scope).
         :raises InvalidQuery: on a malformed argument.
         """
         query = self._make_query(begin, end, filters, metric_types,
@@ -486,7 +488,8 @@ class BaseStorage(abc.ABC):
         ``total`` counts every matching point; ``points`` is the page
         ``[offset, offset + limit)`` (``limit`` ``None``: every point) of
         ``(begin, end, type, DataPoint)`` tuples ordered by period begin,
-        period end, type and push order. ``begin``/``end`` are aware UTC.
+        period end, type and push order (scope by scope). ``begin``/``end``
+        are aware UTC.
         """
 
     @abc.abstractmethod
