@@ -463,3 +463,20 @@ def test_keys_compare_byte_for_byte(storage):
         found = all_points(storage, filters={'m': n, 'project_id': n},
                            **MARCH)
         assert [p.groupby['id'] for _, _, p in found] == [n]
+
+
+def test_frames_mixing_scopes(storage):
+    mixed = frame(T0, a=[point(T0, 1, 1, 'p2', 'x'),
+                         point(T0, 2, 2, 'p1', 'y'),
+                         point(T0, 3, 3, 'p2', 'z')],
+                  b=[point(T0, 4, 4, 'p1', 'w')])
+    storage.push([mixed])
+    got, = storage.retrieve(**MARCH)['dataframes']
+    # Scope by scope, in the order the scopes first appear.
+    assert [(t, p.groupby['id']) for t, p in got.iterpoints()] == [
+        ('a', 'x'), ('a', 'z'), ('a', 'y'), ('b', 'w')]
+    rows = storage.total(groupby=['project_id'], **MARCH)['results']
+    assert _rows({'results': rows}, 'project_id', 'qty') == [
+        ('p1', 6), ('p2', 4)]
+    storage.delete(filters={'project_id': 'p2'})
+    assert [p.qty for _, _, p in all_points(storage, **MARCH)] == [2, 4]
