@@ -12,6 +12,7 @@ import pathlib
 import pytest
 
 from cloudkitty.cli import rate
+from cloudkitty.rating.hash import rules_file
 
 TOP = pathlib.Path(__file__).resolve().parents[3]
 QUICKSTART = TOP / 'etc' / 'cloudkitty' / 'quickstart'
@@ -159,3 +160,17 @@ def test_bad_begin_is_one_clear_line(in_tmp_checkout):
     with pytest.raises(SystemExit, match='--begin: .*not an ISO 8601 date'):
         rate.main(['--config-file', str(QUICKSTART / 'cloudkitty.conf'),
                    '--begin', 'yesterday'])
+
+
+def test_rules_file_numbers_are_decimals(tmp_path):
+    rules = tmp_path / 'rules.yml'
+    rules.write_text('start: 2026-01-01T00:00:00Z\nservices:\n'
+                     '  volume:\n    mappings:\n'
+                     '      - {cost: 0.1234567890123456789012345678}\n'
+                     '    thresholds:\n      - {level: 1_000.5, cost: 1e-3}\n')
+    content = rules_file.load(rules)
+    volume = content['services']['volume']
+    assert volume['mappings'][0]['cost'] == D('0.1234567890123456789012345678')
+    assert volume['thresholds'][0]['level'] == D('1000.5')
+    assert volume['thresholds'][0]['cost'] == D('0.001')
+    assert str(content['start']) == '2026-01-01 00:00:00+00:00'
