@@ -182,6 +182,8 @@ class _Objects(rest.RestController):
         """The id of the object a PUT or DELETE is about (given in the
         ``path``, the query or the ``body``, from which it is removed) and
         the query's boolean parameters ``flags``."""
+        if len(path) > 1:
+            raise errors.NotFound('The resource could not be found.')
         query = _query(self.id_name, *flags)
         object_id = mc.one_id(self.id_name, *path, query[self.id_name],
                               body.pop(self.id_name, None))

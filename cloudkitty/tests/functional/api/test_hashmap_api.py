@@ -118,6 +118,8 @@ def test_service_errors(app):
     response = app.get(f'{URL}/services/nope', status=404)
     assert response.json['faultstring'] == 'No such service: nope'
     app.delete(f'{URL}/services/nope', status=404)
+    app.delete(f'{URL}/services/a/b', status=404)
+    app.put_json(f'{URL}/mappings/a/b', {'cost': 1}, status=404)
     app.delete(f'{URL}/services', status=400)
 
 
