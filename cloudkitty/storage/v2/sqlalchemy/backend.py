@@ -209,6 +209,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
         ``{groupby scope value: (batch id, scope id)}`` (the key is
         ``None`` when ``scope_id`` is given)."""
         keys = []
+        scope_key = self.scope_key
         for index, frame in enumerate(frames):
             if not len(frame):
                 continue
@@ -218,7 +219,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
             found = {}
             for _, points in frame.itertypes():
                 found.update(dict.fromkeys(
-                    [point.groupby.get(self.scope_key) for point in points]))
+                    [point.groupby.get(scope_key) for point in points]))
             keys.extend((index, value, None if value is None else str(value))
                         for value in found)
         rows = [{'scope_id': scope,
@@ -297,9 +298,10 @@ class SQLAlchemyStorage(v2.BaseStorage):
                         label = label_ids[contents]
                     except KeyError:
                         label = label_ids[contents] = self._label_of(
-                            point, known, new_labels)
+                            point, known, new_labels, as_text)
                     except TypeError:  # unhashable label values
-                        label = self._label_of(point, known, new_labels)
+                        label = self._label_of(point, known, new_labels,
+                                               as_text)
                     rows.append(f'{seq}\t{label}\t{qty}\t{price}\n'
                                 if as_text else (seq, label, qty, price))
                 for run_batch, rows in runs.items():
@@ -307,7 +309,9 @@ class SQLAlchemyStorage(v2.BaseStorage):
                            rows)
 
     @staticmethod
-    def _label_of(point, known, new_labels):
+    def _label_of(point, known, new_labels, as_text=False):
+        """Return the label id of ``point`` (as text with ``as_text``),
+        adding its labels to ``new_labels`` unless ``known``."""
         label = _Label.of(point.unit, point.description, point.groupby,
                           point.metadata)
         label_id = _label_hash(label.canonical)
@@ -317,7 +321,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 raise v2.StorageError(
                     f'label hash collision: {seen.canonical} and '
                     f'{label.canonical}')
-        return label_id
+        return str(label_id) if as_text else label_id
 
     @staticmethod
     def _copy_points(conn, runs):
