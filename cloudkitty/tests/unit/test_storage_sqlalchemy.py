@@ -46,6 +46,12 @@ def test_sqlite_decimal_sum_is_exact():
                   '0.0000000000000000000000000001', None, 3):
         total.step(value)
     assert total.finalize() == '1000000000003.0000000000000000000000000000'
+    many = backend._SQLiteDecimalSum()
+    for _ in range(10001):  # more than a block
+        many.step('0.0000000000000000000000000001')
+    many.step('99999999999999999999')
+    assert many.finalize() == (
+        '99999999999999999999.0000000000000000000000010001')
 
 
 def test_copy_text_escapes_and_remembers():
