@@ -7,6 +7,7 @@ import json
 from oslo_policy import policy as oslo_policy
 import pecan
 import voluptuous
+from wsme import types as wtypes
 
 from cloudkitty.api import errors
 from cloudkitty import dataframe
@@ -121,3 +122,20 @@ def month_window(begin=None, end=None):
         raise errors.BadRequest(f'end ({end.isoformat()}) is before begin '
                                 f'({begin.isoformat()})')
     return begin, end
+
+
+def one_id(name, *candidates):
+    """The one id given in the path, the query string or the body.
+
+    Clients differ (the ``cloudkitty`` CLI puts it in the body of PUT and
+    DELETE requests): every one given must agree.
+    """
+    values = {value for value in candidates
+              if value not in (None, wtypes.Unset, '')}
+    if not values:
+        raise errors.BadRequest(f"'{name}' is required (in the path, the "
+                                'query string or the body).')
+    if len(values) > 1:
+        raise errors.BadRequest(f"'{name}' is given several times with "
+                                'different values.')
+    return values.pop()

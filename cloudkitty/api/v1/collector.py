@@ -25,22 +25,6 @@ class CollectorInfos(wtypes.Base):
     enabled = bool
 
 
-def _given(name, *candidates):
-    """The one value of ``name`` given in the path, query string or body.
-
-    Clients put ids in any of the three; all given must agree.
-    """
-    values = {value for value in candidates
-              if value not in (None, wtypes.Unset, '')}
-    if not values:
-        raise errors.BadRequest(f"'{name}' is required (in the path, the "
-                                'query string or the body).')
-    if len(values) > 1:
-        raise errors.BadRequest(f"'{name}' is given several times with "
-                                f"different values: {', '.join(sorted(values))}.")
-    return values.pop()
-
-
 def _body_value(body, name):
     return getattr(body, name) if body is not None else None
 
@@ -69,9 +53,10 @@ class MappingsController(rest.RestController):
     def post(self, collector=None, service=None, mapping=None):
         """Map a service to a collector (replacing its previous mapping)."""
         utils.authorize(collector_policies.MANAGE_MAPPING, {})
-        collector = _given('collector', collector,
-                           _body_value(mapping, 'collector'))
-        service = _given('service', service, _body_value(mapping, 'service'))
+        collector = utils.one_id('collector', collector,
+                                 _body_value(mapping, 'collector'))
+        service = utils.one_id('service', service,
+                               _body_value(mapping, 'service'))
         return ServiceToCollectorMapping(
             **pecan.request.backends.collector_mappings.set(service,
                                                             collector))
@@ -80,7 +65,8 @@ class MappingsController(rest.RestController):
                          status_code=204)
     def delete(self, service=None, mapping=None):
         utils.authorize(collector_policies.MANAGE_MAPPING, {})
-        service = _given('service', service, _body_value(mapping, 'service'))
+        service = utils.one_id('service', service,
+                               _body_value(mapping, 'service'))
         if not pecan.request.backends.collector_mappings.delete(service):
             raise errors.NotFound(f"Service '{service}' is not mapped to a "
                                   'collector.')
@@ -97,7 +83,7 @@ class StatesController(rest.RestController):
     def get_all(self, name=None):
         """State of the collector named in the query string."""
         utils.authorize(collector_policies.GET_STATE, {})
-        return self._infos(_given('name', name))
+        return self._infos(utils.one_id('name', name))
 
     @wsme_pecan.wsexpose(CollectorInfos, wtypes.text)
     def get_one(self, name):
@@ -109,7 +95,7 @@ class StatesController(rest.RestController):
     def put(self, name=None, infos=None):
         """Enable or disable a collector."""
         utils.authorize(collector_policies.UPDATE_STATE, {})
-        name = _given('name', name, _body_value(infos, 'name'))
+        name = utils.one_id('name', name, _body_value(infos, 'name'))
         enabled = _body_value(infos, 'enabled')
         if enabled in (None, wtypes.Unset):
             raise errors.BadRequest("'enabled' is required in the body.")

@@ -13,7 +13,8 @@ strings, datetimes naive UTC ISO 8601 (naive input is UTC), errors
   numbers: WSME reads JSON numbers as floats, these read them digit for
   digit (``0.1`` is ``Decimal('0.1')``);
 - the query parameters (:func:`flag`, :func:`is_active`), the id a client
-  may give in the path, the query string or the body (:func:`one_id`),
+  may give in the path, the query string or the body
+  (:func:`cloudkitty.api.utils.one_id`),
   who calls (:func:`caller`), the URL of an object (:func:`object_url`),
   and the data layers' error families as HTTP errors
   (:func:`translate_errors`).
@@ -178,23 +179,6 @@ def is_active(value):
     if value.lower() in _TRUE + _FALSE:
         return flag(value, 'is_active') or None
     return value
-
-
-def one_id(name, *candidates):
-    """The one id given in the path, the query string or the body.
-
-    Clients differ (the ``cloudkitty`` CLI puts it in the body of PUT and
-    DELETE requests): every one given must agree.
-    """
-    values = {value for value in candidates
-              if value not in (None, wtypes.Unset, '')}
-    if not values:
-        raise errors.BadRequest(f"'{name}' is required (in the path, the "
-                                'query string or the body).')
-    if len(values) > 1:
-        raise errors.BadRequest(f"'{name}' is given several times with "
-                                'different values.')
-    return values.pop()
 
 
 def caller():

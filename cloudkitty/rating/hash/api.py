@@ -44,6 +44,7 @@ import wsmeext.pecan as wsme_pecan
 from wsme import types as wtypes
 
 from cloudkitty.api import errors
+from cloudkitty.api import utils as api_utils
 from cloudkitty.api.v1 import module_config as mc
 from cloudkitty.rating import common
 from cloudkitty.rating.hash import db as hash_db
@@ -185,8 +186,9 @@ class _Objects(rest.RestController):
         if len(path) > 1:
             raise errors.NotFound('The resource could not be found.')
         query = _query(self.id_name, *flags)
-        object_id = mc.one_id(self.id_name, *path, query[self.id_name],
-                              body.pop(self.id_name, None))
+        object_id = api_utils.one_id(self.id_name, *path,
+                                     query[self.id_name],
+                                     body.pop(self.id_name, None))
         return object_id, _flags(query, flags)
 
     @pecan.expose()
@@ -331,7 +333,7 @@ class GroupsController(_Objects):
     @wsme_pecan.wsexpose(MappingCollection, wtypes.text)
     def mappings(self, group_id=None):
         """The live mappings of a group."""
-        group_id = mc.one_id('group_id', group_id)
+        group_id = api_utils.one_id('group_id', group_id)
         store = _store()
         with _errors():
             store.get_group(group_id)
@@ -342,7 +344,7 @@ class GroupsController(_Objects):
     @wsme_pecan.wsexpose(ThresholdCollection, wtypes.text)
     def thresholds(self, group_id=None):
         """The thresholds of a group."""
-        group_id = mc.one_id('group_id', group_id)
+        group_id = api_utils.one_id('group_id', group_id)
         store = _store()
         with _errors():
             store.get_group(group_id)

@@ -16,6 +16,7 @@ from pecan import rest
 import wsmeext.pecan as wsme_pecan
 from wsme import types as wtypes
 
+from cloudkitty.api import utils as api_utils
 from cloudkitty.api.v1 import module_config as mc
 from cloudkitty.rating.pyscripts import db as scripts_db
 from cloudkitty.rating.pyscripts import exceptions as exc
@@ -92,8 +93,8 @@ class ScriptsController(rest.RestController):
         """Change a script (see api.md for what may change when)."""
         force = mc.flag(force, 'force')
         given = mc.given(script)
-        script_id = mc.one_id('script_id', script_id,
-                              given.get('script_id'))
+        script_id = api_utils.one_id('script_id', script_id,
+                                     given.get('script_id'))
         # The read-only fields of an object read before are ignored.
         changes = {name: given[name] for name in _CHANGEABLE
                    if name in given}
@@ -105,8 +106,8 @@ class ScriptsController(rest.RestController):
     def delete(self, script_id=None, script=None):
         """Mark a script deleted: it is no longer run, and stays readable."""
         given = mc.given(script)
-        script_id = mc.one_id('script_id', script_id,
-                              given.get('script_id'))
+        script_id = api_utils.one_id('script_id', script_id,
+                                     given.get('script_id'))
         with _api_errors():
             _store().delete_script(script_id, deleted_by=mc.caller())
 
