@@ -396,29 +396,23 @@ class SQLAlchemyStorage(v2.BaseStorage):
         label_ids = sorted(new_labels)
         if self._dialect == 'postgresql':
             # One statement whatever the number of labels (arrays sent in
-            # binary: nothing to quote). It inserts what is new and returns
-            # the ids stored with other contents: both parts see the table
-            # as it was before the insert. The ANY() lets the planner look
-            # the ids up in the primary key rather than scan every label.
+            # binary: nothing to quote); what it did not insert was stored
+            # already, and only that is read back and compared.
             columns = ('id', 'unit', 'description', 'groupby', 'metadata')
-            collisions = conn.exec_driver_sql(
-                'WITH new AS (SELECT id, unit, description, groupby::jsonb '
-                'AS groupby, metadata::jsonb AS metadata FROM unnest('
-                '%(id)b::int8[], %(unit)b::text[], %(description)b::text[], '
-                '%(groupby)b::text[], %(metadata)b::text[]) AS new (id, unit, '
-                'description, groupby, metadata)), '
-                'inserted AS (INSERT INTO rated_labels (id, unit, description,'
-                ' groupby, metadata) SELECT * FROM new ORDER BY id '
-                'ON CONFLICT DO NOTHING) '
-                'SELECT stored.id FROM rated_labels AS stored JOIN new '
-                'ON new.id = stored.id WHERE stored.id = ANY(%(id)b::int8[]) '
-                'AND (stored.unit, stored.description, stored.groupby, '
-                'stored.metadata) IS DISTINCT FROM (new.unit, '
-                'new.description, new.groupby, new.metadata)',
+            inserted = conn.exec_driver_sql(
+                'INSERT INTO rated_labels (id, unit, description, groupby, '
+                'metadata) SELECT id, unit, description, groupby::jsonb, '
+                'metadata::jsonb FROM unnest(%(id)b::int8[], %(unit)b::text[],'
+                ' %(description)b::text[], %(groupby)b::text[], '
+                '%(metadata)b::text[]) AS new (id, unit, description, '
+                'groupby, metadata) ORDER BY id ON CONFLICT DO NOTHING '
+                'RETURNING id',
                 dict(zip(columns, map(list, zip(*(
                     (i, *new_labels[i]) for i in label_ids)))))
             ).scalars().all()
-            self._check_stored_labels(conn, new_labels, collisions)
+            if len(inserted) < len(label_ids):
+                self._check_stored_labels(conn, new_labels, sorted(
+                    set(label_ids).difference(inserted)))
             return
         stored = self._check_stored_labels(conn, new_labels, label_ids)
         rows = [(i, *new_labels[i]) for i in label_ids if i not in stored]
