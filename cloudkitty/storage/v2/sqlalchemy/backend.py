@@ -12,6 +12,9 @@ import decimal
 import hashlib
 import json
 import logging
+import queue
+import sys
+import threading
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -35,6 +38,9 @@ _POINT_COLUMNS = ('period_begin', 'period_end', 'scope_id', 'type',
 _CHUNK = 5000
 # Label ids known to be stored; beyond this many the cache starts over.
 _KNOWN_LABELS_MAX = 1_000_000
+# New labels a PostgreSQL push gathers before handing them to a second
+# connection.
+_LABEL_SPILL = 10000
 # Tries of a write transaction that the database aborts to break a deadlock.
 _WRITE_ATTEMPTS = 3
 # SQLSTATEs (PostgreSQL) and error numbers (MariaDB) worth a new attempt.
@@ -208,14 +214,35 @@ class SQLAlchemyStorage(v2.BaseStorage):
         """Insert the points of ``frames``; return the new label ids."""
         batches = self._insert_batches(conn, frames, scope_id)
         new_labels = {}
-        if self._dialect == 'postgresql':
-            self._copy_points(conn, self._point_runs(
-                frames, batches, new_labels, as_text=True))
-        else:
+        if self._dialect != 'postgresql':
             self._insert_points(conn, self._point_runs(
                 frames, batches, new_labels))
+            self._insert_labels(conn, new_labels)
+            return new_labels.keys()
+        # Labels are a shared, append-only dictionary: those of a large push
+        # are stored on a second connection while the points stream, each
+        # chunk committed before the points are.
+        spilled = []
+        writer = None
+
+        def runs():
+            nonlocal writer
+            for run in self._point_runs(frames, batches, new_labels,
+                                        as_text=True):
+                yield run
+                if len(new_labels) >= _LABEL_SPILL:
+                    writer = writer or _LabelWriter(self)
+                    writer.put(dict(new_labels))
+                    spilled.extend(new_labels)
+                    new_labels.clear()
+
+        try:
+            self._copy_points(conn, runs())
+        finally:
+            if writer is not None:
+                writer.close(raise_error=sys.exc_info()[0] is None)
         self._insert_labels(conn, new_labels)
-        return new_labels.keys()
+        return spilled + list(new_labels)
 
     def _insert_batches(self, conn, frames, scope_id):
         """Create one batch per frame and scope; return, for each frame,
@@ -688,6 +715,40 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 values[i] = _aware(values[i])
             output.append(tuple(values))
         return total, output
+
+
+class _LabelWriter:
+    """Stores chunks of new labels from a thread and a connection of its
+    own, one transaction per chunk (see ``_insert``)."""
+
+    def __init__(self, storage):
+        self._storage = storage
+        self._chunks = queue.Queue(maxsize=2)
+        self._error = None
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name='cloudkitty-label-writer')
+        self._thread.start()
+
+    def put(self, new_labels):
+        """Queue ``{label id: _Label}`` for storage."""
+        self._chunks.put(new_labels)
+
+    def close(self, raise_error=True):
+        """Wait for every queued chunk; raise the writer's error if any."""
+        self._chunks.put(None)
+        self._thread.join()
+        if raise_error and self._error is not None:
+            raise self._error
+
+    def _run(self):
+        while (chunk := self._chunks.get()) is not None:
+            if self._error is not None:
+                continue  # keep the queue moving until close()
+            try:
+                with self._storage.engine.begin() as conn:
+                    self._storage._insert_labels(conn, chunk)
+            except Exception as exc:  # handed to the pushing thread
+                self._error = exc
 
 
 class _CopyText(dict):

@@ -158,3 +158,28 @@ def test_writes_chosen_as_deadlock_victims_are_retried(storage):
     with pytest.raises(sa.exc.DBAPIError):
         storage._write(always)
     assert len(attempts) == 3
+
+
+def test_large_pushes_store_labels_aside(storage, storage_url, monkeypatch):
+    """On PostgreSQL, the labels of a large push go through a second
+    connection while the points stream; the push stays all or nothing."""
+    monkeypatch.setattr(backend, '_LABEL_SPILL', 3)
+    frames = [frame(T0 + h * HOUR, 'p1', [f'r{i}' for i in range(4)],
+                    metadata={'flavor': f'f{h}'}) for h in range(3)]
+    storage.push(frames)
+    assert count(storage, 'rated_labels') == 12
+    assert storage.total(**WINDOW)['results'][0]['qty'] == 12
+
+    real_hash = backend._label_hash
+    monkeypatch.setattr(backend, '_label_hash', lambda canonical: (
+        42 if '"f9"' in canonical else real_hash(canonical)))
+    storage.push([frame(T0 + 5 * HOUR, 'p1', ['a'],
+                        metadata={'flavor': 'f9'})])
+    # Another process: the stored label 42 is not in its cache, and the
+    # chunk holding its own label 42 is checked by the second connection.
+    other = backend.SQLAlchemyStorage(db_servers.make_conf(storage_url))
+    colliding = frame(T0 + 6 * HOUR, 'p1', ['b'], metadata={'flavor': 'f9'})
+    with pytest.raises(v2.StorageError, match='collision'):
+        other.push([colliding] + frames)
+    other.engine.dispose()
+    assert count(storage, 'rated_points') == 13
