@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import queue
-import sys
 import threading
 
 import sqlalchemy as sa
@@ -236,11 +235,14 @@ class SQLAlchemyStorage(v2.BaseStorage):
                     spilled.extend(new_labels)
                     new_labels.clear()
 
+        copied = False
         try:
             self._copy_points(conn, runs())
+            copied = True
         finally:
             if writer is not None:
-                writer.close(raise_error=sys.exc_info()[0] is None)
+                # After a failed copy, its error is the one to raise.
+                writer.close(raise_error=copied)
         self._insert_labels(conn, new_labels)
         return spilled + list(new_labels)
 
