@@ -151,16 +151,18 @@ class SQLAlchemyStorage(v2.BaseStorage):
 
     def __init__(self, conf):
         super().__init__(conf)
-        url = conf.storage_sqlalchemy.connection or conf.database.connection
-        self.engine = db.create_engine(url, json_serializer=dataframe.dumps)
-        self._dialect = self.engine.dialect.name
-        if self._dialect == 'postgresql' and (
-                self.engine.dialect.driver != 'psycopg'):
-            # COPY and binary array parameters are psycopg 3's.
+        url = sa.engine.make_url(conf.storage_sqlalchemy.connection
+                                 or conf.database.connection)
+        if url.get_backend_name() == 'postgresql' and (
+                url.get_driver_name() != 'psycopg'):
+            # COPY and binary array parameters are psycopg 3's. Checked on
+            # the URL, before the engine imports a driver that may be absent.
             raise v2.StorageError(
                 f'the sqlalchemy storage needs the psycopg (3) driver on '
-                f'PostgreSQL, not {self.engine.dialect.driver}: use a '
+                f'PostgreSQL, not {url.get_driver_name()}: use a '
                 f'postgresql:// or postgresql+psycopg:// URL')
+        self.engine = db.create_engine(url, json_serializer=dataframe.dumps)
+        self._dialect = self.engine.dialect.name
         if self._dialect == 'sqlite':
             event.listen(self.engine, 'connect', _sqlite_on_connect)
             self._sum = sa.func.ck_decimal_sum
