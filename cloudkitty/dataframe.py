@@ -160,7 +160,7 @@ def json_default(obj):
 def dumps(obj, **kwargs):
     """``json.dumps`` writing every Decimal as a JSON number, digit for digit."""
     return _DECIMAL_RE.sub(r'\1', json.dumps(obj, default=json_default,
-                                              **kwargs))
+                                             **kwargs))
 
 
 def _to_decimal_validator(value):
@@ -314,5 +314,6 @@ class DataFrame:
                     (DataPoint.from_dict(p, legacy=legacy) for p in points),
                     type_)
         except (KeyError, TypeError) as exc:
-            raise ValueError(f'invalid data frame: missing or bad {exc}') from None
+            raise ValueError(
+                f'invalid data frame: missing or bad {exc}') from None
         return frame

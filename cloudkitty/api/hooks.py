@@ -270,4 +270,3 @@ def make_hooks(conf, backends):
     """The hooks of the application, in order."""
     return [ContextHook(conf.auth_strategy, backends.enforcer),
             BackendsHook(backends), JsonBodyHook(), ErrorHook()]
-

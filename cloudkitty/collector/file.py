@@ -148,12 +148,14 @@ class _Parser:
         except KeyError:
             pass
         except TypeError:
-            raise _BadRecord(f'"qty" must be a number, got {value!r}') from None
+            raise _BadRecord(
+                f'"qty" must be a number, got {value!r}') from None
         try:
             qty = dataframe.to_decimal(value.strip() if isinstance(value, str)
                                        else value)
         except ValueError:
-            raise _BadRecord(f'"qty" must be a number, got {value!r}') from None
+            raise _BadRecord(
+                f'"qty" must be a number, got {value!r}') from None
         if len(self._qtys) < 100000:
             self._qtys[value] = qty
         return qty

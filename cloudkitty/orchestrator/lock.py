@@ -127,7 +127,6 @@ class ScopeLocks:
                         scope_id, exc)
             self.stop()
 
-
     def _call(self, function, **kwargs):
         """``function(**kwargs)``, given up on (``tooz.ToozError``) once
         stopping."""

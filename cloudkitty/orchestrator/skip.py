@@ -385,4 +385,3 @@ def compile_metric_predicates(metrics, default_expression):
                 expression,
                 f"metric {name!r}: skip_datapoints_expression")
     return default, by_type
-

@@ -300,7 +300,8 @@ class ScopeWorker:
         frame, skipped = self._filter(frame, scope_id)
         if self._stop.is_set():
             # Nothing of this period has been stored yet.
-            raise ScopeAbandoned(scope_id, 'stop requested', period_start=start)
+            raise ScopeAbandoned(
+                scope_id, 'stop requested', period_start=start)
         self._store(scope_id, frame)
         if record is None:
             self._scope_state.set_last_processed_timestamp(scope_id, start)
@@ -329,7 +330,8 @@ class ScopeWorker:
         try:
             while pending:
                 done, pending = concurrent.futures.wait(
-                    pending, timeout=self._wait_time(started, futures, pending),
+                    pending, timeout=self._wait_time(
+                        started, futures, pending),
                     return_when=concurrent.futures.FIRST_COMPLETED)
                 for future in done:
                     metric = futures[future]

@@ -151,7 +151,8 @@ class ScopeStateManager:
 def _scope_dict(row):
     state = dict(row)
     state.pop('id', None)
-    state['last_processed_timestamp'] = from_db(state['last_processed_timestamp'])
+    state['last_processed_timestamp'] = from_db(
+        state['last_processed_timestamp'])
     state['scope_activation_toggle_date'] = from_db(
         state['scope_activation_toggle_date'])
     return state

@@ -31,7 +31,8 @@ class CollectorState(models.Base):
 def _upsert(engine, table, key, values):
     where = sa.and_(*(table.c[name] == value for name, value in key.items()))
     with engine.begin() as connection:
-        updated = connection.execute(table.update().where(where).values(**values))
+        updated = connection.execute(
+            table.update().where(where).values(**values))
         if not updated.rowcount:
             connection.execute(table.insert().values(**key, **values))
 

@@ -32,7 +32,8 @@ class ScopeAdmin(storage_state.ScopeStateManager):
                             ('collector', collector)):
             if value is not None:
                 new_key[name] = value
-        values = {name: new_key[name] for name in new_key if name != 'identifier'}
+        values = {name: new_key[name]
+                  for name in new_key if name != 'identifier'}
         if active is not None and bool(active) != state['active']:
             values['active'] = bool(active)
             values['scope_activation_toggle_date'] = storage_state.to_db(

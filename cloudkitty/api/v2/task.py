@@ -117,7 +117,8 @@ class ReprocessesController(rest.RestController):
             raise errors.BadRequest(
                 f'end_reprocess_time ({end.isoformat()}) is before '
                 f'start_reprocess_time ({start.isoformat()}).')
-        _check_alignment(start, end, pecan.request.backends.conf.collect.period)
+        _check_alignment(
+            start, end, pecan.request.backends.conf.collect.period)
         scopes = _scopes(scope_ids)
         for scope_id, states in scopes.items():
             _check_scope(scope_id, states, start, end)

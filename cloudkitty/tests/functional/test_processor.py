@@ -425,6 +425,7 @@ def test_processor_stores_every_period_exactly_once(tmp_path):
 def test_sigterm_exits_promptly_and_stores_no_half_period(tmp_path):
     scenario = Scenario(tmp_path, scopes=2, hours=120, seed=3)
     process = scenario.start()
+
     def started():
         return any(last > scenario.base
                    for last in scenario.states().values())

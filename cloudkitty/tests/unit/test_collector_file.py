@@ -98,7 +98,8 @@ def test_points_are_data_points_with_the_metric_unit(conf, usage):
 
 
 @pytest.mark.parametrize('method, expected', [
-    ('sum', '6.5'), ('max', '4'), ('min', '0.5'), ('avg', '2.166666666666666666666666667'),
+    ('sum', '6.5'), ('max', '4'), ('min',
+                                   '0.5'), ('avg', '2.166666666666666666666666667'),
     ('mean', '2.166666666666666666666666667'), ('last', '2'),
 ])
 def test_aggregation_methods(conf, usage, method, expected):
@@ -543,7 +544,7 @@ def test_large_file_spans_several_json_chunks(conf, usage, monkeypatch):
     assert len(got) == 7
 
 
-# --- the quick start's sample ----------------------------------------------------------------------
+# --- the quick start's sample -------------------------------------------------
 
 def test_quickstart_usage_matches_its_generator(tmp_path):
     spec = importlib.util.spec_from_file_location(

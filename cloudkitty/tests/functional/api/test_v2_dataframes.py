@@ -120,6 +120,6 @@ def test_post_is_admin_only(keystone_app):
 
 
 @pytest.mark.parametrize('params', [{'begin': 'x'}, {'limit': '-3'},
-                                   {'filters': ':v'}])
+                                    {'filters': ':v'}])
 def test_get_bad_parameters(app, params):
     app.get('/v2/dataframes', params=params, status=400)

@@ -49,7 +49,7 @@ def test_get_none_is_404(app):
 
 
 @pytest.mark.parametrize('params', [{'active': 'perhaps'}, {'limit': 0},
-                                   {'state': 'x'}])
+                                    {'state': 'x'}])
 def test_get_bad_parameters(app, params):
     app.get('/v2/scope', params=params, status=400)
 

@@ -280,7 +280,7 @@ def test_mapping_name_is_unique_among_live_mappings(hashmap_db, compute):
 # -- mappings: updates -------------------------------------------------------
 
 def test_future_mapping_may_change_cost_dates_description(hashmap_db,
-                                                         compute):
+                                                          compute):
     service_id = compute[0]
     mapping = hashmap_db.create_mapping(1, service_id=service_id,
                                         start=at(1), description='old')
