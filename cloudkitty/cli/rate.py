@@ -57,25 +57,20 @@ def _date(conf, name):
         raise SystemExit(f'cloudkitty-rate: --{name}: {exc}') from None
 
 
-def _start_new_scopes(conf, scope_ids, begin):
+def _start_new_scopes(conf, engine, scope_ids, begin):
     """Give each scope without a state one that makes ``begin`` its next period."""
-    engine = db.create_engine(conf.database.connection)
-    try:
-        states = storage_state.ScopeStateManager(
-            engine, conf.collect.scope_key, conf.fetcher.backend,
-            conf.collect.collector)
-        before = begin - datetime.timedelta(seconds=conf.collect.period)
-        for scope_id in scope_ids:
-            if states.get_state(scope_id) is None:
-                states.set_last_processed_timestamp(scope_id, before)
-    finally:
-        engine.dispose()
+    states = storage_state.ScopeStateManager(
+        engine, conf.collect.scope_key, conf.fetcher.backend,
+        conf.collect.collector)
+    before = begin - datetime.timedelta(seconds=conf.collect.period)
+    for scope_id in scope_ids:
+        if states.get_state(scope_id) is None:
+            states.set_last_processed_timestamp(scope_id, before)
 
 
-def _load_rules(conf, path, begin):
+def _load_rules(engine, path, begin):
     """Load the hashmap rules of ``path`` and enable hashmap; returns the
     line that says so."""
-    engine = db.create_engine(conf.database.connection)
     try:
         loaded = rules_file.apply(
             hash_db.HashMapDB(engine), rules_file.load(path),
@@ -83,8 +78,6 @@ def _load_rules(conf, path, begin):
         storage_state.ModuleStateManager(engine).set_state('hashmap', True)
     except rules_file.RulesFileError as exc:
         raise SystemExit(f'cloudkitty-rate: --rules: {exc}') from None
-    finally:
-        engine.dispose()
     return (f'Hashmap rules of {path}: {loaded.created} created, '
             f'{loaded.kept} already there; hashmap enabled.')
 
@@ -131,18 +124,20 @@ def main(argv=None):
         for name in ('cloudkitty.orchestrator', 'alembic'):
             logging.getLogger(name).setLevel(logging.WARNING)
 
-    engine = db.create_engine(conf.database.connection)
-    migration.upgrade(engine)
-    engine.dispose()
     store = storage.get_storage(conf)
     store.init()
-    if conf.rules:
-        print(_load_rules(conf, conf.rules, begin))
-
     scope_ids = None
-    if begin is not None:
-        scope_ids = list(fetcher.get_fetcher(conf).get_tenants())
-        _start_new_scopes(conf, scope_ids, begin)
+    # One engine for the whole set-up; the processor builds its own.
+    engine = db.create_engine(conf.database.connection)
+    try:
+        migration.upgrade(engine)
+        if conf.rules:
+            print(_load_rules(engine, conf.rules, begin))
+        if begin is not None:
+            scope_ids = list(fetcher.get_fetcher(conf).get_tenants())
+            _start_new_scopes(conf, engine, scope_ids, begin)
+    finally:
+        engine.dispose()
     try:
         summary = processor.run_until_caught_up(
             conf, scope_ids=scope_ids, clock=_clock(conf, end))
