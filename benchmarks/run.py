@@ -31,6 +31,10 @@ def benchmarks(points):
                    for backend in ('sqlite', 'postgresql')],
         'hashmap': [['hashmap_bench.py', '--points', points]],
         'api': [['api_bench.py', '--points', points]],
+        # 1,000 scopes x 10 metrics, whatever --points says.
+        'collect': [['collect_bench.py']],
+        # 3 workers x 10,000 scopes, whatever --points says.
+        'lock': [['lock_bench.py']],
     }
 
 

@@ -171,13 +171,31 @@ _SCOPE_KEY = contextvars.ContextVar('cloudkitty_scope_key', default=None)
 
 
 @contextlib.contextmanager
-def scope_key_context(scope_key):
-    """Make :func:`current_scope_key` return ``scope_key`` inside the block."""
-    token = _SCOPE_KEY.set(scope_key)
+def _context(variable, value):
+    """Set the context variable ``variable`` to ``value`` inside the block."""
+    token = variable.set(value)
     try:
-        yield scope_key
+        yield value
     finally:
-        _SCOPE_KEY.reset(token)
+        variable.reset(token)
+
+
+def scope_key_context(scope_key):
+    """Make :func:`current_scope_key` return ``scope_key`` inside the block
+    (a context manager)."""
+    return _context(_SCOPE_KEY, scope_key)
+
+
+# For the same reason, the service's ConfigOpts reaches the collectors whose
+# validation needs more than metrics.yml (the meta collector reads its
+# mappings from the database) through this one.
+_OSLO_CONF = contextvars.ContextVar('cloudkitty_oslo_conf', default=None)
+
+
+def current_oslo_conf():
+    """The ``ConfigOpts`` handed to :func:`validate_metrics_conf` (``None``
+    outside it, or when it was given none)."""
+    return _OSLO_CONF.get()
 
 
 def _default_scope_key():
@@ -358,7 +376,8 @@ def _locate(collector_class, conf):
     return None
 
 
-def validate_metrics_conf(conf, collector_class=None, scope_key=None):
+def validate_metrics_conf(conf, collector_class=None, scope_key=None,
+                          oslo_conf=None):
     """Validate a metrics configuration with a collector's rules.
 
     :param conf: the content of metrics.yml, or an already validated mapping
@@ -366,13 +385,17 @@ def validate_metrics_conf(conf, collector_class=None, scope_key=None):
         (default: :class:`BaseCollector`, the base schema only)
     :param scope_key: the ``[collect] scope_key`` to add to each groupby
         (default: :func:`current_scope_key`)
+    :param oslo_conf: the service's ``ConfigOpts``, which
+        ``check_configuration`` reads through :func:`current_oslo_conf`
+        (the meta collector validates each metric with the collector the
+        database maps it to only when given one)
     :returns: ``{key: definition}``, each definition normalised (``alt_name``
         set, ``factor``/``offset`` as Fraction, scope key in ``groupby``)
     :raises InvalidConfiguration: naming the metric and the key at fault
     """
     collector_class = collector_class or BaseCollector
     scope_key = scope_key or current_scope_key()
-    with scope_key_context(scope_key):
+    with scope_key_context(scope_key), _context(_OSLO_CONF, oslo_conf):
         try:
             output = collector_class.check_configuration(conf)
         except InvalidConfiguration:
@@ -393,8 +416,42 @@ def validate_metrics_conf(conf, collector_class=None, scope_key=None):
     return output
 
 
-def load_metrics_conf(path, collector_class=None, scope_key=None):
-    """Read and validate a metrics.yml file.
+def check_extra_args(conf, extra_schema):
+    """Validate definitions already checked by the base against
+    ``Schema(METRIC_BASE_SCHEMA).extend(extra_schema)``.
+
+    The helper of a collector's ``check_configuration`` override.
+
+    :returns: ``{key: definition}`` with the extended schema's defaults
+    :raises InvalidConfiguration: naming the metric and the key
+    """
+    schema = voluptuous.Schema(METRIC_BASE_SCHEMA).extend(extra_schema)
+    output = {}
+    for key, metric in conf.items():
+        try:
+            output[key] = schema(metric)
+        except voluptuous.Invalid as exc:
+            raise InvalidConfiguration(
+                f"metric '{key}': {_describe(exc)}",
+                metric=key, key=_first_key(exc)) from None
+    return output
+
+
+def one_of(choices):
+    """voluptuous validator: a value of ``choices``, else a message naming
+    the value and the allowed ones."""
+    def validate(value):
+        if value in choices:
+            return value
+        raise voluptuous.Invalid(
+            f'expected one of {", ".join(choices)}, got {value!r}')
+    return validate
+
+
+def load_metrics_conf(path, collector_class=None, scope_key=None,
+                      oslo_conf=None):
+    """Read and validate a metrics.yml file (the arguments after ``path``
+    are :func:`validate_metrics_conf`'s).
 
     :returns: the validated ``{key: definition}`` mapping (see
         :func:`validate_metrics_conf`)
@@ -415,7 +472,8 @@ def load_metrics_conf(path, collector_class=None, scope_key=None):
             f'{path}: required top-level key "metrics" is missing',
             key='metrics')
     try:
-        return validate_metrics_conf(content, collector_class, scope_key)
+        return validate_metrics_conf(content, collector_class, scope_key,
+                                     oslo_conf)
     except InvalidConfiguration as exc:
         raise InvalidConfiguration(f'{path}: {exc}', metric=exc.metric,
                                    key=exc.key) from None
@@ -524,6 +582,13 @@ class BaseCollector(metaclass=abc.ABCMeta):
 
     collector_name = None
 
+    #: ``True`` when :meth:`fetch_all` can collect several scopes in one
+    #: call: given ``project_id=None`` and ``q_filter={scope_key: [scope
+    #: ids]}``, it returns the points of those scopes (and maybe of others),
+    #: each with the scope key in its groupby. :meth:`retrieve_many` then
+    #: asks the source once instead of once per scope.
+    grouped_collection = False
+
     def __init__(self, **kwargs):
         self.oslo_conf = kwargs.get('oslo_conf') or cfg.CONF
         self.scope_key = _scope_key_of(self.oslo_conf)
@@ -622,6 +687,57 @@ class BaseCollector(metaclass=abc.ABCMeta):
                                f'{type(exc).__name__}: {exc}') from exc
         if not points:
             raise NoDataCollected(self.collector_name, alt_name, project_id)
+        return alt_name, self._finish(metric_name, metric, start, points)
+
+    def retrieve_many(self, metric_name, start, end, scope_ids,
+                      q_filter=None):
+        """Collect one metric for one period for several scopes.
+
+        With :attr:`grouped_collection`, one :meth:`fetch_all` call with
+        ``project_id=None`` and ``q_filter`` narrowed to ``{scope_key:
+        scope_ids}``; its points are split by their scope key, and the
+        points of scopes not asked for are dropped. Otherwise one
+        :meth:`retrieve` per scope.
+
+        Each scope's points are converted as :meth:`retrieve` converts
+        them, so that ``retrieve_many(m, s, e, [x])[x]`` equals
+        ``retrieve(m, s, e, x)``.
+
+        :returns: ``{scope_id: (alt_name, [DataPoint])}``; a scope without
+            data is absent
+        :raises CollectError: the source failed; for a grouped call its
+            ``scope`` is ``None`` (all the scopes asked for)
+        """
+        scope_ids = list(dict.fromkeys(scope_ids))
+        if not scope_ids:
+            return {}
+        if not self.grouped_collection:
+            output = {}
+            for scope_id in scope_ids:
+                try:
+                    output[scope_id] = self.retrieve(
+                        metric_name, start, end, scope_id, q_filter)
+                except NoDataCollected:
+                    continue
+            return output
+        q_filter = dict(q_filter or {})
+        q_filter[self.scope_key] = scope_ids
+        try:
+            alt_name, points = self.retrieve(metric_name, start, end, None,
+                                             q_filter)
+        except NoDataCollected:
+            return {}
+        wanted = set(scope_ids)
+        by_scope = {}
+        for point in points:
+            scope_id = point.groupby.get(self.scope_key)
+            if scope_id in wanted:
+                by_scope.setdefault(scope_id, []).append(point)
+        return {scope_id: (alt_name, by_scope[scope_id])
+                for scope_id in scope_ids if scope_id in by_scope}
+
+    def _finish(self, metric_name, metric, start, points):
+        """Converted quantities, time keys and description of ``points``."""
         transform = self._transform(metric_name)
         keys = time_keys(start)
         description = metric.get('description')
@@ -634,16 +750,25 @@ class BaseCollector(metaclass=abc.ABCMeta):
                 point.unit, transform(point.qty), point.price,
                 proxy({**point.groupby, **keys}), point.metadata,
                 point.description if description is None else description)))
-        return alt_name, output
+        return output
 
 
 # --- loaders -----------------------------------------------------------------------
 
+def load_collector_class(name):
+    """Return the class of the collector named ``name`` (an entry point of
+    ``cloudkitty.collector.backends``), not instantiated.
+
+    :raises stevedore.exception.NoMatches: no such collector (or an error
+        of its module's import)
+    """
+    return driver.DriverManager(COLLECTORS_NAMESPACE, name,
+                                invoke_on_load=False).driver
+
+
 def get_collector_class(conf):
     """Return the class of ``[collect] collector`` (not instantiated)."""
-    return driver.DriverManager(COLLECTORS_NAMESPACE,
-                                conf.collect.collector,
-                                invoke_on_load=False).driver
+    return load_collector_class(conf.collect.collector)
 
 
 def get_collector(conf, metrics_conf=None):

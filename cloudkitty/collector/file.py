@@ -624,17 +624,9 @@ class FileCollector(collector.BaseCollector):
     @staticmethod
     def check_configuration(conf):
         conf = collector.BaseCollector.check_configuration(conf)
-        schema = voluptuous.Schema(collector.METRIC_BASE_SCHEMA).extend(
-            FILE_EXTRA_SCHEMA)
-        output = {}
-        for key, metric in conf.items():
-            try:
-                output[key] = schema(metric)
-            except voluptuous.Invalid as exc:
-                raise collector.InvalidConfiguration(
-                    f"metric '{key}': {collector._describe(exc)}",
-                    metric=key, key=collector._first_key(exc)) from None
-            output[key]['extra_args'].setdefault('aggregation_method', 'sum')
+        output = collector.check_extra_args(conf, FILE_EXTRA_SCHEMA)
+        for metric in output.values():
+            metric['extra_args'].setdefault('aggregation_method', 'sum')
         return output
 
     def index(self):

@@ -4,8 +4,8 @@ from oslo_config import cfg
 
 OPTS = [
     cfg.StrOpt('usage_path', default='/var/lib/cloudkitty/usage',
-               help='File or directory of usage records (*.jsonl, *.csv) '
-                    'read by the file collector.'),
+               help='File or directory of usage records (.jsonl and .csv '
+                    'files) read by the file collector.'),
 ]
 
 

@@ -3,15 +3,25 @@
 from cloudkitty.conf import api
 from cloudkitty.conf import collect
 from cloudkitty.conf import collector_file
+from cloudkitty.conf import collector_gnocchi
+from cloudkitty.conf import collector_meta
+from cloudkitty.conf import collector_prometheus
 from cloudkitty.conf import database
 from cloudkitty.conf import default
 from cloudkitty.conf import fetcher
+from cloudkitty.conf import fetcher_gnocchi
+from cloudkitty.conf import fetcher_keystone
+from cloudkitty.conf import fetcher_prometheus
 from cloudkitty.conf import orchestrator
+from cloudkitty.conf import output
 from cloudkitty.conf import pyscripts
 from cloudkitty.conf import storage
 
-_MODULES = (default, api, collect, collector_file, database, fetcher,
-            orchestrator, pyscripts, storage)
+_MODULES = (default, api, collect, collector_file, collector_gnocchi,
+            collector_meta, collector_prometheus,
+            database, fetcher, fetcher_gnocchi, fetcher_keystone,
+            fetcher_prometheus, orchestrator, output,
+            pyscripts, storage)
 
 
 def list_opts():

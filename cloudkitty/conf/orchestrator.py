@@ -8,7 +8,17 @@ OPTS = [
     cfg.StrOpt('coordination_url', default='file:///var/lib/cloudkitty/locks',
                secret=True,
                help='tooz coordination backend URL used for the per-scope '
-                    'locks (file://, redis://, etcd3+http://, ...).'),
+                    'locks (file://, redis://, etcd3+http://, ...). With '
+                    'redis:// and etcd3+http(s)://, the workers of all the '
+                    'processors share the scopes out through a tooz group '
+                    'instead of each trying every scope\'s lock.'),
+    cfg.IntOpt('member_timeout', default=30, min=2,
+               help='Seconds after which a processor worker that stopped '
+                    'heartbeating (crashed, host lost) leaves the '
+                    'coordination group and its scope locks expire: its '
+                    'scopes then go to the other workers. Passed to redis '
+                    'and etcd3 as membership_timeout and lock_timeout '
+                    'unless coordination_url sets them.'),
     cfg.IntOpt('max_workers', default=multiprocessing.cpu_count(), min=0,
                sample_default='<number of CPUs>',
                help='Number of processor worker processes rating scopes.'),
@@ -35,6 +45,23 @@ OPTS = [
                       'scope state reset asked for through the API; past '
                       'it, the reset is abandoned with an error in the '
                       'log and must be asked for again.'),
+    cfg.IntOpt('lag_warning_periods', default=3, min=0,
+               help='A scope more than this many periods behind (periods '
+                    'due and not rated) after a pass over it gets a '
+                    'warning in the log, naming its last processed period; '
+                    'repeated when it falls further behind, and an info '
+                    'line once it is back within the limit.'),
+    cfg.HostAddressOpt('metrics_host', default='127.0.0.1',
+                       help='Address of the processor\'s Prometheus '
+                            'endpoint (GET /metrics). The endpoint has no '
+                            'authentication: keep it on a loopback address '
+                            'unless the network is trusted.'),
+    cfg.PortOpt('metrics_port', default=0,
+                help='TCP port of the processor\'s Prometheus endpoint '
+                     '(GET /metrics, text exposition format 0.0.4): per '
+                     'scope, the last processed period, the lag, and the '
+                     'periods rated and errors of this host\'s workers. '
+                     '0 serves no endpoint.'),
 ]
 
 

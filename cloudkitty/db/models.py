@@ -49,3 +49,30 @@ class ModuleState(Base):
     name = sa.Column(sa.String(255), primary_key=True)
     enabled = sa.Column(sa.Boolean, nullable=False, server_default=sa.false())
     priority = sa.Column(sa.Integer, nullable=False, server_default='1')
+
+
+class WriterFileState(Base):
+    """What ``cloudkitty-writer`` wrote to one report file.
+
+    One row per (scope, writer, month). Transient: without its row, a file
+    is rebuilt from the rated data, so the table may be emptied at will.
+    ``written_until`` is the end of the window the file covers; the body
+    (every byte but the footer) is ``body_size`` bytes with SHA-256
+    ``body_sha256``, and the whole file hashes to ``file_sha256`` once its
+    footer is written (``NULL`` before). ``qty`` and ``total`` are the exact
+    decimal text of the quantities and prices written; ``extra`` is the
+    writer's own JSON state.
+    """
+
+    __tablename__ = 'writer_file_states'
+
+    scope_id = sa.Column(sa.String(256), primary_key=True)
+    writer = sa.Column(sa.String(64), primary_key=True)
+    month = sa.Column(sa.DateTime, primary_key=True)
+    written_until = sa.Column(sa.DateTime, nullable=False)
+    qty = sa.Column(sa.String(128), nullable=False)
+    total = sa.Column(sa.String(128), nullable=False)
+    body_size = sa.Column(sa.BigInteger, nullable=False)
+    body_sha256 = sa.Column(sa.String(64), nullable=False)
+    file_sha256 = sa.Column(sa.String(64), nullable=True)
+    extra = sa.Column(sa.Text, nullable=False, server_default='{}')

@@ -3,7 +3,10 @@
 ``cloudkitty-processor`` validates its configuration, then runs
 ``[orchestrator] max_workers`` :class:`ProcessorService` processes under a
 cotyledon ``ServiceManager``. Each one loops over passes (:class:`Processor`):
-list the scopes, and for each one whose lock it gets, rate every due period.
+list the scopes, keep this worker's share of them (the scopes are shared
+out among the live workers of all processors where the coordination backend
+allows, :mod:`cloudkitty.orchestrator.lock`), and for each one whose lock
+it gets, rate every due period.
 A pass that rated nothing is followed by ``process_interval`` seconds of
 sleep. Failures (collector, database, coordination backend) are logged and
 retried on a later pass; they never end a worker. With ``[DEFAULT]
@@ -14,17 +17,24 @@ API's scope resets and quotes (:mod:`cloudkitty.orchestrator.rpc`).
 until no scope has a due period, for one-shot commands.
 """
 
+import contextlib
 import dataclasses
+import functools
 import logging
 import random
+import shutil
+import tempfile
 import threading
 
 import cotyledon
+from stevedore import extension
 
 from cloudkitty import collector as ck_collector
 from cloudkitty import db
 from cloudkitty import fetcher as ck_fetcher
+from cloudkitty.orchestrator import health as ck_health
 from cloudkitty.orchestrator import lock as ck_lock
+from cloudkitty.orchestrator import metrics as ck_metrics
 from cloudkitty.orchestrator import rpc as ck_rpc
 from cloudkitty.orchestrator import skip as ck_skip
 from cloudkitty.orchestrator import worker as ck_worker
@@ -66,9 +76,11 @@ def validate(conf):
             f'[collect] collector {conf.collect.collector!r} cannot be '
             f'loaded: {exc.__class__.__name__}: {exc}') from None
     try:
+        # With conf, a collector can check what lies beyond metrics.yml
+        # (the meta collector: the mappings in the database).
         metrics = ck_collector.load_metrics_conf(
             conf.collect.metrics_conf, collector_class,
-            conf.collect.scope_key)
+            conf.collect.scope_key, oslo_conf=conf)
         predicates = ck_skip.compile_metric_predicates(
             metrics, conf.orchestrator.skip_datapoints_expression)
     except (ck_collector.InvalidConfiguration,
@@ -85,6 +97,9 @@ def _one_line(exc):
 class PassSummary:
     """What one pass over the scopes did.
 
+    ``scopes``: the scopes this worker tried; ``others``: those it left
+    to the other workers (their share, see
+    :meth:`~cloudkitty.orchestrator.lock.ScopeLocks.share`);
     ``rated``: ``{scope: number of periods stored}`` (scopes with none are
     absent); ``failed``: ``{scope: error}``; ``locked``: scopes another
     worker held; ``inactive``: scopes marked inactive; ``unavailable``: why
@@ -92,6 +107,7 @@ class PassSummary:
     """
 
     scopes: list = dataclasses.field(default_factory=list)
+    others: list = dataclasses.field(default_factory=list)
     rated: dict = dataclasses.field(default_factory=dict)
     failed: dict = dataclasses.field(default_factory=dict)
     locked: list = dataclasses.field(default_factory=list)
@@ -109,21 +125,38 @@ class Processor:
     :param scope_worker: a :class:`~cloudkitty.orchestrator.worker.ScopeWorker`
     :param fetcher: has ``get_tenants() -> [scope_id]``
     :param locks: a :class:`~cloudkitty.orchestrator.lock.ScopeLocks`
-        (or anything with ``start()`` and ``hold(scope_id)``)
+        (or anything with ``start()``, ``share(scope_ids)``,
+        ``share_changed()`` and ``hold(scope_id)``); a pass tries only the
+        scopes of its share, and ends early once the share changed.
     :param stop_event: once set, the current period is finished or
         abandoned and the pass ends.
+    :param health: a :class:`~cloudkitty.orchestrator.health.Health`,
+        told of every scope's result and of the end of every pass of
+        :meth:`run_forever` (default: counts kept in memory, no lag
+        warnings).
     """
 
     def __init__(self, scope_worker, fetcher, locks, stop_event=None,
-                 shuffle=True):
+                 shuffle=True, health=None):
         self._worker = scope_worker
         self._fetcher = fetcher
         self._locks = locks
         self._stop = stop_event or threading.Event()
         self._shuffle = shuffle
+        self._health = health or ck_health.Health()
 
     def run_pass(self, scope_ids=None):
-        """One pass over ``scope_ids`` (default: the fetcher's scopes)."""
+        """One pass over ``scope_ids`` (default: the fetcher's scopes).
+
+        Each scope rates its due periods under its lock. When the worker
+        shares collections (a collector with grouped collection), the pass
+        goes in rounds: in each, the scopes due in the oldest period among
+        them rate that period, sharing its collections (see
+        :class:`~cloudkitty.orchestrator.worker.SharedCollection`); a scope
+        leaves the pass once nothing is due (it is then not visited), or
+        it failed or was locked.
+        Else each scope rates all its due periods in turn.
+        """
         summary = PassSummary()
         if not self._locks.start():
             summary.unavailable = 'coordination backend unreachable'
@@ -135,16 +168,49 @@ class Processor:
                         self._what, exc.__class__.__name__, exc)
             summary.unavailable = f'listing the {self._what} failed: {exc}'
             return summary
+        listed = [self._scope_of(item) for item in items]
+        mine = self._locks.share(listed)
+        if mine is None:
+            summary.unavailable = 'coordination backend unreachable'
+            return summary
+        mine = set(mine)
+        summary.others = [s for s in listed if s not in mine]
+        items = [i for i in items if self._scope_of(i) in mine]
         summary.scopes = [self._scope_of(item) for item in items]
+        with self._sharing(summary.scopes) as shared:
+            if shared is None:
+                self._round(items, summary)
+                return summary
+            # In rounds of one period per scope, the oldest period first,
+            # so that the scopes due in a period ask for it together.
+            while items and not self._ending():
+                if shared.next_round(
+                        [self._scope_of(i) for i in items]) is None:
+                    break
+                now = [i for i in items
+                       if shared.in_round(self._scope_of(i))]
+                done = {self._scope_of(i) for i in now}.difference(
+                    self._scope_of(i) for i in self._round(
+                        now, summary, max_periods=1))
+                items = [i for i in items if self._scope_of(i) not in done]
+        return summary
+
+    def _round(self, items, summary, max_periods=None):
+        """Rate up to ``max_periods`` periods of each item, each under its
+        scope's lock; return the items that rated as many and may have
+        more."""
+        again = []
         for item in items:
-            if self._stop.is_set():
+            if self._ending():
                 break
             scope_id = self._scope_of(item)
             with self._locks.hold(scope_id) as held:
                 if not held:
                     summary.locked.append(scope_id)
                     continue
-                result = self._rate(item)
+                with self._fence(scope_id):
+                    result = self._rate(item, max_periods)
+            self._health.record(scope_id, result)
             if result.rated:
                 summary.rated[scope_id] = (summary.rated.get(scope_id, 0)
                                            + len(result.rated))
@@ -152,7 +218,29 @@ class Processor:
                 summary.failed[scope_id] = result.error
             if result.inactive:
                 summary.inactive.append(scope_id)
-        return summary
+            elif result.error is None and max_periods is not None and \
+                    len(result.rated) == max_periods:
+                again.append(item)
+        return again
+
+    def _ending(self):
+        """Stop asked for, or the share of the scopes changed (a worker
+        joined or left): the pass ends, the next one tries the new share."""
+        return self._stop.is_set() or self._locks.share_changed()
+
+    def _fence(self, scope_id):
+        """The worker checks before each store that the scope's lock is
+        still its own, where the locks can tell (:meth:`~cloudkitty.
+        orchestrator.lock.ScopeLocks.still_held`)."""
+        still_held = getattr(self._locks, 'still_held', None)
+        if still_held is None:
+            return contextlib.nullcontext()
+        return self._worker.fenced(functools.partial(still_held, scope_id))
+
+    def _sharing(self, scope_ids):
+        """The worker's :meth:`~cloudkitty.orchestrator.worker.ScopeWorker.
+        shared_collection` of the pass's scopes."""
+        return self._worker.shared_collection(scope_ids)
 
     _what = 'scopes'
 
@@ -170,8 +258,8 @@ class Processor:
     def _scope_of(item):
         return item
 
-    def _rate(self, scope_id):
-        return self._worker.rate_scope(scope_id)
+    def _rate(self, scope_id, max_periods=None):
+        return self._worker.rate_scope(scope_id, max_periods=max_periods)
 
     def run_forever(self, interval):
         """Pass after pass until the stop event is set; never raises.
@@ -184,6 +272,8 @@ class Processor:
             except Exception:  # a bug must not end the worker: log, go on
                 LOG.exception('Processor pass failed')
                 summary = PassSummary()
+            self._health.pass_done(
+                lambda scope_id: self._worker.lag(scope_id))
             if not summary.periods:
                 self._stop.wait(interval)
 
@@ -201,9 +291,10 @@ class ReprocessingProcessor(Processor):
 
     _what = 'reprocessing tasks'
 
-    def __init__(self, scope_worker, schedule, locks, stop_event=None):
+    def __init__(self, scope_worker, schedule, locks, stop_event=None,
+                 health=None):
         super().__init__(scope_worker, None, locks, stop_event,
-                         shuffle=False)
+                         shuffle=False, health=health)
         self._schedule = schedule
 
     def _list(self, scope_ids):
@@ -214,7 +305,12 @@ class ReprocessingProcessor(Processor):
     def _scope_of(task):
         return task['identifier']
 
-    def _rate(self, task):
+    @staticmethod
+    def _sharing(scope_ids):
+        # A task's periods are not its scope's next ones: nothing to share.
+        return contextlib.nullcontext(None)
+
+    def _rate(self, task, max_periods=None):
         # Read again under the lock: another worker may have moved it on.
         fresh = [t for t in self._schedule.get_all(
             scope_ids=[task['identifier']], order='asc')
@@ -266,11 +362,22 @@ def build(conf, plan, stop_event=None, clock=None):
         modules, module_state)
 
 
-def make_locks(conf, worker_id=None, stop_event=None):
-    """The per-scope locks of ``[orchestrator] coordination_url``."""
-    return ck_lock.ScopeLocks(conf.orchestrator.coordination_url,
-                              ck_lock.member_id(conf.host, worker_id),
-                              stop_event=stop_event)
+def make_locks(conf, worker_id=None, stop_event=None, group=None):
+    """The per-scope locks of ``[orchestrator] coordination_url``, with
+    ``member_timeout``; in ``group`` (see :class:`~cloudkitty.orchestrator.
+    lock.ScopeLocks`) where the backend can share the scopes out (a log
+    line says when it cannot)."""
+    url = conf.orchestrator.coordination_url
+    if group is not None and not ck_lock.shares_scopes(url):
+        LOG.info('Worker %s tries the lock of every scope: the coordination '
+                 'backend %s keeps no live group membership (use redis:// '
+                 'or etcd3+http:// to share the scopes out)', worker_id,
+                 url.partition('://')[0] + '://')
+        group = None
+    return ck_lock.ScopeLocks(
+        ck_lock.with_timeouts(url, conf.orchestrator.member_timeout),
+        ck_lock.member_id(conf.host, worker_id), stop_event=stop_event,
+        group=group)
 
 
 def run_until_caught_up(conf, scope_ids=None, use_locks=True,
@@ -338,11 +445,13 @@ class ProcessorService(cotyledon.Service):
 
     name = 'cloudkitty-processor'
     label = 'Processor'
+    group = ck_lock.RATING_GROUP
 
-    def __init__(self, worker_id, conf, plan):
+    def __init__(self, worker_id, conf, plan, counters_dir=None):
         super().__init__(worker_id)
         self._conf = conf
         self._plan = plan
+        self._counters_dir = counters_dir
         self._stop = threading.Event()
         self._finished = threading.Event()
 
@@ -354,7 +463,7 @@ class ProcessorService(cotyledon.Service):
             if parts is None:
                 return
             locks = make_locks(self._conf, f'{self.label}-{self.worker_id}',
-                               self._stop)
+                               self._stop, self.group)
             LOG.info('%s worker %s started', self.label, self.worker_id)
             self._processor(parts, locks).run_forever(interval)
         finally:
@@ -374,7 +483,18 @@ class ProcessorService(cotyledon.Service):
         return None
 
     def _processor(self, parts, locks):
-        return Processor(parts.scope_worker, parts.fetcher, locks, self._stop)
+        return Processor(parts.scope_worker, parts.fetcher, locks, self._stop,
+                         health=ck_health.Health(
+                             self._counters(), ck_health.PERIODS_RATED,
+                             ck_health.LagWatch(
+                                 self._conf.orchestrator.lag_warning_periods)))
+
+    def _counters(self):
+        """This worker's counters, in its file of ``counters_dir``."""
+        return ck_health.Counters(None if self._counters_dir is None else
+                                  ck_health.counters_path(
+                                      self._counters_dir, self.label,
+                                      self.worker_id))
 
     def terminate(self):
         # Let the current period finish or be abandoned before storing,
@@ -389,10 +509,13 @@ class ReprocessingService(ProcessorService):
 
     name = 'cloudkitty-reprocessing'
     label = 'Reprocessing'
+    group = ck_lock.REPROCESSING_GROUP
 
     def _processor(self, parts, locks):
-        return ReprocessingProcessor(parts.scope_worker, parts.schedule,
-                                     locks, self._stop)
+        return ReprocessingProcessor(
+            parts.scope_worker, parts.schedule, locks, self._stop,
+            health=ck_health.Health(self._counters(),
+                                    ck_health.PERIODS_REPROCESSED))
 
 
 class RPCServer:
@@ -413,7 +536,8 @@ class RPCServer:
         self.endpoint = ck_rpc.ProcessorEndpoint(
             parts.storage, parts.scope_state, parts.modules,
             parts.module_state, locks,
-            conf.orchestrator.reset_lock_timeout, stop_event)
+            conf.orchestrator.reset_lock_timeout, conf.collect.period,
+            stop_event)
 
     def run_forever(self, interval=None):
         """Serve until the stop event; never raises (failures are logged)."""
@@ -468,6 +592,7 @@ class RPCService(ProcessorService):
 
     name = 'cloudkitty-rpc'
     label = 'RPC'
+    group = None
 
     def _processor(self, parts, locks):
         return RPCServer(self._conf, parts, locks, self._stop)
@@ -479,16 +604,42 @@ def serve(conf, plan):
     ``[orchestrator] max_workers`` processes rate (at least one) and
     ``max_workers_reprocessing`` work on reprocessing tasks (none if 0).
     With ``[DEFAULT] transport_url`` set, one more process serves the
-    API's scope resets and quotes (:class:`RPCService`).
+    API's scope resets and quotes (:class:`RPCService`). With
+    ``[orchestrator] metrics_port`` set, one more serves ``/metrics``
+    (:class:`~cloudkitty.orchestrator.metrics.MetricsService`), adding up
+    the counters the workers write to a temporary directory, removed when
+    the master exits.
     """
+    counters_dir = None
+    if conf.orchestrator.metrics_port:
+        counters_dir = tempfile.mkdtemp(prefix='cloudkitty-processor-')
+    try:
+        _serve(conf, plan, counters_dir)
+    finally:
+        # The master only: the workers, multiprocessing's, end in _exit.
+        if counters_dir is not None:
+            shutil.rmtree(counters_dir, ignore_errors=True)
+
+
+def _serve(conf, plan, counters_dir):
+    # Import the rating modules (and the API code they bring) once, before
+    # the workers are forked: each worker, and each one started again
+    # after a crash, then starts without seconds of imports. Nothing is
+    # instantiated here; a module that fails to import is reported by the
+    # workers' own loading.
+    extension.ExtensionManager(rating.NAMESPACE,
+                               on_load_failure_callback=lambda *_: None)
     manager = cotyledon.ServiceManager()
     manager.add(ProcessorService,
                 workers=max(1, conf.orchestrator.max_workers),
-                args=(conf, plan))
+                args=(conf, plan, counters_dir))
     if conf.orchestrator.max_workers_reprocessing > 0:
         manager.add(ReprocessingService,
                     workers=conf.orchestrator.max_workers_reprocessing,
-                    args=(conf, plan))
+                    args=(conf, plan, counters_dir))
+    if counters_dir is not None:
+        manager.add(ck_metrics.MetricsService, workers=1,
+                    args=(conf, counters_dir))
     if ck_rpc.is_configured(conf):
         manager.add(RPCService, workers=1, args=(conf, plan))
     else:

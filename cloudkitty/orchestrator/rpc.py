@@ -26,6 +26,7 @@ strings, and both are parsed back on arrival (:func:`frame_to_wire`,
 """
 
 import contextlib
+import datetime
 import importlib
 import logging
 import threading
@@ -285,14 +286,16 @@ class ProcessorEndpoint:
     :param locks: a :class:`~cloudkitty.orchestrator.lock.ScopeLocks` (the
         locks the rating workers take)
     :param lock_timeout: seconds a reset waits for a scope's lock
+    :param period: the collect period, in seconds
     :param stop_event: once set, waiting resets give up
     """
 
     target = oslo_messaging.Target(version=VERSION)
 
     def __init__(self, storage, scope_state, modules, module_state, locks,
-                 lock_timeout, stop_event=None):
+                 lock_timeout, period, stop_event=None):
         self._storage = storage
+        self._period = datetime.timedelta(seconds=period)
         self._scope_state = scope_state
         self._modules = modules
         self._module_state = module_state
@@ -306,9 +309,16 @@ class ProcessorEndpoint:
         self._locks_start = threading.Lock()
 
     def reset_state(self, ctxt, scope, last_processed_timestamp):
-        """Reset one scope (a cast): under its lock, set its state to
-        ``last_processed_timestamp`` then delete its stored data from that
-        time on. Returns whether it was done; failures are logged."""
+        """Reset one scope (a cast) so that it is rated again from
+        ``last_processed_timestamp`` on: under its lock, set its state to
+        the period before (the last one kept), then delete its stored data
+        from that time on. Returns whether it was done; failures are
+        logged.
+
+        The state is the start of the last period processed: set to the
+        timestamp itself, the period beginning then would be deleted and
+        never rated again.
+        """
         scope_id = scope['scope_id']
         parts = {part: scope[part] for part in _SCOPE_PARTS}
         try:
@@ -335,7 +345,7 @@ class ProcessorEndpoint:
         # other order would leave deleted periods marked as processed.
         try:
             self._scope_state.set_last_processed_timestamp(
-                scope_id, timestamp, **parts)
+                scope_id, timestamp - self._period, **parts)
         except Exception as exc:  # noqa: BLE001 - database down, logged
             LOG.error('Reset of scope %s to %s failed, nothing changed: '
                       '%s: %s', scope_id, timestamp.isoformat(),
@@ -351,9 +361,11 @@ class ProcessorEndpoint:
                       timestamp.isoformat(), exc.__class__.__name__, exc)
             return False
         LOG.info('Scope %s (%s=%s, fetcher %s, collector %s) reset to %s: '
-                 'state set, stored data from that time on deleted',
+                 'stored data from that time on deleted, to be rated again '
+                 '(state set to %s, the last period kept)',
                  scope_id, parts['scope_key'], scope_id, parts['fetcher'],
-                 parts['collector'], timestamp.isoformat())
+                 parts['collector'], timestamp.isoformat(),
+                 (timestamp - self._period).isoformat())
         return True
 
     def quote(self, ctxt, frame):

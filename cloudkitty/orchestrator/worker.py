@@ -24,6 +24,7 @@ the same way, recording its progress in the task instead of the scope state.
 """
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import datetime
 import logging
@@ -67,19 +68,24 @@ class ScopeAbandoned(Exception):
     """The scope cannot be rated in this pass; it is retried on a later one.
 
     ``metric`` is the metric whose collection failed, or ``None`` when the
-    failure is not a metric's (storage, state, stop requested).
+    failure is not a metric's (storage, state, stop requested); ``source``
+    the collector that failed to collect it.
     """
 
-    def __init__(self, scope_id, reason, metric=None, period_start=None):
+    def __init__(self, scope_id, reason, metric=None, period_start=None,
+                 source=None):
         self.scope_id = scope_id
         self.reason = reason
         self.metric = metric
         self.period_start = period_start
+        self.source = source
         where = f'scope {scope_id}'
         if period_start is not None:
             where += f' period {period_start.isoformat()}'
         if metric is not None:
             where += f' metric {metric}'
+        if source is not None:
+            where += f' source {source}'
         super().__init__(f'{where}: {reason}')
 
 
@@ -88,14 +94,22 @@ class ScopeResult:
     """What :meth:`ScopeWorker.rate_scope` did for one scope.
 
     ``rated``: period starts stored, in order; ``error``: why the scope
-    was abandoned (``None`` if it was not); ``inactive``: the scope is
-    marked inactive and was not looked at.
+    was abandoned (``None`` if it was not); ``failure``: what failed,
+    ``COLLECTION`` (a metric's collection failed or timed out) or
+    ``RATING`` (anything else: rating modules, storage, scope state),
+    ``None`` when nothing did (a stop request is no failure);
+    ``inactive``: the scope is marked inactive and was not looked at.
     """
 
     scope_id: str
     rated: list = dataclasses.field(default_factory=list)
     error: str = None
+    failure: str = None
     inactive: bool = False
+
+
+#: :attr:`ScopeResult.failure` values.
+COLLECTION, RATING = 'collection', 'rating'
 
 
 def month_start(now):
@@ -127,6 +141,24 @@ def next_period_start(last, period, wait_periods, now):
     return None
 
 
+def due_periods(last, period, wait_periods, now):
+    """How many periods of a scope are due at ``now`` and not yet rated.
+
+    The periods counted are those :func:`next_period_start` would hand
+    out one after the other if each were rated at once: the next one and
+    every later one also due by the same rule. 0 exactly when
+    :func:`next_period_start` returns ``None``. The newest due period
+    starts ``(due_periods - 1) * period`` seconds after the next one.
+    """
+    first = next_period_start(last, period, wait_periods, now)
+    if first is None:
+        return 0
+    step = datetime.timedelta(seconds=period)
+    # Period k (from 0) is due iff first + (k + wait_periods) * step < now.
+    room = now - first - wait_periods * step
+    return -(-room // step)
+
+
 def next_reprocess_start(start, end, current, period):
     """Next period start of a reprocessing task, or ``None`` once finished.
 
@@ -139,6 +171,117 @@ def next_reprocess_start(start, end, current, period):
     else:
         candidate = current + datetime.timedelta(seconds=period)
     return candidate if candidate <= end else None
+
+
+class SharedCollection:
+    """The usage of one pass's scopes, collected once per metric and period.
+
+    :param collector: has ``retrieve(metric_name, start, end, project_id)``
+        and ``retrieve_many(metric_name, start, end, scope_ids)`` (see
+        :meth:`cloudkitty.collector.BaseCollector.retrieve_many`).
+    :param nexts: ``{scope_id: start of its next due period or None}``.
+    :param due: ``f(start of a period recorded) -> start of the next due
+        period or None``.
+
+    The pass goes in rounds. :meth:`next_round` picks the oldest next
+    period among the scopes still in the pass; the round's *group* is the
+    scopes due in that period, and only they rate a period in that round
+    (:meth:`in_round`). So scopes that lag behind catch up with the others
+    first, and each period is collected once. A scope with nothing due is
+    in no round.
+
+    The first :meth:`retrieve` of a metric by a member of the group
+    collects that metric for the whole group in one ``retrieve_many``
+    call; the other members, asking later (or meanwhile, from other
+    threads), get their part of that answer. Each part is handed out once
+    and then forgotten; the parts nobody took (a scope that failed or was
+    locked) are forgotten at the next round. A scope outside the group
+    (its state moved since the pass began), or asking again for a part it
+    had, is collected alone.
+
+    A failure of the group's collection is each member's failure in this
+    pass: raised to every one of them (a ``CollectError`` naming that
+    scope), so that a source that is down is asked once per metric, not
+    once per scope. Members are retried on a later pass.
+
+    :meth:`advance` records that a scope stored a period.
+    """
+
+    def __init__(self, collector, nexts, due):
+        self._collector = collector
+        self._nexts = dict(nexts)
+        self._due = due
+        self._start = None           # the round's period start
+        self._group = frozenset()    # the scopes due then
+        self._answers = {}           # metric -> Future of its answer
+        self._taken = set()          # (metric, scope) parts handed out
+        self._lock = threading.Lock()
+
+    def advance(self, scope_id, start):
+        """``scope_id`` recorded the period starting at ``start``."""
+        following = self._due(start)
+        with self._lock:
+            self._nexts[scope_id] = following
+
+    def next_round(self, scope_ids):
+        """Begin a round among ``scope_ids``, the scopes still in the pass.
+
+        :returns: the round's period start (``None``: nothing is due)
+        """
+        with self._lock:
+            starts = [self._nexts.get(s) for s in scope_ids]
+            self._start = min((s for s in starts if s is not None),
+                              default=None)
+            self._group = frozenset(
+                s for s in scope_ids if self._nexts.get(s) == self._start
+                and self._start is not None)
+            self._answers.clear()
+            self._taken.clear()
+        return self._start
+
+    def in_round(self, scope_id):
+        """Whether ``scope_id`` rates a period in this round."""
+        return scope_id in self._group
+
+    def retrieve(self, metric, start, end, scope_id):
+        """``(type, [DataPoint])`` of ``metric`` for one scope and period.
+
+        :raises NoDataCollected: the scope has no data
+        :raises CollectError: the collection failed (for the group, or for
+            this scope alone)
+        """
+        with self._lock:
+            shared = (start == self._start and scope_id in self._group
+                      and (metric, scope_id) not in self._taken)
+            if shared:
+                self._taken.add((metric, scope_id))
+                future = self._answers.get(metric)
+                leader = future is None
+                if leader:
+                    future = self._answers[metric] = \
+                        concurrent.futures.Future()
+                group = self._group
+        if not shared:
+            return self._collector.retrieve(metric, start, end,
+                                            project_id=scope_id)
+        if leader:
+            try:
+                future.set_result(self._collector.retrieve_many(
+                    metric, start, end, sorted(group)))
+            except Exception as exc:  # each member raises it, see below
+                future.set_exception(exc)
+        try:
+            answer = future.result()
+        except ck_collector.CollectError as exc:
+            raise ck_collector.CollectError(
+                exc.collector, exc.metric, scope_id, exc.reason) from exc
+        with self._lock:
+            part = answer.pop(scope_id, None)
+        if part is None:
+            raise ck_collector.NoDataCollected(
+                getattr(self._collector, 'collector_name', None), metric,
+                scope_id)
+        return part
 
 
 class ScopeWorker:
@@ -180,16 +323,72 @@ class ScopeWorker:
         self._stop = stop_event or threading.Event()
         self._clock = clock
         self._collect_pool = None
+        self._shared = None
+        self._still_held = None
+        self._source = getattr(collector, 'collector_name', None) or \
+            type(collector).__name__
 
     @property
     def period(self):
         return datetime.timedelta(seconds=self._settings.period)
+
+    def lag(self, scope_id):
+        """``(last processed period start or None, due periods)`` of the
+        scope now (:func:`due_periods`)."""
+        last = self._scope_state.get_last_processed_timestamp(scope_id)
+        return last, due_periods(last, self._settings.period,
+                                 self._settings.wait_periods, self._clock())
 
     def next_period(self, scope_id):
         """Start of the scope's next due period, or ``None``."""
         last = self._scope_state.get_last_processed_timestamp(scope_id)
         return next_period_start(last, self._settings.period,
                                  self._settings.wait_periods, self._clock())
+
+    @contextlib.contextmanager
+    def shared_collection(self, scope_ids):
+        """Share collections between ``scope_ids`` until the block ends.
+
+        With a collector that has ``grouped_collection``, every scope
+        rated inside the block takes its usage from a
+        :class:`SharedCollection` of those scopes: each metric of a period
+        is collected once for all of them that are due in that period. A
+        scope's period is still stored and recorded by :meth:`rate_period`
+        alone, under the caller's lock of that scope; the collection merely
+        reads the source sooner. For the regular rating of one pass (not
+        for reprocessing, whose periods are not the scopes' next ones).
+
+        Yields the :class:`SharedCollection` (the caller then rates in its
+        rounds: ``next_round`` and ``in_round``, one period per scope), or
+        ``None`` when the collector cannot group collections (nothing
+        changes then).
+        """
+        if not getattr(self._collector, 'grouped_collection', False):
+            yield None
+            return
+        nexts = {scope_id: self.next_period(scope_id)
+                 for scope_id in dict.fromkeys(scope_ids)}
+        self._shared = SharedCollection(
+            self._collector, nexts, lambda last: next_period_start(
+                last, self._settings.period, self._settings.wait_periods,
+                self._clock()))
+        try:
+            yield self._shared
+        finally:
+            self._shared = None
+
+    @contextlib.contextmanager
+    def fenced(self, still_held):
+        """Within the block, store a period only if ``still_held()`` says
+        the scope's lock is still this worker's (checked just before each
+        store): a worker whose lock expired or vanished with a restarted
+        coordination backend abandons the scope instead of rating it
+        beside the worker that took the lock since."""
+        self._still_held = still_held
+        try:
+            yield
+        finally:
+            self._still_held = None
 
     def rate_scope(self, scope_id, max_periods=None):
         """Rate every due period of ``scope_id``, oldest first.
@@ -229,11 +428,16 @@ class ScopeWorker:
             work()
         except ScopeAbandoned as exc:
             result.error = str(exc)
+            if exc.metric is not None:
+                result.failure = COLLECTION
+            elif exc.reason != 'stop requested':
+                result.failure = RATING
             log = LOG.info if exc.reason == 'stop requested' else LOG.warning
             log('%s %s abandoned for this pass, to be retried: %s',
                 what, scope_id, exc)
         except Exception as exc:  # any failure of a collaborator
             result.error = f'scope {scope_id}: {exc.__class__.__name__}: {exc}'
+            result.failure = RATING
             LOG.warning('%s %s abandoned for this pass, to be retried: %s',
                         what, scope_id, result.error)
             # An outage fails every scope on every pass: the traceback only
@@ -302,9 +506,16 @@ class ScopeWorker:
             # Nothing of this period has been stored yet.
             raise ScopeAbandoned(
                 scope_id, 'stop requested', period_start=start)
+        if self._still_held is not None and not self._still_held():
+            raise ScopeAbandoned(
+                scope_id, 'its lock was lost (expired, or the coordination '
+                'backend restarted without it): another worker may rate it',
+                period_start=start)
         self._store(scope_id, frame)
         if record is None:
             self._scope_state.set_last_processed_timestamp(scope_id, start)
+            if self._shared is not None:
+                self._shared.advance(scope_id, start)
         else:
             record()
         LOG.info('Rated scope %s period %s: %d points stored, %d skipped',
@@ -317,9 +528,12 @@ class ScopeWorker:
             return []
         timeout = self._settings.collector_request_timeout
         started = {}
+        shared = self._shared
 
         def retrieve(metric):
             started[metric] = time.monotonic()
+            if shared is not None:
+                return shared.retrieve(metric, start, end, scope_id)
             return self._collector.retrieve(metric, start, end,
                                             project_id=scope_id, q_filter=None)
 
@@ -343,14 +557,16 @@ class ScopeWorker:
                     except Exception as exc:
                         raise ScopeAbandoned(
                             scope_id, f'{exc.__class__.__name__}: {exc}',
-                            metric=metric, period_start=start) from exc
+                            metric=metric, period_start=start,
+                            source=self._source) from exc
                 now = time.monotonic()
                 for future in pending:
                     metric = futures[future]
                     if metric in started and now - started[metric] > timeout:
                         raise ScopeAbandoned(
                             scope_id, f'collection timed out after {timeout}s',
-                            metric=metric, period_start=start)
+                            metric=metric, period_start=start,
+                            source=self._source)
                 if pending and self._stop.is_set():
                     raise ScopeAbandoned(scope_id, 'stop requested',
                                          period_start=start)

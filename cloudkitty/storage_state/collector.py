@@ -81,11 +81,23 @@ class CollectorStateManager:
         self._table = CollectorState.__table__
 
     def get_state(self, name):
-        """Whether collector ``name`` is enabled; ``False`` if never set."""
+        """Whether collector ``name`` is enabled; ``True`` if never set.
+
+        A collector is enabled unless disabled through this manager: the
+        meta collector collects from every collector the operator has not
+        disabled.
+        """
         with self._engine.connect() as connection:
             enabled = connection.execute(sa.select(self._table.c.enabled).where(
                 self._table.c.name == name)).scalar()
-        return bool(enabled)
+        return True if enabled is None else bool(enabled)
+
+    def get_all(self):
+        """``{name: enabled}`` of the collectors whose state was set."""
+        with self._engine.connect() as connection:
+            rows = connection.execute(sa.select(
+                self._table.c.name, self._table.c.enabled))
+            return {name: bool(enabled) for name, enabled in rows}
 
     def set_state(self, name, enabled):
         """Enable or disable collector ``name``; returns the new state."""

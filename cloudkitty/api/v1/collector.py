@@ -87,7 +87,7 @@ class StatesController(rest.RestController):
 
     @wsme_pecan.wsexpose(CollectorInfos, wtypes.text)
     def get_one(self, name):
-        """State of a collector (never set: disabled)."""
+        """State of a collector (never set: enabled)."""
         utils.authorize(collector_policies.GET_STATE, {})
         return self._infos(name)
 

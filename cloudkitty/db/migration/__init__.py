@@ -39,7 +39,16 @@ def current(engine):
             connection).get_current_revision()
 
 
+def _scripts():
+    return alembic_script.ScriptDirectory.from_config(_config(None))
+
+
 def head():
     """Return the newest revision shipped with the code."""
-    return alembic_script.ScriptDirectory.from_config(
-        _config(None)).get_current_head()
+    return _scripts().get_current_head()
+
+
+def is_known(revision):
+    """Whether ``revision`` is one of the revisions shipped with the code."""
+    return revision in {script.revision
+                        for script in _scripts().walk_revisions()}

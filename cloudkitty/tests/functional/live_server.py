@@ -3,12 +3,15 @@
 For the tests whose client is another process or a real HTTP client (the
 ``cloudkitty`` CLI, keystonemiddleware's callers): :func:`serve` runs the
 standard library's WSGI server in a thread, one thread per connection, and
-stops it on exit.
+stops it on exit. :func:`free_port`, :func:`stop_process` and
+:func:`log_tail` serve the tests that run a server process of their own.
 """
 
 import contextlib
+import signal
 import socket
 import socketserver
+import subprocess
 import threading
 from wsgiref import simple_server
 
@@ -46,3 +49,26 @@ def free_port(host='127.0.0.1'):
     with contextlib.closing(socket.socket()) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def stop_process(process, sig=signal.SIGTERM, timeout=30):
+    """Send ``sig`` to a server's ``subprocess.Popen`` (unless it already
+    exited) and wait for its end; past ``timeout`` seconds, kill it."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(sig)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def log_tail(path, size=2000):
+    """The last ``size`` characters of the log file at ``path`` ('' if it
+    cannot be read)."""
+    try:
+        with open(path, errors='replace') as stream:
+            return stream.read()[-size:]
+    except OSError:
+        return ''

@@ -82,7 +82,7 @@ collector_request_timeout = 30
 process_interval = 0.2
 
 [database]
-connection = sqlite:///{database}
+connection = {url}
 
 [storage]
 backend = sqlalchemy
@@ -104,7 +104,7 @@ class Scenario:
 
     def __init__(self, tmp_path, scopes=3, hours=24, seed=0, max_workers=1,
                  coordination_url=None, metrics_yml=METRICS_YML, name='ck',
-                 database=None):
+                 database=None, url=None):
         self.tmp = tmp_path
         self.rng = random.Random(seed)
         tag = uuid.uuid4().hex[:8]
@@ -113,6 +113,7 @@ class Scenario:
         self.base = floor_hour(datetime.datetime.now(UTC)) - (hours + 6) * HOUR
         self.last_data_period = self.base + hours * HOUR
         self.database = database or tmp_path / f'{name}.sqlite'
+        self._url = url
         self.usage = tmp_path / 'usage'
         self.usage.mkdir(exist_ok=True)
         self.metrics = tmp_path / 'metrics.yml'
@@ -122,6 +123,12 @@ class Scenario:
         self.config = self.write_config(name, max_workers)
         self._setup_database()
 
+    @property
+    def url(self):
+        """The database's SQLAlchemy URL (``url``, else the SQLite file
+        ``database``)."""
+        return self._url or f'sqlite:///{self.database}'
+
     def write_config(self, name, max_workers=1, debug=False):
         path = self.tmp / f'{name}.conf'
         path.write_text(CONF_TEMPLATE.format(
@@ -129,7 +136,7 @@ class Scenario:
             metrics=self.metrics, usage=self.usage,
             scopes=','.join(self.scopes),
             coordination_url=self.coordination_url, max_workers=max_workers,
-            database=self.database))
+            url=self.url))
         return path
 
     def _write_usage(self):
@@ -173,7 +180,7 @@ class Scenario:
         from cloudkitty import db
         from cloudkitty.db import migration
         from cloudkitty import storage_state
-        engine = db.create_engine(f'sqlite:///{self.database}')
+        engine = db.create_engine(self.url)
         migration.upgrade(engine)
         states = storage_state.ScopeStateManager(engine, 'project_id',
                                                  'source', 'file')
@@ -232,6 +239,7 @@ class Scenario:
         """``{(scope, type, period start, id): [qty, ...]}`` as stored."""
         storage = self.storage()
         stored = collections.defaultdict(list)
+        self.prices = prices = []
         result = storage.retrieve(begin=self.base,
                                   end=self.last_data_period + 10 * HOUR,
                                   paginate=False)
@@ -239,13 +247,13 @@ class Scenario:
             for type_, point in frame.iterpoints():
                 stored[(point.groupby['project_id'], type_, frame.start,
                         point.groupby['id'])].append(point.qty)
-                assert point.price == 0
+                prices.append(point.price)
         return dict(stored)
 
     def states(self):
         from cloudkitty import db
         from cloudkitty import storage_state
-        engine = db.create_engine(f'sqlite:///{self.database}')
+        engine = db.create_engine(self.url)
         try:
             manager = storage_state.ScopeStateManager(
                 engine, 'project_id', 'source', 'file')
@@ -258,17 +266,24 @@ class Scenario:
         return all(last is not None and last >= self.last_data_period
                    for last in self.states().values())
 
-    def assert_stored_exactly_once(self, upto=None):
-        """Every expected point of a period up to ``upto`` (default: all)
-        stored exactly once with its exact quantity, nothing else."""
+    def assert_stored_exactly_once(self, upto=None, since=None,
+                                   priced=False):
+        """Every expected point of a period from ``since`` and up to
+        ``upto`` (``{scope: period start}``, default: all) stored exactly
+        once with its exact quantity, nothing else; unless ``priced``,
+        every price 0 (no rating module enabled)."""
         expected = self.expected()
         if upto is not None:
             expected = {k: v for k, v in expected.items()
                         if k[2] <= upto[k[0]]}
+        if since is not None:
+            expected = {k: v for k, v in expected.items()
+                        if k[0] not in since or k[2] >= since[k[0]]}
         stored = self.stored()
         doubled = {k: v for k, v in stored.items() if len(v) != 1}
         assert not doubled, f'stored more than once: {doubled}'
         assert {k: v[0] for k, v in stored.items()} == expected
+        assert priced or not any(self.prices)
         return expected
 
     # -- the processor ---------------------------------------------------------
@@ -302,6 +317,8 @@ class Scenario:
 
 
 STARTED = re.compile(r'Processor worker \d+ started')
+#: The log line of a period stored: (scope, period start).
+RATED = re.compile(r'Rated scope (\S+) period (\S+):')
 
 
 def _count(path, pattern):
@@ -350,7 +367,7 @@ def run_cli(tmp_path, metrics_yml, extra_conf='', collector='file'):
     config.write_text(CONF_TEMPLATE.format(
         log_file=tmp_path / 'bad.log', debug=False, metrics=metrics,
         usage=tmp_path, scopes='a', coordination_url=f'file://{tmp_path}/l',
-        max_workers=1, database=tmp_path / 'bad.sqlite').replace(
+        max_workers=1, url=f'sqlite:///{tmp_path}/bad.sqlite').replace(
             'collector = file', f'collector = {collector}') + extra_conf)
     return subprocess.run(
         [sys.executable, '-m', 'cloudkitty.cli.processor', '--config-file',

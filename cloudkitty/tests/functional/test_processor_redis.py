@@ -2,7 +2,6 @@
 
 import collections
 import os
-import re
 import socket
 
 import pytest
@@ -29,9 +28,6 @@ def redis_url():
     return REDIS_URL
 
 
-RATED = re.compile(r'Rated scope (\S+) period (\S+):')
-
-
 def test_two_processors_rate_each_scope_period_once(tmp_path, redis_url):
     scenario = harness.Scenario(tmp_path, scopes=6, hours=60, seed=5,
                                 coordination_url=redis_url)
@@ -45,7 +41,7 @@ def test_two_processors_rate_each_scope_period_once(tmp_path, redis_url):
     rated = collections.Counter()
     by_processor = []
     for name in ('ck.log', 'ck2.log'):
-        found = RATED.findall((tmp_path / name).read_text())
+        found = harness.RATED.findall((tmp_path / name).read_text())
         by_processor.append(len(found))
         rated.update(found)
     print(f'periods rated by each processor: {by_processor}')

@@ -185,9 +185,9 @@ def test_scope_reset_through_the_api(api):
         'scope_id': 'p1', 'last_processed_timestamp': new.isoformat()},
         status=202)
     assert response.json == {}
-    assert wait_for(lambda: state_of(backends, 'p1') == new)
-    # Deleted from the new timestamp on, as the specification says (that
-    # period included); before it, untouched.
+    # Rated again from the new timestamp on: the last period kept is the
+    # one before it, and the data from it on is deleted.
+    assert wait_for(lambda: state_of(backends, 'p1') == new - HOUR)
     assert wait_for(lambda: stored(backends, 'p1') == hours[:2])
     # The other scope is untouched.
     assert state_of(backends, 'p2') == BASE + 5 * HOUR
@@ -210,7 +210,7 @@ def test_scope_reset_waits_for_the_scope_being_rated(api, conf, tmp_path):
             time.sleep(1)
             assert state_of(backends, 'p1') == BASE + 5 * HOUR
             assert len(stored(backends, 'p1')) == 6
-        assert wait_for(lambda: state_of(backends, 'p1') == BASE)
+        assert wait_for(lambda: state_of(backends, 'p1') == BASE - HOUR)
         assert wait_for(lambda: stored(backends, 'p1') == [])
     finally:
         rater.stop()

@@ -75,7 +75,7 @@ class FlakyLock:
     def release(self):
         if self.fail_release:
             raise tooz.ToozError('connection lost')
-        return True
+        return not getattr(self, 'lost', False)
 
 
 class FlakyCoordinator:
@@ -117,6 +117,18 @@ def test_failures_while_locking_restart_the_coordinator(caplog):
     assert FlakyCoordinator.instances[1].stopped
 
 
+def test_a_lock_lost_while_held_is_logged(caplog):
+    flaky = FlakyLock(fail_acquire=False, fail_release=False)
+    flaky.lost = True  # tooz's release says False: no longer ours
+    FlakyCoordinator.instances = []
+    locks = lock.ScopeLocks('fake://', b'm',
+                            lambda url, member: FlakyCoordinator(flaky))
+    with caplog.at_level(logging.WARNING), locks.hold('p1') as held:
+        assert held
+    assert 'The lock of scope p1 was lost while held' in caplog.text
+    assert locks.started
+
+
 def test_no_locks_always_holds():
     with lock.NoLocks().hold('anything') as held:
         assert held
@@ -126,3 +138,142 @@ def test_urls_are_logged_without_credentials():
     assert lock._safe_url('redis://:secret@host:6379?password=x') == \
         'redis://host:6379'
     assert lock._safe_url('file:///var/lib/x') == 'file:///var/lib/x'
+
+
+def test_timeouts_are_added_where_the_backend_takes_them():
+    assert lock.with_timeouts('redis://h:6379', 7) == \
+        'redis://h:6379?membership_timeout=7&lock_timeout=7'
+    assert lock.with_timeouts(
+        'etcd3+http://h:2379?lock_timeout=30&api_version=v3', 5) == \
+        'etcd3+http://h:2379?lock_timeout=30&api_version=v3&' \
+        'membership_timeout=5'
+    assert lock.with_timeouts('file:///var/lib/ck', 5) == \
+        'file:///var/lib/ck'
+    assert lock.shares_scopes('REDIS://h') and lock.shares_scopes(
+        'etcd3+https://h')
+    assert not lock.shares_scopes('file:///tmp/l')
+    assert not lock.shares_scopes('zookeeper://h')
+
+
+class GroupCoordinator:
+    """A backend's group: ``members`` is shared by the coordinators."""
+
+    def __init__(self, member, members, fail=None):
+        self.member = member
+        self.members = members
+        self.fail = fail
+        self.exists = True
+        self.joins = 0
+
+    def start(self, start_heart=False):
+        pass
+
+    def stop(self):
+        self.members.discard(self.member)
+
+    def join_group_create(self, group_id):
+        self.joins += 1
+        self.exists = True
+        self.members.add(self.member)
+
+    def get_members(self, group_id):
+        if self.fail is not None:
+            raise self.fail
+        if not self.exists:
+            raise coordination.GroupNotCreated(group_id)
+        members = set(self.members)
+
+        class Result:
+            @staticmethod
+            def get():
+                return members
+        return Result
+
+
+SCOPES = [f'scope-{i}' for i in range(300)]
+
+
+def group_of(names, members):
+    coordinators = {}
+
+    def factory(url, member):
+        coordinators[member] = GroupCoordinator(member, members)
+        return coordinators[member]
+    locks = [lock.ScopeLocks('redis://x', name, factory, group=b'g')
+             for name in names]
+    return locks, coordinators
+
+
+def test_live_members_share_the_scopes_out(caplog):
+    members = set()
+    (one, two, three), _ = group_of([b'one', b'two', b'three'], members)
+    for locks in (one, two, three):
+        assert locks.start()
+    assert members == {b'one', b'two', b'three'}
+    with caplog.at_level(logging.INFO):
+        shares = [locks.share(SCOPES) for locks in (one, two, three)]
+    assert 'Group g: 3 live members, one among them' in caplog.text
+    # Every scope in exactly one share, each share a fair part.
+    assert sorted(sum(shares, [])) == sorted(SCOPES)
+    assert all(60 <= len(share) <= 140 for share in shares), \
+        [len(share) for share in shares]
+    assert shares[0] == [s for s in SCOPES if s in set(shares[0])]
+    # "three" is gone: its scopes go to the others, theirs stay theirs.
+    members.discard(b'three')
+    after = [one.share(SCOPES), two.share(SCOPES)]
+    assert sorted(sum(after, [])) == sorted(SCOPES)
+    assert set(shares[0]) <= set(after[0])
+    assert set(shares[1]) <= set(after[1])
+
+
+def test_a_change_of_members_is_seen_between_two_shares():
+    members = set()
+    (one, two), coordinators = group_of([b'one', b'two'], members)
+    one._recheck = 0.0
+    assert not one.share_changed()  # no share yet
+    assert one.start() and two.start()
+    one.share(SCOPES)
+    assert not one.share_changed()
+    two.stop()  # leaves the group
+    assert one.share_changed() and one.share_changed()
+    assert one.share(SCOPES) == SCOPES
+    assert not one.share_changed()
+    coordinators[b'one'].fail = coordination.ToozConnectionError('down')
+    assert one.share_changed()
+    # Asked at most every ``recheck`` seconds.
+    one._recheck = 60.0
+    coordinators[b'one'].fail = None
+    assert one.share(SCOPES) == SCOPES
+    assert two.start()
+    assert not one.share_changed()
+
+
+def test_a_member_dropped_from_the_group_joins_again(caplog):
+    members = set()
+    (one,), coordinators = group_of([b'one'], members)
+    assert one.share(['a', 'b']) == ['a', 'b']
+    members.clear()  # expired by another member, or the backend restarted
+    with caplog.at_level(logging.INFO):
+        assert one.share(['a', 'b']) == ['a', 'b']
+    assert 'Member one is not in the group g' in caplog.text
+    assert members == {b'one'} and coordinators[b'one'].joins == 2
+    members.clear()
+    coordinators[b'one'].exists = False  # the group itself is gone
+    assert one.share(['a']) == ['a']
+    assert coordinators[b'one'].joins == 3
+
+
+def test_an_unreadable_group_is_no_share(caplog):
+    members = set()
+    (one,), coordinators = group_of([b'one'], members)
+    assert one.start()
+    coordinators[b'one'].fail = coordination.ToozConnectionError('down')
+    with caplog.at_level(logging.WARNING):
+        assert one.share(['a']) is None
+    assert 'Could not read the members of the group g' in caplog.text
+    assert not one.started
+
+
+def test_without_a_group_every_scope_is_tried():
+    assert lock.ScopeLocks('file:///x', b'm').share(['b', 'a']) == ['b', 'a']
+    assert lock.NoLocks().share(('a',)) == ['a']

@@ -13,7 +13,11 @@ class FakeWorker:
         self.calls = []
         self.on_rate = on_rate
 
-    def rate_scope(self, scope_id):
+    @contextlib.contextmanager
+    def shared_collection(self, scope_ids):
+        yield None
+
+    def rate_scope(self, scope_id, max_periods=None):
         self.calls.append(scope_id)
         if self.on_rate:
             self.on_rate(scope_id)
@@ -34,14 +38,28 @@ class FakeFetcher:
 
 
 class FakeLocks:
-    def __init__(self, taken=(), up=True):
+    """``others``: scopes left to other workers; ``share`` fails (``None``)
+    when ``shared`` is false."""
+
+    def __init__(self, taken=(), up=True, others=(), shared=True):
         self.taken = set(taken)
         self.up = up
+        self.others = set(others)
+        self.shared = shared
         self.held = []
         self.released = []
 
     def start(self):
         return self.up
+
+    def share(self, scope_ids):
+        if not self.shared:
+            return None
+        return [s for s in scope_ids if s not in self.others]
+
+    def share_changed(self):
+        # A member joins once this worker held ``changes_after`` locks.
+        return len(self.held) >= getattr(self, 'changes_after', 1 << 30)
 
     @contextlib.contextmanager
     def hold(self, scope_id):
@@ -83,6 +101,36 @@ def test_a_failing_scope_does_not_stop_the_others():
     assert summary.rated == {'b': 2}
     assert summary.inactive == ['c']
     assert locks.released == ['a', 'b', 'c']
+
+
+def test_a_pass_leaves_the_other_workers_share_alone():
+    fake_worker = FakeWorker()
+    locks = FakeLocks(taken=['c'], others=['b', 'd'])
+    proc = processor.Processor(fake_worker, FakeFetcher(list('abcd')),
+                               locks, shuffle=False)
+    summary = proc.run_pass()
+    assert fake_worker.calls == ['a']
+    assert summary.scopes == ['a', 'c'] and summary.others == ['b', 'd']
+    assert summary.locked == ['c'] and locks.held == ['a']
+
+
+def test_a_pass_ends_once_the_share_changed():
+    fake_worker = FakeWorker()
+    locks = FakeLocks()
+    locks.changes_after = 2
+    proc = processor.Processor(fake_worker, FakeFetcher(list('abcd')),
+                               locks, shuffle=False)
+    summary = proc.run_pass()
+    assert fake_worker.calls == ['a', 'b'] and summary.periods == 2
+
+
+def test_membership_unreadable_skips_the_pass():
+    fake_worker = FakeWorker()
+    proc = processor.Processor(fake_worker, FakeFetcher(['a']),
+                               FakeLocks(shared=False))
+    summary = proc.run_pass()
+    assert summary.unavailable == 'coordination backend unreachable'
+    assert fake_worker.calls == []
 
 
 def test_coordination_down_skips_the_pass():
@@ -205,3 +253,70 @@ def test_a_task_finished_meanwhile_is_left_alone():
     processor.ReprocessingProcessor(fake_worker, schedule,
                                     Racing()).run_pass()
     assert fake_worker.calls == []
+
+
+def make_conf(url):
+    from oslo_config import cfg
+
+    from cloudkitty import conf as ck_conf
+    conf = ck_conf.register_all(cfg.ConfigOpts())
+    conf([], project='cloudkitty', default_config_files=[])
+    conf.set_override('coordination_url', url, 'orchestrator')
+    conf.set_override('member_timeout', 4, 'orchestrator')
+    conf.set_override('host', 'h1')
+    return conf
+
+
+def test_make_locks_shares_out_where_members_expire(caplog):
+    from cloudkitty.orchestrator import lock
+    locks = processor.make_locks(make_conf('redis://r:6379?db=2'), 'P-0',
+                                 group=lock.RATING_GROUP)
+    assert locks._url == ('redis://r:6379?db=2&membership_timeout=4&'
+                          'lock_timeout=4')
+    assert locks._group == lock.RATING_GROUP
+    assert locks._member.startswith(b'h1-P-0-')
+    assert 'every scope' not in caplog.text
+
+
+def test_make_locks_on_files_tries_every_scope_and_says_so(caplog):
+    from cloudkitty.orchestrator import lock
+    with caplog.at_level('INFO'):
+        locks = processor.make_locks(make_conf('file:///var/lib/ck'), 'P-0',
+                                     group=lock.RATING_GROUP)
+    assert locks._url == 'file:///var/lib/ck' and locks._group is None
+    assert ('Worker P-0 tries the lock of every scope: the coordination '
+            'backend file:// keeps no live group membership') in caplog.text
+
+
+class FencedWorker(FakeWorker):
+    """Records the lock check it rates under, and runs it once."""
+
+    def __init__(self):
+        super().__init__()
+        self.checks = []
+        self._check = None
+
+    @contextlib.contextmanager
+    def fenced(self, still_held):
+        self._check = still_held
+        try:
+            yield
+        finally:
+            self._check = None
+
+    def rate_scope(self, scope_id, max_periods=None):
+        self.checks.append((scope_id, self._check()))
+        return super().rate_scope(scope_id, max_periods)
+
+
+class CheckedLocks(FakeLocks):
+    def still_held(self, scope_id):
+        return scope_id in self.held and scope_id not in self.released
+
+
+def test_each_scope_is_rated_fenced_by_its_own_lock():
+    fenced = FencedWorker()
+    proc = processor.Processor(fenced, FakeFetcher(['a', 'b']),
+                               CheckedLocks(), shuffle=False)
+    proc.run_pass()
+    assert fenced.checks == [('a', True), ('b', True)]

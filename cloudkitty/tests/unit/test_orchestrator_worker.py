@@ -227,6 +227,23 @@ def test_max_periods_bounds_the_work():
     assert len(scope_worker.rate_scope('p1', max_periods=2).rated) == 2
 
 
+def test_a_lost_lock_stores_nothing_more():
+    """Fenced by a lock check, a worker stores periods while the lock is
+    its own, and abandons the scope, storing nothing, once it is not."""
+    scope_worker, _, storage, state, _ = make_worker(last={'p1': MONTH})
+    checks = iter([True, True, False])
+    with scope_worker.fenced(lambda: next(checks)):
+        result = scope_worker.rate_scope('p1')
+    start = MONTH + HOUR
+    assert result.rated == [start, start + HOUR]
+    assert 'its lock was lost' in result.error
+    assert result.failure == worker.RATING
+    assert state.last['p1'] == start + HOUR
+    assert {p[1] for p in storage.points} == {start, start + HOUR}
+    # Outside the block nothing is checked.
+    assert len(scope_worker.rate_scope('p1', max_periods=1).rated) == 1
+
+
 def test_store_order_is_delete_push_then_state():
     scope_worker, _, _, _, journal = make_worker(last={'p1': MONTH})
     scope_worker.rate_scope('p1', max_periods=2)

@@ -15,6 +15,7 @@ PUBLIC_NAMES = [
     ('cloudkitty.fetcher', 'BaseFetcher'),
     ('cloudkitty.rating', 'RatingProcessorBase'),
     ('cloudkitty.storage.v2', 'BaseStorage'),
+    ('cloudkitty.writer', 'BaseWriter'),
 ]
 
 
@@ -25,7 +26,15 @@ def test_public_name_importable(module, name):
 
 ENTRY_POINTS = [
     ('cloudkitty.collector.backends', 'file'),
+    ('cloudkitty.collector.backends', 'gnocchi'),
+    ('cloudkitty.collector.backends', 'meta'),
+    ('cloudkitty.collector.backends', 'prometheus'),
+    ('cloudkitty.fetchers', 'prometheus'),
+    ('cloudkitty.fetchers', 'gnocchi'),
+    ('cloudkitty.fetchers', 'keystone'),
     ('cloudkitty.fetchers', 'source'),
+    ('cloudkitty.output.writers', 'csv'),
+    ('cloudkitty.output.writers', 'osrf'),
     ('cloudkitty.rating.processors', 'noop'),
     ('cloudkitty.storage.v2.backends', 'sqlalchemy'),
     ('oslo.config.opts', 'cloudkitty'),

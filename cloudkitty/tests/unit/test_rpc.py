@@ -134,7 +134,7 @@ def make_endpoint(busy=None, lock_timeout=5.0, states=None,
     endpoint = rpc.ProcessorEndpoint(
         FakeStorage(locks, events, storage_error),
         FakeScopeState(locks, events, scope_error), modules,
-        FakeModuleState(states), locks, lock_timeout, stop)
+        FakeModuleState(states), locks, lock_timeout, 3600, stop)
     return endpoint, events, modules
 
 
@@ -308,8 +308,11 @@ def test_reset_casts_one_message_per_scope_and_the_processor_applies_it(
         assert wait_for(lambda: len(events) == 4)
     parts = {'scope_key': 'project_id', 'fetcher': 'source'}
     by_scope = sorted(events, key=lambda e: (e[0], str(e[1])))
-    assert ('state', 's1', T0, dict(parts, collector='file'), True) in events
-    assert ('state', 's2', T0, dict(parts, collector='prometheus'),
+    # Rated again from T0: the last period kept is the one before.
+    before = T0 - datetime.timedelta(hours=1)
+    assert ('state', 's1', before, dict(parts, collector='file'),
+            True) in events
+    assert ('state', 's2', before, dict(parts, collector='prometheus'),
             True) in events
     deletes = [e for e in by_scope if e[0] == 'delete']
     assert sorted(e[3]['project_id'] for e in deletes) == ['s1', 's2']

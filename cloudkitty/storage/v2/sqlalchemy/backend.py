@@ -2,8 +2,9 @@
 
 Every filter, grouping, sort and page is computed by the database. Points
 are written in bulk: ``COPY ... FROM STDIN`` streamed on
-PostgreSQL, multi-row ``INSERT`` (DB-API ``executemany``) elsewhere. The
-tables are described in :mod:`.models`.
+PostgreSQL, multi-row ``INSERT`` (DB-API ``executemany``) elsewhere; each
+write keeps the per-batch sums of ``rated_totals`` in step, in its own
+transaction. The tables are described in :mod:`.models`.
 """
 
 import contextlib
@@ -12,12 +13,15 @@ import decimal
 import hashlib
 import json
 import logging
+import operator
 import queue
 import threading
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
 
 from cloudkitty import dataframe
 from cloudkitty import db
@@ -29,9 +33,14 @@ _UTC = datetime.timezone.utc
 _POINTS = models.RatedPoint.__table__
 _LABELS = models.RatedLabel.__table__
 _BATCHES = models.RatedBatch.__table__
+_TOTALS = models.RatedTotal.__table__
+_DAILY = models.RatedDailyTotal.__table__
+_DAY = datetime.timedelta(days=1)
 # In the order the bulk writers send them: per-run values first.
 _POINT_COLUMNS = ('period_begin', 'period_end', 'scope_id', 'type',
                   'batch_id', 'seq', 'label_id', 'qty', 'price')
+_TOTAL_COLUMNS = ('batch_id', 'type', 'period_begin', 'period_end',
+                  'scope_id', 'qty', 'price')
 # Rows per executemany() call and ids per IN list: bounded statements and
 # memory whatever the size of a push.
 _CHUNK = 5000
@@ -45,7 +54,7 @@ _WRITE_ATTEMPTS = 3
 # SQLSTATEs (PostgreSQL) and error numbers (MariaDB) worth a new attempt.
 _DEADLOCK_SQLSTATES = ('40P01', '40001')
 _DEADLOCK_ERRNOS = (1213, 1205)
-# PostgreSQL work_mem of the queries that group by label values.
+# PostgreSQL work_mem of the grouping queries.
 _WORK_MEM = '32MB'
 # MariaDB in-memory temporary table size of the same queries, in bytes.
 _MARIADB_TMP_TABLE_SIZE = 256 * 1024 * 1024
@@ -83,8 +92,16 @@ class _SQLiteDecimalSum:
         return None if self.total is None else str(self.total)
 
 
+def _sqlite_decimal_add(augend, addend):
+    """``ck_decimal_add``: exact sum of two of SQLite's decimal texts."""
+    with decimal.localcontext(v2.DECIMAL_CONTEXT):
+        return str(decimal.Decimal(str(augend)) + decimal.Decimal(str(addend)))
+
+
 def _sqlite_on_connect(dbapi_connection, _record):
     dbapi_connection.create_aggregate('ck_decimal_sum', 1, _SQLiteDecimalSum)
+    dbapi_connection.create_function('ck_decimal_add', 2, _sqlite_decimal_add,
+                                     deterministic=True)
 
 
 def _is_deadlock(exc):
@@ -93,6 +110,21 @@ def _is_deadlock(exc):
         return True
     args = getattr(orig, 'args', ())
     return bool(args) and args[0] in _DEADLOCK_ERRNOS
+
+
+_QUANTUM = decimal.Decimal(1).scaleb(-models.SCALE)
+_QTY = operator.itemgetter(1)    # of a DataPoint
+_PRICE = operator.itemgetter(2)
+
+
+def _stored(value):
+    """``value`` as a NUMERIC column of :data:`~.models.SCALE` decimals
+    stores it: rounded half away from zero (as PostgreSQL and MariaDB
+    round, and :class:`~.models.SQLiteDecimal`)."""
+    if value.as_tuple().exponent >= -models.SCALE:
+        return value
+    return value.quantize(_QUANTUM, decimal.ROUND_HALF_UP,
+                          context=v2.DECIMAL_CONTEXT)
 
 
 def _naive_utc(value):
@@ -215,10 +247,12 @@ class SQLAlchemyStorage(v2.BaseStorage):
         """Insert the points of ``frames``; return the new label ids."""
         batches = self._insert_batches(conn, frames, scope_id)
         new_labels = {}
+        totals = []
         if self._dialect != 'postgresql':
             self._insert_points(conn, self._point_runs(
-                frames, batches, new_labels))
+                frames, batches, new_labels, totals))
             self._insert_labels(conn, new_labels)
+            self._store_totals(conn, totals)
             return new_labels.keys()
         # Labels are a shared, append-only dictionary: those of a large push
         # are stored on a second connection while the points stream, each
@@ -228,7 +262,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
 
         def runs():
             nonlocal writer
-            for run in self._point_runs(frames, batches, new_labels,
+            for run in self._point_runs(frames, batches, new_labels, totals,
                                         as_text=True):
                 yield run
                 if len(new_labels) >= _LABEL_SPILL:
@@ -246,7 +280,150 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 # After a failed copy, its error is the one to raise.
                 writer.close(raise_error=copied)
         self._insert_labels(conn, new_labels)
+        self._store_totals(conn, totals)
         return spilled + list(new_labels)
+
+    def _store_totals(self, conn, totals):
+        """Insert the ``rated_totals`` rows of ``totals`` (tuples of
+        :data:`_TOTAL_COLUMNS`, as :meth:`_point_runs` makes them) in bulk,
+        and add them to the daily sums."""
+        if not totals:
+            return
+        if self._dialect == 'postgresql':
+            # One insert of arrays, sent in binary.
+            conn.exec_driver_sql(
+                f'INSERT INTO rated_totals ({", ".join(_TOTAL_COLUMNS)}) '
+                f'SELECT * FROM unnest(%(batch_id)b::int8[], '
+                f'%(type)b::text[], %(period_begin)b::timestamp[], '
+                f'%(period_end)b::timestamp[], %(scope_id)b::text[], '
+                f'%(qty)b::numeric[], %(price)b::numeric[])',
+                dict(zip(_TOTAL_COLUMNS, map(list, zip(*totals)))))
+        else:
+            rows = totals
+            if self._dialect == 'sqlite':
+                # As _insert_points: the texts the column types store.
+                dialect = self.engine.dialect
+                date = _TOTALS.c.period_begin.type.dialect_impl(
+                    dialect).bind_processor(dialect)
+                text = _TOTALS.c.qty.type.dialect_impl(dialect).to_text
+                rows = [(batch, type_, date(begin), date(end), scope,
+                         text(qty), text(price))
+                        for batch, type_, begin, end, scope, qty, price
+                        in totals]
+            mark = '?' if self.engine.dialect.paramstyle == 'qmark' else '%s'
+            sql = (f'INSERT INTO rated_totals ({", ".join(_TOTAL_COLUMNS)}) '
+                   f'VALUES ({", ".join([mark] * len(_TOTAL_COLUMNS))})')
+            for chunk in _chunks(rows):
+                conn.exec_driver_sql(sql, chunk)
+        daily = {}
+        with decimal.localcontext(v2.DECIMAL_CONTEXT):
+            for _, type_, begin, _, scope, qty, price in totals:
+                if scope is None:
+                    continue
+                key = (scope, type_, begin.date())
+                day_qty, day_price, count = daily.get(key, (0, 0, 0))
+                daily[key] = (day_qty + qty, day_price + price, count + 1)
+        self._apply_daily(conn, [
+            {'scope_id': scope, 'type': type_, 'day': day, 'qty': qty,
+             'price': price, 'totals': count}
+            for (scope, type_, day), (qty, price, count) in sorted(
+                daily.items())], 1)
+
+    def _insert_totals(self, conn, batch_ids, types=None):
+        """Sum the stored points of ``batch_ids`` (of ``types``, ``None``:
+        every type) into ``rated_totals``, in the database."""
+        group = (_POINTS.c.batch_id, _POINTS.c.type, _POINTS.c.period_begin,
+                 _POINTS.c.period_end, _POINTS.c.scope_id)
+        if self._dialect == 'postgresql':
+            # Hash the groups in memory rather than sort the points on disk.
+            conn.exec_driver_sql(f"SET LOCAL work_mem = '{_WORK_MEM}'")
+        for chunk in _chunks(batch_ids):
+            conditions = [_POINTS.c.batch_id.in_(chunk)]
+            if types is not None:
+                conditions.append(_POINTS.c.type.in_(types))
+            conn.execute(_TOTALS.insert().from_select(
+                [column.name for column in group] + ['qty', 'price'],
+                sa.select(*group, *(
+                    self._sum(column, type_=column.type)
+                    for column in (_POINTS.c.qty, _POINTS.c.price))
+                ).where(*conditions).group_by(*group)))
+            totals = [_TOTALS.c.batch_id.in_(chunk)]
+            if types is not None:
+                totals.append(_TOTALS.c.type.in_(types))
+            self._add_daily(conn, totals, 1)
+
+    def _drop_totals(self, conn, conditions):
+        """Delete the ``rated_totals`` rows matching ``conditions``, and
+        their sums from ``rated_daily_totals``."""
+        self._add_daily(conn, conditions, -1)
+        conn.execute(sa.delete(_TOTALS).where(*conditions))
+
+    def _day(self, column):
+        """The UTC day (a date) of the naive UTC timestamp ``column``."""
+        if self._dialect == 'sqlite':
+            return sa.func.date(column, type_=sa.Date)
+        return sa.cast(column, sa.Date)
+
+    def _add_daily(self, conn, conditions, sign):
+        """Add (``sign`` 1) or subtract (-1) the ``rated_totals`` rows
+        matching ``conditions`` to or from ``rated_daily_totals``.
+
+        The sums are computed by the database; each day's row is updated
+        by one atomic upsert (sorted: concurrent writers lock rows in the
+        same order), and deleted once it adds up no row.
+        """
+        day = self._day(_TOTALS.c.period_begin).label('day')
+        sums = conn.execute(sa.select(
+            _TOTALS.c.scope_id, _TOTALS.c.type, day,
+            *(self._sum(column, type_=column.type).label(column.name)
+              for column in (_TOTALS.c.qty, _TOTALS.c.price)),
+            sa.func.count().label('totals'),
+        ).where(_TOTALS.c.scope_id.is_not(None), *conditions).group_by(
+            _TOTALS.c.scope_id, _TOTALS.c.type, day).order_by(
+            _TOTALS.c.scope_id, _TOTALS.c.type, day)).all()
+        self._apply_daily(conn, [row._asdict() for row in sums], sign)
+
+    def _apply_daily(self, conn, rows, sign):
+        """Add (``sign`` 1) or subtract (-1) ``rows`` (dicts of the
+        ``rated_daily_totals`` columns, sorted by key) to or from the
+        stored daily sums, each by an atomic upsert (sorted: concurrent
+        writers lock rows in the same order); a row that then adds up no
+        ``rated_totals`` row is deleted."""
+        if not rows:
+            return
+        if sign < 0:
+            # copy_negate(): exact, where the context would round 48 digits.
+            rows = [dict(row, qty=row['qty'].copy_negate(),
+                         price=row['price'].copy_negate(),
+                         totals=-row['totals']) for row in rows]
+        for chunk in _chunks(rows):
+            conn.execute(self._upsert_daily(), chunk)
+        if sign < 0:
+            keys = [(row['scope_id'], row['type'], row['day'])
+                    for row in rows]
+            for chunk in _chunks(keys):
+                conn.execute(sa.delete(_DAILY).where(
+                    _DAILY.c.totals <= 0, sa.tuple_(
+                        _DAILY.c.scope_id, _DAILY.c.type,
+                        _DAILY.c.day).in_(chunk)))
+
+    def _upsert_daily(self):
+        """INSERT of ``rated_daily_totals`` rows that adds to a stored
+        row of the same key."""
+        if self._dialect in ('mysql', 'mariadb'):
+            insert = mysql.insert(_DAILY)
+            return insert.on_duplicate_key_update({
+                name: _DAILY.c[name] + insert.inserted[name]
+                for name in ('qty', 'price', 'totals')})
+        insert = (postgresql if self._dialect == 'postgresql'
+                  else sqlite).insert(_DAILY)
+        add = (sa.func.ck_decimal_add if self._dialect == 'sqlite'
+               else (lambda a, b: a + b))
+        return insert.on_conflict_do_update(
+            index_elements=['scope_id', 'type', 'day'], set_={
+                'qty': add(_DAILY.c.qty, insert.excluded.qty),
+                'price': add(_DAILY.c.price, insert.excluded.price),
+                'totals': _DAILY.c.totals + insert.excluded.totals})
 
     def _insert_batches(self, conn, frames, scope_id):
         """Create one batch per frame and scope; return, for each frame,
@@ -296,17 +473,23 @@ class SQLAlchemyStorage(v2.BaseStorage):
             batches[index][value] = (batch_id, scope)
         return batches
 
-    def _point_runs(self, frames, batches, new_labels, as_text=False):
+    def _point_runs(self, frames, batches, new_labels, totals,
+                    as_text=False):
         """Yield the points of ``frames`` as runs sharing everything but
         ``(seq, label id, qty, price)``: ``(period_begin, period_end,
         scope_id, type, batch_id, [(seq, label id, qty, price)])``, in push
         order; with ``as_text``, each point is its line of COPY text
         instead (the end of the line: the run's values come first). Fills
         ``new_labels`` with ``{label id: _Label}`` for the labels not known
-        to be stored.
+        to be stored, and appends to ``totals`` each run's ``rated_totals``
+        row (a tuple of :data:`_TOTAL_COLUMNS`): the sums of its values as
+        the database stores them (rounded to :data:`~.models.SCALE`
+        decimals).
 
         The inner loop runs once per point: it is written for speed (strings
-        rather than tuples also spare the garbage collector).
+        rather than tuples also spare the garbage collector; a value's
+        rounding is looked into only when its text is long enough to need
+        it; a frame of one scope is summed type by type at C speed).
         """
         label_ids = {}  # label contents -> id, for this push
         known = self._known_labels
@@ -322,17 +505,22 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 batch, = scope_of
                 seq = -1
             for type_, points in frame.itertypes():
+                # batch -> (rows, quantities, prices); the values are kept
+                # only for frames of several scopes.
                 runs = {}
+                rounded = False
                 if not several:
-                    rows = runs[batch] = []
+                    rows = []
+                    runs[batch] = rows, None, None
                 for point in points:
                     unit, qty, price, groupby, metadata, description = point
                     if several:
                         batch = scopes[groupby.get(scope_key)][0]
                         seq = next_seq[batch] = next_seq.get(batch, -1) + 1
-                        rows = runs.get(batch)
-                        if rows is None:
-                            rows = runs[batch] = []
+                        run = runs.get(batch)
+                        if run is None:
+                            run = runs[batch] = [], [], []
+                        rows, qtys, prices = run
                     else:
                         seq += 1
                     contents = (unit, description, len(groupby), *groupby,
@@ -346,11 +534,33 @@ class SQLAlchemyStorage(v2.BaseStorage):
                     except TypeError:  # unhashable label values
                         label = self._label_of(point, known, new_labels,
                                                as_text)
-                    rows.append(f'{seq}\t{label}\t{qty}\t{price}\n'
+                    qty_text, price_text = f'{qty}', f'{price}'
+                    # More than SCALE decimals takes more than 30 characters
+                    # (or an exponent): round as the database will.
+                    if len(qty_text) > 30 or 'E' in qty_text:
+                        qty = _stored(qty)
+                        qty_text = f'{qty}'
+                        rounded = True
+                    if len(price_text) > 30 or 'E' in price_text:
+                        price = _stored(price)
+                        price_text = f'{price}'
+                        rounded = True
+                    if several:
+                        qtys.append(qty)
+                        prices.append(price)
+                    rows.append(f'{seq}\t{label}\t{qty_text}\t{price_text}\n'
                                 if as_text else (seq, label, qty, price))
-                for run_batch, rows in runs.items():
-                    yield (begin, end, scope_of[run_batch], type_, run_batch,
-                           rows)
+                for run_batch, (rows, qtys, prices) in runs.items():
+                    scope = scope_of[run_batch]
+                    if qtys is None:  # the type's points, all of them
+                        qtys, prices = map(_QTY, points), map(_PRICE, points)
+                        if rounded:
+                            qtys, prices = map(_stored, qtys), map(
+                                _stored, prices)
+                    with decimal.localcontext(v2.DECIMAL_CONTEXT):
+                        totals.append((run_batch, type_, begin, end, scope,
+                                       sum(qtys), sum(prices)))
+                    yield begin, end, scope, type_, run_batch, rows
 
     @staticmethod
     def _label_of(point, known, new_labels, as_text=False):
@@ -488,7 +698,16 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 self._delete_batches(conn, query)
                 return ()
             conn.execute(sa.delete(_POINTS).where(*self._conditions(query)))
-            # Drop the batches this emptied.
+            # Sum again what is left of the types touched, then drop the
+            # batches this emptied.
+            batch_ids = conn.execute(sa.select(_BATCHES.c.id).where(
+                *self._batch_conditions(query))).scalars().all()
+            for chunk in _chunks(batch_ids):
+                stale = [_TOTALS.c.batch_id.in_(chunk)]
+                if query.types is not None:
+                    stale.append(_TOTALS.c.type.in_(query.types))
+                self._drop_totals(conn, stale)
+            self._insert_totals(conn, batch_ids, query.types)
             emptied = self._batch_conditions(query) + [~sa.exists().where(
                 _POINTS.c.batch_id == _BATCHES.c.id)]
             conn.execute(sa.delete(_BATCHES).where(*emptied))
@@ -501,6 +720,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
         if query.scopes is None:
             conn.execute(sa.delete(_POINTS).where(
                 *self._batch_conditions(query, _POINTS)))
+            self._drop_totals(conn, self._batch_conditions(query, _TOTALS))
             conn.execute(sa.delete(_BATCHES).where(*conditions))
             return
         # Ids first, then primary-key ranges: fast on every database
@@ -510,6 +730,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
         for chunk in _chunks(ids):
             conn.execute(sa.delete(_POINTS).where(
                 _POINTS.c.batch_id.in_(chunk)))
+            self._drop_totals(conn, [_TOTALS.c.batch_id.in_(chunk)])
             conn.execute(sa.delete(_BATCHES).where(_BATCHES.c.id.in_(chunk)))
 
     # -- reads --------------------------------------------------------------
@@ -517,7 +738,8 @@ class SQLAlchemyStorage(v2.BaseStorage):
     @staticmethod
     def _batch_conditions(query, table=_BATCHES):
         """WHERE clauses on the window and scopes of ``query``; ``table``
-        is ``rated_batches`` or ``rated_points`` (both have the columns)."""
+        is ``rated_batches``, ``rated_points`` or ``rated_totals`` (all
+        have the columns)."""
         conditions = []
         if query.begin is not None:
             conditions.append(table.c.period_begin >= _naive_utc(query.begin))
@@ -608,13 +830,12 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 yield conn
 
     @contextlib.contextmanager
-    def _aggregation_memory(self, conn, label_keys):
+    def _aggregation_memory(self, conn):
         """Give the grouping of a ``total`` query the memory it needs."""
         if self._dialect == 'postgresql':
-            if label_keys:
-                # The partial sums by label id outgrow the default 4 MB
-                # and would be sorted on disk.
-                conn.exec_driver_sql(f"SET LOCAL work_mem = '{_WORK_MEM}'")
+            # Ten thousand groups of decimal sums, or the partial sums by
+            # label id, outgrow the default 4 MB and would spill to disk.
+            conn.exec_driver_sql(f"SET LOCAL work_mem = '{_WORK_MEM}'")
             yield
         elif self._dialect in ('mysql', 'mariadb'):
             # MariaDB groups in an in-memory table of fixed-width rows
@@ -631,19 +852,91 @@ class SQLAlchemyStorage(v2.BaseStorage):
         else:
             yield
 
+    def _total_conditions(self, query, table=_TOTALS):
+        """WHERE clauses on ``rated_totals`` selecting ``query`` (which
+        has no label filter)."""
+        conditions = self._batch_conditions(query, table)
+        if query.types is not None:
+            conditions.append(table.c.type.in_(query.types))
+        return conditions
+
+    def _sums(self, conn, query, keys):
+        """``(table, WHERE clauses)`` of the rows to sum for ``query``
+        grouped by ``keys``: the fewest that hold the points' sums.
+
+        The points themselves when labels are filtered or grouped on; the
+        per-batch sums when periods are grouped on; otherwise the whole UTC
+        days of the window from ``rated_daily_totals``, and the rest, if
+        any, from ``rated_totals``, in a union with the columns
+        ``scope_id``, ``type``, ``qty`` and ``price``. The daily sums alone
+        are read in key order from their primary key, so that the first
+        page of groups by scope and type costs no sort of every group.
+        """
+        kinds = {key.kind for key in keys}
+        if query.labels or 'label' in kinds:
+            return _POINTS, self._conditions(query)
+        first_day = last_day = None  # the whole days: [first_day, last_day)
+        if query.begin is not None:
+            first_day = (query.begin - datetime.timedelta(microseconds=1)
+                         ).astimezone(_UTC).date() + _DAY
+        if query.end is not None:
+            last_day = query.end.astimezone(_UTC).date()
+        if 'time' in kinds or (None not in (first_day, last_day)
+                               and first_day >= last_day):
+            return _TOTALS, self._total_conditions(query)
+        columns = ('scope_id', 'type', 'qty', 'price')
+        days = []
+        if first_day is not None:
+            days.append(_DAILY.c.day >= first_day)
+        if last_day is not None:
+            days.append(_DAILY.c.day < last_day)
+        if query.scopes is not None:
+            days.append(_DAILY.c.scope_id.in_(query.scopes))
+        if query.types is not None:
+            days.append(_DAILY.c.type.in_(query.types))
+        parts = [sa.select(*(_DAILY.c[c] for c in columns)).where(*days)]
+
+        def outside(begin, end, *more):
+            within = v2.Query(begin, end, query.types, query.scopes)
+            parts.append(sa.select(*(_TOTALS.c[c] for c in columns)).where(
+                *self._total_conditions(within), *more))
+
+        whole = [datetime.datetime.combine(day, datetime.time(), _UTC)
+                 if day is not None else None
+                 for day in (first_day, last_day)]
+        if first_day is not None and query.begin < whole[0]:
+            outside(query.begin, whole[0])
+        if last_day is not None and whole[1] < query.end:
+            outside(whole[1], query.end)
+        unscoped = [_TOTALS.c.scope_id.is_(None)]
+        if query.scopes is None and conn.execute(sa.select(sa.exists().where(
+                *unscoped, *self._batch_conditions(v2.Query(*whole),
+                                                   _TOTALS)))).scalar():
+            # Points stored without a scope have no daily sums.
+            outside(*whole, *unscoped)
+        if len(parts) == 1:
+            return _DAILY, days
+        return sa.union_all(*parts).subquery('sums'), []
+
     def _total(self, query, keys, fields, offset, limit):
-        facts = []  # rated_points columns grouped on, in key order
+        with self._snapshot() as conn, self._aggregation_memory(conn):
+            return self._grouped_total(conn, query, keys, fields, offset,
+                                       limit)
+
+    def _grouped_total(self, conn, query, keys, fields, offset, limit):
+        """:meth:`_total` on the connection ``conn``."""
+        label_keys = [key.name for key in keys if key.kind == 'label']
+        table, conditions = self._sums(conn, query, keys)
+        facts = []  # columns grouped on, in key order
         for key in keys:
             if key.kind == 'type':
-                facts.append(_POINTS.c.type)
+                facts.append(table.c.type)
             elif key.kind == 'scope':
-                facts.append(_POINTS.c.scope_id)
+                facts.append(table.c.scope_id)
             elif key.kind == 'time':
-                facts.extend((_POINTS.c.period_begin, _POINTS.c.period_end))
+                facts.extend((table.c.period_begin, table.c.period_end))
         facts = [column.label(f'f{i}') for i, column in enumerate(facts)]
-        sums = {'qty': _POINTS.c.qty, 'price': _POINTS.c.price}
-        conditions = self._conditions(query)
-        label_keys = [key.name for key in keys if key.kind == 'label']
+        sums = {'qty': table.c.qty, 'price': table.c.price}
         if not label_keys:
             grouped = sa.select(*facts, *(
                 self._sum(sums[f.source], type_=sums[f.source].type).label(
@@ -669,6 +962,50 @@ class SQLAlchemyStorage(v2.BaseStorage):
             ).select_from(partial.outerjoin(
                 _LABELS, _LABELS.c.id == partial.c.label_id)
             ).group_by(*outer_facts, *values)
+        if table is _POINTS:
+            statement, every_group = self._points_page(
+                grouped, keys, facts, label_keys, fields)
+        else:
+            # The sums are few: the groups are counted apart, which costs
+            # less than a window over every group, and the page is read in
+            # key order (from an index where one fits), not sorted whole.
+            statement = every_group = grouped.order_by(*facts)
+            if not keys:
+                # One group of nothing is no group.
+                statement = every_group = grouped.having(sa.func.count() > 0)
+        if limit is not None:
+            statement = statement.offset(offset).limit(limit)
+        rows = conn.execute(statement).all()
+        if table is _POINTS and rows:
+            total = rows[0].n_groups
+        elif rows or offset:
+            total = conn.execute(sa.select(sa.func.count()).select_from(
+                every_group.order_by(None).subquery())).scalar()
+        else:
+            total = 0
+        times = []  # positions of datetimes in the rows
+        position = 0
+        for key in keys:
+            if key.kind == 'time':
+                times.extend((position, position + 1))
+                position += 1
+            position += 1
+        output = []
+        width = len(facts) + len(label_keys) + len(fields)
+        for row in rows:
+            values = list(row[:width])
+            for i in times:
+                values[i] = _aware(values[i])
+            output.append(tuple(values))
+        return total, output
+
+    def _points_page(self, grouped, keys, facts, label_keys, fields):
+        """``(page statement, statement of every group)`` of a total over
+        the points, ``grouped`` by ``facts`` and ``label_keys``.
+
+        The page carries the number of groups (``n_groups``, a window
+        count): counting apart would group a million points twice.
+        """
         if self._dialect == 'postgresql':
             # Keep the planner from sorting a million points to produce the
             # first page of groups in order: aggregate by hash, then sort.
@@ -677,13 +1014,11 @@ class SQLAlchemyStorage(v2.BaseStorage):
             grouped = grouped.subquery('grouped')
         order = []
         result = []
-        times = []  # positions of datetimes in result
         facts_left = iter(grouped.c[f.name] for f in facts)
         labels_left = iter(grouped.c[f'l{i}'] for i in range(
             len(label_keys)))
         for key in keys:
             if key.kind == 'time':
-                times.extend((len(result), len(result) + 1))
                 columns = [next(facts_left), next(facts_left)]
             elif key.kind == 'label':
                 column = next(labels_left)
@@ -693,32 +1028,13 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 columns = [next(facts_left)]
             order.extend(columns)
             result.extend(columns)
-        statement = sa.select(
+        every_group = sa.select(
             *result, *(grouped.c[f'v{i}'] for i in range(len(fields))),
-            sa.func.count().over().label('n_groups'),
         ).order_by(*order)
         if not keys:
-            # One group of nothing is no group.
-            statement = statement.where(grouped.c.v0.is_not(None))
-        if limit is not None:
-            statement = statement.offset(offset).limit(limit)
-        with self._snapshot() as conn, self._aggregation_memory(
-                conn, label_keys):
-            rows = conn.execute(statement).all()
-            if rows:
-                total = rows[0].n_groups
-            elif offset:
-                total = conn.execute(sa.select(sa.func.count()).select_from(
-                    statement.limit(None).offset(None).subquery())).scalar()
-            else:
-                total = 0
-        output = []
-        for row in rows:
-            values = list(row[:-1])
-            for i in times:
-                values[i] = _aware(values[i])
-            output.append(tuple(values))
-        return total, output
+            every_group = every_group.where(grouped.c.v0.is_not(None))
+        return every_group.add_columns(
+            sa.func.count().over().label('n_groups')), every_group
 
 
 class _LabelWriter:

@@ -1,6 +1,6 @@
-"""Tables of the ``sqlalchemy`` storage backend (created by migration 0002).
+"""Tables of the ``sqlalchemy`` storage backend (migrations 0002 and 0006).
 
-Three tables, shaped by what the store does most: append a scope's period
+Five tables, shaped by what the store does most: append a scope's period
 in bulk, aggregate millions of points by scope, type and period, and
 delete one scope's period before it is stored again.
 
@@ -18,6 +18,19 @@ points by ``(scope_id, period_begin)``. Indexing the fact table on those
 text keys instead would cost a random b-tree insertion per point; here it
 costs one per batch, and deleting a scope's period reads a few batch rows
 then whole primary-key ranges of points.
+
+``rated_totals``, one row per (batch, type): the sums of the batch's
+quantities and prices of that type, written in the transaction that writes
+the points and deleted with them. A ``total`` that groups and filters only
+on scopes, types and periods (the summaries operators and dashboards ask
+for most) reads these rows, a tenth or less of the points, instead.
+
+``rated_daily_totals``, one row per (scope, type, UTC day) of the batches
+with a scope: their sums and how many ``rated_totals`` rows they add up.
+Each write adds its own sums, or subtracts them, in its transaction (an
+atomic upsert: concurrent writers of one day add up); a row whose count
+falls to zero is deleted. A ``total`` without time grouping reads the
+whole days of its window here, and the ragged ends from ``rated_totals``.
 
 Text keys compare byte-wise everywhere (``COLLATE "C"`` on PostgreSQL,
 ``utf8mb4_nopad_bin`` on MariaDB, SQLite's default), so grouping and
@@ -107,6 +120,8 @@ JSON = sa.JSON().with_variant(postgresql.JSONB(), 'postgresql')
 BIG_ID = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
 QTY = money(QTY_INTEGER_DIGITS)
 PRICE = money(PRICE_INTEGER_DIGITS)
+#: Sums of quantities or of prices: as wide as a quantity.
+SUM = money(QTY_INTEGER_DIGITS)
 
 
 class RatedBatch(models.Base):
@@ -159,3 +174,36 @@ class RatedPoint(models.Base):
     label_id = orm.mapped_column(sa.BigInteger, nullable=False)
     qty = orm.mapped_column(QTY, nullable=False)
     price = orm.mapped_column(PRICE, nullable=False)
+
+
+class RatedTotal(models.Base):
+    """Sums of the points of one batch and type."""
+
+    __tablename__ = 'rated_totals'
+    __table_args__ = (
+        sa.Index('ix_rated_totals_begin', 'period_begin'),
+        sa.Index('ix_rated_totals_scope_begin', 'scope_id', 'period_begin'),
+    )
+
+    batch_id: orm.Mapped[int] = orm.mapped_column(
+        sa.BigInteger, primary_key=True, autoincrement=False)
+    type = orm.mapped_column(key_string(255), primary_key=True)
+    period_begin = orm.mapped_column(TIMESTAMP, nullable=False)
+    period_end = orm.mapped_column(TIMESTAMP, nullable=False)
+    scope_id = orm.mapped_column(key_string(255), nullable=True)
+    qty = orm.mapped_column(SUM, nullable=False)
+    price = orm.mapped_column(SUM, nullable=False)
+
+
+class RatedDailyTotal(models.Base):
+    """Sums of the ``rated_totals`` rows of one scope, type and UTC day."""
+
+    __tablename__ = 'rated_daily_totals'
+
+    scope_id = orm.mapped_column(key_string(255), primary_key=True)
+    type = orm.mapped_column(key_string(255), primary_key=True)
+    day = orm.mapped_column(sa.Date, primary_key=True)
+    qty = orm.mapped_column(SUM, nullable=False)
+    price = orm.mapped_column(SUM, nullable=False)
+    totals: orm.Mapped[int] = orm.mapped_column(sa.BigInteger,
+                                                nullable=False)

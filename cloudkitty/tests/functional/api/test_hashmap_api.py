@@ -487,8 +487,9 @@ def test_update_rules(app, ids):
     assert 'only its end' in response.json['faultstring']
     response = app.put_json(url, {'end': '2020-01-01T00:00:00'}, status=400)
     assert 'future' in response.json['faultstring']
-    app.put_json(url, {'end': later(3)}, status=302)
-    assert app.get(url).json['end'] == later(3)
+    end = later(3)
+    app.put_json(url, {'end': end}, status=302)
+    assert app.get(url).json['end'] == end
     response = app.put_json(url, {'end': later(4)}, status=400)
     assert 'has an end' in response.json['faultstring']
 

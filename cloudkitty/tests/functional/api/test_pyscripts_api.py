@@ -25,14 +25,15 @@ def create(app, status=201, params='', **body):
 
 
 def test_create_get_list(app):
-    response = create(app, description='cents', start=later(1))
+    start = later(1)
+    response = create(app, description='cents', start=start)
     script = response.json
     assert response.location.endswith(f"{URL}/{script['script_id']}")
     assert script['name'] == 'price'
     assert script['data'] == SOURCE
     assert script['checksum'] == hashlib.sha512(SOURCE.encode()).hexdigest()
     assert script['description'] == 'cents'
-    assert script['start'] == later(1)
+    assert script['start'] == start
     assert script['end'] is None
     assert script['created_at'] is not None
     assert script['deleted'] is None
@@ -146,8 +147,9 @@ def test_update_rules(app):
     assert 'only its end' in response.json['faultstring']
     response = app.put_json(url, {'end': '2020-01-01T00:00:00'}, status=400)
     assert 'future' in response.json['faultstring']
-    ended = app.put_json(url, {'end': later(3)}).json
-    assert ended['end'] == later(3)
+    end = later(3)
+    ended = app.put_json(url, {'end': end}).json
+    assert ended['end'] == end
     response = app.put_json(url, {'end': later(4)}, status=400)
     assert 'has an end' in response.json['faultstring']
     future = create(app, name='future', start=later(1)).json

@@ -88,22 +88,25 @@ def test_delete_unknown(app):
     app.delete('/v1/collector/mappings', status=400)
 
 
-def test_states_default_disabled(app):
+def test_states_default_enabled(app):
+    """A collector is enabled until disabled (what the meta collector
+    does)."""
     assert app.get('/v1/collector/states/gnocchi').json == {
-        'name': 'gnocchi', 'enabled': False}
+        'name': 'gnocchi', 'enabled': True}
     assert app.get('/v1/collector/states', params={'name': 'gnocchi'}).json \
-        == {'name': 'gnocchi', 'enabled': False}
+        == {'name': 'gnocchi', 'enabled': True}
 
 
 def test_states_put(app):
     assert app.put_json('/v1/collector/states/gnocchi',
-                        {'name': 'gnocchi', 'enabled': True}).json == {
-        'name': 'gnocchi', 'enabled': True}
-    assert app.get('/v1/collector/states/gnocchi').json['enabled'] is True
+                        {'name': 'gnocchi', 'enabled': False}).json == {
+        'name': 'gnocchi', 'enabled': False}
+    assert app.get('/v1/collector/states/gnocchi').json['enabled'] is False
+    assert app.get('/v1/collector/states/prometheus').json['enabled'] is True
     app.put_json('/v1/collector/states', {'name': 'gnocchi',
-                                          'enabled': False})
+                                          'enabled': True})
     assert app.get('/v1/collector/states?name=gnocchi').json['enabled'] \
-        is False
+        is True
 
 
 @pytest.mark.parametrize('path, body, words', [

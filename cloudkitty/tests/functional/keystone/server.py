@@ -18,22 +18,19 @@ Run as a script to install, start and time it::
     python -m cloudkitty.tests.functional.keystone.server
 """
 
-import contextlib
-import fcntl
 import grp
-import json
 import os
 import pathlib
 import pwd
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
 
+from cloudkitty.tests.functional import cached_venv
 from cloudkitty.tests.functional import live_server
 
 PACKAGES = ('keystone', 'gunicorn')
@@ -46,9 +43,7 @@ class KeystoneUnavailable(Exception):
     """Keystone could not be installed or started here."""
 
 
-def cache_dir():
-    base = os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache')
-    return pathlib.Path(base) / 'cloudkitty-test'
+cache_dir = cached_venv.cache_dir
 
 
 def venv_dir():
@@ -57,28 +52,9 @@ def venv_dir():
         cache_dir() / 'keystone-venv'
 
 
-@contextlib.contextmanager
-def _file_lock(path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, 'a') as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _run(argv, timeout, what, **kwargs):
-    try:
-        return subprocess.run(argv, check=True, capture_output=True,
-                              text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL, **kwargs)
-    except subprocess.CalledProcessError as exc:
-        raise KeystoneUnavailable(
-            f'{what} failed ({exc.returncode}): '
-            f'{(exc.stderr or exc.stdout or "")[-2000:]}') from None
-    except (subprocess.TimeoutExpired, OSError) as exc:
-        raise KeystoneUnavailable(f'{what} failed: {exc}') from None
+    return cached_venv.run(argv, timeout, what, KeystoneUnavailable,
+                           **kwargs)
 
 
 def ensure_installed():
@@ -87,29 +63,8 @@ def ensure_installed():
     Returns ``{"venv", "versions": {package: version}, "install_seconds"}``
     (0 seconds when it was there). Raises :class:`KeystoneUnavailable`.
     """
-    venv = venv_dir()
-    marker = venv / 'cloudkitty-test.json'
-    with _file_lock(venv.parent / (venv.name + '.lock')):
-        if marker.exists():
-            return {'venv': venv, 'install_seconds': 0,
-                    'versions': json.loads(marker.read_text())}
-        # No marker: never installed, or an install was interrupted.
-        shutil.rmtree(venv, ignore_errors=True)
-        started = time.monotonic()
-        _run([sys.executable, '-m', 'venv', str(venv)], 120,
-             'creating the keystone virtualenv')
-        python = str(venv / 'bin' / 'python')
-        _run([python, '-m', 'pip', 'install', '--quiet',
-              '--disable-pip-version-check', *PACKAGES],
-             INSTALL_TIMEOUT, f'pip install {" ".join(PACKAGES)}')
-        versions = json.loads(_run(
-            [python, '-c', ('import importlib.metadata as m, json, sys; '
-                            'print(json.dumps({p: m.version(p) '
-                            'for p in sys.argv[1:]}))'),
-             *PACKAGES], 60, 'reading versions').stdout)
-        marker.write_text(json.dumps(versions))
-        return {'venv': venv, 'versions': versions,
-                'install_seconds': time.monotonic() - started}
+    return cached_venv.ensure_venv(venv_dir(), PACKAGES, PACKAGES,
+                                   INSTALL_TIMEOUT, KeystoneUnavailable)
 
 
 def _keystone_conf(state):
@@ -146,7 +101,7 @@ def ensure_template(venv, versions):
     Made once under a lock, in the cache directory; instances copy it.
     """
     template = cache_dir() / f"keystone-template-{versions['keystone']}"
-    with _file_lock(cache_dir() / 'keystone-template.lock'):
+    with cached_venv.file_lock(cache_dir() / 'keystone-template.lock'):
         if (template / 'keystone.db').exists():
             return template
         work = pathlib.Path(tempfile.mkdtemp(dir=cache_dir(),
@@ -272,15 +227,7 @@ class Keystone:
 
 def main():
     with tempfile.TemporaryDirectory() as state:
-        keystone = Keystone(state)
-        started = time.monotonic()
-        keystone.start()
-        total = time.monotonic() - started
-        print(f'keystone {keystone.versions} on {keystone.url}')
-        print(', '.join(f'{step} {seconds:.1f} s'
-                        for step, seconds in keystone.timings.items()) +
-              f'; ready after {total:.1f} s')
-        keystone.stop()
+        cached_venv.time_start('keystone', Keystone(state))
 
 
 if __name__ == '__main__':

@@ -17,7 +17,8 @@ from cloudkitty.storage.v2 import sqlalchemy as ck_sqlalchemy
 from cloudkitty.tests.functional import storage as db_servers
 
 BACKENDS = ['sqlite', 'postgresql', 'mariadb']
-_TABLES = ('rated_points', 'rated_labels', 'rated_batches')
+_TABLES = ('rated_points', 'rated_labels', 'rated_batches', 'rated_totals',
+           'rated_daily_totals')
 
 
 @pytest.fixture(scope='session')

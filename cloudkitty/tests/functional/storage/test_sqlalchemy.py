@@ -101,7 +101,8 @@ def test_migrations_go_down_and_up(storage):
 
 
 def test_models_match_the_migration(storage):
-    tables = {'rated_points', 'rated_labels', 'rated_batches'}
+    tables = {'rated_points', 'rated_labels', 'rated_batches',
+              'rated_totals', 'rated_daily_totals'}
     with storage.engine.connect() as conn:
         context = alembic_migration.MigrationContext.configure(
             conn, opts={'compare_type': True})
@@ -183,3 +184,147 @@ def test_large_pushes_store_labels_aside(storage, storage_url, monkeypatch):
         other.push([colliding] + frames)
     other.engine.dispose()
     assert count(storage, 'rated_points') == 13
+
+
+def stored_sums(storage):
+    """``(rated_totals rows, sums of rated_points)``, each ``{(batch, type):
+    (qty, price)}``: summed in Python from the points; checks on the way
+    that ``rated_daily_totals`` holds the sums of ``rated_totals``."""
+    with storage.engine.connect() as conn:
+        daily = {(r.scope_id, r.type, str(r.day)[:10]): (
+            decimal.Decimal(r.qty), decimal.Decimal(r.price), r.totals)
+            for r in conn.execute(sa.text(
+                'SELECT scope_id, type, day, qty, price, totals '
+                'FROM rated_daily_totals'))}
+        expected = {}
+        for r in conn.execute(sa.text(
+                'SELECT scope_id, type, period_begin, qty, price '
+                'FROM rated_totals WHERE scope_id IS NOT NULL')):
+            key = (r.scope_id, r.type, str(r.period_begin)[:10])
+            qty, price, count = expected.get(key, (0, 0, 0))
+            expected[key] = (qty + decimal.Decimal(r.qty),
+                             price + decimal.Decimal(r.price), count + 1)
+        assert daily == expected
+        totals = {(r.batch_id, r.type): (decimal.Decimal(r.qty),
+                                         decimal.Decimal(r.price))
+                  for r in conn.execute(sa.text(
+                      'SELECT batch_id, type, qty, price FROM rated_totals'))}
+        sums = {}
+        for r in conn.execute(sa.text(
+                'SELECT batch_id, type, qty, price FROM rated_points')):
+            qty, price = sums.get((r.batch_id, r.type), (0, 0))
+            sums[r.batch_id, r.type] = (qty + decimal.Decimal(r.qty),
+                                        price + decimal.Decimal(r.price))
+    return totals, sums
+
+
+def two_types(start, scope, resources, price):
+    both = frame(start, scope, resources, price)
+    for _, point in list(both.iterpoints()):
+        both.add_point(point._replace(qty=decimal.Decimal('0.25')), 'volume')
+    return both
+
+
+def test_totals_follow_every_write(storage):
+    """``rated_totals`` holds the exact sums of the points after pushes,
+    replaces, and deletes by window, scope, type and label."""
+    storage.push([two_types(T0 + h * HOUR, s, ['a', 'b', 'c'], '0.1234567')
+                  for h in range(3) for s in ('p1', 'p2')])
+    totals, sums = stored_sums(storage)
+    assert len(totals) == 12 and totals == sums
+    assert totals[min(totals)] == (3, decimal.Decimal('0.3703701'))
+
+    storage.replace(two_types(T0, 'p1', ['d'], '7'), 'p1')
+    storage.delete(filters={'id': 'a'}, begin=T0 + HOUR)
+    storage.delete(begin=T0 + 2 * HOUR,
+                   filters={'type': 'volume', 'project_id': 'p2'})
+    storage.delete(filters={'id': 'b', 'project_id': 'p1'})
+    totals, sums = stored_sums(storage)
+    assert totals == sums and len(totals) == 11
+    result = storage.total(groupby=['project_id', 'type'], **WINDOW)
+    assert [(r['project_id'], r['type'], r['qty'], r['rate'])
+            for r in result['results']] == [
+        ('p1', 'instance', 3, decimal.Decimal('7.2469134')),
+        ('p1', 'volume', decimal.Decimal('0.75'), decimal.Decimal('7.2469134')),
+        ('p2', 'instance', 7, decimal.Decimal('0.8641969')),
+        ('p2', 'volume', decimal.Decimal('1.25'),
+         decimal.Decimal('0.6172835'))]
+
+
+def test_totals_are_computed_by_the_migration(storage):
+    storage.push([two_types(T0 + h * HOUR, 'p1', ['a', 'b'], '0.05')
+                  for h in range(2)])
+    before = storage.total(groupby=['type'], **WINDOW)['results']
+    migration.downgrade(storage.engine, '0005')
+    assert 'rated_totals' not in sa.inspect(
+        storage.engine).get_table_names()
+    storage.init()
+    totals, sums = stored_sums(storage)
+    assert len(totals) == 4 and totals == sums
+    assert storage.total(groupby=['type'], **WINDOW)['results'] == before
+
+
+def reference_total(storage, begin, end):
+    """``{(scope, type): (qty, price)}`` summed in Python from the points
+    of ``[begin, end)``."""
+    sums = {}
+    for _, type_, point in all_points(storage, begin=begin, end=end):
+        key = (point.groupby.get('project_id'), type_)
+        qty, price = sums.get(key, (0, 0))
+        sums[key] = (qty + point.qty, price + point.price)
+    return sums
+
+
+def all_points(storage, **window):
+    frames = storage.retrieve(paginate=False, **window)['dataframes']
+    return [(f.start, t, p) for f in frames for t, p in f.iterpoints()]
+
+
+@pytest.mark.parametrize('begin, end', [
+    (T0, T0 + 72 * HOUR),  # whole days only
+    (T0 + 7 * HOUR, T0 + 66 * HOUR),  # ragged ends around whole days
+    (T0 + 7 * HOUR, T0 + 20 * HOUR),  # within a day
+    (T0 - 24 * HOUR, T0 + 24 * HOUR + HOUR),
+])
+def test_totals_by_day_match_the_points(storage, begin, end):
+    """Sums read from whole days and ragged ends equal the points' sums,
+    points without a scope included, after deletes inside days."""
+    def frames(scope):
+        return [two_types(T0 + h * 6 * HOUR, scope, ['a', 'b'],
+                          f'0.{h + 1}{len(scope or "")}1') for h in range(12)]
+
+    storage.push(frames('p1'), 'p1')
+    storage.push(frames('p22') + frames(None))
+    storage.delete(begin=T0 + 30 * HOUR, end=T0 + 37 * HOUR,
+                   filters={'project_id': 'p22'})
+    storage.delete(begin=T0 + 12 * HOUR, end=T0 + 13 * HOUR,
+                   filters={'type': 'volume'})
+    totals, sums = stored_sums(storage)
+    assert totals == sums
+    rows = storage.total(groupby=['project_id', 'type'], begin=begin,
+                         end=end)['results']
+    expected = reference_total(storage, begin, end)
+    assert {(r['project_id'], r['type']): (r['qty'], r['rate'])
+            for r in rows} == expected
+    assert len(expected) >= 4
+
+
+def test_totals_sum_the_values_as_stored(storage):
+    """Values of more than 28 decimals are stored rounded: the totals are
+    the sums of the rounded values, for a frame of one scope and for a
+    frame of several."""
+    long = decimal.Decimal('0.000000000000000000000000000150')  # 30 places
+
+    def frame_of(scopes):
+        return dataframe.DataFrame(T0, T0 + HOUR, {'instance': [
+            dataframe.DataPoint('instance', long, long,
+                                {'project_id': scope, 'id': str(i)}, {})
+            for i, scope in enumerate(scopes)]})
+
+    storage.push([frame_of(['p1', 'p1', 'p1'])], 'p1')
+    storage.push([frame_of(['p2', 'p3', 'p2'])])
+    totals, sums = stored_sums(storage)
+    assert totals == sums
+    two = decimal.Decimal('4E-28')  # two points of 2E-28 each
+    assert sorted(totals.values()) == [(decimal.Decimal('2E-28'),) * 2,
+                                       (two, two), (6 * two / 4,) * 2]

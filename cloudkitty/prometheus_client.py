@@ -1,0 +1,127 @@
+"""A small client of the Prometheus HTTP API: instant queries.
+
+Used by the ``prometheus`` collector and fetcher. Every failure (server
+unreachable, no answer in time, HTTP error, an answer that is not the
+documented JSON) is one :class:`PrometheusError` whose message names the
+URL queried and what went wrong, never the credentials.
+"""
+
+import datetime
+import threading
+
+import requests
+
+
+class PrometheusError(Exception):
+    """Prometheus could not be queried or gave no usable answer."""
+
+
+class PrometheusClient:
+    """Instant queries against one Prometheus server.
+
+    :param url: base URL of the server (the API is under ``/api/v1``)
+    :param user: user for HTTP basic authentication (none if empty)
+    :param password: its password
+    :param cafile: certificate authority file verifying HTTPS
+    :param insecure: do not verify HTTPS certificates (ignored with cafile)
+    :param timeout: seconds to wait for the connection and for each part
+        of the answer
+
+    Safe to use from several threads: each thread has its own HTTP session
+    (and so its own kept-alive connections).
+    """
+
+    def __init__(self, url, user=None, password=None, cafile=None,
+                 insecure=False, timeout=60):
+        if not url:
+            raise PrometheusError('no Prometheus URL configured '
+                                  '(prometheus_url is empty)')
+        self.url = url.rstrip('/')
+        self.query_url = f'{self.url}/api/v1/query'
+        self._auth = (user, password or '') if user else None
+        self._verify = cafile or not insecure
+        self.timeout = timeout
+        self._local = threading.local()
+
+    @classmethod
+    def from_conf(cls, group):
+        """Build a client from an option group holding the options of
+        :func:`cloudkitty.conf.collector_prometheus.connection_opts`."""
+        return cls(group.prometheus_url, group.prometheus_user,
+                   group.prometheus_password, group.cafile, group.insecure,
+                   group.timeout)
+
+    def _session(self):
+        session = getattr(self._local, 'session', None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            session.auth = self._auth
+            session.verify = self._verify
+        return session
+
+    def query(self, promql, time=None):
+        """Evaluate ``promql`` at ``time`` (a datetime; default: now).
+
+        :returns: the result vector, a list of ``{"metric": {label: value},
+            "value": [timestamp, "<number as text>"]}``; values are left as
+            the server's text, for the caller to read exactly
+        :raises PrometheusError: naming the URL and the cause
+        """
+        form = {'query': promql}
+        if time is not None:
+            form['time'] = _rfc3339(time)
+        try:
+            # POST: a query naming many scopes may be longer than a URL.
+            response = self._session().post(self.query_url, data=form,
+                                            timeout=self.timeout)
+        except requests.Timeout:
+            raise PrometheusError(
+                f'{self.query_url}: no answer within {self.timeout}s'
+            ) from None
+        except requests.RequestException as exc:
+            raise PrometheusError(
+                f'{self.query_url}: {exc.__class__.__name__}: {exc}'
+            ) from None
+        return self._result(response)
+
+    def _result(self, response):
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code != 200:
+            if isinstance(body, dict) and 'error' in body:
+                detail = f"{body.get('errorType', 'error')}: {body['error']}"
+            else:
+                detail = ' '.join(response.text.split())[:200]
+            raise PrometheusError(
+                f'{self.query_url}: HTTP {response.status_code}: {detail}')
+        if not isinstance(body, dict) or body.get('status') != 'success':
+            raise PrometheusError(
+                f'{self.query_url}: not a successful Prometheus answer: '
+                f'{response.text[:200]!r}')
+        data = body.get('data')
+        if not isinstance(data, dict) or data.get('resultType') != 'vector':
+            kind = data.get('resultType') if isinstance(data, dict) else None
+            raise PrometheusError(
+                f'{self.query_url}: expected an instant vector, got '
+                f'{kind!r}')
+        result = data.get('result')
+        if not isinstance(result, list) or not all(
+                _is_sample(item) for item in result):
+            raise PrometheusError(
+                f'{self.query_url}: malformed vector in the answer: '
+                f'{response.text[:200]!r}')
+        return result
+
+
+def _is_sample(item):
+    return (isinstance(item, dict) and isinstance(item.get('metric'), dict)
+            and isinstance(item.get('value'), list)
+            and len(item['value']) == 2 and isinstance(item['value'][1], str))
+
+
+def _rfc3339(moment):
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.astimezone(datetime.timezone.utc).isoformat()

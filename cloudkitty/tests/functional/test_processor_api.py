@@ -1,0 +1,214 @@
+"""The API steering a running ``cloudkitty-processor``: reprocessing after a
+price correction, scope creation, activation and reset.
+
+The processor is the real command on SQLite with the file collector and
+hashmap (:class:`test_processor.Scenario`); the API is the application
+through WebTest on the same database; resets travel over the RabbitMQ of
+the machine, on an exchange of the test's own. Prices are checked to the
+last digit against the scenario's usage.
+"""
+
+import datetime
+import decimal
+import json
+import sqlite3
+import uuid
+
+import kombu
+import pytest
+import webtest
+
+from cloudkitty.api import app as api_app
+from cloudkitty.api import hooks
+from cloudkitty.orchestrator import rpc
+from cloudkitty.tests.functional import coordination
+from cloudkitty.tests.functional import test_processor as harness
+from cloudkitty.tests.functional import test_rpc_rabbit
+
+D = decimal.Decimal
+HOUR = harness.HOUR
+HASHMAP = '/v1/rating/module_config/hashmap'
+#: The price of an instance hour, and the corrected one of the window.
+PRICE, CORRECTED = D('0.5'), D('0.75')
+
+RABBIT_CONF = """
+[DEFAULT]
+transport_url = {url}
+control_exchange = {exchange}
+[oslo_messaging_rabbit]
+amqp_auto_delete = true
+rabbit_transient_queues_ttl = 1
+"""
+
+
+@pytest.fixture
+def exchange():
+    """A RabbitMQ exchange of the test's own, deleted after it."""
+    if not test_rpc_rabbit.rabbit_reachable():
+        coordination.missing('RabbitMQ is not reachable on 127.0.0.1:5672')
+    name = f'cloudkitty-test-{uuid.uuid4().hex[:12]}'
+    yield name
+    url = test_rpc_rabbit.RABBIT_URL.replace('rabbit://', 'amqp://', 1)
+    with kombu.Connection(url) as connection:
+        connection.default_channel.exchange_delete(name)
+
+
+class Steered(harness.Scenario):
+    """A scenario whose processor talks RPC on ``exchange``, with an API
+    on its database."""
+
+    def __init__(self, tmp_path, exchange, unstarted=0, **kwargs):
+        self.exchange = exchange
+        self.unstarted = unstarted
+        super().__init__(tmp_path, **kwargs)
+
+    def _setup_database(self):
+        """The first ``unstarted`` scopes have no state yet."""
+        super()._setup_database()
+        with sqlite3.connect(self.database) as connection:
+            connection.executemany(
+                'DELETE FROM cloudkitty_storage_states WHERE identifier = ?',
+                [(scope,) for scope in self.scopes[:self.unstarted]])
+
+    def write_config(self, name, max_workers=1, debug=False):
+        path = super().write_config(name, max_workers, debug)
+        path.write_text(path.read_text() + RABBIT_CONF.format(
+            url=test_rpc_rabbit.RABBIT_URL, exchange=self.exchange))
+        return path
+
+    def api(self):
+        conf = self.conf()
+        conf.set_override('auth_strategy', 'noauth')
+        rpc.register_opts(conf)
+        backends = hooks.Backends(conf)
+        return webtest.TestApp(api_app.setup_app(conf, backends)), backends
+
+    def cpu_hours(self, scope):
+        """``{period start: instance hours}`` of ``scope`` (skip applied)."""
+        hours = {}
+        for (scope_id, type_, period, _), qty in self.expected().items():
+            if scope_id == scope and type_ == 'cpu':
+                hours[period] = hours.get(period, 0) + qty
+        return hours
+
+
+def enable_hashmap(app, start):
+    """Price instance hours at :data:`PRICE` from ``start`` on."""
+    service = app.post_json(f'{HASHMAP}/services', {'name': 'cpu'}).json
+    app.post_json(f'{HASHMAP}/mappings?force=true', {
+        'service_id': service['service_id'], 'type': 'flat',
+        'cost': str(PRICE), 'start': start.isoformat()})
+    app.put_json('/v1/rating/modules/hashmap', {'enabled': True},
+                 status=302)
+    return service['service_id']
+
+
+def cpu_prices(app, scope, begin, end):
+    """``{period start: price}`` of the scope's instance hours, read from
+    ``/v2/summary`` grouped by period."""
+    response = app.get('/v2/summary', params={
+        'begin': begin.isoformat(), 'end': end.isoformat(),
+        'groupby': 'time', 'filters': ['type:cpu', f'project_id:{scope}'],
+        'response_format': 'object', 'limit': 1000})
+    rows = json.loads(response.text, parse_float=D)['results']
+    return {datetime.datetime.fromisoformat(row['begin']): D(str(row['rate']))
+            for row in rows}
+
+
+def task_done(app, scope, end):
+    tasks = app.get(f'/v2/task/reprocesses/{scope}').json['results']
+    return bool(tasks) and all(
+        t['current_reprocess_time'] is not None and
+        datetime.datetime.fromisoformat(t['current_reprocess_time']) >= end
+        for t in tasks)
+
+
+def test_reprocessing_applies_a_price_correction(tmp_path, exchange):
+    scenario = Steered(tmp_path, exchange, scopes=2, hours=8, seed=21)
+    app, backends = scenario.api()
+    service = enable_hashmap(app, scenario.base - 24 * HOUR)
+    process = scenario.start()
+    try:
+        assert scenario.wait_until(scenario.caught_up, 60, process)
+        scope, other = scenario.scopes
+        hours = scenario.cpu_hours(scope)
+        window = (scenario.base + 2 * HOUR, scenario.base + 5 * HOUR)
+        span = (scenario.base, scenario.last_data_period + HOUR)
+        assert cpu_prices(app, scope, *span) == {
+            period: qty * PRICE for period, qty in hours.items()}
+        before_other = cpu_prices(app, other, *span)
+
+        # The price of those three hours was wrong for this customer: a
+        # rule of the scope's own, valid over them only, corrects it.
+        app.post_json(f'{HASHMAP}/mappings?force=true', {
+            'service_id': service, 'type': 'flat', 'cost': str(CORRECTED),
+            'tenant_id': scope, 'start': window[0].isoformat(),
+            'end': (window[1] + HOUR).isoformat()})
+        app.post_json('/v2/task/reprocesses', {
+            'scope_ids': [scope], 'reason': 'price correction',
+            'start_reprocess_time': window[0].isoformat(),
+            'end_reprocess_time': window[1].isoformat()}, status=202)
+        assert scenario.wait_until(
+            lambda: task_done(app, scope, window[1]), 60, process)
+    finally:
+        code, err = harness.stop(process)
+        backends.engine.dispose()
+    assert code == 0, err
+    assert cpu_prices(app, scope, *span) == {
+        period: qty * (CORRECTED if window[0] <= period <= window[1]
+                       else PRICE)
+        for period, qty in hours.items()}
+    assert cpu_prices(app, other, *span) == before_other
+    scenario.assert_stored_exactly_once(priced=True)
+
+
+def test_scope_creation_activation_and_reset_reach_the_processor(
+        tmp_path, exchange):
+    scenario = Steered(tmp_path, exchange, scopes=3, hours=8, seed=22,
+                       unstarted=1)
+    app, backends = scenario.api()
+    enable_hashmap(app, scenario.base - 24 * HOUR)
+    created, reset, plain = scenario.scopes
+    # Created through the API, inactive, to be rated from base + 4h.
+    app.post_json('/v2/scope', {
+        'scope_id': created, 'active': False,
+        'last_processed_timestamp': (scenario.base + 3 * HOUR).isoformat()})
+    process = scenario.start()
+    try:
+        assert scenario.wait_until(lambda: 'Serving scope resets' in (
+            tmp_path / 'ck.log').read_text(), 60, process)
+        assert scenario.wait_until(lambda: all(
+            scenario.states()[s] >= scenario.last_data_period
+            for s in (reset, plain)), 60, process)
+        # Inactive: not rated, however long the others run.
+        assert scenario.states()[created] == scenario.base + 3 * HOUR
+        app.patch_json('/v2/scope', {'scope_id': created, 'active': True})
+        # Rated again from base + 4h, its data from then on deleted first.
+        app.put_json('/v2/scope', {
+            'scope_id': [reset], 'last_processed_timestamp': (
+                scenario.base + 4 * HOUR).isoformat()}, status=202)
+        assert scenario.wait_until(
+            lambda: f'Scope {reset} (project_id={reset}' in
+            (tmp_path / 'ck.log').read_text(), 30, process)
+        assert scenario.wait_until(scenario.caught_up, 60, process)
+    finally:
+        code, err = harness.stop(process)
+        backends.engine.dispose()
+    assert code == 0, err
+    # The periods of the usage (the later ones, due too, are empty).
+    hours = [(scenario.base + h * HOUR).isoformat()
+             for h in range(1, scenario.hours + 1)]
+    rated = [(scope, period) for scope, period in harness.RATED.findall(
+        (tmp_path / 'ck.log').read_text()) if period in hours]
+    assert [p for s, p in rated if s == created] == hours[3:]
+    assert [p for s, p in rated if s == reset] == hours + hours[3:]
+    assert [p for s, p in rated if s == plain] == hours
+    # Each period stored once, priced: the created scope from base + 4h.
+    span = (scenario.base, scenario.last_data_period + HOUR)
+    for scope in scenario.scopes:
+        assert cpu_prices(app, scope, *span) == {
+            period: qty * PRICE
+            for period, qty in scenario.cpu_hours(scope).items()
+            if scope != created or period > scenario.base + 3 * HOUR}
+    scenario.assert_stored_exactly_once(
+        since={created: scenario.base + 4 * HOUR}, priced=True)

@@ -1,0 +1,200 @@
+"""Several processors sharing the scopes out through redis and etcd.
+
+Each processor is a ``cloudkitty-processor`` process with a configuration
+file of its own (``[DEFAULT] host`` differs: they stand in for hosts), all
+on one database and one coordination backend: the machine's redis (in a
+namespace of the test's own) or an etcd the test starts. ``member_timeout``
+is :data:`MEMBER_TIMEOUT` seconds, so that a killed processor leaves the
+group within seconds.
+"""
+
+import collections
+import os
+import re
+import signal
+import time
+import uuid
+
+import pytest
+from tooz import hashring
+
+from cloudkitty.tests.functional import coordination
+from cloudkitty.tests.functional import test_processor as harness
+
+MEMBER_TIMEOUT = 3
+#: The rating worker's line when its view of the group changes:
+#: (number of live members, its own member id).
+JOINED = re.compile(r'Group cloudkitty-processors: (\d+) live members, '
+                    r'(\S+) among them')
+
+
+def configure(scenario, name, host, reprocessing=0):
+    """Write ``<name>.conf``: host ``host``, :data:`MEMBER_TIMEOUT`,
+    ``reprocessing`` reprocessing workers."""
+    path = scenario.write_config(name)
+    text = path.read_text()
+    text = text.replace('[DEFAULT]\n', f'[DEFAULT]\nhost = {host}\n', 1)
+    text = text.replace('[orchestrator]\n', '[orchestrator]\nmember_timeout '
+                        f'= {MEMBER_TIMEOUT}\n', 1)
+    text = text.replace('max_workers_reprocessing = 1',
+                        f'max_workers_reprocessing = {reprocessing}')
+    path.write_text(text)
+
+
+def set_active(scenario, active):
+    from cloudkitty import db
+    from cloudkitty import storage_state
+    engine = db.create_engine(f'sqlite:///{scenario.database}')
+    try:
+        states = storage_state.ScopeStateManager(engine, 'project_id',
+                                                 'source', 'file')
+        for scope in scenario.scopes:
+            states.set_active(scope, active)
+    finally:
+        engine.dispose()
+
+
+def read_log(scenario, name):
+    try:
+        return (scenario.tmp / f'{name}.log').read_text()
+    except FileNotFoundError:
+        return ''
+
+
+def group_view(scenario, name):
+    """``(live members, own member id)`` last logged by ``name``."""
+    found = JOINED.findall(read_log(scenario, name))
+    return (int(found[-1][0]), found[-1][1]) if found else (0, None)
+
+
+def rated_by(scenario, names):
+    """``{name: Counter((scope, period start))}`` from the RATED lines."""
+    return {name: collections.Counter(
+        harness.RATED.findall(read_log(scenario, name))) for name in names}
+
+
+def stable(scenario, seconds):
+    """Whether no scope state moved for ``seconds``."""
+    before = scenario.states()
+    time.sleep(seconds)
+    return scenario.states() == before
+
+
+@pytest.fixture(params=['redis', 'etcd'])
+def backend_url(request, tmp_path):
+    """A coordination URL no other test uses: the machine's redis in a
+    namespace of its own, or an etcd started for the test."""
+    if request.param == 'redis':
+        return (f'{coordination.machine_redis()}'
+                f'?namespace=ck-test-{uuid.uuid4().hex[:8]}')
+    server = coordination.Etcd(str(tmp_path / 'etcd')).start()
+    request.addfinalizer(server.stop)
+    return server.url
+
+
+def test_processors_share_the_scopes_and_take_over_a_dead_ones(
+        tmp_path, backend_url):
+    # Enough scopes that the ring (of member ids holding process ids)
+    # leaves no processor without a share but once in a few thousand runs.
+    scenario = harness.Scenario(tmp_path, scopes=18, hours=50, seed=21,
+                                coordination_url=backend_url)
+    names = ['ck', 'ck2', 'ck3']
+    for index, name in enumerate(names):
+        configure(scenario, name, f'host-{index}')
+    # Inactive until the three have joined, so that none rates the others'
+    # scopes while it is alone in the group.
+    set_active(scenario, False)
+    processes = {name: scenario.start(name, wait=False) for name in names}
+    victim, survivors = names[0], names[1:]
+    try:
+        assert scenario.wait_until(lambda: all(
+            group_view(scenario, name)[0] == 3 for name in names), 60), \
+            [group_view(scenario, name) for name in names]
+        members = {group_view(scenario, name)[1]: name for name in names}
+        ring = hashring.HashRing(set(members))
+        owner = {scope: members[ring.get_nodes(scope.encode()).pop()]
+                 for scope in scenario.scopes}
+        assert set(owner.values()) == set(names), owner
+        set_active(scenario, True)
+        assert scenario.wait_until(lambda: len(harness.RATED.findall(
+            read_log(scenario, victim))) >= 3, 60, processes[victim],
+            poll=0.01)
+        os.killpg(processes[victim].pid, signal.SIGKILL)
+        killed = time.monotonic()
+        processes[victim].communicate()
+        at_kill = scenario.states()
+        left = [scope for scope, name in owner.items()
+                if name == victim and at_kill[scope] <
+                scenario.last_data_period]
+        assert left, 'the victim had finished its share before the kill'
+        # Its scopes are taken over once the group has dropped it.
+        assert scenario.wait_until(lambda: all(
+            scenario.states()[scope] > at_kill[scope] for scope in left),
+            MEMBER_TIMEOUT + 8)
+        taken_over = time.monotonic() - killed
+        assert scenario.wait_until(scenario.caught_up, 90)
+    finally:
+        results = [harness.stop(processes[name]) for name in names]
+    assert [code for code, _ in results[1:]] == [0, 0], results
+    rated = rated_by(scenario, names)
+    total = sum(rated.values(), collections.Counter())
+    print(f'{backend_url.split(":")[0]}: scopes per processor '
+          f'{collections.Counter(owner.values())}, periods rated '
+          f'{ {name: sum(c.values()) for name, c in rated.items()} }; '
+          f'{len(left)} scopes of the killed one taken over '
+          f'{taken_over:.1f}s after the kill')
+    assert max(total.values()) == 1, [k for k, v in total.items() if v > 1]
+    # Each rated its own share; the survivors also the victim's, after it.
+    assert {scope for scope, _ in rated[victim]} <= {
+        scope for scope, name in owner.items() if name == victim}
+    for name in survivors:
+        assert {scope for scope, _ in rated[name]} <= {
+            scope for scope, owned in owner.items()
+            if owned in (name, victim)}
+        assert rated[name]
+    assert set(left) <= {scope for name in survivors
+                         for scope, _ in rated[name]}
+    # Every period stored once (a period the victim stored may miss its
+    # log line: the kill can fall between the two).
+    scenario.assert_stored_exactly_once()
+
+
+def test_coordination_backend_stopped_and_started_again(tmp_path):
+    # Our own redis-server: the machine's is shared with other tests.
+    redis = coordination.Redis(str(tmp_path / 'redis')).start()
+    scenario = harness.Scenario(tmp_path, scopes=6, hours=200, seed=23,
+                                coordination_url=redis.url)
+    names = ['ck', 'ck2']
+    for index, name in enumerate(names):
+        configure(scenario, name, f'host-{index}')
+    set_active(scenario, False)
+    processes = {name: scenario.start(name, wait=False) for name in names}
+    try:
+        assert scenario.wait_until(lambda: all(
+            group_view(scenario, name)[0] == 2 for name in names), 60)
+        set_active(scenario, True)
+        assert scenario.wait_until(lambda: sum(
+            sum(c.values()) for c in rated_by(scenario, names).values()) >=
+            20, 60, processes['ck'], poll=0.01)
+        redis.stop()
+        assert not scenario.caught_up()
+        # Without the backend, no scope is taken: the rating stops once
+        # the scopes locked when it stopped have rated their due periods.
+        assert scenario.wait_until(lambda: stable(scenario, 2), 30)
+        assert not scenario.caught_up()
+        redis.start()
+        assert scenario.wait_until(scenario.caught_up, 90)
+    finally:
+        results = [harness.stop(processes[name]) for name in names]
+        redis.stop()
+    assert [code for code, _ in results] == [0, 0], results
+    # Each noticed that the backend had lost the group.
+    for name in names:
+        assert 'is not in the group cloudkitty-processors' in read_log(
+            scenario, name) or 'unreachable' in read_log(scenario, name)
+    total = sum(rated_by(scenario, names).values(), collections.Counter())
+    print(f'redis stopped and started again: {sum(total.values())} '
+          f'periods rated, '
+          f'{sum(v - 1 for v in total.values())} rated twice')
+    assert max(total.values()) == 1
+    scenario.assert_stored_exactly_once()
