@@ -23,9 +23,11 @@ those calls run in a helper thread that a stop request stops waiting for.
 """
 
 import contextlib
+import functools
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 import urllib.parse
@@ -269,24 +271,24 @@ class ScopeLocks:
 
     def still_held(self, scope_id):
         """Whether the lock taken by :meth:`hold` for ``scope_id`` is still
-        ours, as far as the backend can tell.
+        ours, as far as the backend can tell (one round trip).
 
-        Redis locks are checked against their owner token (one read): one
-        that expired or vanished with a restarted server is not ours any
-        more, and a backend that does not answer within
-        :data:`CHECK_TIMEOUT` seconds counts as lost. A file
-        lock lasts as long as the process, and an etcd lock as long as its
-        lease, which the coordinator's heartbeat refreshes: held until
-        released.
+        Redis locks are checked against their owner token, etcd locks by a
+        transaction comparing their key with this lock's token: a lock that
+        expired (its lease with it, on etcd) or vanished with a restarted
+        server is not ours any more, even if another worker has not taken
+        it yet. A backend that does not answer within
+        :data:`CHECK_TIMEOUT` seconds counts as lost. A file lock lasts as
+        long as the process: held until released.
         """
         lock = self._held.get(scope_id)
         if lock is None:
             return False
-        if type(lock).is_still_owner is locking.Lock.is_still_owner:
-            return True  # the driver cannot tell (file, etcd)
+        is_still_owner = _owner_check(lock)
+        if is_still_owner is None:
+            return True  # the driver cannot tell (file)
         try:
-            return bool(self._call(lock.is_still_owner,
-                                   timeout=CHECK_TIMEOUT))
+            return bool(self._call(is_still_owner, timeout=CHECK_TIMEOUT))
         except (tooz.ToozError, OSError) as exc:
             LOG.warning('Could not check the lock of scope %s, counting it '
                         'as lost: %s', scope_id, exc)
@@ -372,6 +374,50 @@ class NoLocks:
     @contextlib.contextmanager
     def hold(self, scope_id):
         yield True
+
+
+def _owner_check(lock):
+    """A function without arguments telling whether the tooz ``lock`` is
+    still ours on the backend (one round trip), or ``None`` if the driver
+    cannot tell."""
+    if type(lock).is_still_owner is not locking.Lock.is_still_owner:
+        return lock.is_still_owner  # redis
+    if _is_etcd3gw_lock(lock):
+        return functools.partial(_etcd3gw_still_owner, lock)
+    return None
+
+
+def _is_etcd3gw_lock(lock):
+    # The driver module is loaded by the coordinator that made an etcd
+    # lock; not loaded, ``lock`` is none (and etcd3gw may be missing).
+    driver = sys.modules.get('tooz.drivers.etcd3gw')
+    return driver is not None and isinstance(lock, driver.Etcd3Lock)
+
+
+def _etcd3gw_still_owner(lock):
+    """Whether the etcd key of a tooz ``etcd3gw`` lock still holds the
+    token it was put with, by one read-only transaction (linearizable).
+
+    tooz's lock does not say (its ``is_still_owner`` is the base's, which
+    raises ``NotImplemented``), so this uses what it keeps: its key, its
+    token and its coordinator's client.
+    The key is put with the lock's lease: an expired or revoked lease has
+    deleted it, and a lock taken since by another worker holds that
+    worker's token. A failure is raised as ``tooz.ToozError``.
+    """
+    from etcd3gw import exceptions as etcd3gw_exc
+
+    txn = {'compare': [{'key': lock._key_b64, 'result': 'EQUAL',
+                        'target': 'VALUE', 'value': lock._uuid}],
+           'success': [], 'failure': []}
+    try:
+        result = lock._coord.client.transaction(txn)
+    except etcd3gw_exc.Etcd3Exception as exc:
+        # etcd3gw keeps the message in ``detail_text``, not in the args.
+        detail = exc.detail_text or exc
+        raise tooz.ToozError(f'{exc.__class__.__name__}: {detail}') from exc
+    # Protobuf's JSON leaves ``succeeded`` out when it is false.
+    return result.get('succeeded', False) is True
 
 
 def _safe_url(url):

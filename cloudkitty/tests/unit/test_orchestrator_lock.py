@@ -3,9 +3,12 @@
 import logging
 import threading
 import time
+import types
 
+from etcd3gw import exceptions as etcd3gw_exc
 import tooz
 from tooz import coordination
+from tooz.drivers import etcd3gw as tooz_etcd3gw
 
 from cloudkitty.orchestrator import lock
 
@@ -277,3 +280,120 @@ def test_an_unreadable_group_is_no_share(caplog):
 def test_without_a_group_every_scope_is_tried():
     assert lock.ScopeLocks('file:///x', b'm').share(['b', 'a']) == ['b', 'a']
     assert lock.NoLocks().share(('a',)) == ['a']
+
+
+class FakeEtcd:
+    """The few etcd v3 gateway calls tooz's etcd3gw lock makes, on a dict
+    of ``{base64 key: (base64 value, lease id)}``; ``txns`` records every
+    transaction, ``fail`` is raised by the next calls if set."""
+
+    def __init__(self):
+        self.keys = {}
+        self.txns = []
+        self.leases = 0
+        self.fail = None
+
+    def lease(self, ttl):
+        self.leases += 1
+        return types.SimpleNamespace(id=self.leases, refresh=lambda: ttl)
+
+    def transaction(self, txn):
+        if self.fail is not None:
+            raise self.fail
+        self.txns.append(txn)
+        ok = all(self._holds(compare) for compare in txn['compare'])
+        for request in txn.get('success' if ok else 'failure', []):
+            if 'request_put' in request:
+                put = request['request_put']
+                self.keys[put['key']] = (put['value'], put.get('lease'))
+            elif 'request_delete_range' in request:
+                self.keys.pop(request['request_delete_range']['key'], None)
+        return {'header': {}, 'succeeded': True} if ok else {'header': {}}
+
+    def _holds(self, compare):
+        assert compare['result'] == 'EQUAL'
+        found = self.keys.get(compare['key'])
+        if compare['target'] == 'CREATE':
+            return found is None
+        assert compare['target'] == 'VALUE'
+        # etcd: a value compared on a missing key always fails.
+        return found is not None and found[0] == compare['value']
+
+
+class EtcdCoordinator:
+    """Makes tooz's own etcd3gw locks, on a :class:`FakeEtcd`."""
+
+    def __init__(self, client):
+        self.client = client
+        self._acquired_locks = set()
+
+    def start(self, start_heart=False):
+        pass
+
+    def stop(self):
+        pass
+
+    def get_lock(self, name):
+        return tooz_etcd3gw.Etcd3Lock(self, name, 30)
+
+
+def etcd_locks(etcd, member=b'm'):
+    return lock.ScopeLocks('etcd3+http://x', member,
+                           lambda url, member: EtcdCoordinator(etcd))
+
+
+def test_an_etcd_lock_is_checked_by_one_read_only_transaction():
+    etcd = FakeEtcd()
+    locks = etcd_locks(etcd)
+    with locks.hold('s1') as held:
+        assert held
+        key, (token, _) = next(iter(etcd.keys.items()))
+        del etcd.txns[:]
+        assert locks.still_held('s1')
+        # One round trip, comparing the key with this lock's token and
+        # writing nothing.
+        assert etcd.txns == [{
+            'compare': [{'key': key, 'result': 'EQUAL', 'target': 'VALUE',
+                         'value': token}],
+            'success': [], 'failure': []}]
+    assert not locks.still_held('s1')
+    assert len(etcd.txns) == 2  # the release; none for a lock not held
+
+
+def test_an_etcd_lock_whose_key_expired_or_was_taken_is_not_held():
+    etcd = FakeEtcd()
+    locks, other = etcd_locks(etcd), etcd_locks(etcd, b'other')
+    with locks.hold('s1') as held:
+        assert held
+        # The lease expired: etcd deleted the key with it.
+        etcd.keys.clear()
+        assert not locks.still_held('s1')
+        # Taken since by another worker: its token, not ours.
+        with other.hold('s1') as taken:
+            assert taken and other.still_held('s1')
+            assert not locks.still_held('s1')
+
+
+def test_an_etcd_lock_that_cannot_be_checked_counts_as_lost(
+        caplog, monkeypatch):
+    etcd = FakeEtcd()
+    locks = etcd_locks(etcd)
+    with locks.hold('s1') as held:
+        assert held
+        etcd.fail = etcd3gw_exc.ConnectionFailedError('refused')
+        with caplog.at_level(logging.WARNING):
+            assert not locks.still_held('s1')
+        assert 'Could not check the lock of scope s1, counting it as ' \
+            'lost: ConnectionFailedError: refused' in caplog.text
+        etcd.fail = None
+        assert locks.still_held('s1')
+        # No answer within CHECK_TIMEOUT: lost too.
+        monkeypatch.setattr(lock, 'CHECK_TIMEOUT', 0.2)
+        answer = threading.Event()
+        monkeypatch.setattr(etcd, 'transaction',
+                            lambda txn: answer.wait(10))
+        began = time.monotonic()
+        assert not locks.still_held('s1')
+        assert time.monotonic() - began < 2
+        answer.set()
+        monkeypatch.undo()  # the release needs an answer
