@@ -178,7 +178,8 @@ def settle(storage):
     loading a million points into an empty table are planned for an empty
     table.
     """
-    tables = ('rated_points', 'rated_batches', 'rated_labels')
+    tables = ('rated_points', 'rated_batches', 'rated_labels',
+              'rated_totals', 'rated_daily_totals')
     with storage.engine.begin() as conn:
         if storage.engine.dialect.name == 'postgresql':
             conn.exec_driver_sql(f'ANALYZE {", ".join(tables)}')

@@ -966,19 +966,33 @@ class SQLAlchemyStorage(v2.BaseStorage):
             statement, every_group = self._points_page(
                 grouped, keys, facts, label_keys, fields)
         else:
-            # The sums are few: the groups are counted apart, which costs
-            # less than a window over every group, and the page is read in
-            # key order (from an index where one fits), not sorted whole.
-            statement = every_group = grouped.order_by(*facts)
+            # The sums are few: the groups are counted apart, without
+            # summing them, which costs less than a window over every
+            # group, and the page is read in key order (from an index where
+            # one fits), not sorted whole.
+            statement = grouped.order_by(*facts)
+            every_group = sa.select(*facts or [sa.literal(1)]).where(
+                *conditions).group_by(*facts)
             if not keys:
                 # One group of nothing is no group.
-                statement = every_group = grouped.having(sa.func.count() > 0)
+                statement = grouped.having(sa.func.count() > 0)
+                every_group = every_group.having(sa.func.count() > 0)
         if limit is not None:
             statement = statement.offset(offset).limit(limit)
         rows = conn.execute(statement).all()
         if table is _POINTS and rows:
             total = rows[0].n_groups
+        elif rows and (limit is None or len(rows) < limit):
+            # The last page: the groups before it and on it are all.
+            total = len(rows) if limit is None else offset + len(rows)
         elif rows or offset:
+            if self._dialect == 'postgresql' and table is _DAILY and [
+                    key.kind for key in keys] in (['scope'],
+                                                  ['scope', 'type']):
+                # Groups on a prefix of the primary key: counted along the
+                # index, which the planner, expecting far fewer groups than
+                # there are, would trade for a slower hash of every row.
+                conn.exec_driver_sql('SET LOCAL enable_hashagg = off')
             total = conn.execute(sa.select(sa.func.count()).select_from(
                 every_group.order_by(None).subquery())).scalar()
         else:
