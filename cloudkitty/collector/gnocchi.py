@@ -23,8 +23,12 @@ The quantity of a group is its value at the group's first timestamp in
 ``[start, end)``, as upstream reads it: with ``force_granularity`` equal to
 the collect period (the default 3600) the only one. With a ``rate:``
 re-aggregation, the query starts one granularity earlier so that the
-first rate falls at ``start``. Quantities are read as
-:class:`~decimal.Decimal` through the ``str`` of the JSON numbers.
+first rate falls at ``start`` (the difference with the point before it);
+with ``force_granularity: 0`` one collect period earlier, which reaches
+the point before ``start`` of any granularity up to the period. A
+resource without a point before the period has no rate in it. Quantities
+are read as :class:`~decimal.Decimal` through the ``str`` of the JSON
+numbers.
 
 Gnocchi 4.7's grouping of revisions has two limits worth knowing: it
 keeps one resource of a group whose resources' revisions start together
@@ -32,6 +36,9 @@ keeps one resource of a group whose resources' revisions start together
 and without a granularity it adds up the values of the granularities
 sharing a timestamp. With such a ``resource_key``, or
 ``force_granularity: 0``, set ``use_all_resource_revisions: false``.
+Its ``count`` re-aggregation answers HTTP 500 without revisions (it cannot
+serialise numpy's integers): the operation multiplies a ``count`` or
+``rate:count`` re-aggregation by 1.0, which makes them floats.
 
 A grouped attribute or metadata a resource lacks is ``""``. Metadata are
 the attributes of the resources found (their current revision), matched
@@ -65,6 +72,9 @@ AGGREGATION_METHODS = _BASIC_METHODS + tuple(
 #: ``rate:<method>``.
 RE_AGGREGATION_METHODS = ('count', 'max', 'mean', 'median', 'min', 'std',
                           'sum', 'var')
+
+#: Re-aggregations whose values Gnocchi computes as numpy integers.
+_INTEGER_RE_AGGREGATIONS = ('count', 'rate:count')
 
 #: Placeholders of ``custom_query``, longest first (one contains another).
 QUERY_PLACEHOLDERS = ('RE_AGGREGATION_METHOD', 'AGGREGATION_METHOD',
@@ -127,8 +137,13 @@ def operation(metric_name, extra_args):
         }
         return _PLACEHOLDER_RE.sub(lambda match: values[match.group(0)],
                                    extra_args['custom_query'])
-    return ['aggregate', extra_args['re_aggregation_method'],
-            ['metric', metric_name, extra_args['aggregation_method']]]
+    re_aggregation = extra_args['re_aggregation_method']
+    aggregate = ['aggregate', re_aggregation,
+                 ['metric', metric_name, extra_args['aggregation_method']]]
+    if re_aggregation in _INTEGER_RE_AGGREGATIONS:
+        # Floats, which Gnocchi 4.7 can serialise (see the module's notes).
+        return ['*', aggregate, 1.0]
+    return aggregate
 
 
 def search_filter(resource_type, scope_key, scope_id, q_filter):
@@ -250,9 +265,11 @@ class GnocchiCollector(collector.BaseCollector):
         source_name = collector.source_metric_name(metric_name)
         granularity = extra['force_granularity'] or None
         query_start = start
-        if granularity and extra['re_aggregation_method'].startswith(
-                'rate:'):
-            query_start = start - datetime.timedelta(seconds=granularity)
+        if extra['re_aggregation_method'].startswith('rate:'):
+            # The rate at start needs the point before it (see the module's
+            # notes); with every granularity, the finest is not known here.
+            query_start = start - datetime.timedelta(
+                seconds=granularity or self.period)
         try:
             return self.client.aggregates.fetch(
                 operation(source_name, extra), search=search,
