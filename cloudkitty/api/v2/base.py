@@ -7,6 +7,7 @@ parameters may be repeated or comma-separated; dict parameters are
 datetimes as ISO 8601 with their offset.
 """
 
+import datetime
 import functools
 import inspect
 
@@ -172,6 +173,33 @@ def integer(minimum):
             raise voluptuous.Invalid(f'must be at least {minimum}')
         return number
     return validate
+
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def period_start(moment, period):
+    """The start of the collect period of ``period`` seconds (counted from
+    the epoch) holding ``moment``."""
+    seconds = int((moment - _EPOCH).total_seconds())
+    return _EPOCH + datetime.timedelta(seconds=seconds - seconds % period)
+
+
+def check_aligned(period, proposal, **moments):
+    """Each of ``moments`` (``name=datetime``) is the start of a collect
+    period of ``period`` seconds, else a 400 naming the misaligned ones and
+    the aligned values that would do (``proposal`` says of what: "window
+    covering this request", say)."""
+    misaligned = [f'{name} ({moment.isoformat()})'
+                  for name, moment in moments.items()
+                  if period_start(moment, period) != moment]
+    if misaligned:
+        aligned = ' '.join(
+            f'{name}={period_start(moment, period).isoformat()}'
+            for name, moment in moments.items())
+        raise errors.BadRequest(
+            f"{' and '.join(misaligned)} not aligned to the collect period "
+            f'of {period} seconds; the aligned {proposal} is {aligned}.')
 
 
 #: ``offset`` (>= 0) and ``limit`` (>= 1) of a paginated list.

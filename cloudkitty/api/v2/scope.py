@@ -38,6 +38,13 @@ def _scope_state():
     return pecan.request.backends.scope_state
 
 
+def _check_aligned(timestamp):
+    # A state between two period starts would have the processor rate
+    # periods that straddle the stored ones.
+    base.check_aligned(pecan.request.backends.conf.collect.period,
+                       'timestamp', last_processed_timestamp=timestamp)
+
+
 class ScopeController(rest.RestController):
 
     @base.expose(scope_policies.GET_STATE, query={
@@ -80,6 +87,7 @@ class ScopeController(rest.RestController):
                                     'last_processed_timestamp; they differ.')
         if last_processed_timestamp is None:
             raise errors.BadRequest("'last_processed_timestamp' is required.")
+        _check_aligned(last_processed_timestamp)
         states = _scope_state().get_all(
             identifier=scope_id or None, scope_key=scope_key,
             fetcher=fetcher, collector=collector)
@@ -129,6 +137,7 @@ class ScopeController(rest.RestController):
     def post(self, *, scope_id, last_processed_timestamp, scope_key=None,
              fetcher=None, collector=None, active=True):
         """Declare a scope."""
+        _check_aligned(last_processed_timestamp)
         if _scope_state().get_all(identifier=scope_id, active=True):
             raise errors.NotFound(
                 f"An active scope '{scope_id}' already exists; it cannot be "

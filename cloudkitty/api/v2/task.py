@@ -1,7 +1,5 @@
 """``/v2/task/reprocesses``: rate again periods already processed."""
 
-import datetime
-
 import pecan
 from pecan import rest
 import voluptuous
@@ -12,7 +10,6 @@ from cloudkitty.policies import task as task_policies
 from cloudkitty.storage_state import reprocessing
 
 ALL_SCOPES = 'ALL'
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
 
 def _view(task):
@@ -27,25 +24,6 @@ def _order(value):
         raise voluptuous.Invalid(f"'{value}' is not an order; use "
                                  f"{' or '.join(reprocessing.ORDERS)}")
     return value.lower()
-
-
-def _floor(moment, period):
-    seconds = int((moment - _EPOCH).total_seconds())
-    return _EPOCH + datetime.timedelta(seconds=seconds - seconds % period)
-
-
-def _check_alignment(start, end, period):
-    """Both ends are period starts, or a 400 proposing the aligned window."""
-    misaligned = [f'{name} ({moment.isoformat()})' for name, moment in
-                  (('start_reprocess_time', start),
-                   ('end_reprocess_time', end))
-                  if _floor(moment, period) != moment]
-    if misaligned:
-        raise errors.BadRequest(
-            f"{' and '.join(misaligned)} not aligned to the collect period "
-            f'of {period} seconds; the aligned window covering this request '
-            f'is start_reprocess_time={_floor(start, period).isoformat()} '
-            f'end_reprocess_time={_floor(end, period).isoformat()}.')
 
 
 def _scopes(scope_ids):
@@ -117,8 +95,10 @@ class ReprocessesController(rest.RestController):
             raise errors.BadRequest(
                 f'end_reprocess_time ({end.isoformat()}) is before '
                 f'start_reprocess_time ({start.isoformat()}).')
-        _check_alignment(
-            start, end, pecan.request.backends.conf.collect.period)
+        base.check_aligned(
+            pecan.request.backends.conf.collect.period,
+            'window covering this request', start_reprocess_time=start,
+            end_reprocess_time=end)
         scopes = _scopes(scope_ids)
         for scope_id, states in scopes.items():
             _check_scope(scope_id, states, start, end)

@@ -100,6 +100,10 @@ def test_reset_ids_in_the_query_string(app, scope_reset):
     ({'all_scopes': 'yes please', 'state': '2024-01-01'}, 400,
      "'all_scopes'"),
     ({'scope_id': 'nope', 'state': '2024-01-01'}, 404, 'No scope'),
+    ({'scope_id': 's1', 'last_processed_timestamp': '2024-01-01T10:30:00'},
+     400, 'last_processed_timestamp (2024-01-01T10:30:00+00:00) not aligned '
+     'to the collect period of 3600 seconds; the aligned timestamp is '
+     'last_processed_timestamp=2024-01-01T10:00:00+00:00.'),
 ])
 def test_reset_bad_requests(app, scope_reset, body, status, words):
     response = app.put_json('/v2/scope', body, status=status)
@@ -198,6 +202,18 @@ def test_post_existing_inactive_is_409(app):
 ])
 def test_post_bad_requests(app, body):
     app.post_json('/v2/scope', body, status=400)
+
+
+def test_timestamps_are_aligned_to_the_period(app, conf, scope_reset):
+    body = {'scope_id': 'x', 'last_processed_timestamp': '2024-05-01T00:20Z'}
+    message = app.post_json('/v2/scope', body, status=400).json['message']
+    assert 'the aligned timestamp is last_processed_timestamp=' \
+        '2024-05-01T00:00:00+00:00.' in message
+    app.get('/v2/scope', params={'scope_id': 'x'}, status=404)
+    conf.set_override('period', 600, 'collect')
+    app.post_json('/v2/scope', body, status=200)
+    app.put_json('/v2/scope', body, status=202)
+    assert len(scope_reset.calls) == 1
 
 
 @pytest.mark.parametrize('method', ['get', 'put_json', 'patch_json',
