@@ -191,10 +191,20 @@ def test_scope_creation_activation_and_reset_reach_the_processor(
             lambda: f'Scope {reset} (project_id={reset}' in
             (tmp_path / 'ck.log').read_text(), 30, process)
         assert scenario.wait_until(scenario.caught_up, 60, process)
+        # A reset deletes the data from its timestamp on: seen on a scope
+        # made inactive first, which nothing rates again.
+        app.patch_json('/v2/scope', {'scope_id': plain, 'active': False})
+        app.put_json('/v2/scope', {
+            'scope_id': [plain], 'last_processed_timestamp': (
+                scenario.base + 6 * HOUR).isoformat()}, status=202)
+        assert scenario.wait_until(
+            lambda: f'Scope {plain} (project_id={plain}' in
+            (tmp_path / 'ck.log').read_text(), 30, process)
     finally:
         code, err = harness.stop(process)
         backends.engine.dispose()
     assert code == 0, err
+    assert scenario.states()[plain] == scenario.base + 5 * HOUR
     # The periods of the usage (the later ones, due too, are empty).
     hours = [(scenario.base + h * HOUR).isoformat()
              for h in range(1, scenario.hours + 1)]
@@ -203,12 +213,19 @@ def test_scope_creation_activation_and_reset_reach_the_processor(
     assert [p for s, p in rated if s == created] == hours[3:]
     assert [p for s, p in rated if s == reset] == hours + hours[3:]
     assert [p for s, p in rated if s == plain] == hours
-    # Each period stored once, priced: the created scope from base + 4h.
+    # Each period stored once, priced: the created scope from base + 4h,
+    # the one reset last up to base + 5h.
     span = (scenario.base, scenario.last_data_period + HOUR)
+    kept = {created: (scenario.base + 4 * HOUR, scenario.last_data_period),
+            reset: (scenario.base, scenario.last_data_period),
+            plain: (scenario.base, scenario.base + 5 * HOUR)}
     for scope in scenario.scopes:
+        first, last = kept[scope]
         assert cpu_prices(app, scope, *span) == {
             period: qty * PRICE
             for period, qty in scenario.cpu_hours(scope).items()
-            if scope != created or period > scenario.base + 3 * HOUR}
+            if first <= period <= last}
     scenario.assert_stored_exactly_once(
-        since={created: scenario.base + 4 * HOUR}, priced=True)
+        since={created: kept[created][0]},
+        upto={scope: last for scope, (_, last) in kept.items()},
+        priced=True)
