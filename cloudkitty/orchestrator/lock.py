@@ -348,7 +348,7 @@ class ScopeLocks:
                 raise tooz.ToozError(f'no answer from the coordination '
                                      f'backend within {timeout}s')
         if 'error' in outcome:
-            raise outcome['error']
+            raise _translated(outcome['error'])
         return outcome.get('value')
 
 
@@ -400,24 +400,30 @@ def _etcd3gw_still_owner(lock):
 
     tooz's lock does not say (its ``is_still_owner`` is the base's, which
     raises ``NotImplemented``), so this uses what it keeps: its key, its
-    token and its coordinator's client.
-    The key is put with the lock's lease: an expired or revoked lease has
-    deleted it, and a lock taken since by another worker holds that
-    worker's token. A failure is raised as ``tooz.ToozError``.
+    token and its coordinator's client. The key is put with the lock's
+    lease: an expired or revoked lease has deleted it, and a lock taken
+    since by another worker holds that worker's token.
     """
-    from etcd3gw import exceptions as etcd3gw_exc
-
     txn = {'compare': [{'key': lock._key_b64, 'result': 'EQUAL',
                         'target': 'VALUE', 'value': lock._uuid}],
            'success': [], 'failure': []}
-    try:
-        result = lock._coord.client.transaction(txn)
-    except etcd3gw_exc.Etcd3Exception as exc:
-        # etcd3gw keeps the message in ``detail_text``, not in the args.
-        detail = exc.detail_text or exc
-        raise tooz.ToozError(f'{exc.__class__.__name__}: {detail}') from exc
+    result = lock._coord.client.transaction(txn)
     # Protobuf's JSON leaves ``succeeded`` out when it is false.
     return result.get('succeeded', False) is True
+
+
+def _translated(exc):
+    """``exc``, or a ``tooz.ToozError`` for an etcd3gw error: tooz's etcd3gw
+    driver lets some through (``start`` creates its lease unguarded), and
+    :func:`_etcd3gw_still_owner` calls the client itself."""
+    errors = sys.modules.get('etcd3gw.exceptions')
+    if errors is None or not isinstance(exc, errors.Etcd3Exception):
+        return exc
+    # etcd3gw keeps the message in ``detail_text``, not in the args.
+    error = tooz.ToozError(
+        f'{exc.__class__.__name__}: {exc.detail_text or exc}')
+    error.__cause__ = exc
+    return error
 
 
 def _safe_url(url):

@@ -328,7 +328,11 @@ class EtcdCoordinator:
         self._acquired_locks = set()
 
     def start(self, start_heart=False):
-        pass
+        # tooz's start creates the membership lease outside its error
+        # translation: etcd3gw's own errors come through.
+        self.client.lease(30)
+        if self.client.fail is not None:
+            raise self.client.fail
 
     def stop(self):
         pass
@@ -397,3 +401,18 @@ def test_an_etcd_lock_that_cannot_be_checked_counts_as_lost(
         assert time.monotonic() - began < 2
         answer.set()
         monkeypatch.undo()  # the release needs an answer
+
+
+def test_an_unreachable_etcd_is_logged_not_raised(caplog):
+    etcd = FakeEtcd()
+    etcd.fail = etcd3gw_exc.ConnectionFailedError('refused')
+    locks = etcd_locks(etcd)
+    with caplog.at_level(logging.WARNING):
+        assert not locks.start()
+        with locks.hold('s1') as held:
+            assert not held
+    assert 'unreachable, will retry: ConnectionFailedError: refused' in \
+        caplog.text
+    etcd.fail = None
+    with locks.hold('s1') as held:
+        assert held and locks.still_held('s1')
