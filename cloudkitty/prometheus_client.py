@@ -10,6 +10,7 @@ import datetime
 import threading
 
 import requests
+from urllib3 import exceptions as urllib3_exceptions
 
 
 class PrometheusError(Exception):
@@ -77,6 +78,17 @@ class PrometheusClient:
         except requests.Timeout:
             raise PrometheusError(
                 f'{self.query_url}: no answer within {self.timeout}s'
+            ) from None
+        except requests.ConnectionError as exc:
+            # A timeout while the body is read comes as a ConnectionError
+            # (psf/requests#5430): a slow server, not an unreachable one.
+            if any(isinstance(arg, urllib3_exceptions.ReadTimeoutError)
+                   for arg in exc.args):
+                raise PrometheusError(
+                    f'{self.query_url}: the answer stalled: nothing more '
+                    f'within {self.timeout}s') from None
+            raise PrometheusError(
+                f'{self.query_url}: {exc.__class__.__name__}: {exc}'
             ) from None
         except requests.RequestException as exc:
             raise PrometheusError(
