@@ -10,7 +10,10 @@ goes down while the processor runs.
 
 :class:`LagWatch` logs a warning when a scope is more than
 ``[orchestrator] lag_warning_periods`` periods behind after a pass over
-it, and an info line once it is back within the limit.
+it, and an info line once it is back within the limit. One worker of each
+processor also sweeps the scopes it did not visit (other workers' shares,
+locks held elsewhere) and warns of those behind that have not moved since
+its previous sweep: a scope whose worker is stuck is not silent either.
 """
 
 import json
@@ -142,6 +145,7 @@ class LagWatch:
     def __init__(self, limit):
         self._limit = limit
         self._behind = {}  # scope_id -> periods due at its last check
+        self._swept = {}  # scope_id -> last processed at the last sweep
 
     def is_behind(self, scope_id):
         return scope_id in self._behind
@@ -160,6 +164,30 @@ class LagWatch:
             LOG.info('Scope %s is no longer behind: %d periods due, last '
                      'processed period %s', scope_id, due, last_text)
             del self._behind[scope_id]
+
+    def sweep(self, lags):
+        """Check scopes some other worker rates, ``{scope_id: (last, due)}``
+        as :meth:`check` takes them: above the limit, a scope is warned of
+        only if its last processed period is the one of the previous sweep
+        (stalled, not merely catching up); back within it, as :meth:`check`
+        says. Scopes absent from ``lags`` are forgotten."""
+        swept, self._swept = self._swept, {}
+        for scope_id in sorted(lags):
+            last, due = lags[scope_id]
+            self._swept[scope_id] = last
+            if due <= self._limit:
+                self.check(scope_id, last, due)
+            elif scope_id in swept and swept[scope_id] == last:
+                previous = self._behind.get(scope_id)
+                if previous is None or due > previous:
+                    LOG.warning(
+                        'Scope %s is %d periods behind (more than '
+                        'lag_warning_periods = %d) and has not moved since '
+                        'the previous check: last processed period %s; the '
+                        'worker that has it may be stuck',
+                        scope_id, due, self._limit,
+                        last.isoformat() if last is not None else 'none')
+                self._behind[scope_id] = due
 
 
 class Health:
@@ -208,3 +236,18 @@ class Health:
                           exc.__class__.__name__, exc)
                 continue
             self._watch.check(scope_id, last, due)
+
+    def sweep(self, scope_ids, lags_of):
+        """After a pass, check the scopes it did not visit for stalls
+        (:meth:`LagWatch.sweep`), their lags read at once by
+        ``lags_of(scope_ids)`` (as :meth:`~cloudkitty.orchestrator.worker.
+        ScopeWorker.lags`); where that fails, no check."""
+        if self._watch is None:
+            return
+        try:
+            lags = lags_of(scope_ids)
+        except Exception as exc:  # noqa: BLE001 - e.g. database down
+            LOG.debug('Lags of %d scopes unknown: %s: %s', len(scope_ids),
+                      exc.__class__.__name__, exc)
+            return
+        self._watch.sweep(lags)

@@ -134,16 +134,20 @@ class Processor:
         told of every scope's result and of the end of every pass of
         :meth:`run_forever` (default: counts kept in memory, no lag
         warnings).
+    :param sweep: after each pass of :meth:`run_forever`, have ``health``
+        check the scopes the pass did not visit for stalls (one worker of
+        each processor does).
     """
 
     def __init__(self, scope_worker, fetcher, locks, stop_event=None,
-                 shuffle=True, health=None):
+                 shuffle=True, health=None, sweep=False):
         self._worker = scope_worker
         self._fetcher = fetcher
         self._locks = locks
         self._stop = stop_event or threading.Event()
         self._shuffle = shuffle
         self._health = health or ck_health.Health()
+        self._sweep = sweep
 
     def run_pass(self, scope_ids=None):
         """One pass over ``scope_ids`` (default: the fetcher's scopes).
@@ -274,6 +278,9 @@ class Processor:
                 summary = PassSummary()
             self._health.pass_done(
                 lambda scope_id: self._worker.lag(scope_id))
+            unvisited = summary.others + summary.locked
+            if self._sweep and unvisited:
+                self._health.sweep(unvisited, self._worker.lags)
             if not summary.periods:
                 self._stop.wait(interval)
 
@@ -487,7 +494,8 @@ class ProcessorService(cotyledon.Service):
                          health=ck_health.Health(
                              self._counters(), ck_health.PERIODS_RATED,
                              ck_health.LagWatch(
-                                 self._conf.orchestrator.lag_warning_periods)))
+                                 self._conf.orchestrator.lag_warning_periods)),
+                         sweep=self.worker_id == 0)
 
     def _counters(self):
         """This worker's counters, in its file of ``counters_dir``."""

@@ -339,6 +339,16 @@ class ScopeWorker:
         return last, due_periods(last, self._settings.period,
                                  self._settings.wait_periods, self._clock())
 
+    def lags(self, scope_ids):
+        """``{scope_id: (last processed period start or None, due
+        periods)}`` of the active scopes among ``scope_ids`` now, from one
+        read of the scope states (:meth:`lag` for many)."""
+        now = self._clock()
+        lasts = self._scope_state.get_last_processed_timestamps(scope_ids)
+        return {scope_id: (last, due_periods(last, self._settings.period,
+                                             self._settings.wait_periods, now))
+                for scope_id, last in lasts.items()}
+
     def next_period(self, scope_id):
         """Start of the scope's next due period, or ``None``."""
         last = self._scope_state.get_last_processed_timestamp(scope_id)

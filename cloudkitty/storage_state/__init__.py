@@ -72,6 +72,31 @@ class ScopeStateManager:
         state = self.get_state(identifier, **parts)
         return state['last_processed_timestamp'] if state else None
 
+    def get_last_processed_timestamps(self, identifiers):
+        """``{identifier: start of the last period processed, or None}``
+        of the active scopes among ``identifiers`` (with this manager's
+        scope_key, fetcher and collector), in one query; a scope without a
+        state yet maps to ``None``, an inactive one is left out."""
+        table = models.ScopeState.__table__
+        wanted = set(identifiers)
+        query = sa.select(table.c.identifier, table.c.last_processed_timestamp,
+                          table.c.active).where(*(
+                              table.c[name] == value
+                              for name, value in self._defaults.items()))
+        found = dict.fromkeys(wanted)
+        with self._engine.connect() as connection:
+            # Every scope of the keys, filtered here: an IN list of
+            # thousands of ids costs more than the rows it saves.
+            for row in connection.execute(query):
+                if row.identifier not in wanted:
+                    continue
+                if row.active:
+                    found[row.identifier] = from_db(
+                        row.last_processed_timestamp)
+                else:
+                    del found[row.identifier]
+        return found
+
     def set_last_processed_timestamp(self, identifier, timestamp,
                                      connection=None, **parts):
         """Record ``timestamp`` as the scope's last processed period start.

@@ -50,6 +50,18 @@ def test_due_periods_counts_the_periods_rate_scope_would_rate():
     assert scope_worker.lag('p1') == (MONTH + 7 * HOUR, 0)
 
 
+def test_lags_of_many_scopes_are_their_due_periods_now():
+    now = MONTH + 9 * HOUR + 15 * 60 * SECOND
+    scope_worker, *_ = fakes.make_worker(
+        last={'p1': MONTH + HOUR, 'p2': MONTH + 6 * HOUR,
+              'off': MONTH}, clock=lambda: now)
+    scope_worker._scope_state.inactive.add('off')
+    # p3 has no state yet: it counts from the month start.
+    assert scope_worker.lags(['p1', 'p2', 'p3', 'off']) == {
+        'p1': (MONTH + HOUR, 6), 'p2': (MONTH + 6 * HOUR, 1),
+        'p3': (None, 8)}
+
+
 def test_due_periods_with_other_periods_and_waits():
     assert worker.due_periods(MONTH, 600, 0, MONTH + 3000 * SECOND) == 4
     assert worker.due_periods(MONTH, 600, 1, MONTH + 3001 * SECOND) == 4
@@ -197,13 +209,91 @@ def test_lag_watch_of_a_scope_never_rated(caplog):
                     'lag_warning_periods = 0): last processed period none')]
 
 
+def test_a_sweep_warns_of_the_scopes_that_stay_behind_unmoved(caplog):
+    watch = health.LagWatch(3)
+    caplog.set_level(logging.INFO)
+    stuck, moving = MONTH + HOUR, MONTH + 2 * HOUR
+    # First seen: behind, but maybe moving; not warned yet.
+    watch.sweep({'stuck': (stuck, 5), 'moving': (moving, 6), 'ok': (None, 0)})
+    assert messages(caplog) == []
+    # Catching up (moved since) is no stall; not moved is.
+    watch.sweep({'stuck': (stuck, 5), 'moving': (moving + HOUR, 5)})
+    warning = ('Scope stuck is {} periods behind (more than '
+               'lag_warning_periods = 3) and has not moved since the '
+               'previous check: last processed period '
+               '2024-03-01T01:00:00+00:00; the worker that has it may be '
+               'stuck')
+    assert messages(caplog) == [('WARNING', warning.format(5))]
+    # Once per stall, again when it falls further behind.
+    caplog.clear()
+    watch.sweep({'stuck': (stuck, 5)})
+    watch.sweep({'stuck': (stuck, 6)})
+    assert messages(caplog) == [('WARNING', warning.format(6))]
+    # Rated again (by whoever has it now): back within the limit.
+    caplog.clear()
+    watch.sweep({'stuck': (MONTH + 8 * HOUR, 0)})
+    assert messages(caplog) == [
+        ('INFO', 'Scope stuck is no longer behind: 0 periods due, last '
+                 'processed period 2024-03-01T08:00:00+00:00')]
+    # A scope that left the sweep (now visited by this worker) starts
+    # afresh when it comes back.
+    caplog.clear()
+    watch.sweep({})
+    watch.sweep({'moving': (moving + HOUR, 5)})
+    assert messages(caplog) == []
+
+
+class PartLocks(processor.ck_lock.NoLocks):
+    """This worker's share is ``mine``; ``held`` are locked elsewhere."""
+
+    def __init__(self, mine, held=()):
+        self.mine = mine
+        self.held = set(held)
+
+    def share(self, scope_ids):
+        return [s for s in scope_ids if s in self.mine]
+
+    @processor.contextlib.contextmanager
+    def hold(self, scope_id):
+        yield scope_id not in self.held
+
+
+@pytest.mark.parametrize('sweep', [True, False])
+def test_the_sweeper_checks_the_scopes_its_pass_did_not_visit(
+        sweep, caplog):
+    fake = FakeWorker({'a': {'rated': [MONTH]}, 'b': {}}, {})
+    locks = PartLocks(mine={'a', 'b'}, held={'b'})
+    watch = health.LagWatch(3)
+    watched = health.Health(health.Counters(), health.PERIODS_RATED, watch)
+    for _ in range(2):
+        OnePass(fake, FakeFetcher(['a', 'b', 'c', 'd']), locks,
+                shuffle=False, health=watched, sweep=sweep).run_forever(0)
+    # 'b' is locked elsewhere, 'c' and 'd' are other workers' share.
+    assert fake.sweeps == ([['c', 'd', 'b']] * 2 if sweep else [])
+    assert [m for _, m in messages(caplog)] == (
+        ['Scope d is 9 periods behind (more than lag_warning_periods = 3) '
+         'and has not moved since the previous check: last processed '
+         'period 2024-03-01T00:00:00+00:00; the worker that has it may be '
+         'stuck'] if sweep else [])
+
+
+def test_a_sweep_that_cannot_read_the_lags_checks_nothing(caplog):
+    def down(scope_ids):
+        raise ConnectionError('no database')
+    watched = health.Health(lag_watch=health.LagWatch(0))
+    watched.sweep(['a'], down)
+    watched.sweep(['a'], down)
+    assert messages(caplog) == []
+
+
 class FakeWorker:
     """Rates scopes as told: ``{scope: ScopeResult fields}``."""
 
     def __init__(self, outcomes, lags):
         self.outcomes = outcomes
-        self.lags = lags
+        self.lag_values = lags
         self.lag_reads = []
+        self.sweeps = []
 
     def rate_scope(self, scope_id, max_periods=None):
         return worker.ScopeResult(scope_id, **self.outcomes[scope_id])
@@ -211,9 +301,15 @@ class FakeWorker:
     def shared_collection(self, scope_ids):
         return processor.contextlib.nullcontext(None)
 
+    sweep_lags = {'b': (MONTH + HOUR, 1), 'c': (MONTH, 2), 'd': (MONTH, 9)}
+
+    def lags(self, scope_ids):
+        self.sweeps.append(list(scope_ids))
+        return {s: self.sweep_lags[s] for s in scope_ids}
+
     def lag(self, scope_id):
         self.lag_reads.append(scope_id)
-        lag = self.lags[scope_id]
+        lag = self.lag_values[scope_id]
         if isinstance(lag, Exception):
             raise lag
         return lag
@@ -271,7 +367,7 @@ def test_a_pass_counts_each_scope_and_checks_the_lag_of_the_failed(caplog):
     # The next pass rates it: its lag is read again, and it recovered.
     caplog.clear()
     fake.outcomes['coll'] = {'rated': [MONTH + HOUR] * 9}
-    fake.lags['coll'] = (MONTH + 9 * HOUR, 0)
+    fake.lag_values['coll'] = (MONTH + 9 * HOUR, 0)
     fake.lag_reads.clear()
     OnePass(fake, FakeFetcher(['coll', 'ok']), locks, shuffle=False,
             health=watched).run_forever(0)

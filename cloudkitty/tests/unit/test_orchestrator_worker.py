@@ -99,6 +99,10 @@ class FakeScopeState:
     def is_active(self, identifier):
         return identifier not in self.inactive
 
+    def get_last_processed_timestamps(self, identifiers):
+        return {i: self.last.get(i) for i in identifiers
+                if i not in self.inactive}
+
 
 class FakeModuleState:
     def __init__(self, states=None):
