@@ -1,11 +1,20 @@
-"""The real cloudkitty-processor rating from a real Prometheus that goes
-down in the middle of the run and comes back.
+"""The real cloudkitty-processor rating from a real Prometheus that fails
+in the middle of the run, for a while, and then answers again.
 
-The Prometheus of this test is its own (it is stopped): three scopes with
-a few days of hourly usage. While it is down, every scope's period fails
-and is retried on a later pass, nothing is recorded past what is stored,
-and the log names the source, the metric and the scope; once it is back,
-the stored data is exactly what an uninterrupted run stores.
+The Prometheus of these tests is their own (one is stopped): three scopes
+with a few days of hourly usage. The faults: Prometheus is down (killed,
+then started again); it is slow (behind the :mod:`proxy` of these tests,
+which holds the answers, or their second half, past ``[collector_prometheus]
+timeout``, or trickles them past ``[orchestrator]
+collector_request_timeout``); it answers garbage (through the proxy: HTTP
+200 that is not JSON, JSON of the wrong shape, values that are no numbers,
+a body cut short, HTTP 503).
+
+While the fault lasts, every scope's period fails and is retried on a
+later pass, the worker keeps running, nothing is recorded past what is
+stored, and the log names the source, the metric and the scope; once it
+is over, every period is rated once and the stored data is exactly what an
+uninterrupted run stores.
 """
 
 import collections
@@ -18,6 +27,7 @@ import signal
 import pytest
 
 from cloudkitty.tests.functional.prometheus import conftest
+from cloudkitty.tests.functional.prometheus import proxy
 from cloudkitty.tests.functional.prometheus import server
 from cloudkitty.tests.functional import test_processor as harness
 
@@ -54,7 +64,7 @@ metrics_conf = {tmp}/metrics.yml
 prometheus_url = {url}
 prometheus_user = {user}
 prometheus_password = {password}
-timeout = 5
+timeout = {timeout}
 
 [fetcher]
 backend = source
@@ -66,7 +76,7 @@ sources = {scopes}
 coordination_url = file://{tmp}/locks
 max_workers = 1
 max_workers_reprocessing = 0
-collector_request_timeout = 10
+collector_request_timeout = {request_timeout}
 process_interval = 0.2
 
 [database]
@@ -123,9 +133,7 @@ class Outage(harness.Scenario):
         except server.ServerUnavailable as exc:
             conftest.unavailable(str(exc))
         (tmp_path / 'metrics.yml').write_text(METRICS_YML)
-        (tmp_path / 'ck.conf').write_text(CONF.format(
-            tmp=tmp_path, url=self.prometheus.url, user=server.USER,
-            password=server.PASSWORD, scopes=','.join(SCOPES)))
+        self.configure(self.prometheus.url)
         engine = db.create_engine(f'sqlite:///{tmp_path}/ck.sqlite')
         migration.upgrade(engine)
         self.states_manager = storage_state.ScopeStateManager(
@@ -134,6 +142,15 @@ class Outage(harness.Scenario):
             self.states_manager.create_scope(
                 scope, last_processed_timestamp=self.base - HOUR)
         self.storage().init()
+
+    def configure(self, url, timeout=5, request_timeout=10):
+        """Write the processor's configuration: Prometheus at ``url``,
+        ``[collector_prometheus] timeout`` and ``[orchestrator]
+        collector_request_timeout``."""
+        (self.tmp / 'ck.conf').write_text(CONF.format(
+            tmp=self.tmp, url=url, user=server.USER,
+            password=server.PASSWORD, scopes=','.join(SCOPES),
+            timeout=timeout, request_timeout=request_timeout))
 
     def conf(self):
         from oslo_config import cfg
@@ -177,6 +194,17 @@ class Outage(harness.Scenario):
         assert {k: v for k, v in stored.items() if len(v) != 1} == {}
         assert {k: v[0] for k, v in stored.items()} == expected
 
+    def assert_rated_once(self):
+        """The log says every period of every scope was rated once, up
+        to the one last recorded."""
+        rated = collections.Counter(harness.RATED.findall(self.log()))
+        last = self.states()
+        periods = {(scope, (self.base + hour * HOUR).isoformat())
+                   for scope in SCOPES
+                   for hour in range((last[scope] - self.base) // HOUR + 1)}
+        assert {k: n for k, n in rated.items() if n != 1} == {}
+        assert set(rated) == periods
+
     def log(self):
         try:
             return (self.tmp / 'ck.log').read_text()
@@ -184,12 +212,23 @@ class Outage(harness.Scenario):
             return ''
 
 
-FAILURE = re.compile(
-    r'Scope (?P<scope>outage-\w) abandoned for this pass, to be retried: '
-    r'scope (?P=scope) period \S+ metric (?P<metric>ck_\w+) '
-    r'source prometheus: CollectError: .*'
-    r"for scope '(?P=scope)': http://127\.0\.0\.1:\d+/api/v1/query: "
-    r'ConnectionError')
+def failure(reason):
+    """The log line of a scope abandoned because its collection failed:
+    the scope, the metric and the source, then ``reason`` (a regular
+    expression, which may refer to the groups ``scope`` and ``metric``)."""
+    return re.compile(
+        r'Scope (?P<scope>outage-\w) abandoned for this pass, to be retried: '
+        r'scope (?P=scope) period \S+ metric (?P<metric>ck_\w+) '
+        r'source prometheus: ' + reason)
+
+
+def collect_error(url, detail):
+    """``reason`` of :func:`failure` for a ``CollectError`` of the
+    collector's client: the metric, the scope, the URL queried, then
+    ``detail`` (a regular expression)."""
+    return (r"CollectError: Collector 'prometheus' failed to collect metric "
+            r"'(?P=metric)' for scope '(?P=scope)': " + re.escape(url) +
+            r'/api/v1/query: ' + detail)
 
 
 @pytest.fixture
@@ -199,34 +238,106 @@ def outage(tmp_path):
     run.prometheus.stop()
 
 
-def test_prometheus_down_in_the_middle_of_a_run(outage):
+@pytest.fixture
+def proxied(outage):
+    """The outage's processor queries Prometheus through a
+    :class:`proxy.FaultyProxy` (``outage.proxy``)."""
+    with proxy.FaultyProxy(outage.prometheus.url) as front:
+        outage.proxy = front
+        outage.configure(front.url)
+        yield outage
+
+
+def through_fault(outage, begin, end, pattern):
+    """Run the processor, call ``begin()`` once it has rated a period and
+    ``end()`` once the fault has failed every scope on several passes,
+    each failure logged as ``pattern`` says; check what is recorded and
+    stored during the fault and after it."""
+    def count():
+        return len(pattern.findall(outage.log()))
     process = outage.start()
     try:
         assert outage.wait_until(
             lambda: any(s > outage.base - HOUR
                         for s in outage.states().values()),
             60, process, poll=0.01)
-        outage.prometheus.stop(signal.SIGKILL)
-        assert not outage.caught_up(), 'the run ended before the outage'
+        begin()
+        assert not outage.caught_up(), 'the run ended before the fault'
 
         def failing():
-            scopes = {m['scope'] for m in FAILURE.finditer(outage.log())}
+            scopes = {m['scope'] for m in pattern.finditer(outage.log())}
             return scopes == set(SCOPES)
         assert outage.wait_until(failing, 30, process), \
             outage.log()[-3000:]
         # Passes go on failing; nothing is recorded meanwhile, and what
         # is recorded is stored, exactly.
         states = outage.states()
-        failures = len(FAILURE.findall(outage.log()))
-        assert outage.wait_until(
-            lambda: len(FAILURE.findall(outage.log())) >= failures + 6,
-            30, process)
+        failures = count()
+        assert outage.wait_until(lambda: count() >= failures + 6, 30,
+                                 process), outage.log()[-3000:]
         assert outage.states() == states
         outage.assert_stored_exactly_once(upto=states)
-        outage.prometheus.start()
+        end()
         assert outage.wait_until(outage.caught_up, 90, process)
     finally:
         code, err = harness.stop(process)
     assert code == 0, err
     outage.assert_stored_exactly_once()
+    outage.assert_rated_once()
+    # The worker kept running: it never started again.
+    assert len(harness.STARTED.findall(outage.log())) == 1
     assert 'Traceback' not in outage.log()
+
+
+def test_prometheus_down_in_the_middle_of_a_run(outage):
+    through_fault(
+        outage, lambda: outage.prometheus.stop(signal.SIGKILL),
+        outage.prometheus.start,
+        failure(collect_error(outage.prometheus.url, 'ConnectionError')))
+
+
+def _faulty(outage, mode, timeout=5, request_timeout=10):
+    """Through the proxy in ``mode`` during the fault."""
+    outage.configure(outage.proxy.url, timeout, request_timeout)
+
+    def begin():
+        outage.proxy.mode = mode
+
+    def end():
+        outage.proxy.mode = 'forward'
+    return begin, end
+
+
+@pytest.mark.parametrize('mode, timeouts, reason', [
+    # No answer: the client's [collector_prometheus] timeout (2 s) ends
+    # the wait.
+    ('stall', (2, 10), lambda url: collect_error(
+        url, r'no answer within 2(\.0)?s')),
+    # Half an answer, then nothing: the same timeout.
+    ('stall_body', (2, 10), lambda url: collect_error(
+        url, r'the answer stalled: nothing more within 2(\.0)?s')),
+    # An answer too slow to finish, each part in time for the client:
+    # [orchestrator] collector_request_timeout (1 s) ends the wait.
+    ('trickle', (30, 1), lambda url: r'collection timed out after 1s'),
+], ids=['stall', 'stall_body', 'trickle'])
+def test_prometheus_slow_in_the_middle_of_a_run(proxied, mode, timeouts,
+                                                reason):
+    begin, end = _faulty(proxied, mode, *timeouts)
+    through_fault(proxied, begin, end,
+                  failure(reason(proxied.proxy.url)))
+    assert proxied.proxy.faulted
+
+
+@pytest.mark.parametrize('mode, detail', [
+    ('html', r"not a successful Prometheus answer: '<html>"),
+    ('shape', r"malformed vector in the answer: "),
+    ('value', r"value 'lots' of \{.*\} is not a number"),
+    ('truncated', r'ChunkedEncodingError: '),
+    ('http503', r'HTTP 503: Service Unavailable: no healthy upstream'),
+], ids=['html', 'shape', 'value', 'truncated', 'http503'])
+def test_prometheus_answers_garbage_in_the_middle_of_a_run(proxied, mode,
+                                                           detail):
+    begin, end = _faulty(proxied, mode)
+    through_fault(proxied, begin, end,
+                  failure(collect_error(proxied.proxy.url, detail)))
+    assert proxied.proxy.faulted
