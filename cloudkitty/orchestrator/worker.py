@@ -434,6 +434,7 @@ class ScopeWorker:
         """Run ``work()``; a failure abandons the scope for this pass:
         logged, and kept in ``result.error``."""
         scope_id = result.scope_id
+        log = LOG.warning
         try:
             work()
         except ScopeAbandoned as exc:
@@ -442,17 +443,20 @@ class ScopeWorker:
                 result.failure = COLLECTION
             elif exc.reason != 'stop requested':
                 result.failure = RATING
-            log = LOG.info if exc.reason == 'stop requested' else LOG.warning
-            log('%s %s abandoned for this pass, to be retried: %s',
-                what, scope_id, exc)
+            else:
+                log = LOG.info
         except Exception as exc:  # any failure of a collaborator
             result.error = f'scope {scope_id}: {exc.__class__.__name__}: {exc}'
             result.failure = RATING
-            LOG.warning('%s %s abandoned for this pass, to be retried: %s',
-                        what, scope_id, result.error)
             # An outage fails every scope on every pass: the traceback only
             # where asked for.
             LOG.debug('%s %s: traceback', what, scope_id, exc_info=True)
+        else:
+            return result
+        # Outside the except clause: oslo.log appends the exception being
+        # handled to a warning, which would say it all twice.
+        log('%s %s abandoned for this pass, to be retried: %s', what,
+            scope_id, result.error)
         return result
 
     def reprocess(self, task, schedule, max_periods=None):

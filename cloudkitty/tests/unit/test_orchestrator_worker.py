@@ -2,10 +2,14 @@
 
 import datetime
 import decimal
+import io
 import logging
 import threading
 import time
 
+from oslo_config import cfg
+from oslo_log import formatters as oslo_formatters
+from oslo_log import log as oslo_log
 import pytest
 
 from cloudkitty import collector
@@ -539,6 +543,37 @@ def test_scope_abandoned_message_names_scope_metric_and_period():
                                 period_start=MONTH)
     assert str(exc) == 'scope p1 period 2024-03-01T00:00:00+00:00 ' \
         'metric cpu: boom'
+
+
+@pytest.mark.parametrize('error', [
+    worker.ScopeAbandoned('p1', 'boom', metric='cpu', period_start=MONTH),
+    ConnectionError('boom'),
+])
+def test_an_abandoned_scope_is_said_once_in_an_oslo_log_line(error):
+    # oslo.log appends the exception being handled to a warning logged
+    # inside an except clause.
+    conf = cfg.ConfigOpts()
+    oslo_log.register_options(conf)
+    conf([], default_config_files=[])
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(oslo_formatters.ContextFormatter(
+        config=conf, project='cloudkitty', version='test'))
+    worker.LOG.addHandler(handler)
+
+    def work():
+        raise error
+    try:
+        result = worker.ScopeWorker._guarded(worker.ScopeResult('p1'),
+                                             'Scope', work)
+    finally:
+        worker.LOG.removeHandler(handler)
+    assert result.error.count('boom') == 1
+    lines = [line for line in stream.getvalue().splitlines()
+             if 'abandoned' in line]
+    assert len(lines) == 1 and lines[0].count('boom') == 1, lines
+    assert lines[0].endswith(f'Scope p1 abandoned for this pass, to be '
+                             f'retried: {result.error}')
 
 
 @pytest.mark.parametrize('metrics', [[]])
