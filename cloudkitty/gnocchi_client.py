@@ -29,6 +29,15 @@ MetricNotFound = g_exc.MetricNotFound
 CONNECT_RETRIES = 2
 
 
+def describe(error):
+    """The text of one of :data:`ERRORS` for a message; Keystone's refusal
+    of the credentials (keystoneauth's 401, Gnocchi's is gnocchiclient's)
+    says so."""
+    if isinstance(error, ks_exc.Unauthorized):
+        return f'Keystone refused the credentials: {error}'
+    return str(error)
+
+
 class GnocchiConfigError(ValueError):
     """The option group cannot make a client; the message names the
     option."""
@@ -38,7 +47,8 @@ def build_client(conf, group):
     """Build the Gnocchi client of option group ``group`` of ``conf``.
 
     :returns: ``(client, source)``; ``source`` names the Gnocchi for log
-        and error messages (its URL with basic authentication)
+        and error messages: its URL with basic authentication, the
+        Keystone whose catalog has it with keystone
     :raises GnocchiConfigError: no ``gnocchi_endpoint`` with basic
         authentication, no keystoneauth ``auth_type`` with keystone
     """
@@ -52,12 +62,19 @@ def build_client(conf, group):
                                          endpoint=options.gnocchi_endpoint)
         source = f'Gnocchi at {options.gnocchi_endpoint}'
     else:
+        # keystoneauth reads auth_type in the group auth_section names,
+        # which nothing may have registered it in (keystone_authtoken
+        # outside the API): this registers it there.
+        ks_loading.register_auth_conf_options(conf, group)
         auth = ks_loading.load_auth_from_conf_options(conf, group)
         if auth is None:
             raise GnocchiConfigError(
                 f'[{group}] auth_type (or an auth_section holding it) is '
                 'required with gnocchi_auth_type = keystone')
-        source = (f'Gnocchi of the Keystone catalog (interface '
+        # Named: the Keystone, where credentials and catalog can fail.
+        keystone_url = getattr(auth, 'auth_url', None)
+        where = f' at {keystone_url}' if keystone_url else ''
+        source = (f'Gnocchi of the Keystone{where} (catalog interface '
                   f'{options.interface}, region {options.region_name})')
     session = ks_loading.load_session_from_conf_options(conf, group,
                                                         auth=auth)

@@ -232,7 +232,7 @@ class GnocchiCollector(collector.BaseCollector):
         except gnocchi_client.ERRORS as exc:
             raise collector.CollectError(
                 self.collector_name, metric_name, project_id,
-                f'{self.source}: {exc}') from None
+                f'{self.source}: {gnocchi_client.describe(exc)}') from None
         finest_only = not extra['force_granularity']
         resource_key = extra['resource_key']
         points = []
