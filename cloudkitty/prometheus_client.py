@@ -6,11 +6,20 @@ documented JSON) is one :class:`PrometheusError` whose message names the
 URL queried and what went wrong, never the credentials.
 """
 
+import contextlib
 import datetime
+import json
 import threading
+import time
 
 import requests
 from urllib3 import exceptions as urllib3_exceptions
+
+
+#: Most bytes read at a time from an answer.
+_CHUNK = 65536
+# The query's "time" argument shadows the module inside query().
+_monotonic = time.monotonic
 
 
 class PrometheusError(Exception):
@@ -26,7 +35,7 @@ class PrometheusClient:
     :param cafile: certificate authority file verifying HTTPS
     :param insecure: do not verify HTTPS certificates (ignored with cafile)
     :param timeout: seconds to wait for the connection and for each part
-        of the answer
+        of the answer, and for the whole answer
 
     Safe to use from several threads: each thread has its own HTTP session
     (and so its own kept-alive connections).
@@ -71,47 +80,62 @@ class PrometheusClient:
         form = {'query': promql}
         if time is not None:
             form['time'] = _rfc3339(time)
+        deadline = _monotonic() + self.timeout
         try:
             # POST: a query naming many scopes may be longer than a URL.
             response = self._session().post(self.query_url, data=form,
-                                            timeout=self.timeout)
+                                            timeout=self.timeout, stream=True)
+            with contextlib.closing(response):
+                content = self._read(response, deadline)
         except requests.Timeout:
             raise PrometheusError(
                 f'{self.query_url}: no answer within {self.timeout}s'
             ) from None
-        except requests.ConnectionError as exc:
-            # A timeout while the body is read comes as a ConnectionError
-            # (psf/requests#5430): a slow server, not an unreachable one.
-            if any(isinstance(arg, urllib3_exceptions.ReadTimeoutError)
-                   for arg in exc.args):
-                raise PrometheusError(
-                    f'{self.query_url}: the answer stalled: nothing more '
-                    f'within {self.timeout}s') from None
+        except urllib3_exceptions.ReadTimeoutError:
+            # While the body is read: a slow server, not an unreachable one.
+            raise PrometheusError(
+                f'{self.query_url}: the answer stalled: nothing more '
+                f'within {self.timeout}s') from None
+        except (requests.RequestException,
+                urllib3_exceptions.HTTPError) as exc:
             raise PrometheusError(
                 f'{self.query_url}: {exc.__class__.__name__}: {exc}'
             ) from None
-        except requests.RequestException as exc:
-            raise PrometheusError(
-                f'{self.query_url}: {exc.__class__.__name__}: {exc}'
-            ) from None
-        return self._result(response)
+        return self._result(response.status_code, content)
 
-    def _result(self, response):
+    def _read(self, response, deadline):
+        """The body of ``response``, whole before ``deadline`` (monotonic
+        seconds): ``timeout`` bounds each read, and a server trickling its
+        answer would otherwise hold the collecting thread for as long as it
+        keeps sending."""
+        chunks = []
+        # What has arrived, each time (iter_content() waits for a whole
+        # chunk, or the whole answer).
+        while chunk := response.raw.read1(_CHUNK, decode_content=True):
+            chunks.append(chunk)
+            if _monotonic() > deadline:
+                raise PrometheusError(
+                    f'{self.query_url}: the answer took more than '
+                    f'{self.timeout}s')
+        return b''.join(chunks)
+
+    def _result(self, status, content):
+        text = content.decode('utf-8', 'replace')
         try:
-            body = response.json()
+            body = json.loads(text)
         except ValueError:
             body = None
-        if response.status_code != 200:
+        if status != 200:
             if isinstance(body, dict) and 'error' in body:
                 detail = f"{body.get('errorType', 'error')}: {body['error']}"
             else:
-                detail = ' '.join(response.text.split())[:200]
+                detail = ' '.join(text.split())[:200]
             raise PrometheusError(
-                f'{self.query_url}: HTTP {response.status_code}: {detail}')
+                f'{self.query_url}: HTTP {status}: {detail}')
         if not isinstance(body, dict) or body.get('status') != 'success':
             raise PrometheusError(
                 f'{self.query_url}: not a successful Prometheus answer: '
-                f'{response.text[:200]!r}')
+                f'{text[:200]!r}')
         data = body.get('data')
         if not isinstance(data, dict) or data.get('resultType') != 'vector':
             kind = data.get('resultType') if isinstance(data, dict) else None
@@ -123,7 +147,7 @@ class PrometheusClient:
                 _is_sample(item) for item in result):
             raise PrometheusError(
                 f'{self.query_url}: malformed vector in the answer: '
-                f'{response.text[:200]!r}')
+                f'{text[:200]!r}')
         return result
 
 

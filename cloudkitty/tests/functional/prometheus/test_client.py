@@ -62,3 +62,40 @@ def test_a_server_that_stops_answering_times_out(stalling, sent, words):
         client.query('up')
     assert time.monotonic() - began < 3
     assert str(info.value) == f'{url}/api/v1/query: {words}'
+
+
+@pytest.fixture
+def trickling():
+    """The URL of a server that answers one byte of its body every 0.1 s
+    (each read of the client gets something in time), for a minute."""
+    listener = socket.socket()
+    listener.bind(('127.0.0.1', 0))
+    listener.listen(8)
+    done = threading.Event()
+
+    def answer():
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(HEAD.replace(b'90', b'600'))
+            for _ in range(600):
+                if done.wait(0.1):
+                    return
+                try:
+                    connection.sendall(b' ')
+                except OSError:
+                    return
+    threading.Thread(target=answer, daemon=True).start()
+    yield f'http://127.0.0.1:{listener.getsockname()[1]}'
+    done.set()
+    listener.close()
+
+
+def test_an_answer_that_trickles_is_cut_at_the_timeout(trickling):
+    client = prometheus_client.PrometheusClient(trickling, timeout=0.5)
+    began = time.monotonic()
+    with pytest.raises(prometheus_client.PrometheusError) as info:
+        client.query('up')
+    assert time.monotonic() - began < 2
+    assert str(info.value) == (f'{trickling}/api/v1/query: the answer took '
+                               'more than 0.5s')
