@@ -15,6 +15,8 @@ from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import loading as ks_loading
 from requests import adapters
 
+from cloudkitty import keystone_auth
+
 #: What a call to Gnocchi raises when it fails: gnocchiclient's errors
 #: (HTTP errors, connection failures) and keystoneauth's (authentication,
 #: catalog).
@@ -62,11 +64,7 @@ def build_client(conf, group):
                                          endpoint=options.gnocchi_endpoint)
         source = f'Gnocchi at {options.gnocchi_endpoint}'
     else:
-        # keystoneauth reads auth_type in the group auth_section names,
-        # which nothing may have registered it in (keystone_authtoken
-        # outside the API): this registers it there.
-        ks_loading.register_auth_conf_options(conf, group)
-        auth = ks_loading.load_auth_from_conf_options(conf, group)
+        auth = keystone_auth.load_auth(conf, group)
         if auth is None:
             raise GnocchiConfigError(
                 f'[{group}] auth_type (or an auth_section holding it) is '

@@ -15,6 +15,7 @@ from keystoneauth1 import exceptions as ks_exceptions
 from keystoneauth1 import loading as ks_loading
 
 from cloudkitty import fetcher
+from cloudkitty import keystone_auth
 
 GROUP = 'fetcher_keystone'
 RATING_ROLE = 'rating'
@@ -31,7 +32,7 @@ class KeystoneFetcher(fetcher.BaseFetcher):
     def __init__(self, conf=None):
         super().__init__(conf)
         self._options = self.conf[GROUP]
-        auth = ks_loading.load_auth_from_conf_options(self.conf, GROUP)
+        auth = keystone_auth.load_auth(self.conf, GROUP)
         if auth is None:
             raise fetcher.FetchError(
                 f'keystone fetcher: [{GROUP}] auth_type (or an auth_section '

@@ -85,6 +85,31 @@ def test_every_project_when_the_role_is_ignored(keystone, projects):
     assert projects['unrated'] in projects['*enabled']
 
 
+def test_credentials_in_the_auth_section(keystone, projects, tmp_path):
+    # As upstream's guide has it: the API's own keystone_authtoken.
+    config = tmp_path / 'cloudkitty.conf'
+    config.write_text(f"""\
+[fetcher]
+backend = keystone
+[fetcher_keystone]
+auth_section = keystone_authtoken
+ignore_rating_role = true
+[keystone_authtoken]
+auth_type = password
+auth_url = {keystone.url}
+username = ck-fetcher
+password = {PASSWORD}
+user_domain_id = default
+project_name = fetch-home
+project_domain_id = default
+""")
+    conf = cfg.ConfigOpts()
+    ck_conf.register_all(conf)
+    conf(['--config-file', str(config)], project='cloudkitty',
+         default_config_files=[])
+    assert fetcher.get_fetcher(conf).get_tenants() == sorted(projects['*'])
+
+
 def test_an_unreachable_keystone_names_itself():
     url = f'http://127.0.0.1:{live_server.free_port()}/v3'
     with pytest.raises(fetcher.FetchError) as caught:
