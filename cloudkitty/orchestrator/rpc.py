@@ -16,6 +16,12 @@ the topic ``cloudkitty`` of ``[DEFAULT] transport_url``.
   reset of many scopes, and one busy scope does not hold up the others.
   A reset whose lock stays busy past the timeout, or that fails, is logged
   by the processor and dropped (a cast has nobody to answer to).
+  The cast is published *mandatory* (oslo.messaging's ``at_least_once``):
+  a broker that has no queue for the topic returns it instead of dropping
+  it, and the API answers 503 rather than accepting a reset nobody will
+  apply. That is the case when no processor runs, and after a broker
+  restart until the processors have declared their queues again (queues
+  that were not durable do not survive it).
 - ``quote`` is a *call* with a timeout (``[api] quote_timeout``): a server
   prices the frame with the enabled rating modules and their current rules
   and answers the total.
@@ -46,6 +52,8 @@ VERSION = '1.0'
 # Connection attempts of the API before a send counts as failed; without a
 # bound the rabbit driver retries forever and the request never ends.
 SEND_RETRY = 2
+# Resets are returned by the broker when no queue takes them (see above).
+MANDATORY = oslo_messaging.TransportOptions(at_least_once=True)
 # Seconds between two attempts at a busy scope's lock.
 LOCK_POLL_INTERVAL = 0.25
 
@@ -195,15 +203,23 @@ class ProcessorClient:
         ``scopes`` is a list of ``{"scope_id", "scope_key", "fetcher",
         "collector"}``, ``last_processed_timestamp`` an aware datetime.
         Raises :class:`ProcessorUnavailable` if the broker cannot be
-        reached (the scopes before the failure were sent).
+        reached or no processor listens (the scopes before the failure
+        were sent).
         """
         timestamp = last_processed_timestamp.isoformat()
+        cast = self._client.prepare(transport_options=MANDATORY)
         for scope in scopes:
             message = {'scope_id': scope['scope_id'],
                        **{part: scope[part] for part in _SCOPE_PARTS}}
             try:
-                self._client.cast({}, 'reset_state', scope=message,
-                                  last_processed_timestamp=timestamp)
+                cast.cast({}, 'reset_state', scope=message,
+                          last_processed_timestamp=timestamp)
+            except oslo_messaging.MessageUndeliverable:
+                raise ProcessorUnavailable(
+                    f'the reset of scope {scope["scope_id"]} was returned '
+                    f'by the broker: no processor listens (none runs, or '
+                    f'none has reconnected since the broker restarted)'
+                ) from None
             except Exception as exc:  # drivers raise their own errors
                 raise ProcessorUnavailable(
                     f'the reset of scope {scope["scope_id"]} could not be '

@@ -10,6 +10,7 @@ import threading
 import time
 
 from oslo_config import cfg
+import oslo_messaging
 import pytest
 
 from cloudkitty import dataframe
@@ -322,6 +323,32 @@ def test_reset_casts_one_message_per_scope_and_the_processor_applies_it(
         kinds = [e[0] for e in events
                  if scope_id in (e[1], (e[3] or {}).get('project_id'))]
         assert kinds == ['state', 'delete']
+
+
+def test_a_reset_nobody_listens_to_is_refused_not_lost(
+        transport, monkeypatch):
+    # The fake driver queues every message; a broker that has no queue for
+    # the topic (no processor runs, or none has declared its queue again
+    # since the broker restarted) drops a cast, unless it is mandatory:
+    # then it returns it, and the driver raises MessageUndeliverable.
+    sent = []
+
+    def no_queue(target, ctxt, message, transport_options=None, **kwargs):
+        sent.append(message['args']['scope']['scope_id'])
+        if transport_options is not None and \
+                transport_options.at_least_once:
+            raise oslo_messaging.MessageUndeliverable(
+                Exception('NO_ROUTE'), target.exchange, target.topic,
+                message)
+    monkeypatch.setattr(transport._driver, 'send', no_queue)
+    client = rpc.ProcessorClient(transport, quote_timeout=5)
+    other = dict(SCOPE, scope_id='s2')
+    with pytest.raises(rpc.ProcessorUnavailable,
+                       match='reset of scope s1 was returned by the broker: '
+                             'no processor listens'):
+        client.reset_state([SCOPE, other], T0)
+    # Stopped at the first: the caller knows nothing was sent.
+    assert sent == ['s1']
 
 
 def test_reset_waits_for_the_scope_lock(caplog):
