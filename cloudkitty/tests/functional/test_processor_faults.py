@@ -4,10 +4,13 @@ compared with the expected data exactly (nothing lost, nothing doubled),
 and the periods rated read from the log, each exactly once in order
 (besides the re-rating a reset asks for).
 
-Neither stops a server other tests share: the database is a PostgreSQL
-cluster of the test's own (:mod:`own_postgresql`), and the broker is the
-machine's RabbitMQ behind a TCP proxy of the test's (:class:`TcpProxy`),
-which is what is cut.
+None stops a server other tests share: the database is a PostgreSQL
+cluster of the test's own (:mod:`own_postgresql`); the broker is either
+the machine's RabbitMQ behind a TCP proxy of the test's
+(:class:`TcpProxy`), which is what is cut, or a RabbitMQ node of the
+test's own (:mod:`own_rabbitmq`), really stopped and started again: it
+comes back without the queues, exchanges and bindings that were not
+durable, which the clients must declare again.
 """
 
 import contextlib
@@ -16,11 +19,13 @@ import os
 import socket
 import threading
 import time
+import uuid
 
 import pytest
 
 from cloudkitty.tests.functional import live_server
 from cloudkitty.tests.functional import own_postgresql
+from cloudkitty.tests.functional import own_rabbitmq
 from cloudkitty.tests.functional import test_processor as harness
 from cloudkitty.tests.functional import test_processor_api as steering
 from cloudkitty.tests.functional import test_processor_metrics as watching
@@ -217,19 +222,53 @@ class TcpProxy:
                 sock.shutdown(socket.SHUT_RDWR)
 
 
-class Proxied(steering.Steered):
-    """The steered scenario, its processor and API reaching RabbitMQ
-    through ``proxy``, retrying the broker every second at most."""
+class ProxyCut:
+    """The machine's broker behind a :class:`TcpProxy`, which is cut."""
 
-    def __init__(self, tmp_path, exchange, proxy, **kwargs):
-        self.proxy = proxy
+    what = 'proxy cut'
+
+    def __init__(self, proxy):
+        self._proxy = proxy
+        self.port = proxy.port
+
+    def take_away(self):
+        self._proxy.cut()
+
+    def bring_back(self):
+        self._proxy.restore()
+
+
+class BrokerRestart:
+    """A broker of the test's own (:class:`own_rabbitmq.Node`), stopped
+    and started again."""
+
+    what = 'broker stopped and started again'
+
+    def __init__(self, node):
+        self._node = node
+        self.port = node.port
+
+    def take_away(self):
+        self._node.stop()
+
+    def bring_back(self):
+        self._node.start()
+
+
+class BrokerOutage(steering.Steered):
+    """The steered scenario, its processor and API reaching RabbitMQ on
+    ``outage.port`` (a proxy or a node of the test's own), retrying the
+    broker every second at most."""
+
+    def __init__(self, tmp_path, exchange, outage, **kwargs):
+        self.outage = outage
         super().__init__(tmp_path, exchange, **kwargs)
 
     def write_config(self, name, max_workers=1, debug=False):
         path = super().write_config(name, max_workers, debug)
         text = path.read_text().replace(
-            '@127.0.0.1:5672/', f'@127.0.0.1:{self.proxy.port}/')
-        assert str(self.proxy.port) in text
+            '@127.0.0.1:5672/', f'@127.0.0.1:{self.outage.port}/')
+        assert str(self.outage.port) in text
         path.write_text(text + 'rabbit_interval_max = 1\n'
                                '[api]\nquote_timeout = 2\n')
         return path
@@ -244,21 +283,55 @@ def proxy():
         proxy.cut()
 
 
+@pytest.fixture
+def rabbitmq():
+    """A running RabbitMQ node of this test's own."""
+    scripts = own_rabbitmq.scripts()
+    if scripts is None:
+        needed(f'RabbitMQ ({own_rabbitmq.DEBIAN_SCRIPTS}/rabbitmq-server)')
+    node = own_rabbitmq.Node(scripts)
+    try:
+        node.start()
+        yield node
+    finally:
+        node.destroy()
+
+
 #: RabbitMQ's own exchange for the test (a fixture).
 exchange = steering.exchange
 QUOTE = {'resources': [{'service': 'cpu', 'volume': '3'}]}
 
 
-def test_message_broker_cut_off(tmp_path, exchange, proxy):
-    scenario = Proxied(tmp_path, exchange, proxy, scopes=3, hours=8,
-                       seed=42, unstarted=1)
+@pytest.fixture(params=['proxy-cut', 'broker-restart'])
+def broker_outage(request):
+    """``(exchange, outage)``: how the broker goes away and comes back.
+
+    The proxy is cut in front of the machine's broker, on an exchange of
+    the test's; the node of the test's own is stopped for real (its
+    exchange needs no cleaning: the node is destroyed after the test).
+    """
+    if request.param == 'proxy-cut':
+        return (request.getfixturevalue('exchange'),
+                ProxyCut(request.getfixturevalue('proxy')))
+    return (f'cloudkitty-test-{uuid.uuid4().hex[:12]}',
+            BrokerRestart(request.getfixturevalue('rabbitmq')))
+
+
+def test_message_broker_cut_off(tmp_path, broker_outage):
+    exchange, outage = broker_outage
+    scenario = BrokerOutage(tmp_path, exchange, outage, scopes=3, hours=8,
+                            seed=42, unstarted=1)
     app, backends = scenario.api()
     late, reset, plain = scenario.scopes
     log = tmp_path / 'ck.log'
-    # To be activated while the broker is cut off.
+    # To be activated while the broker is away.
     app.post_json('/v2/scope', {
         'scope_id': late, 'active': False,
         'last_processed_timestamp': (scenario.base + 3 * HOUR).isoformat()})
+    # No processor listens yet: a reset is refused, not accepted and lost.
+    assert 'no processor listens' in app.put_json('/v2/scope', {
+        'scope_id': [reset], 'last_processed_timestamp': (
+            scenario.base + 2 * HOUR).isoformat()}, status=503).text
     process = scenario.start()
     try:
         assert scenario.wait_until(
@@ -268,7 +341,7 @@ def test_message_broker_cut_off(tmp_path, exchange, proxy):
             scenario.states()[s] >= scenario.last_data_period
             for s in (reset, plain)), 60, process)
 
-        proxy.cut()
+        outage.take_away()
         assert scenario.wait_until(
             lambda: 'is unreachable' in log.read_text(), 30, process)
         # Rating goes on: the scope activated now is rated in full.
@@ -283,7 +356,15 @@ def test_message_broker_cut_off(tmp_path, exchange, proxy):
         assert time.monotonic() - began < 20
 
         reconnected = len(watching.lines(log, 'Reconnected to AMQP'))
-        proxy.restore()
+        outage.bring_back()
+        # A reset sent as soon as the broker is back is refused until a
+        # processor listens again (a restarted broker has no queue for it
+        # until the processor declares its own again), then accepted,
+        # and applied: never accepted and lost.
+        refused = []
+        assert scenario.wait_until(lambda: reset_accepted(
+            app, reset, scenario.base + 4 * HOUR, refused), 30, process,
+            poll=0.05)
         assert scenario.wait_until(
             lambda: len(watching.lines(log, 'Reconnected to AMQP'))
             > reconnected, 30, process)
@@ -291,10 +372,6 @@ def test_message_broker_cut_off(tmp_path, exchange, proxy):
         assert scenario.wait_until(lambda: app.post_json(
             '/v1/rating/quote', QUOTE, expect_errors=True).status_int == 200,
             30, process)
-        # A reset sent now is applied.
-        app.put_json('/v2/scope', {
-            'scope_id': [reset], 'last_processed_timestamp': (
-                scenario.base + 4 * HOUR).isoformat()}, status=202)
         assert scenario.wait_until(
             lambda: f'Scope {reset} (project_id={reset}' in log.read_text(),
             30, process)
@@ -318,7 +395,21 @@ def test_message_broker_cut_off(tmp_path, exchange, proxy):
     assert again == hourly(scenario.base + 4 * HOUR, states[reset])
     expected = scenario.assert_stored_exactly_once(
         since={late: scenario.base + 4 * HOUR})
-    print(f'broker cut off: {sum(map(len, periods.values()))} periods '
+    print(f'{outage.what}: {sum(map(len, periods.values()))} periods '
           f'rated ({len(periods[late])} while it was away, '
           f'{len(periods[reset]) - len(periods[plain])} again after a '
-          f'reset), {len(expected)} points stored once, 0 lost, 0 doubled')
+          f'reset, {len(refused)} reset(s) refused as it came back), '
+          f'{len(expected)} points stored once, 0 lost, 0 doubled')
+
+
+def reset_accepted(app, scope, timestamp, refused):
+    """Ask for ``scope``'s reset; whether it was accepted (202). A refusal
+    must be a 503 (kept in ``refused``), nothing else."""
+    response = app.put_json('/v2/scope', {
+        'scope_id': [scope], 'last_processed_timestamp':
+        timestamp.isoformat()}, expect_errors=True)
+    if response.status_int == 202:
+        return True
+    assert response.status_int == 503, response.text
+    refused.append(response.text)
+    return False
