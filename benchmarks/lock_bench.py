@@ -61,16 +61,28 @@ class StandInWorker:
         self._rated = rated
         self._current = current
         self._work = work
+        self._still_held = None
 
     @contextlib.contextmanager
     def shared_collection(self, scope_ids):
         yield None
+
+    @contextlib.contextmanager
+    def fenced(self, still_held):
+        # As the real worker: the lock checked once before each store.
+        self._still_held = still_held
+        try:
+            yield
+        finally:
+            self._still_held = None
 
     def rate_scope(self, scope_id, max_periods=None):
         i = self._index[scope_id]
         if self._rated[i] >= self._current.value:
             return ck_worker.ScopeResult(scope_id)
         time.sleep(self._work)
+        if self._still_held is not None and not self._still_held():
+            return ck_worker.ScopeResult(scope_id, error='lock lost')
         self._rated[i] = self._current.value
         return ck_worker.ScopeResult(scope_id, rated=[self._current.value])
 
