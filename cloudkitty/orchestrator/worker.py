@@ -349,12 +349,6 @@ class ScopeWorker:
                                              self._settings.wait_periods, now))
                 for scope_id, last in lasts.items()}
 
-    def next_period(self, scope_id):
-        """Start of the scope's next due period, or ``None``."""
-        last = self._scope_state.get_last_processed_timestamp(scope_id)
-        return next_period_start(last, self._settings.period,
-                                 self._settings.wait_periods, self._clock())
-
     @contextlib.contextmanager
     def shared_collection(self, scope_ids):
         """Share collections between ``scope_ids`` until the block ends.
@@ -376,12 +370,13 @@ class ScopeWorker:
         if not getattr(self._collector, 'grouped_collection', False):
             yield None
             return
-        nexts = {scope_id: self.next_period(scope_id)
+        # One read of every state; an inactive scope has nothing due.
+        lasts = self._scope_state.get_last_processed_timestamps(scope_ids)
+        nexts = {scope_id: self._next_start(lasts[scope_id])
+                 if scope_id in lasts else None
                  for scope_id in dict.fromkeys(scope_ids)}
-        self._shared = SharedCollection(
-            self._collector, nexts, lambda last: next_period_start(
-                last, self._settings.period, self._settings.wait_periods,
-                self._clock()))
+        self._shared = SharedCollection(self._collector, nexts,
+                                        self._next_start)
         try:
             yield self._shared
         finally:
@@ -412,17 +407,26 @@ class ScopeWorker:
         result = ScopeResult(scope_id)
 
         def periods():
-            if not self._scope_state.is_active(scope_id):
+            # Read once, under the caller's lock: from then on this worker
+            # alone moves the scope's state.
+            state = self._scope_state.get_state(scope_id)
+            if state is not None and not state['active']:
                 LOG.debug('Scope %s is inactive, not rated', scope_id)
                 result.inactive = True
                 return
+            last = state['last_processed_timestamp'] if state else None
             while self._more(result, max_periods):
-                start = self.next_period(scope_id)
+                start = self._next_start(last)
                 if start is None:
                     break
                 self.rate_period(scope_id, start)
                 result.rated.append(start)
+                last = start
         return self._guarded(result, 'Scope', periods)
+
+    def _next_start(self, last):
+        return next_period_start(last, self._settings.period,
+                                 self._settings.wait_periods, self._clock())
 
     def _more(self, result, max_periods):
         if self._stop.is_set():

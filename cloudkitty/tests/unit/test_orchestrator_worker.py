@@ -92,6 +92,7 @@ class FakeScopeState:
         self.journal = journal
         self.last = dict(last or {})
         self.inactive = set(inactive)
+        self.reads = 0
 
     def get_last_processed_timestamp(self, identifier):
         return self.last.get(identifier)
@@ -100,8 +101,12 @@ class FakeScopeState:
         self.journal.append(('state', identifier, timestamp))
         self.last[identifier] = timestamp
 
-    def is_active(self, identifier):
-        return identifier not in self.inactive
+    def get_state(self, identifier):
+        self.reads += 1
+        if identifier not in self.last and identifier not in self.inactive:
+            return None
+        return {'last_processed_timestamp': self.last.get(identifier),
+                'active': identifier not in self.inactive}
 
     def get_last_processed_timestamps(self, identifiers):
         return {i: self.last.get(i) for i in identifiers
@@ -169,6 +174,17 @@ def make_worker(behaviour=None, last=None, settings=None, storage=None,
 
 
 # -- time-state rules -------------------------------------------------------
+
+def test_a_visit_reads_the_scope_state_once_whatever_it_rates():
+    four = NOW.replace(hour=4, minute=0)
+    scope_worker, _, _, state, _ = make_worker(last={'p1': four},
+                                               clock=lambda: NOW)
+    rated = scope_worker.rate_scope('p1').rated
+    # 05:00 .. 10:00: every period start S with S + 2 h before 12:30.
+    assert rated == [four + h * HOUR for h in range(1, 7)]
+    assert state.last['p1'] == rated[-1]
+    assert state.reads == 1
+
 
 def test_new_scope_starts_at_the_month_start():
     assert worker.next_period_start(None, 3600, 2, NOW) == MONTH
