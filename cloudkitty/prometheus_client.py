@@ -96,6 +96,11 @@ class PrometheusClient:
             raise PrometheusError(
                 f'{self.query_url}: the answer stalled: nothing more '
                 f'within {self.timeout}s') from None
+        except urllib3_exceptions.ProtocolError as exc:
+            # While the body is read: the first argument says what broke.
+            raise PrometheusError(
+                f'{self.query_url}: the connection broke before the end of '
+                f'the answer: {exc.args[0] if exc.args else exc}') from None
         except (requests.RequestException,
                 urllib3_exceptions.HTTPError) as exc:
             raise PrometheusError(

@@ -332,7 +332,8 @@ def test_prometheus_slow_in_the_middle_of_a_run(proxied, mode, timeouts,
     ('html', r"not a successful Prometheus answer: '<html>"),
     ('shape', r"malformed vector in the answer: "),
     ('value', r"value 'lots' of \{.*\} is not a number"),
-    ('truncated', r'ChunkedEncodingError: '),
+    ('truncated', r'the connection broke before the end of the answer: '
+                  r'Connection broken: IncompleteRead'),
     ('http503', r'HTTP 503: Service Unavailable: no healthy upstream'),
 ], ids=['html', 'shape', 'value', 'truncated', 'http503'])
 def test_prometheus_answers_garbage_in_the_middle_of_a_run(proxied, mode,
