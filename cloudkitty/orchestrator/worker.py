@@ -27,6 +27,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import datetime
+import functools
 import logging
 import threading
 import time
@@ -204,7 +205,8 @@ class SharedCollection:
     scope), so that a source that is down is asked once per metric, not
     once per scope. Members are retried on a later pass.
 
-    :meth:`advance` records that a scope stored a period.
+    :meth:`advance` records that a scope stored a period;
+    :meth:`round_modules` reads the rating modules' state once per round.
     """
 
     def __init__(self, collector, nexts, due):
@@ -215,6 +217,7 @@ class SharedCollection:
         self._group = frozenset()    # the scopes due then
         self._answers = {}           # metric -> Future of its answer
         self._taken = set()          # (metric, scope) parts handed out
+        self._modules = None         # the modules' state of the round
         self._lock = threading.Lock()
 
     def advance(self, scope_id, start):
@@ -237,11 +240,32 @@ class SharedCollection:
                 and self._start is not None)
             self._answers.clear()
             self._taken.clear()
+            self._modules = None
         return self._start
+
+    def round_modules(self, start, read):
+        """The rating modules' state for a period starting at ``start``:
+        ``read()`` once per round for the round's period (the scopes of a
+        round rate it with the same modules), every time for another."""
+        if start != self._start:
+            return read()
+        with self._lock:
+            if self._modules is None:
+                self._modules = read()
+            return self._modules
 
     def in_round(self, scope_id):
         """Whether ``scope_id`` rates a period in this round."""
         return scope_id in self._group
+
+    def answered(self, metric, start, scope_id):
+        """Whether :meth:`retrieve` of this metric, period and scope would
+        take its part of an answer already there (no wait, no call)."""
+        with self._lock:
+            future = self._answers.get(metric)
+            return (future is not None and future.done()
+                    and start == self._start and scope_id in self._group
+                    and (metric, scope_id) not in self._taken)
 
     def retrieve(self, metric, start, end, scope_id):
         """``(type, [DataPoint])`` of ``metric`` for one scope and period.
@@ -555,9 +579,31 @@ class ScopeWorker:
             return self._collector.retrieve(metric, start, end,
                                             project_id=scope_id, q_filter=None)
 
-        executor = self._executor()
-        futures = {executor.submit(retrieve, m): m for m in self._metrics}
         results = {}
+
+        def take(metric, answer):
+            try:
+                results[metric] = answer()
+            except ck_collector.NoDataCollected:
+                LOG.debug('No data for scope %s metric %s period %s',
+                          scope_id, metric, start.isoformat())
+            except Exception as exc:
+                raise ScopeAbandoned(
+                    scope_id, f'{exc.__class__.__name__}: {exc}',
+                    metric=metric, period_start=start,
+                    source=self._source) from exc
+
+        metrics = self._metrics
+        if shared is not None:
+            # The parts of answers already there are taken here: a thread
+            # of the pool for each would cost more than the taking.
+            ready = [m for m in metrics
+                     if shared.answered(m, start, scope_id)]
+            for metric in ready:
+                take(metric, functools.partial(retrieve, metric))
+            metrics = [m for m in metrics if m not in ready]
+        executor = self._executor()
+        futures = {executor.submit(retrieve, m): m for m in metrics}
         pending = set(futures)
         try:
             while pending:
@@ -566,17 +612,7 @@ class ScopeWorker:
                         started, futures, pending),
                     return_when=concurrent.futures.FIRST_COMPLETED)
                 for future in done:
-                    metric = futures[future]
-                    try:
-                        results[metric] = future.result()
-                    except ck_collector.NoDataCollected:
-                        LOG.debug('No data for scope %s metric %s period %s',
-                                  scope_id, metric, start.isoformat())
-                    except Exception as exc:
-                        raise ScopeAbandoned(
-                            scope_id, f'{exc.__class__.__name__}: {exc}',
-                            metric=metric, period_start=start,
-                            source=self._source) from exc
+                    take(futures[future], future.result)
                 now = time.monotonic()
                 for future in pending:
                     metric = futures[future]
@@ -614,7 +650,13 @@ class ScopeWorker:
         return max(0.001, min(deadlines + [_POLL_SECONDS]))
 
     def _rate(self, frame, start, scope_id):
-        states = self._module_state.get_all() if self._module_state else {}
+        if self._module_state is None:
+            states = {}
+        elif self._shared is not None:
+            states = self._shared.round_modules(start,
+                                                self._module_state.get_all)
+        else:
+            states = self._module_state.get_all()
         pipeline = rating.enabled_pipeline(self._modules, states)
         for module in pipeline:
             module.reload_config(start)

@@ -10,6 +10,20 @@ import sqlalchemy as sa
 
 from cloudkitty.db import models
 
+_STATES = models.ScopeState.__table__
+# The two statements of every visit of a scope, built once with the key
+# bound at execution: building them per call cost more than running them.
+_KEY_MATCH = sa.and_(*(
+    _STATES.c[name] == sa.bindparam(f'key_{name}')
+    for name in ('identifier', 'scope_key', 'fetcher', 'collector')))
+_SELECT_STATE = sa.select(_STATES).where(_KEY_MATCH)
+_UPDATE_TIMESTAMP = _STATES.update().where(_KEY_MATCH).values(
+    last_processed_timestamp=sa.bindparam('new_timestamp'))
+
+
+def _key_params(key):
+    return {f'key_{name}': value for name, value in key.items()}
+
 
 def to_db(value):
     """Naive UTC datetime for storage (``None`` stays ``None``)."""
@@ -60,11 +74,10 @@ class ScopeStateManager:
         Keys: identifier, scope_key, fetcher, collector,
         last_processed_timestamp, active, scope_activation_toggle_date.
         """
-        table = models.ScopeState.__table__
         with self._engine.connect() as connection:
             row = connection.execute(
-                sa.select(table).where(self._where(
-                    self._key(identifier, **parts)))).mappings().first()
+                _SELECT_STATE, _key_params(self._key(identifier, **parts))
+            ).mappings().first()
         return _scope_dict(row) if row else None
 
     def get_last_processed_timestamp(self, identifier, **parts):
@@ -112,9 +125,8 @@ class ScopeStateManager:
 
     def _upsert(self, connection, key, timestamp):
         table = models.ScopeState.__table__
-        updated = connection.execute(
-            table.update().where(self._where(key)).values(
-                last_processed_timestamp=timestamp))
+        updated = connection.execute(_UPDATE_TIMESTAMP, {
+            'new_timestamp': timestamp, **_key_params(key)})
         if not updated.rowcount:
             connection.execute(table.insert().values(
                 last_processed_timestamp=timestamp, active=True, **key))

@@ -36,3 +36,21 @@ def test_last_processed_timestamps_of_many_scopes_in_one_read(tmp_path):
     assert [s for s in statements if s.startswith('SELECT')] == \
         statements[-1:]
     engine.dispose()
+
+
+def test_state_of_a_scope_by_its_whole_key(tmp_path):
+    engine = db.create_engine(f'sqlite:///{tmp_path}/ck.sqlite')
+    migration.upgrade(engine)
+    states = storage_state.ScopeStateManager(engine, 'project_id', 'source',
+                                             'file')
+    assert states.get_state('a') is None
+    states.set_last_processed_timestamp('a', T0)
+    states.set_last_processed_timestamp('a', T0 + HOUR)
+    # The same id under another collector: another row.
+    states.set_last_processed_timestamp('a', T0, collector='gnocchi')
+    assert states.get_state('a')['last_processed_timestamp'] == T0 + HOUR
+    other = states.get_state('a', collector='gnocchi')
+    assert (other['collector'], other['last_processed_timestamp'],
+            other['active']) == ('gnocchi', T0, True)
+    assert len(states.get_all(identifier='a')) == 2
+    engine.dispose()

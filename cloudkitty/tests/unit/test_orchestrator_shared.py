@@ -150,3 +150,59 @@ def test_without_grouped_collection_nothing_is_shared():
     scope_worker = fakes.make_worker()[0]
     with scope_worker.shared_collection(['a']) as shared:
         assert shared is None
+
+
+def test_the_modules_state_is_read_once_per_round():
+    shared = worker.SharedCollection(
+        Source(conf=METRICS, period=3600), {'a': MONTH, 'b': MONTH},
+        lambda last: last + HOUR)
+    reads = []
+
+    def read():
+        reads.append(len(reads))
+        return {'hashmap': {'enabled': len(reads) > 1, 'priority': 1}}
+    shared.next_round(['a', 'b'])
+    first = [shared.round_modules(MONTH, read) for _ in 'ab']
+    assert reads == [0] and first[0] is first[1]
+    # Another period than the round's is read each time.
+    shared.round_modules(MONTH + HOUR, read)
+    assert reads == [0, 1]
+    # The next round reads again: a module enabled meanwhile applies.
+    shared.advance('a', MONTH)
+    shared.advance('b', MONTH)
+    shared.next_round(['a', 'b'])
+    assert shared.round_modules(MONTH + HOUR, read)['hashmap']['enabled']
+    assert reads == [0, 1, 2]
+
+
+def test_a_pass_reads_the_modules_state_once_per_period():
+    module_state = fakes.FakeModuleState()
+    source = Source(conf=METRICS, period=3600)
+    journal = fakes.Journal()
+    scope_worker = worker.ScopeWorker(
+        source, fakes.FakeStorage(journal), fakes.FakeScopeState(journal),
+        list(source.conf), worker.Settings(
+            period=3600, wait_periods=2, max_threads=4,
+            collector_request_timeout=5),
+        module_state=module_state, clock=lambda: NOW)
+    summary = processor.Processor(
+        scope_worker, None, test_orchestrator_processor.FakeLocks(()),
+        shuffle=False).run_pass(['a', 'b', 'c'])
+    assert summary.rated == {'a': 3, 'b': 3, 'c': 3}
+    # Three periods (rounds) of three scopes each.
+    assert module_state.reads == 3
+
+
+def test_a_part_is_answered_once_its_group_answer_is_there():
+    source = Source(conf=METRICS, period=3600)
+    shared = worker.SharedCollection(
+        source, {'a': MONTH, 'b': MONTH, 'c': MONTH + HOUR},
+        lambda last: last + HOUR)
+    shared.next_round(['a', 'b', 'c'])
+    assert not shared.answered('cpu', MONTH, 'b')  # nobody asked yet
+    shared.retrieve('cpu', MONTH, MONTH + HOUR, 'a')
+    assert shared.answered('cpu', MONTH, 'b')
+    assert not shared.answered('cpu', MONTH, 'a')  # its part is taken
+    assert not shared.answered('ram', MONTH, 'b')  # another metric
+    assert not shared.answered('cpu', MONTH + HOUR, 'c')  # not in round
+    assert len(source.calls) == 1
