@@ -67,14 +67,8 @@ class StandInWorker:
     def shared_collection(self, scope_ids):
         yield None
 
-    @contextlib.contextmanager
-    def fenced(self, still_held):
-        # As the real worker: the lock checked once before each store.
-        self._still_held = still_held
-        try:
-            yield
-        finally:
-            self._still_held = None
+    # As the real worker: the lock checked once before each store.
+    fenced = ck_worker.ScopeWorker.fenced
 
     def rate_scope(self, scope_id, max_periods=None):
         i = self._index[scope_id]

@@ -162,6 +162,17 @@ def test_reprocessing_applies_a_price_correction(tmp_path, exchange):
     scenario.assert_stored_exactly_once(priced=True)
 
 
+def reset_and_wait(scenario, app, process, scope, timestamp):
+    """Reset ``scope`` to ``timestamp`` through the API; return once the
+    processor logged that it did."""
+    app.put_json('/v2/scope', {
+        'scope_id': [scope],
+        'last_processed_timestamp': timestamp.isoformat()}, status=202)
+    assert scenario.wait_until(
+        lambda: f'Scope {scope} (project_id={scope}' in
+        (scenario.tmp / 'ck.log').read_text(), 30, process)
+
+
 def test_scope_creation_activation_and_reset_reach_the_processor(
         tmp_path, exchange):
     scenario = Steered(tmp_path, exchange, scopes=3, hours=8, seed=22,
@@ -184,22 +195,14 @@ def test_scope_creation_activation_and_reset_reach_the_processor(
         assert scenario.states()[created] == scenario.base + 3 * HOUR
         app.patch_json('/v2/scope', {'scope_id': created, 'active': True})
         # Rated again from base + 4h, its data from then on deleted first.
-        app.put_json('/v2/scope', {
-            'scope_id': [reset], 'last_processed_timestamp': (
-                scenario.base + 4 * HOUR).isoformat()}, status=202)
-        assert scenario.wait_until(
-            lambda: f'Scope {reset} (project_id={reset}' in
-            (tmp_path / 'ck.log').read_text(), 30, process)
+        reset_and_wait(scenario, app, process, reset,
+                       scenario.base + 4 * HOUR)
         assert scenario.wait_until(scenario.caught_up, 60, process)
         # A reset deletes the data from its timestamp on: seen on a scope
         # made inactive first, which nothing rates again.
         app.patch_json('/v2/scope', {'scope_id': plain, 'active': False})
-        app.put_json('/v2/scope', {
-            'scope_id': [plain], 'last_processed_timestamp': (
-                scenario.base + 6 * HOUR).isoformat()}, status=202)
-        assert scenario.wait_until(
-            lambda: f'Scope {plain} (project_id={plain}' in
-            (tmp_path / 'ck.log').read_text(), 30, process)
+        reset_and_wait(scenario, app, process, plain,
+                       scenario.base + 6 * HOUR)
     finally:
         code, err = harness.stop(process)
         backends.engine.dispose()
