@@ -317,8 +317,8 @@ class ScopeWorker:
     :param storage: a v2 storage: ``delete(begin, end, filters)`` and
         ``push(frames, scope_id)``, or ``replace(frame, scope_id)``.
     :param scope_state: a :class:`~cloudkitty.storage_state.ScopeStateManager`
-        (``get_last_processed_timestamp``, ``set_last_processed_timestamp``,
-        ``is_active``).
+        (``get_state``, ``get_last_processed_timestamp``,
+        ``get_last_processed_timestamps``, ``set_last_processed_timestamp``).
     :param metrics: the metric names to collect, in order.
     :param settings: :class:`Settings`.
     :param modules: ``{name: RatingProcessorBase}`` (``None``: no rating).

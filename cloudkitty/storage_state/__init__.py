@@ -154,11 +154,6 @@ class ScopeStateManager:
                     active=active, scope_activation_toggle_date=to_db(utcnow())))
         return self.get_state(identifier, **parts)
 
-    def is_active(self, identifier, **parts):
-        """``False`` only for a scope explicitly marked inactive."""
-        state = self.get_state(identifier, **parts)
-        return state is None or state['active']
-
     def get_all(self, identifier=None, fetcher=None, collector=None,
                 scope_key=None, active=None, offset=0, limit=None):
         """List scope states, filtered by any of the given values.
