@@ -150,15 +150,25 @@ class LagWatch:
     def is_behind(self, scope_id):
         return scope_id in self._behind
 
-    def check(self, scope_id, last, due):
+    def check(self, scope_id, last, due, stalled=False):
+        """``stalled``: the warning also says the scope has not moved
+        since the previous check (see :meth:`sweep`)."""
         last_text = last.isoformat() if last is not None else 'none'
         previous = self._behind.get(scope_id)
         if due > self._limit:
             if previous is None or due > previous:
-                LOG.warning('Scope %s is %d periods behind (more than '
-                            'lag_warning_periods = %d): last processed '
-                            'period %s', scope_id, due, self._limit,
-                            last_text)
+                if stalled:
+                    LOG.warning('Scope %s is %d periods behind (more than '
+                                'lag_warning_periods = %d) and has not moved '
+                                'since the previous check: last processed '
+                                'period %s; the worker that has it may be '
+                                'stuck', scope_id, due, self._limit,
+                                last_text)
+                else:
+                    LOG.warning('Scope %s is %d periods behind (more than '
+                                'lag_warning_periods = %d): last processed '
+                                'period %s', scope_id, due, self._limit,
+                                last_text)
             self._behind[scope_id] = due
         elif previous is not None:
             LOG.info('Scope %s is no longer behind: %d periods due, last '
@@ -175,19 +185,9 @@ class LagWatch:
         for scope_id in sorted(lags):
             last, due = lags[scope_id]
             self._swept[scope_id] = last
-            if due <= self._limit:
-                self.check(scope_id, last, due)
-            elif scope_id in swept and swept[scope_id] == last:
-                previous = self._behind.get(scope_id)
-                if previous is None or due > previous:
-                    LOG.warning(
-                        'Scope %s is %d periods behind (more than '
-                        'lag_warning_periods = %d) and has not moved since '
-                        'the previous check: last processed period %s; the '
-                        'worker that has it may be stuck',
-                        scope_id, due, self._limit,
-                        last.isoformat() if last is not None else 'none')
-                self._behind[scope_id] = due
+            unmoved = scope_id in swept and swept[scope_id] == last
+            if due <= self._limit or unmoved:
+                self.check(scope_id, last, due, stalled=True)
 
 
 class Health:
