@@ -56,7 +56,11 @@ def test_policy_file_overrides(tmp_path):
     policy_file.write_text(f'"{scope.GET_STATE}": "role:reader"\n')
     conf = cfg.ConfigOpts()
     conf([], default_config_files=[])
-    opts.set_defaults(conf, policy_file=str(policy_file))
+    # An override on this ConfigOpts only: opts.set_defaults() would change
+    # the default of every later one, other tests' included.
+    for group, options in opts.list_opts():
+        conf.register_opts(options, group=group)
+    conf.set_override('policy_file', str(policy_file), group='oslo_policy')
     enforcer = policies.make_enforcer(conf)
     assert _allowed(enforcer, scope.GET_STATE, ['reader'], 'p1', 'p1')
 
