@@ -8,7 +8,6 @@ import collections
 import datetime
 import decimal
 import json
-import re
 import secrets
 import types
 
@@ -137,19 +136,22 @@ class DataPoint(collections.namedtuple(
 
 
 # json cannot write a Decimal as a number by itself: json_default turns it
-# into a marked string and dumps() strips the quotes and the marks. The
-# per-process nonce keeps a string that merely looks like a mark (a label
-# value "\x00decimal:1") from being turned into a number.
+# into a string between two marks, and dumps() strips the marks and the
+# quotes around them. The per-process nonce in each mark keeps a string that
+# merely looks like one (a label value "\x00decimal:1") from being turned
+# into a number. JSON writes the NUL of a mark as \u0000 whatever its
+# options, so that the marks are found in the text with str.replace.
 _DECIMAL_NONCE = secrets.token_hex(8)
-_DECIMAL_MARK = f'\x00decimal-{_DECIMAL_NONCE}:'
-_DECIMAL_RE = re.compile(r'"\\u0000decimal-' + _DECIMAL_NONCE +
-                         r':([^"]*)"')
+_DECIMAL_OPEN = f'\x00decimal-{_DECIMAL_NONCE}<'
+_DECIMAL_CLOSE = f'>{_DECIMAL_NONCE}\x00'
+_DECIMAL_OPEN_JSON = f'"\\u0000decimal-{_DECIMAL_NONCE}<'
+_DECIMAL_CLOSE_JSON = f'>{_DECIMAL_NONCE}\\u0000"'
 
 
 def json_default(obj):
     """``json.dumps`` hook for :func:`dumps`: Decimal, datetime, proxies."""
     if isinstance(obj, decimal.Decimal):
-        return _DECIMAL_MARK + str(obj)
+        return _DECIMAL_OPEN + str(obj) + _DECIMAL_CLOSE
     if isinstance(obj, datetime.datetime):
         return obj.isoformat()
     if isinstance(obj, types.MappingProxyType):
@@ -159,8 +161,8 @@ def json_default(obj):
 
 def dumps(obj, **kwargs):
     """``json.dumps`` writing every Decimal as a JSON number, digit for digit."""
-    return _DECIMAL_RE.sub(r'\1', json.dumps(obj, default=json_default,
-                                             **kwargs))
+    return json.dumps(obj, default=json_default, **kwargs).replace(
+        _DECIMAL_OPEN_JSON, '').replace(_DECIMAL_CLOSE_JSON, '')
 
 
 def _to_decimal_validator(value):

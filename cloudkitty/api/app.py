@@ -7,6 +7,7 @@ service's ``ConfigOpts`` through the ``configkey`` global option, so that
 every middleware reads the configuration the service was started with.
 """
 
+import functools
 import os
 import uuid
 
@@ -14,6 +15,10 @@ from oslo_config import cfg
 from oslo_utils import importutils
 from paste import deploy
 import pecan
+from pecan import core as pecan_core
+from pecan import rest as pecan_rest
+from pecan import routing as pecan_routing
+from pecan import util as pecan_util
 
 from cloudkitty.api import hooks
 from cloudkitty.api import root
@@ -29,6 +34,7 @@ def setup_app(conf, backends=None):
     from ``conf`` (tests hand in one with fakes).
     """
     backends = backends or hooks.Backends(conf)
+    _remember_argspecs()
     return pecan.make_app(
         root.RootController(),
         hooks=hooks.make_hooks(conf, backends),
@@ -37,6 +43,33 @@ def setup_app(conf, backends=None):
         guess_content_type_from_ext=False,
         force_canonical=False,
     )
+
+
+def _remember_argspecs():
+    """Have Pecan inspect a controller's signature once, not per request.
+
+    Pecan 1.x reads the argspec of the controllers on a request's route
+    several times per request, building a namedtuple class each time: 0.6
+    ms of CPU per request, about a tenth of a summary. A signature never
+    changes, and a bound method is remembered under its instance and
+    function, which our controllers (built once) keep stable; the cache is
+    bounded for those built per request. Idempotent.
+    """
+    original = pecan_util.getargspec
+    if getattr(original, 'remembers_argspecs', False):
+        return
+    remembered = functools.lru_cache(maxsize=1024)(original)
+
+    @functools.wraps(original)
+    def getargspec(method):
+        try:
+            return remembered(method)
+        except TypeError:  # an unhashable callable
+            return original(method)
+    getargspec.remembers_argspecs = True
+    for module in (pecan_core, pecan_rest, pecan_routing, pecan_util):
+        if getattr(module, 'getargspec', None) is original:
+            module.getargspec = getargspec
 
 
 def _paste_config(conf):

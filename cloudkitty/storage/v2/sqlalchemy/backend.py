@@ -820,8 +820,12 @@ class SQLAlchemyStorage(v2.BaseStorage):
         return total, points
 
     @contextlib.contextmanager
-    def _snapshot(self):
-        """Yield a connection in a transaction whose reads see one state."""
+    def _snapshot(self, **settings):
+        """Yield a connection in a transaction whose reads see one state.
+
+        On PostgreSQL, ``settings`` (parameter name: value) hold for the
+        transaction only, set in one round trip with the planner's own.
+        """
         with self.engine.connect() as conn:
             if self._dialect == 'postgresql':
                 # Read committed takes a new snapshot per statement.
@@ -832,19 +836,24 @@ class SQLAlchemyStorage(v2.BaseStorage):
                     # of a statement psycopg has prepared (from its 5th
                     # run) is blind to them, and chose a count of the
                     # summary's groups twice as slow.
-                    conn.exec_driver_sql(
-                        'SET LOCAL plan_cache_mode = force_custom_plan')
+                    settings = {'plan_cache_mode': 'force_custom_plan',
+                                **settings}
+                    conn.execute(sa.select(*(
+                        sa.func.set_config(sa.literal(name), sa.literal(value),
+                                           sa.true())
+                        for name, value in settings.items())))
                 yield conn
 
     @contextlib.contextmanager
-    def _aggregation_memory(self, conn):
-        """Give the grouping of a ``total`` query the memory it needs."""
-        if self._dialect == 'postgresql':
-            # Ten thousand groups of decimal sums, or the partial sums by
-            # label id, outgrow the default 4 MB and would spill to disk.
-            conn.exec_driver_sql(f"SET LOCAL work_mem = '{_WORK_MEM}'")
-            yield
-        elif self._dialect in ('mysql', 'mariadb'):
+    def _aggregating(self, **settings):
+        """A :meth:`_snapshot` with the memory that the grouping of a
+        ``total`` query needs (``settings`` as there)."""
+        # Ten thousand groups of decimal sums, or the partial sums by label
+        # id, outgrow PostgreSQL's default 4 MB and would spill to disk.
+        with self._snapshot(work_mem=_WORK_MEM, **settings) as conn:
+            if self._dialect not in ('mysql', 'mariadb'):
+                yield conn
+                return
             # MariaDB groups in an in-memory table of fixed-width rows
             # (1 KB per VARCHAR(255) key); past 16 MB it moves to disk and
             # is several times slower.
@@ -852,12 +861,10 @@ class SQLAlchemyStorage(v2.BaseStorage):
             conn.exec_driver_sql('SET ' + ', '.join(
                 f'SESSION {v} = {_MARIADB_TMP_TABLE_SIZE}' for v in variables))
             try:
-                yield
+                yield conn
             finally:
                 conn.exec_driver_sql('SET ' + ', '.join(
                     f'SESSION {v} = DEFAULT' for v in variables))
-        else:
-            yield
 
     def _total_conditions(self, query, table=_TOTALS):
         """WHERE clauses on ``rated_totals`` selecting ``query`` (which
@@ -867,9 +874,33 @@ class SQLAlchemyStorage(v2.BaseStorage):
             conditions.append(table.c.type.in_(query.types))
         return conditions
 
-    def _sums(self, conn, query, keys):
-        """``(table, WHERE clauses)`` of the rows to sum for ``query``
-        grouped by ``keys``: the fewest that hold the points' sums.
+    @staticmethod
+    def _whole_days(query):
+        """``(first, last)``: the UTC days wholly inside the window of
+        ``query`` are ``[first, last)`` (``None``: unbounded)."""
+        first = last = None
+        if query.begin is not None:
+            first = (query.begin - datetime.timedelta(microseconds=1)
+                     ).astimezone(_UTC).date() + _DAY
+        if query.end is not None:
+            last = query.end.astimezone(_UTC).date()
+        return first, last
+
+    def _source(self, query, keys):
+        """The table that holds the sums of ``query`` grouped by ``keys``:
+        ``_POINTS``, ``_TOTALS`` or ``_DAILY`` (see :meth:`_sums`)."""
+        kinds = {key.kind for key in keys}
+        if query.labels or 'label' in kinds:
+            return _POINTS
+        first_day, last_day = self._whole_days(query)
+        if 'time' in kinds or (None not in (first_day, last_day)
+                               and first_day >= last_day):
+            return _TOTALS
+        return _DAILY
+
+    def _sums(self, conn, query, source):
+        """``(table, WHERE clauses)`` of the rows to sum for ``query`` from
+        ``source`` (:meth:`_source`): the fewest that hold the points' sums.
 
         The points themselves when labels are filtered or grouped on; the
         per-batch sums when periods are grouped on; otherwise the whole UTC
@@ -879,18 +910,11 @@ class SQLAlchemyStorage(v2.BaseStorage):
         are read in key order from their primary key, so that the first
         page of groups by scope and type costs no sort of every group.
         """
-        kinds = {key.kind for key in keys}
-        if query.labels or 'label' in kinds:
+        if source is _POINTS:
             return _POINTS, self._conditions(query)
-        first_day = last_day = None  # the whole days: [first_day, last_day)
-        if query.begin is not None:
-            first_day = (query.begin - datetime.timedelta(microseconds=1)
-                         ).astimezone(_UTC).date() + _DAY
-        if query.end is not None:
-            last_day = query.end.astimezone(_UTC).date()
-        if 'time' in kinds or (None not in (first_day, last_day)
-                               and first_day >= last_day):
+        if source is _TOTALS:
             return _TOTALS, self._total_conditions(query)
+        first_day, last_day = self._whole_days(query)
         columns = ('scope_id', 'type', 'qty', 'price')
         days = []
         if first_day is not None:
@@ -926,14 +950,24 @@ class SQLAlchemyStorage(v2.BaseStorage):
         return sa.union_all(*parts).subquery('sums'), []
 
     def _total(self, query, keys, fields, offset, limit):
-        with self._snapshot() as conn, self._aggregation_memory(conn):
+        source = self._source(query, keys)
+        settings = {}
+        if source is _DAILY and [key.kind for key in keys] in (
+                ['scope'], ['scope', 'type']):
+            # Groups on a prefix of the daily sums' primary key: counted
+            # along the index, which the planner, expecting far fewer
+            # groups than there are, would trade for a slower hash of every
+            # row.
+            settings['enable_hashagg'] = 'off'
+        with self._aggregating(**settings) as conn:
             return self._grouped_total(conn, query, keys, fields, offset,
-                                       limit)
+                                       limit, source)
 
-    def _grouped_total(self, conn, query, keys, fields, offset, limit):
+    def _grouped_total(self, conn, query, keys, fields, offset, limit,
+                       source):
         """:meth:`_total` on the connection ``conn``."""
         label_keys = [key.name for key in keys if key.kind == 'label']
-        table, conditions = self._sums(conn, query, keys)
+        table, conditions = self._sums(conn, query, source)
         facts = []  # columns grouped on, in key order
         for key in keys:
             if key.kind == 'type':
@@ -972,36 +1006,33 @@ class SQLAlchemyStorage(v2.BaseStorage):
         if table is _POINTS:
             statement, every_group = self._points_page(
                 grouped, keys, facts, label_keys, fields)
+        elif not keys:
+            # One group of nothing is no group.
+            statement = grouped.having(sa.func.count() > 0)
+            every_group = None
         else:
             # The sums are few: the groups are counted apart, without
             # summing them, which costs less than a window over every
             # group, and the page is read in key order (from an index where
-            # one fits), not sorted whole.
+            # one fits), not sorted whole. The count rides along with the
+            # page, computed once (a subquery of no outer column).
             statement = grouped.order_by(*facts)
-            every_group = sa.select(*facts or [sa.literal(1)]).where(
-                *conditions).group_by(*facts)
-            if not keys:
-                # One group of nothing is no group.
-                statement = grouped.having(sa.func.count() > 0)
-                every_group = every_group.having(sa.func.count() > 0)
+            every_group = sa.select(*facts).where(*conditions).group_by(
+                *facts)
+            if limit is not None:
+                statement = statement.add_columns(
+                    self._count_of(every_group).scalar_subquery().label(
+                        'n_groups'))
         if limit is not None:
             statement = statement.offset(offset).limit(limit)
         rows = conn.execute(statement).all()
-        if table is _POINTS and rows:
+        if limit is None or every_group is None:
+            total = len(rows)
+        elif rows:
             total = rows[0].n_groups
-        elif rows and (limit is None or len(rows) < limit):
-            # The last page: the groups before it and on it are all.
-            total = len(rows) if limit is None else offset + len(rows)
-        elif rows or offset:
-            if self._dialect == 'postgresql' and table is _DAILY and [
-                    key.kind for key in keys] in (['scope'],
-                                                  ['scope', 'type']):
-                # Groups on a prefix of the primary key: counted along the
-                # index, which the planner, expecting far fewer groups than
-                # there are, would trade for a slower hash of every row.
-                conn.exec_driver_sql('SET LOCAL enable_hashagg = off')
-            total = conn.execute(sa.select(sa.func.count()).select_from(
-                every_group.order_by(None).subquery())).scalar()
+        elif offset:
+            # A page past the last: counted alone.
+            total = conn.execute(self._count_of(every_group)).scalar()
         else:
             total = 0
         times = []  # positions of datetimes in the rows
@@ -1019,6 +1050,12 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 values[i] = _aware(values[i])
             output.append(tuple(values))
         return total, output
+
+    @staticmethod
+    def _count_of(statement):
+        """``SELECT count(*)`` of the rows of ``statement``."""
+        return sa.select(sa.func.count()).select_from(
+            statement.order_by(None).subquery())
 
     def _points_page(self, grouped, keys, facts, label_keys, fields):
         """``(page statement, statement of every group)`` of a total over
