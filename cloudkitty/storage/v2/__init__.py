@@ -76,18 +76,20 @@ def month_window(now=None):
 
 
 def normalize_decimal(value):
-    """Return ``value`` without trailing zeros and never in exponent form.
+    """Return ``value`` without trailing zeros, an equal value.
 
     SQL ``NUMERIC(p, s)`` columns hand back every value with ``s``
     decimals; ``Decimal('1.5000')`` becomes ``Decimal('1.5')`` and
-    ``Decimal('100.00')`` becomes ``Decimal('100')``, equal values either way.
+    ``Decimal('100.00')`` and ``Decimal('1E+2')`` become ``Decimal('100')``.
+    Integers are never in exponent form; like any Decimal, a value below
+    1E-6 is (``Decimal('0.00000050')`` becomes ``Decimal('5E-7')``).
     """
     if value is None:
         return None
-    value = value.normalize(DECIMAL_CONTEXT)
-    if value.as_tuple().exponent > 0:
-        value = value.quantize(_ONE, context=DECIMAL_CONTEXT)
-    return value
+    integral = value.to_integral_value(context=DECIMAL_CONTEXT)
+    if value == integral:
+        return integral.quantize(_ONE, context=DECIMAL_CONTEXT)
+    return value.normalize(DECIMAL_CONTEXT)
 
 
 @dataclasses.dataclass(frozen=True)

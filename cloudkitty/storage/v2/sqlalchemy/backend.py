@@ -823,8 +823,9 @@ class SQLAlchemyStorage(v2.BaseStorage):
     def _snapshot(self, **settings):
         """Yield a connection in a transaction whose reads see one state.
 
-        On PostgreSQL, ``settings`` (parameter name: value) hold for the
-        transaction only, set in one round trip with the planner's own.
+        On PostgreSQL, ``settings`` (parameter name: value, constants of
+        this module, written into the statement) hold for the transaction
+        only, set in one round trip with the planner's own.
         """
         with self.engine.connect() as conn:
             if self._dialect == 'postgresql':
@@ -838,10 +839,9 @@ class SQLAlchemyStorage(v2.BaseStorage):
                     # summary's groups twice as slow.
                     settings = {'plan_cache_mode': 'force_custom_plan',
                                 **settings}
-                    conn.execute(sa.select(*(
-                        sa.func.set_config(sa.literal(name), sa.literal(value),
-                                           sa.true())
-                        for name, value in settings.items())))
+                    conn.exec_driver_sql('SELECT ' + ', '.join(
+                        f"set_config('{name}', '{value}', true)"
+                        for name, value in settings.items()))
                 yield conn
 
     @contextlib.contextmanager
