@@ -886,6 +886,21 @@ class SQLAlchemyStorage(v2.BaseStorage):
             last = query.end.astimezone(_UTC).date()
         return first, last
 
+    def _day_edges(self, query):
+        """``(whole, edges)``: the bounds of the whole UTC days inside the
+        window of ``query`` (``None``: unbounded), and the parts of the
+        window outside them, as ``(begin, end)`` pairs."""
+        first_day, last_day = self._whole_days(query)
+        whole = [datetime.datetime.combine(day, datetime.time(), _UTC)
+                 if day is not None else None
+                 for day in (first_day, last_day)]
+        edges = []
+        if first_day is not None and query.begin < whole[0]:
+            edges.append((query.begin, whole[0]))
+        if last_day is not None and whole[1] < query.end:
+            edges.append((whole[1], query.end))
+        return whole, edges
+
     def _source(self, query, keys):
         """The table that holds the sums of ``query`` grouped by ``keys``:
         ``_POINTS``, ``_TOTALS`` or ``_DAILY`` (see :meth:`_sums`)."""
@@ -932,13 +947,9 @@ class SQLAlchemyStorage(v2.BaseStorage):
             parts.append(sa.select(*(_TOTALS.c[c] for c in columns)).where(
                 *self._total_conditions(within), *more))
 
-        whole = [datetime.datetime.combine(day, datetime.time(), _UTC)
-                 if day is not None else None
-                 for day in (first_day, last_day)]
-        if first_day is not None and query.begin < whole[0]:
-            outside(query.begin, whole[0])
-        if last_day is not None and whole[1] < query.end:
-            outside(whole[1], query.end)
+        whole, edges = self._day_edges(query)
+        for begin, end in edges:
+            outside(begin, end)
         unscoped = [_TOTALS.c.scope_id.is_(None)]
         if query.scopes is None and conn.execute(sa.select(sa.exists().where(
                 *unscoped, *self._batch_conditions(v2.Query(*whole),
@@ -952,12 +963,12 @@ class SQLAlchemyStorage(v2.BaseStorage):
     def _total(self, query, keys, fields, offset, limit):
         source = self._source(query, keys)
         settings = {}
-        if source is _DAILY and [key.kind for key in keys] in (
-                ['scope'], ['scope', 'type']):
-            # Groups on a prefix of the daily sums' primary key: counted
-            # along the index, which the planner, expecting far fewer
-            # groups than there are, would trade for a slower hash of every
-            # row.
+        if source is _DAILY and not self._day_edges(query)[1] and [
+                key.kind for key in keys] in (['scope'], ['scope', 'type']):
+            # Groups on a prefix of the primary key of the daily sums alone:
+            # counted along the index, which the planner, expecting far
+            # fewer groups than there are, would trade for a slower hash of
+            # every row.
             settings['enable_hashagg'] = 'off'
         with self._aggregating(**settings) as conn:
             return self._grouped_total(conn, query, keys, fields, offset,
@@ -1006,33 +1017,29 @@ class SQLAlchemyStorage(v2.BaseStorage):
         if table is _POINTS:
             statement, every_group = self._points_page(
                 grouped, keys, facts, label_keys, fields)
-        elif not keys:
-            # One group of nothing is no group.
-            statement = grouped.having(sa.func.count() > 0)
-            every_group = None
         else:
             # The sums are few: the groups are counted apart, without
             # summing them, which costs less than a window over every
             # group, and the page is read in key order (from an index where
-            # one fits), not sorted whole. The count rides along with the
-            # page, computed once (a subquery of no outer column).
+            # one fits), not sorted whole.
             statement = grouped.order_by(*facts)
-            every_group = sa.select(*facts).where(*conditions).group_by(
-                *facts)
-            if limit is not None:
-                statement = statement.add_columns(
-                    self._count_of(every_group).scalar_subquery().label(
-                        'n_groups'))
+            every_group = sa.select(*facts or [sa.literal(1)]).where(
+                *conditions).group_by(*facts)
+            if not keys:
+                # One group of nothing is no group.
+                statement = grouped.having(sa.func.count() > 0)
+                every_group = every_group.having(sa.func.count() > 0)
         if limit is not None:
             statement = statement.offset(offset).limit(limit)
         rows = conn.execute(statement).all()
-        if limit is None or every_group is None:
-            total = len(rows)
-        elif rows:
+        if table is _POINTS and rows:
             total = rows[0].n_groups
-        elif offset:
-            # A page past the last: counted alone.
-            total = conn.execute(self._count_of(every_group)).scalar()
+        elif rows and (limit is None or len(rows) < limit):
+            # The last page: the groups before it and on it are all.
+            total = len(rows) if limit is None else offset + len(rows)
+        elif rows or offset:
+            total = conn.execute(sa.select(sa.func.count()).select_from(
+                every_group.order_by(None).subquery())).scalar()
         else:
             total = 0
         times = []  # positions of datetimes in the rows
@@ -1050,12 +1057,6 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 values[i] = _aware(values[i])
             output.append(tuple(values))
         return total, output
-
-    @staticmethod
-    def _count_of(statement):
-        """``SELECT count(*)`` of the rows of ``statement``."""
-        return sa.select(sa.func.count()).select_from(
-            statement.order_by(None).subquery())
 
     def _points_page(self, grouped, keys, facts, label_keys, fields):
         """``(page statement, statement of every group)`` of a total over
