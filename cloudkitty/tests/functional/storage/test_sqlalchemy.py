@@ -328,3 +328,38 @@ def test_totals_sum_the_values_as_stored(storage):
     two = decimal.Decimal('4E-28')  # two points of 2E-28 each
     assert sorted(totals.values()) == [(decimal.Decimal('2E-28'),) * 2,
                                        (two, two), (6 * two / 4,) * 2]
+
+
+@pytest.mark.parametrize('begin, hash_grouping', [
+    (T0, False),  # whole days: the groups are read along the daily key
+    (T0 + HOUR, True),  # a partial day: a union without key order
+])
+def test_a_summary_page_costs_a_few_statements(storage, begin,
+                                               hash_grouping):
+    """A full page of groups by scope and type, and their count, in a fixed
+    number of statements whatever the data; on PostgreSQL, the settings of
+    the read in one of them."""
+    storage.push([frame(T0 + h * HOUR, f'p{s}', ['a', 'b'])
+                  for h in range(30) for s in range(3)])
+    statements = []
+
+    def record(conn, cursor, statement, *args):
+        statements.append(statement)
+    sa.event.listen(storage.engine, 'before_cursor_execute', record)
+    try:
+        result = storage.total(groupby=['project_id', 'type'], begin=begin,
+                               end=T0 + 48 * HOUR, offset=0, limit=2)
+    finally:
+        sa.event.remove(storage.engine, 'before_cursor_execute', record)
+    assert result['total'] == 3
+    assert [r['project_id'] for r in result['results']] == ['p0', 'p1']
+    # The probe for unscoped points, the page and the count, plus the
+    # settings (one statement on PostgreSQL, a SET and its reset on
+    # MariaDB) or SQLite's BEGIN IMMEDIATE.
+    dialect = storage.engine.dialect.name
+    assert len(statements) == 3 + {'postgresql': 1, 'mysql': 2,
+                                   'mariadb': 2, 'sqlite': 1}[dialect]
+    if dialect == 'postgresql':
+        settings = [s for s in statements if 'set_config' in s]
+        assert len(settings) == 1
+        assert ('enable_hashagg' in settings[0]) is not hash_grouping
