@@ -10,12 +10,19 @@ from sqlalchemy import event
 
 from cloudkitty.db import migration  # noqa: F401  (alembic env location)
 
+#: Execution option of a connection whose transactions only read
+#: (``connection.execution_options(**{READ_ONLY: True})``). On SQLite they
+#: begin deferred, a WAL snapshot that neither waits for nor holds back
+#: writers and other readers; every other transaction begins IMMEDIATE.
+READ_ONLY = 'cloudkitty_read_only'
+
 
 def create_engine(url, **kwargs):
     """Return an SQLAlchemy engine for ``url`` with the service's settings.
 
     SQLite gets WAL journaling and a busy timeout so that several processes
-    (processor workers, API, CLI) can share one file; MariaDB/MySQL URLs
+    (processor workers, API, CLI) can share one file, and transactions that
+    begin IMMEDIATE unless they are :data:`READ_ONLY`; MariaDB/MySQL URLs
     without a driver use PyMySQL.
     """
     # No pool_pre_ping: it costs a round trip per checkout on the hot path,
@@ -47,4 +54,6 @@ def _sqlite_on_connect(dbapi_connection, _record):
 
 
 def _sqlite_on_begin(connection):
-    connection.exec_driver_sql('BEGIN IMMEDIATE')
+    connection.exec_driver_sql(
+        'BEGIN' if connection.get_execution_options().get(READ_ONLY)
+        else 'BEGIN IMMEDIATE')

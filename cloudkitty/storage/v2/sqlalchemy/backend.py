@@ -828,6 +828,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
         only, set in one round trip with the planner's own.
         """
         with self.engine.connect() as conn:
+            conn.execution_options(**{db.READ_ONLY: True})
             if self._dialect == 'postgresql':
                 # Read committed takes a new snapshot per statement.
                 conn.execution_options(isolation_level='REPEATABLE READ')

@@ -4,6 +4,7 @@ hash collision detection, batch bookkeeping, migrations, concurrency."""
 import concurrent.futures
 import datetime
 import decimal
+import threading
 
 from alembic import autogenerate
 from alembic import migration as alembic_migration
@@ -355,7 +356,7 @@ def test_a_summary_page_costs_a_few_statements(storage, begin,
     assert [r['project_id'] for r in result['results']] == ['p0', 'p1']
     # The probe for unscoped points, the page and the count, plus the
     # settings (one statement on PostgreSQL, a SET and its reset on
-    # MariaDB) or SQLite's BEGIN IMMEDIATE.
+    # MariaDB) or SQLite's BEGIN.
     dialect = storage.engine.dialect.name
     assert len(statements) == 3 + {'postgresql': 1, 'mysql': 2,
                                    'mariadb': 2, 'sqlite': 1}[dialect]
@@ -363,3 +364,26 @@ def test_a_summary_page_costs_a_few_statements(storage, begin,
         settings = [s for s in statements if 'set_config' in s]
         assert len(settings) == 1
         assert ('enable_hashagg' in settings[0]) is not hash_grouping
+
+
+def test_reads_neither_wait_for_nor_hold_back_writes(storage, storage_url):
+    """A read sees one state from its first statement on, while another
+    process stores points (on SQLite too, where writes take the lock)."""
+    storage.push([frame(T0, 'p1', ['a'])])
+    other = backend.SQLAlchemyStorage(db_servers.make_conf(storage_url))
+    points = sa.text('SELECT COUNT(*) FROM rated_points')
+    try:
+        with storage._snapshot() as conn:
+            assert conn.execute(points).scalar() == 1
+            writer = threading.Thread(target=other.push, args=(
+                [frame(T0 + HOUR, 'p1', ['b'])],))
+            writer.start()
+            writer.join(10)
+            assert not writer.is_alive(), 'the write waited for the read'
+            assert conn.execute(points).scalar() == 1
+            with storage._snapshot() as second:
+                assert second.execute(points).scalar() == 2
+    finally:
+        writer.join()
+        other.engine.dispose()
+    assert count(storage, 'rated_points') == 2
