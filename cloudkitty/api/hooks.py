@@ -32,17 +32,21 @@ from cloudkitty.storage_state import scope_admin
 LOG = logging.getLogger(__name__)
 
 
-def log_scope_reset(scopes, last_processed_timestamp):
+def refuse_scope_reset(scopes, last_processed_timestamp):
     """The scope reset used when ``[DEFAULT] transport_url`` is not set.
 
     ``scopes`` is a list of ``{"scope_id", "scope_key", "fetcher",
-    "collector"}``; ``last_processed_timestamp`` an aware datetime. The
-    request is only recorded in the log.
+    "collector"}``; ``last_processed_timestamp`` an aware datetime. Only a
+    processor resets a scope (under its lock), and none can be reached:
+    raises :class:`ProcessorUnavailable` (503), and logs the request.
     """
-    LOG.warning('Reset of %d scope(s) to %s requested; [DEFAULT] '
-                'transport_url is not set, so no processor carries it out: %s',
-                len(scopes), last_processed_timestamp.isoformat(),
+    LOG.warning('Reset of %d scope(s) to %s refused: [DEFAULT] '
+                'transport_url is not set, so no processor can carry it '
+                'out: %s', len(scopes), last_processed_timestamp.isoformat(),
                 ', '.join(scope['scope_id'] for scope in scopes))
+    raise ProcessorUnavailable(
+        'Scope resets are carried out by the processors, reached over '
+        '[DEFAULT] transport_url, which is not set on this API.')
 
 
 class RatingModules:
@@ -141,8 +145,8 @@ class Backends:
     Scope resets and quotes go to the processors over RPC
     (:class:`ProcessorRPC`, kept as ``processor_rpc``) when ``[DEFAULT]
     transport_url`` is set; without it quotes are priced in this process
-    (:meth:`RatingModules.quote`) and scope resets are only logged
-    (:func:`log_scope_reset`).
+    (:meth:`RatingModules.quote`) and scope resets are refused with a 503
+    (:func:`refuse_scope_reset`).
 
     ``scope_reset(scopes, last_processed_timestamp)`` returns once the
     reset is handed over; ``quote(frame)`` returns the frame's total price
@@ -173,7 +177,7 @@ class Backends:
                 rpc.ProcessorClient.from_conf(conf))
             scope_reset = scope_reset or self.processor_rpc.scope_reset
             quote = quote or self.processor_rpc.quote
-        self.scope_reset = scope_reset or log_scope_reset
+        self.scope_reset = scope_reset or refuse_scope_reset
         self.quote = quote or self.rating_modules.quote
         self.enforcer = policies.make_enforcer(conf)
 

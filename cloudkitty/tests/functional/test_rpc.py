@@ -51,8 +51,25 @@ def backends_of(conf):
 def test_without_transport_url_quotes_are_priced_here(conf, backends_of):
     backends = backends_of()
     assert backends.processor_rpc is None
-    assert backends.scope_reset is hooks.log_scope_reset
+    assert backends.scope_reset is hooks.refuse_scope_reset
     assert backends.quote == backends.rating_modules.quote
+
+
+def test_without_transport_url_resets_are_refused(conf, backends_of):
+    """No processor can be reached to reset the scope: a 503 that says
+    why, and the state stays."""
+    backends = backends_of()
+    app = webtest.TestApp(api_app.setup_app(conf, backends))
+    backends.scope_state.set_last_processed_timestamp(
+        's1', api_fixtures.at(2))
+    response = app.put_json('/v2/scope', {
+        'scope_id': 's1', 'last_processed_timestamp': '2024-01-01'},
+        status=503)
+    assert response.json['message'] == (
+        'Scope resets are carried out by the processors, reached over '
+        '[DEFAULT] transport_url, which is not set on this API.')
+    assert backends.scope_state.get_last_processed_timestamp(
+        's1') == api_fixtures.at(2)
 
 
 def test_with_transport_url_the_processors_are_asked(conf, backends_of):
