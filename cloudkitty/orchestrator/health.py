@@ -157,18 +157,13 @@ class LagWatch:
         previous = self._behind.get(scope_id)
         if due > self._limit:
             if previous is None or due > previous:
-                if stalled:
-                    LOG.warning('Scope %s is %d periods behind (more than '
-                                'lag_warning_periods = %d) and has not moved '
-                                'since the previous check: last processed '
-                                'period %s; the worker that has it may be '
-                                'stuck', scope_id, due, self._limit,
-                                last_text)
-                else:
-                    LOG.warning('Scope %s is %d periods behind (more than '
-                                'lag_warning_periods = %d): last processed '
-                                'period %s', scope_id, due, self._limit,
-                                last_text)
+                LOG.warning('Scope %s is %d periods behind (more than '
+                            'lag_warning_periods = %d)%s: last processed '
+                            'period %s%s', scope_id, due, self._limit,
+                            ' and has not moved since the previous check'
+                            if stalled else '', last_text,
+                            '; the worker that has it may be stuck'
+                            if stalled else '')
             self._behind[scope_id] = due
         elif previous is not None:
             LOG.info('Scope %s is no longer behind: %d periods due, last '
