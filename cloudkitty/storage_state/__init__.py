@@ -90,12 +90,12 @@ class ScopeStateManager:
         of the active scopes among ``identifiers`` (with this manager's
         scope_key, fetcher and collector), in one query; a scope without a
         state yet maps to ``None``, an inactive one is left out."""
-        table = models.ScopeState.__table__
         wanted = set(identifiers)
-        query = sa.select(table.c.identifier, table.c.last_processed_timestamp,
-                          table.c.active).where(*(
-                              table.c[name] == value
-                              for name, value in self._defaults.items()))
+        query = sa.select(
+            _STATES.c.identifier, _STATES.c.last_processed_timestamp,
+            _STATES.c.active).where(*(
+                _STATES.c[name] == value
+                for name, value in self._defaults.items()))
         found = dict.fromkeys(wanted)
         with self._engine.connect() as connection:
             # Every scope of the keys, filtered here: an IN list of
@@ -124,11 +124,10 @@ class ScopeStateManager:
         return self._upsert(connection, key, to_db(timestamp))
 
     def _upsert(self, connection, key, timestamp):
-        table = models.ScopeState.__table__
         updated = connection.execute(_UPDATE_TIMESTAMP, {
             'new_timestamp': timestamp, **_key_params(key)})
         if not updated.rowcount:
-            connection.execute(table.insert().values(
+            connection.execute(_STATES.insert().values(
                 last_processed_timestamp=timestamp, active=True, **key))
 
     def create_scope(self, identifier, last_processed_timestamp=None,
