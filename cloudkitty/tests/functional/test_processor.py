@@ -376,6 +376,13 @@ def run_cli(tmp_path, metrics_yml, extra_conf='', collector='file'):
         timeout=60)
 
 
+def our_lines(stderr):
+    """The lines of ``stderr`` the processor wrote itself (a library's
+    warning is not ours to count: see test_third_party_warnings_...)."""
+    return [line for line in stderr.splitlines()
+            if line.startswith('cloudkitty-processor:')]
+
+
 @pytest.mark.parametrize('metrics_yml, words', [
     ('metrics:\n  cpu:\n    groupby: [id]\n', ["metric 'cpu'", "'unit'"]),
     ('metrics:\n  cpu:\n    unit: instance\n    mutate: BOGUS\n',
@@ -389,11 +396,10 @@ def test_invalid_configuration_exits_with_one_clear_line(tmp_path,
                                                          metrics_yml, words):
     result = run_cli(tmp_path, metrics_yml)
     assert result.returncode == 1
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith('cloudkitty-processor: invalid configuration')
+    line, = our_lines(result.stderr)
+    assert line.startswith('cloudkitty-processor: invalid configuration')
     for word in words:
-        assert word in lines[0]
+        assert word in line
     assert 'Traceback' not in result.stderr + result.stdout
 
 
@@ -403,7 +409,7 @@ def test_invalid_default_skip_expression_is_refused(tmp_path):
         extra_conf='\n[orchestrator]\nskip_datapoints_expression = '
                    'datapoint.qty.__class__\n')
     assert result.returncode == 1
-    line, = result.stderr.strip().splitlines()
+    line, = our_lines(result.stderr)
     assert '[orchestrator] skip_datapoints_expression' in line
     assert 'not allowed' in line
 
@@ -412,8 +418,54 @@ def test_unknown_collector_is_refused(tmp_path):
     result = run_cli(tmp_path, 'metrics:\n  cpu:\n    unit: instance\n',
                      collector='nosuchcollector')
     assert result.returncode == 1
-    line, = result.stderr.strip().splitlines()
+    line, = our_lines(result.stderr)
     assert "'nosuchcollector' cannot be loaded" in line
+
+
+NOISY_LIBRARY = """\
+import warnings
+
+
+class LibraryDeprecationWarning(UserWarning):
+    pass
+
+
+warnings.warn('DSA is deprecated and support will be removed',
+              LibraryDeprecationWarning)
+warnings.warn('old_call() is deprecated', DeprecationWarning)
+warnings.warn('\\nEventlet is deprecated. It is currently being maintained',
+              Warning)
+warnings.warn('a warning that says something else', UserWarning)
+"""
+
+
+def test_third_party_deprecations_stay_off_a_console_script(tmp_path):
+    # A library that warns of its deprecations when imported, as
+    # cryptography (through dnspython) and eventlet do: the processor's
+    # stderr holds its one line and the library's other warning, nothing of
+    # the deprecations.
+    (tmp_path / 'noisy_library.py').write_text(NOISY_LIBRARY)
+    metrics = tmp_path / 'metrics.yml'
+    metrics.write_text('metrics:\n  cpu:\n    groupby: [id]\n')
+    config = tmp_path / 'bad.conf'
+    config.write_text(f'[collect]\nmetrics_conf = {metrics}\n')
+    env = _env()
+    env['PYTHONPATH'] += os.pathsep + str(tmp_path)
+    result = subprocess.run(
+        [sys.executable, '-c',
+         'import sys, cloudkitty, noisy_library\n'
+         'from cloudkitty.cli import processor\n'
+         'sys.exit(processor.main())\n', '--config-file', str(config)],
+        check=False, cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=60)
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert [line for line in lines if 'Warning:' in line] == [
+        f'{tmp_path}/noisy_library.py:13: UserWarning: a warning that '
+        'says something else'], result.stderr
+    assert our_lines(result.stderr) == [
+        f"cloudkitty-processor: invalid configuration: {metrics}: metric "
+        "'cpu': key 'unit': required key not provided"]
 
 
 # -- rating ---------------------------------------------------------------------
