@@ -9,6 +9,7 @@ last tells a finished install from an interrupted one.
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import pathlib
@@ -50,8 +51,11 @@ def run(argv, timeout, what, error, **kwargs):
         raise error(f'{what} failed: {exc}') from None
 
 
-def ensure_venv(venv, requirements, distributions, timeout, error):
-    """Install ``requirements`` (pip arguments) into ``venv`` if missing.
+def ensure_venv(venv, requirements, distributions, timeout, error,
+                constraints):
+    """Install ``requirements`` (pip arguments) into ``venv``, with every
+    version pinned by the ``constraints`` file, unless that very install is
+    there already.
 
     :param distributions: the distribution names whose versions to report
     :returns: ``{"venv", "versions": {distribution: version},
@@ -59,25 +63,33 @@ def ensure_venv(venv, requirements, distributions, timeout, error):
     :raises error: the install failed
     """
     marker = venv / 'cloudkitty-test.json'
+    # What was asked for: another requirement or pin installs anew.
+    wanted = hashlib.sha256('\n'.join(
+        [*requirements, constraints.read_text()]).encode()).hexdigest()
     with file_lock(venv.parent / (venv.name + '.lock')):
         if marker.exists():
-            return {'venv': venv, 'install_seconds': 0,
-                    'versions': json.loads(marker.read_text())}
-        # No marker: never installed, or an install was interrupted.
+            done = json.loads(marker.read_text())
+            if done.get('wanted') == wanted:
+                return {'venv': venv, 'install_seconds': 0,
+                        'versions': done['versions']}
+        # No marker, or another install's: never installed, an install
+        # interrupted, or other requirements or pins.
         shutil.rmtree(venv, ignore_errors=True)
         started = time.monotonic()
         run([sys.executable, '-m', 'venv', str(venv)], 120,
             f'creating the virtualenv {venv}', error)
         python = str(venv / 'bin' / 'python')
         run([python, '-m', 'pip', 'install', '--quiet',
-             '--disable-pip-version-check', *requirements],
+             '--disable-pip-version-check', '-c', str(constraints),
+             *requirements],
             timeout, f'pip install {" ".join(requirements)}', error)
         versions = json.loads(run(
             [python, '-c', ('import importlib.metadata as m, json, sys; '
                             'print(json.dumps({p: m.version(p) '
                             'for p in sys.argv[1:]}))'),
              *distributions], 60, 'reading versions', error).stdout)
-        marker.write_text(json.dumps(versions))
+        marker.write_text(json.dumps({'wanted': wanted,
+                                      'versions': versions}))
         return {'venv': venv, 'versions': versions,
                 'install_seconds': time.monotonic() - started}
 

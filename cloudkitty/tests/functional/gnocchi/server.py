@@ -45,6 +45,8 @@ REQUIREMENTS = (f'gnocchi[postgresql,file,keystone]=={GNOCCHI_VERSION}',
                 'gunicorn')
 DISTRIBUTIONS = ('gnocchi', 'gunicorn', 'psycopg2', 'keystonemiddleware')
 INSTALL_TIMEOUT = 900
+#: The versions of everything in the virtualenv, as the suite was tested.
+CONSTRAINTS = pathlib.Path(__file__).with_name('constraints.txt')
 START_TIMEOUT = 90
 #: Few sacks: metricd scans each of them every second.
 SACKS = 4
@@ -72,7 +74,8 @@ def ensure_installed():
     Raises :class:`GnocchiUnavailable`.
     """
     return cached_venv.ensure_venv(venv_dir(), REQUIREMENTS, DISTRIBUTIONS,
-                                   INSTALL_TIMEOUT, GnocchiUnavailable)
+                                   INSTALL_TIMEOUT, GnocchiUnavailable,
+                                   CONSTRAINTS)
 
 
 def _gnocchi_conf(state, storage, indexer_url, keystone_authtoken=None):

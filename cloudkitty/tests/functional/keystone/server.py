@@ -36,6 +36,8 @@ from cloudkitty.tests.functional import live_server
 PACKAGES = ('keystone', 'gunicorn')
 ADMIN_PASSWORD = 'admin-secret'
 INSTALL_TIMEOUT = 900
+#: The versions of everything in the virtualenv, as the suite was tested.
+CONSTRAINTS = pathlib.Path(__file__).with_name('constraints.txt')
 START_TIMEOUT = 90
 
 
@@ -64,7 +66,8 @@ def ensure_installed():
     (0 seconds when it was there). Raises :class:`KeystoneUnavailable`.
     """
     return cached_venv.ensure_venv(venv_dir(), PACKAGES, PACKAGES,
-                                   INSTALL_TIMEOUT, KeystoneUnavailable)
+                                   INSTALL_TIMEOUT, KeystoneUnavailable,
+                                   CONSTRAINTS)
 
 
 def _keystone_conf(state):
