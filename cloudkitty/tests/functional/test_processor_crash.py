@@ -1,5 +1,6 @@
-"""SIGKILL the processor at random instants while it rates and reprocesses:
-no period lost or doubled, every reprocessing task finished.
+"""SIGKILL the processor at random instants while it rates, and while it
+rates and reprocesses: no period lost or doubled, every reprocessing task
+finished.
 
 A kill hits either the whole processor (master and workers, started again
 by the test) or one of its worker processes (started again by the master),
@@ -18,6 +19,12 @@ from cloudkitty.tests.functional import test_processor as harness
 KILLS = 20
 MAX_KILLS = 30
 WHOLE = 3
+#: Kills that must hit a processor while it rates, without reprocessing:
+#: the instants a kill finds a period recorded but not stored are few (the
+#: time of a store), so that a processor recording before storing loses a
+#: period in every run, many kills are needed (about 5 such losses in 40).
+RATING_KILLS = 40
+RATING_MAX_KILLS = 50
 
 
 class Tasks:
@@ -60,61 +67,126 @@ def children(pid):
     return found
 
 
+class Killer:
+    """Starts the scenario's processor and SIGKILLs it at random instants,
+    one kill in WHOLE the whole processor (started again here), the others
+    one of its worker processes (started again by its master)."""
+
+    def __init__(self, scenario):
+        self.scenario = scenario
+        self.rng = random.Random()
+        self.process = None
+        self.kills = self.whole = 0
+
+    def kill_once(self, snapshot, moved):
+        """Kill a random instant after the work moved on: ``moved(before,
+        snapshot())`` holds, ``before`` being ``snapshot()`` taken now."""
+        scenario = self.scenario
+        before = snapshot()
+        if self.process is None:
+            self.process = scenario.start()
+        scenario.wait_until(lambda: moved(before, snapshot()), 30,
+                            self.process, poll=0.01)
+        # A random instant of the work: collecting, rating, between the
+        # delete and the push, between the push and the record...
+        time.sleep(self.rng.uniform(0, 0.15))
+        if self.kills % WHOLE == 0:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.communicate()
+            self.process = None
+            self.whole += 1
+        else:
+            os.kill(self.rng.choice(children(self.process.pid)),
+                    signal.SIGKILL)
+        self.kills += 1
+
+    def finish(self, done, timeout=120):
+        """Let the processor run until ``done()``; stop it cleanly."""
+        self.process = self.process or self.scenario.start()
+        assert self.scenario.wait_until(done, timeout, self.process)
+        code, err = harness.stop(self.process)
+        self.process = None
+        assert code == 0, err
+
+    def close(self):
+        if self.process is not None:
+            harness.stop(self.process, signal.SIGKILL)
+            self.process = None
+
+
+def lost_and_doubled(scenario):
+    """``(lost, doubled)``: periods (scope, start) with an expected point
+    missing, and periods with a point stored twice."""
+    expected = scenario.expected()
+    stored = scenario.stored()
+    lost = len({key[::2] for key in set(expected) - set(stored)})
+    doubled = len({key[::2] for key, qty in stored.items() if len(qty) > 1})
+    return lost, doubled
+
+
+def test_sigkill_at_random_instants_while_rating(tmp_path):
+    # Rating alone: no reprocessing task rates a period a second time, so a
+    # period the state records but a kill kept from being stored (the state
+    # written before the store) stays lost. About 8000 periods: a processor
+    # rates a few hundred a second and is killed every second or so.
+    scenario = harness.Scenario(tmp_path, scopes=4, hours=2000, seed=12,
+                                max_workers=2)
+    killer = Killer(scenario)
+    interrupted = 0
+    try:
+        while (interrupted < RATING_KILLS
+               and killer.kills < RATING_MAX_KILLS):
+            killer.kill_once(scenario.states,
+                             lambda before, now: now != before)
+            interrupted += not scenario.caught_up()
+        killer.finish(scenario.caught_up)
+    finally:
+        killer.close()
+    rated = len(harness.RATED.findall((tmp_path / 'ck.log').read_text()))
+    lost, doubled = lost_and_doubled(scenario)
+    print(f'{killer.kills} kills ({killer.whole} of a whole processor, the '
+          f'others of a worker process; {interrupted} before the rating had '
+          f'caught up); {rated} periods rated; {lost} periods lost, '
+          f'{doubled} doubled')
+    scenario.assert_stored_exactly_once()
+    # Every kill hit a processor in the middle of the rating.
+    assert interrupted >= RATING_KILLS, (killer.kills, interrupted)
+
+
 def test_sigkill_at_random_instants_with_reprocessing(tmp_path):
     # About 2000 periods to rate and as many to reprocess: a processor
     # rates a few hundred a second, and is killed every second or so.
     scenario = harness.Scenario(tmp_path, scopes=4, hours=500, seed=11,
                                 max_workers=2)
     tasks = Tasks(scenario)
-    rng = random.Random()
-    kills = interrupted = reprocessing = whole = 0
-    process = None
+    killer = Killer(scenario)
+    interrupted = reprocessing = 0
+
+    def snapshot():
+        return scenario.states(), tasks.progress()
+
+    def moved(before, now):
+        # Both kinds of work under way (or rating finished).
+        return ((scenario.caught_up() or now[0] != before[0])
+                and now[1] != before[1])
+
     try:
-        while reprocessing < KILLS and kills < MAX_KILLS:
+        while reprocessing < KILLS and killer.kills < MAX_KILLS:
             tasks.ensure_running()
-            before = scenario.states(), tasks.progress()
-            if process is None:
-                process = scenario.start()
-            # Both kinds of work under way (or rating finished) ...
-            scenario.wait_until(
-                lambda before=before: (
-                    scenario.caught_up() or scenario.states() != before[0])
-                and tasks.progress() != before[1], 30, process, poll=0.01)
-            # ... then a random instant of it: collecting, rating, between
-            # the delete and the push, between the push and the record...
-            time.sleep(rng.uniform(0, 0.15))
-            if kills % WHOLE == 0:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.communicate()
-                process = None
-                whole += 1
-            else:
-                os.kill(rng.choice(children(process.pid)), signal.SIGKILL)
-            kills += 1
+            killer.kill_once(snapshot, moved)
             interrupted += not scenario.caught_up()
             reprocessing += bool(tasks.unfinished())
-        process = process or scenario.start()
-        assert scenario.wait_until(
-            lambda: scenario.caught_up() and not tasks.unfinished(), 120,
-            process)
-        code, err = harness.stop(process)
-        process = None
-        assert code == 0, err
+        killer.finish(lambda: scenario.caught_up() and not tasks.unfinished())
     finally:
-        if process is not None:
-            harness.stop(process, signal.SIGKILL)
+        killer.close()
         tasks.engine.dispose()
     rated = len(harness.RATED.findall((tmp_path / 'ck.log').read_text()))
-    expected = scenario.expected()
-    stored = scenario.stored()
-    # Periods (scope, start) with a point missing, or stored twice.
-    lost = len({key[::2] for key in set(expected) - set(stored)})
-    doubled = len({key[::2] for key, qty in stored.items() if len(qty) > 1})
-    print(f'{kills} kills ({whole} of a whole processor, the others of a '
-          f'worker process; {reprocessing} while reprocessing tasks ran, '
-          f'{interrupted} before the rating had caught up); {rated} periods '
-          f'rated, {tasks.created} reprocessing tasks finished; {lost} '
-          f'periods lost, {doubled} doubled')
+    lost, doubled = lost_and_doubled(scenario)
+    print(f'{killer.kills} kills ({killer.whole} of a whole processor, the '
+          f'others of a worker process; {reprocessing} while reprocessing '
+          f'tasks ran, {interrupted} before the rating had caught up); '
+          f'{rated} periods rated, {tasks.created} reprocessing tasks '
+          f'finished; {lost} periods lost, {doubled} doubled')
     scenario.assert_stored_exactly_once()
     # Every kill hit a processor while reprocessing tasks were under way.
-    assert reprocessing >= KILLS, (kills, reprocessing)
+    assert reprocessing >= KILLS, (killer.kills, reprocessing)
