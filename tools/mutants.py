@@ -1,0 +1,266 @@
+"""Break the product on purpose, one mutation at a time, and check that the
+tests meant to catch each mutation fail.
+
+Usage, from the top of the checkout, with the test virtualenv::
+
+    .venv/bin/python tools/mutants.py            # every mutation
+    .venv/bin/python tools/mutants.py --list     # their names
+    .venv/bin/python tools/mutants.py state-before-store rounding-mode
+
+Each mutation is a textual change of one product file (its ``old`` text
+must occur there exactly once). The checkout is copied to a temporary
+directory; for each mutation the copy's file is mutated, the mutation's
+tests run there with pytest (the copy first on ``sys.path``, so the
+processor subprocesses the tests start run the mutated code too), and the
+file is restored. The checkout itself is never changed, so an interrupted
+run leaves nothing behind.
+
+A mutation is caught when pytest reports failed tests (exit code 1); an
+error of collection, an interruption or no test run (exit codes 2 to 5)
+is not a catch. Before the mutations, the tests of all of them run once
+unmutated and must pass, or nothing is tried (``--no-baseline`` skips
+that). Hypothesis's example database is cleared before every run, so that
+no mutation is caught by an example remembered from another, and failing
+examples are not shrunk (the ``mutants`` profile of the tests' conftest).
+
+Prints one line per mutation, then a table mutation -> caught by; exits 1
+if any mutation survived.
+"""
+
+import argparse
+import dataclasses
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+TOP = pathlib.Path(__file__).resolve().parent.parent
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutation:
+    """Replace ``old`` by ``new`` in ``path``; ``tests`` must then fail."""
+
+    name: str
+    what: str
+    path: str
+    old: str
+    new: str
+    tests: tuple
+
+    def apply(self, text):
+        """``text`` mutated; ``ValueError`` unless ``old`` occurs once."""
+        count = text.count(self.old)
+        if count != 1:
+            raise ValueError(f'{self.name}: the text to mutate occurs '
+                             f'{count} times in {self.path}, not once')
+        return text.replace(self.old, self.new)
+
+
+WORKER = 'cloudkitty/orchestrator/worker.py'
+HASH_RULES = 'cloudkitty/rating/hash/rules.py'
+PROCESSOR_TESTS = 'cloudkitty/tests/functional/test_processor.py'
+CRASH_TEST = ('cloudkitty/tests/functional/test_processor_crash.py::'
+              'test_sigkill_at_random_instants_while_rating')
+WORKER_TESTS = 'cloudkitty/tests/unit/test_orchestrator_worker.py'
+CONTRACT_TESTS = 'cloudkitty/tests/functional/storage/test_contract.py'
+API_TESTS = 'cloudkitty/tests/functional/api/'
+HASH_TESTS = ('cloudkitty/tests/unit/rating/test_hashmap_property.py',
+              'cloudkitty/tests/unit/rating/test_hashmap_rules.py')
+
+MUTATIONS = (
+    Mutation(
+        'drop-a-period',
+        'the period after 03:00 of every day is never rated',
+        WORKER,
+        'candidate = month_start(now) if last is None else last + step\n',
+        'candidate = month_start(now) if last is None else (\n'
+        '        last + step + step * (last.hour == 3))\n',
+        (WORKER_TESTS,
+         f'{PROCESSOR_TESTS}::test_processor_stores_every_period_exactly_'
+         'once')),
+    Mutation(
+        'store-a-period-twice',
+        'the processor pushes each period again after replacing it',
+        WORKER,
+        '            replace(frame, scope_id)\n',
+        '            replace(frame, scope_id)\n'
+        '            self._storage.push([frame], scope_id)\n',
+        (WORKER_TESTS,
+         f'{PROCESSOR_TESTS}::test_processor_stores_every_period_exactly_'
+         'once')),
+    Mutation(
+        'state-before-store',
+        "a period is recorded in the scope's state before it is stored",
+        WORKER,
+        '        self._store(scope_id, frame)\n'
+        '        if record is None:\n'
+        '            self._scope_state.set_last_processed_timestamp('
+        'scope_id, start)\n'
+        '            if self._shared is not None:\n'
+        '                self._shared.advance(scope_id, start)\n'
+        '        else:\n'
+        '            record()\n',
+        '        if record is None:\n'
+        '            self._scope_state.set_last_processed_timestamp('
+        'scope_id, start)\n'
+        '            if self._shared is not None:\n'
+        '                self._shared.advance(scope_id, start)\n'
+        '        else:\n'
+        '            record()\n'
+        '        self._store(scope_id, frame)\n',
+        (CRASH_TEST,)),
+    Mutation(
+        'replace-without-delete',
+        "the storage's replace pushes without deleting the period first",
+        'cloudkitty/storage/v2/sqlalchemy/backend.py',
+        '            self._delete_batches(conn, v2.Query(\n'
+        '                begin=frame.start, end=frame.end, '
+        'scopes=(scope_id,)))\n',
+        '',
+        (f'{CONTRACT_TESTS}::test_replace_is_idempotent',)),
+    Mutation(
+        'flat-costs-summed',
+        'the flat costs of one group add up instead of the largest '
+        'applying',
+        HASH_RULES,
+        '        acc[0] = max(acc[0], cost)\n',
+        '        acc[0] = acc[0] + cost\n',
+        HASH_TESTS),
+    Mutation(
+        'reader-filter-dropped-v1-report',
+        "v1 reports: a reader's queries are not restricted to their project",
+        'cloudkitty/api/v1/report.py',
+        '    return utils.own_scope_filters({scope_key: tenant_id} if '
+        'tenant_id\n                                   else None)\n',
+        '    return {scope_key: tenant_id} if tenant_id else {}\n',
+        (f'{API_TESTS}test_v1_report.py',)),
+    Mutation(
+        'reader-filter-dropped-v1-storage',
+        "v1 dataframes: a reader's queries are not restricted to their "
+        'project',
+        'cloudkitty/api/v1/storage.py',
+        '        filters = utils.own_scope_filters(\n'
+        '            {scope_key: tenant_id} if tenant_id else None)\n',
+        '        filters = {scope_key: tenant_id} if tenant_id else {}\n',
+        (f'{API_TESTS}test_v1_storage.py',)),
+    Mutation(
+        'reader-filter-dropped-v2-summary',
+        "v2 summary: a reader's queries are not restricted to their project",
+        'cloudkitty/api/v2/summary.py',
+        '        filters = utils.own_scope_filters(filters)\n',
+        '        filters = dict(filters or {})\n',
+        (f'{API_TESTS}test_v2_summary.py',)),
+    Mutation(
+        'reader-filter-dropped-v2-dataframes',
+        "v2 dataframes: a reader's queries are not restricted to their "
+        'project',
+        'cloudkitty/api/v2/dataframes.py',
+        '        filters = utils.own_scope_filters(filters)\n',
+        '        filters = dict(filters or {})\n',
+        (f'{API_TESTS}test_v2_dataframes.py',)),
+)
+
+
+def _copy_checkout(destination):
+    """Copy the files git knows of (committed or not, ignored ones left
+    out) to ``destination``."""
+    listed = subprocess.run(
+        ['git', 'ls-files', '-z', '--cached', '--others', '--exclude-standard'],
+        cwd=TOP, check=True, capture_output=True).stdout.decode()
+    for name in filter(None, listed.split('\0')):
+        source = TOP / name
+        if source.is_file():
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+
+
+def _pytest(copy, tests, workers):
+    """Run ``tests`` in ``copy``: ``(exit code, failed test ids)``."""
+    shutil.rmtree(copy / '.hypothesis', ignore_errors=True)
+    env = dict(os.environ, PYTHONPATH=str(copy), PYTHONDONTWRITEBYTECODE='1')
+    argv = [sys.executable, '-m', 'pytest', '-q', '-rf', '-p',
+            'no:cacheprovider', '--hypothesis-profile', 'mutants', *tests]
+    if workers > 1:
+        argv[3:3] = ['-n', str(workers)]
+    process = subprocess.run(argv, cwd=copy, env=env, capture_output=True,
+                             text=True, check=False)
+    failed = re.findall(r'^FAILED (\S+)', process.stdout, re.MULTILINE)
+    return process.returncode, failed, process.stdout + process.stderr
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('names', nargs='*', help='mutations to try '
+                        '(default: all)')
+    parser.add_argument('--list', action='store_true',
+                        help='list the mutations and exit')
+    parser.add_argument('--no-baseline', action='store_true',
+                        help='do not run the tests unmutated first')
+    parser.add_argument('-n', '--workers', type=int, default=2,
+                        help='pytest-xdist workers per run (default 2)')
+    args = parser.parse_args(argv)
+    known = {mutation.name: mutation for mutation in MUTATIONS}
+    if args.list:
+        for mutation in MUTATIONS:
+            print(f'{mutation.name}: {mutation.what}')
+        return 0
+    unknown = [name for name in args.names if name not in known]
+    if unknown:
+        parser.error(f'unknown mutation(s) {", ".join(unknown)}; '
+                     f'known: {", ".join(known)}')
+    chosen = [known[name] for name in args.names] or list(MUTATIONS)
+    with tempfile.TemporaryDirectory(prefix='ck-mutants-') as tmp:
+        copy = pathlib.Path(tmp)
+        _copy_checkout(copy)
+        originals = {m.path: (copy / m.path).read_text() for m in chosen}
+        # Fail before running anything if a mutation no longer applies.
+        for mutation in chosen:
+            mutation.apply(originals[mutation.path])
+        if not args.no_baseline:
+            tests = sorted({test for m in chosen for test in m.tests})
+            code, failed, output = _pytest(copy, tests, args.workers)
+            if code != 0:
+                print(output[-3000:])
+                print(f'the tests fail unmutated (exit {code}): '
+                      f'{", ".join(failed) or "see above"}')
+                return 2
+            print(f'baseline: {len(tests)} test targets pass unmutated')
+        rows = []
+        for mutation in chosen:
+            path = copy / mutation.path
+            path.write_text(mutation.apply(originals[mutation.path]))
+            started = time.monotonic()
+            try:
+                code, failed, output = _pytest(copy, mutation.tests,
+                                               args.workers)
+            finally:
+                path.write_text(originals[mutation.path])
+            seconds = time.monotonic() - started
+            caught = code == 1 and bool(failed)
+            if not caught and code != 0:
+                print(output[-2000:])
+            verdict = (', '.join(failed) if caught else
+                       f'NOT CAUGHT (pytest exit {code})')
+            print(f'{mutation.name}: {verdict} ({seconds:.0f} s)',
+                  flush=True)
+            rows.append((mutation.name, caught, failed, seconds))
+    print()
+    print(f'| mutation | caught by | tests failed | s |')
+    print('|---|---|---|---|')
+    for name, caught, failed, seconds in rows:
+        by = ', '.join(test.split('::')[-1] for test in failed[:3])
+        if len(failed) > 3:
+            by += f' (+{len(failed) - 3})'
+        print(f'| {name} | {by if caught else "**not caught**"} | '
+              f'{len(failed)} | {seconds:.0f} |')
+    return 0 if all(caught for _, caught, _, _ in rows) else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
