@@ -413,15 +413,23 @@ def _etcd3gw_still_owner(lock):
 
 
 def _translated(exc):
-    """``exc``, or a ``tooz.ToozError`` for an etcd3gw error: tooz's etcd3gw
-    driver lets some through (``start`` creates its lease unguarded), and
-    :func:`_etcd3gw_still_owner` calls the client itself."""
-    errors = sys.modules.get('etcd3gw.exceptions')
-    if errors is None or not isinstance(exc, errors.Etcd3Exception):
+    """``exc``, or a ``tooz.ToozError`` for an etcd3gw or a redis error:
+    tooz's etcd3gw driver lets some through (``start`` creates its lease
+    unguarded), and :func:`_etcd3gw_still_owner` calls the client itself;
+    tooz's redis driver lets the client's errors through where it runs a
+    call in its executor (``get_members``, on a refused connection)."""
+    etcd3gw_errors = sys.modules.get('etcd3gw.exceptions')
+    redis_errors = sys.modules.get('redis.exceptions')
+    if etcd3gw_errors is not None and isinstance(
+            exc, etcd3gw_errors.Etcd3Exception):
+        # etcd3gw keeps the message in ``detail_text``, not in the args.
+        message = exc.detail_text or exc
+    elif redis_errors is not None and isinstance(exc,
+                                                 redis_errors.RedisError):
+        message = exc
+    else:
         return exc
-    # etcd3gw keeps the message in ``detail_text``, not in the args.
-    error = tooz.ToozError(
-        f'{exc.__class__.__name__}: {exc.detail_text or exc}')
+    error = tooz.ToozError(f'{exc.__class__.__name__}: {message}')
     error.__cause__ = exc
     return error
 

@@ -6,6 +6,7 @@ import time
 import types
 
 from etcd3gw import exceptions as etcd3gw_exc
+from redis import exceptions as redis_exc
 import tooz
 from tooz import coordination
 from tooz.drivers import etcd3gw as tooz_etcd3gw
@@ -416,3 +417,36 @@ def test_an_unreachable_etcd_is_logged_not_raised(caplog):
     etcd.fail = None
     with locks.hold('s1') as held:
         assert held and locks.still_held('s1')
+
+
+def test_a_redis_error_tooz_lets_through_is_logged_not_raised(caplog):
+    # tooz's redis driver reads a group's members in its executor, whose
+    # errors it does not translate: a refused connection comes out as
+    # redis' own ConnectionError.
+    class Coordinator:
+        members_fail = True
+
+        def start(self, start_heart):
+            pass
+
+        def join_group_create(self, group_id):
+            pass
+
+        def get_members(self, group_id):
+            if self.members_fail:
+                raise redis_exc.ConnectionError(
+                    'Error 111 connecting to 127.0.0.1:1. Connection refused.')
+            return types.SimpleNamespace(get=lambda: {b'member'})
+
+        def stop(self):
+            pass
+
+    coordinator = Coordinator()
+    locks = lock.ScopeLocks('redis://127.0.0.1:1', b'member',
+                            lambda url, member: coordinator, group=b'g')
+    with caplog.at_level(logging.WARNING):
+        assert locks.share(['s1']) is None
+    assert 'Could not read the members of the group g, will retry: ' \
+        'ConnectionError: Error 111 connecting' in caplog.text
+    coordinator.members_fail = False
+    assert locks.share(['s1']) == ['s1']
