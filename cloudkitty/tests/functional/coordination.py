@@ -3,9 +3,9 @@
 :class:`Etcd` runs ``etcd`` (Debian package ``etcd-server``) and
 :class:`Redis` a ``redis-server`` of its own (never the machine's shared
 one, which other tests use), each on free loopback ports, with its data in
-a temporary directory. :func:`machine_redis` is the machine's redis, for
-the tests that only share it. A missing binary or server skips the test,
-except under ``CI=true`` where it fails.
+a temporary directory (the tests that only share a redis use the
+machine's, in a namespace of their own: :mod:`shared_servers`). A missing
+binary or server skips the test, except under ``CI=true`` where it fails.
 """
 
 import os
@@ -18,9 +18,6 @@ import time
 import pytest
 
 from cloudkitty.tests.functional import live_server
-
-MACHINE_REDIS_URL = 'redis://127.0.0.1:6379'
-
 
 def missing(what):
     """Skip the test (fail it under CI) because ``what`` is missing."""
@@ -35,13 +32,6 @@ def _listening(port):
     except OSError:
         return False
     return True
-
-
-def machine_redis():
-    """The URL of the machine's redis on 127.0.0.1:6379 (or skip)."""
-    if not _listening(6379):
-        missing('redis is not reachable on 127.0.0.1:6379')
-    return MACHINE_REDIS_URL
 
 
 class Server:

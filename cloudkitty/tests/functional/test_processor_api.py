@@ -4,26 +4,22 @@ price correction, scope creation, activation and reset.
 The processor is the real command on SQLite with the file collector and
 hashmap (:class:`test_processor.Scenario`); the API is the application
 through WebTest on the same database; resets travel over the RabbitMQ of
-the machine, on an exchange of the test's own. Prices are checked to the
-last digit against the scenario's usage.
+the machine, in a virtual host of the test's own (:mod:`shared_servers`).
+Prices are checked to the last digit against the scenario's usage.
 """
 
 import datetime
 import decimal
 import json
 import sqlite3
-import uuid
 
-import kombu
-import pytest
 import webtest
 
 from cloudkitty.api import app as api_app
 from cloudkitty.api import hooks
 from cloudkitty.orchestrator import rpc
-from cloudkitty.tests.functional import coordination
+from cloudkitty.tests.functional import shared_servers
 from cloudkitty.tests.functional import test_processor as harness
-from cloudkitty.tests.functional import test_rpc_rabbit
 
 D = decimal.Decimal
 HOUR = harness.HOUR
@@ -31,34 +27,27 @@ HASHMAP = '/v1/rating/module_config/hashmap'
 #: The price of an instance hour, and the corrected one of the window.
 PRICE, CORRECTED = D('0.5'), D('0.75')
 
+#: Queues deleted with their last consumer: a processor cut off from the
+#: broker leaves no queue behind it, and a reset sent before it is back is
+#: refused rather than queued (as after a broker restart).
 RABBIT_CONF = """
 [DEFAULT]
 transport_url = {url}
-control_exchange = {exchange}
 [oslo_messaging_rabbit]
 amqp_auto_delete = true
 rabbit_transient_queues_ttl = 1
 """
 
-
-@pytest.fixture
-def exchange():
-    """A RabbitMQ exchange of the test's own, deleted after it."""
-    if not test_rpc_rabbit.rabbit_reachable():
-        coordination.missing('RabbitMQ is not reachable on 127.0.0.1:5672')
-    name = f'cloudkitty-test-{uuid.uuid4().hex[:12]}'
-    yield name
-    url = test_rpc_rabbit.RABBIT_URL.replace('rabbit://', 'amqp://', 1)
-    with kombu.Connection(url) as connection:
-        connection.default_channel.exchange_delete(name)
+#: A virtual host of the test's own on the machine's RabbitMQ (a fixture).
+rabbitmq_vhost = shared_servers.rabbitmq_vhost
 
 
 class Steered(harness.Scenario):
-    """A scenario whose processor talks RPC on ``exchange``, with an API
-    on its database."""
+    """A scenario whose processor talks RPC on ``transport_url``, with an
+    API on its database."""
 
-    def __init__(self, tmp_path, exchange, unstarted=0, **kwargs):
-        self.exchange = exchange
+    def __init__(self, tmp_path, transport_url, unstarted=0, **kwargs):
+        self.transport_url = transport_url
         self.unstarted = unstarted
         super().__init__(tmp_path, **kwargs)
 
@@ -73,7 +62,7 @@ class Steered(harness.Scenario):
     def write_config(self, name, max_workers=1, debug=False):
         path = super().write_config(name, max_workers, debug)
         path.write_text(path.read_text() + RABBIT_CONF.format(
-            url=test_rpc_rabbit.RABBIT_URL, exchange=self.exchange))
+            url=self.transport_url))
         return path
 
     def api(self):
@@ -123,8 +112,9 @@ def task_done(app, scope, end):
         for t in tasks)
 
 
-def test_reprocessing_applies_a_price_correction(tmp_path, exchange):
-    scenario = Steered(tmp_path, exchange, scopes=2, hours=8, seed=21)
+def test_reprocessing_applies_a_price_correction(tmp_path, rabbitmq_vhost):
+    scenario = Steered(tmp_path, rabbitmq_vhost.url, scopes=2, hours=8,
+                       seed=21)
     app, backends = scenario.api()
     service = enable_hashmap(app, scenario.base - 24 * HOUR)
     process = scenario.start()
@@ -152,6 +142,7 @@ def test_reprocessing_applies_a_price_correction(tmp_path, exchange):
             lambda: task_done(app, scope, window[1]), 60, process)
     finally:
         code, err = harness.stop(process)
+        backends.processor_rpc.close()
         backends.engine.dispose()
     assert code == 0, err
     assert cpu_prices(app, scope, *span) == {
@@ -174,9 +165,9 @@ def reset_and_wait(scenario, app, process, scope, timestamp):
 
 
 def test_scope_creation_activation_and_reset_reach_the_processor(
-        tmp_path, exchange):
-    scenario = Steered(tmp_path, exchange, scopes=3, hours=8, seed=22,
-                       unstarted=1)
+        tmp_path, rabbitmq_vhost):
+    scenario = Steered(tmp_path, rabbitmq_vhost.url, scopes=3, hours=8,
+                       seed=22, unstarted=1)
     app, backends = scenario.api()
     enable_hashmap(app, scenario.base - 24 * HOUR)
     created, reset, plain = scenario.scopes
@@ -205,6 +196,7 @@ def test_scope_creation_activation_and_reset_reach_the_processor(
                        scenario.base + 6 * HOUR)
     finally:
         code, err = harness.stop(process)
+        backends.processor_rpc.close()
         backends.engine.dispose()
     assert code == 0, err
     assert scenario.states()[plain] == scenario.base + 5 * HOUR

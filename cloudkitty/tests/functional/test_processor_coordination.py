@@ -9,16 +9,17 @@ group within seconds.
 """
 
 import collections
+import datetime
 import os
 import re
 import signal
 import time
-import uuid
 
 import pytest
 from tooz import hashring
 
 from cloudkitty.tests.functional import coordination
+from cloudkitty.tests.functional import shared_servers
 from cloudkitty.tests.functional import test_processor as harness
 
 MEMBER_TIMEOUT = 3
@@ -28,6 +29,9 @@ TAKEOVER_SECONDS = MEMBER_TIMEOUT + 45
 #: (number of live members, its own member id).
 JOINED = re.compile(r'Group cloudkitty-processors: (\d+) live members, '
                     r'(\S+) among them')
+
+#: A key namespace of the test's own on the machine's redis (a fixture).
+redis_namespace = shared_servers.redis_namespace
 
 
 def configure(scenario, name, host, reprocessing=0):
@@ -75,20 +79,13 @@ def rated_by(scenario, names):
         harness.RATED.findall(read_log(scenario, name))) for name in names}
 
 
-def stable(scenario, seconds):
-    """Whether no scope state moved for ``seconds``."""
-    before = scenario.states()
-    time.sleep(seconds)
-    return scenario.states() == before
-
-
 @pytest.fixture(params=['redis', 'etcd'])
 def backend_url(request, tmp_path):
     """A coordination URL no other test uses: the machine's redis in a
-    namespace of its own, or an etcd started for the test."""
+    namespace of its own (its keys deleted after the test), or an etcd
+    started for the test."""
     if request.param == 'redis':
-        return (f'{coordination.machine_redis()}'
-                f'?namespace=ck-test-{uuid.uuid4().hex[:8]}')
+        return request.getfixturevalue('redis_namespace').url
     server = coordination.Etcd(str(tmp_path / 'etcd')).start()
     request.addfinalizer(server.stop)
     return server.url
@@ -176,6 +173,37 @@ OUTAGE_SEEN = re.compile(
     r'cloudkitty-processors|Could not (join the group|read the members|'
     r'take the lock|check the lock|release the lock)|'
     r'was lost while held')
+#: The lock of a scope could not be checked before a store (fencing)...
+UNCHECKED = re.compile(r'Could not check the lock of scope (\S+),')
+#: ... so the worker abandoned the scope: (scope, the period not stored).
+FENCED = re.compile(r'Scope (\S+) abandoned for this pass, to be retried: '
+                    r'scope \S+ period (\S+): its lock was lost')
+#: How long a processor may take to meet an outage: a call into tooz's
+#: redis driver retries for about a minute before it fails.
+OUTAGE_NOTICED = 120
+
+
+def outages_seen(scenario, name):
+    """How many times ``name`` logged that the backend failed."""
+    return len(OUTAGE_SEEN.findall(read_log(scenario, name)))
+
+
+def fenced_stores(scenario, name, since):
+    """``[(scope, period start or None)]`` of the scopes whose lock ``name``
+    could not check before a store, after its first ``since`` outage lines;
+    with the period it then abandoned, once it logged it."""
+    log = read_log(scenario, name)
+    starts = [m.start() for m in OUTAGE_SEEN.finditer(log)]
+    if len(starts) <= since:
+        return []
+    log = log[starts[since]:]
+    fenced = []
+    for unchecked in UNCHECKED.finditer(log):
+        scope = unchecked.group(1)
+        period = next((m.group(2) for m in FENCED.finditer(
+            log, unchecked.end()) if m.group(1) == scope), None)
+        fenced.append((scope, period))
+    return fenced
 
 
 def every_period(scenario):
@@ -209,11 +237,27 @@ def test_coordination_backend_stopped_and_started_again(tmp_path, backend):
         assert scenario.wait_until(lambda: sum(
             sum(c.values()) for c in rated_by(scenario, names).values()) >=
             20, 60, processes['ck'], poll=0.01)
+        seen = {name: outages_seen(scenario, name) for name in names}
         server.stop()
         assert not scenario.caught_up()
         # Without the backend, no scope is taken and no lock vouched for:
-        # the rating stops.
-        assert scenario.wait_until(lambda: stable(scenario, 2), 30)
+        # each processor meets the outage (a call to the backend fails, and
+        # is logged). Each store comes after its scope's lock was checked:
+        # a processor storing a period as the backend went away finds its
+        # lock unconfirmed, and abandons the period instead of storing it.
+        assert scenario.wait_until(lambda: all(
+            outages_seen(scenario, name) > seen[name] for name in names),
+            OUTAGE_NOTICED), {n: read_log(scenario, n)[-3000:] for n in names}
+        for name in names:
+            assert scenario.wait_until(lambda name=name: all(
+                period is not None
+                for _, period in fenced_stores(scenario, name, seen[name])),
+                10), read_log(scenario, name)[-3000:]
+        frozen = scenario.states()
+        for name in names:
+            for scope, period in fenced_stores(scenario, name, seen[name]):
+                assert frozen[scope] == (datetime.datetime.fromisoformat(
+                    period) - harness.HOUR)
         assert not scenario.caught_up()
         server.start()
         assert scenario.wait_until(scenario.caught_up, 90)

@@ -6,7 +6,8 @@ and the periods rated read from the log, each exactly once in order
 
 None stops a server other tests share: the database is a PostgreSQL
 cluster of the test's own (:mod:`own_postgresql`); the broker is either
-the machine's RabbitMQ behind a TCP proxy of the test's
+the machine's RabbitMQ (in a virtual host of the test's own,
+:mod:`shared_servers`) behind a TCP proxy of the test's
 (:class:`TcpProxy`), which is what is cut, or a RabbitMQ node of the
 test's own (:mod:`own_rabbitmq`), really stopped and started again: it
 comes back without the queues, exchanges and bindings that were not
@@ -19,13 +20,13 @@ import os
 import socket
 import threading
 import time
-import uuid
 
 import pytest
 
 from cloudkitty.tests.functional import live_server
 from cloudkitty.tests.functional import own_postgresql
 from cloudkitty.tests.functional import own_rabbitmq
+from cloudkitty.tests.functional import shared_servers
 from cloudkitty.tests.functional import test_processor as harness
 from cloudkitty.tests.functional import test_processor_api as steering
 from cloudkitty.tests.functional import test_processor_metrics as watching
@@ -98,15 +99,17 @@ def test_database_stopped_for_a_minute(tmp_path, postgresql):
             poll=0.01)
         postgresql.stop()
         stopped = time.monotonic()
-        time.sleep(1)  # a period being recorded as it stopped is logged
-        before = rated(log)
-        assert sum(map(len, before.values())) < 3 * scenario.hours
 
         # Down: every scope fails and is retried; nothing is rated; the
         # endpoint still answers, with the counters.
         assert scenario.wait_until(lambda: all(
             'OperationalError' in ''.join(failures(log, scope))
             for scope in scenario.scopes), 30, process)
+        # The one worker logs a period as rated before it goes on: once
+        # each scope has failed, the period being recorded as the database
+        # stopped, if any, is in the log.
+        before = rated(log)
+        assert sum(map(len, before.values())) < 3 * scenario.hours
         down = scenario.samples()
         assert down[('cloudkitty_scope_states_up', None)] == 0
         assert not any(name == 'cloudkitty_scope_lag_periods'
@@ -223,13 +226,14 @@ class TcpProxy:
 
 
 class ProxyCut:
-    """The machine's broker behind a :class:`TcpProxy`, which is cut."""
+    """The machine's broker behind a :class:`TcpProxy`, which is cut; the
+    clients use the virtual host ``vhost`` through the proxy."""
 
     what = 'proxy cut'
 
-    def __init__(self, proxy):
+    def __init__(self, proxy, vhost):
         self._proxy = proxy
-        self.port = proxy.port
+        self.url = vhost.transport_url(proxy.port)
 
     def take_away(self):
         self._proxy.cut()
@@ -246,7 +250,7 @@ class BrokerRestart:
 
     def __init__(self, node):
         self._node = node
-        self.port = node.port
+        self.url = node.url
 
     def take_away(self):
         self._node.stop()
@@ -256,27 +260,24 @@ class BrokerRestart:
 
 
 class BrokerOutage(steering.Steered):
-    """The steered scenario, its processor and API reaching RabbitMQ on
-    ``outage.port`` (a proxy or a node of the test's own), retrying the
-    broker every second at most."""
+    """The steered scenario, its processor and API reaching RabbitMQ at
+    ``outage.url`` (through a proxy, or a node of the test's own),
+    retrying the broker every second at most."""
 
-    def __init__(self, tmp_path, exchange, outage, **kwargs):
+    def __init__(self, tmp_path, outage, **kwargs):
         self.outage = outage
-        super().__init__(tmp_path, exchange, **kwargs)
+        super().__init__(tmp_path, outage.url, **kwargs)
 
     def write_config(self, name, max_workers=1, debug=False):
         path = super().write_config(name, max_workers, debug)
-        text = path.read_text().replace(
-            '@127.0.0.1:5672/', f'@127.0.0.1:{self.outage.port}/')
-        assert str(self.outage.port) in text
-        path.write_text(text + 'rabbit_interval_max = 1\n'
-                               '[api]\nquote_timeout = 2\n')
+        path.write_text(path.read_text() + 'rabbit_interval_max = 1\n'
+                        '[api]\nquote_timeout = 2\n')
         return path
 
 
 @pytest.fixture
 def proxy():
-    proxy = TcpProxy(('127.0.0.1', 5672))
+    proxy = TcpProxy(('127.0.0.1', shared_servers.RABBITMQ_PORT))
     proxy.restore()
     yield proxy
     with contextlib.suppress(OSError, AttributeError):
@@ -297,30 +298,29 @@ def rabbitmq():
         node.destroy()
 
 
-#: RabbitMQ's own exchange for the test (a fixture).
-exchange = steering.exchange
+#: A virtual host of the test's own on the machine's RabbitMQ (a fixture).
+rabbitmq_vhost = shared_servers.rabbitmq_vhost
 QUOTE = {'resources': [{'service': 'cpu', 'volume': '3'}]}
 
 
 @pytest.fixture(params=['proxy-cut', 'broker-restart'])
 def broker_outage(request):
-    """``(exchange, outage)``: how the broker goes away and comes back.
+    """How the broker goes away and comes back.
 
-    The proxy is cut in front of the machine's broker, on an exchange of
-    the test's; the node of the test's own is stopped for real (its
-    exchange needs no cleaning: the node is destroyed after the test).
+    The proxy is cut in front of the machine's broker, whose virtual host
+    of the test's is deleted after it; the node of the test's own is
+    stopped for real (and destroyed after the test).
     """
     if request.param == 'proxy-cut':
-        return (request.getfixturevalue('exchange'),
-                ProxyCut(request.getfixturevalue('proxy')))
-    return (f'cloudkitty-test-{uuid.uuid4().hex[:12]}',
-            BrokerRestart(request.getfixturevalue('rabbitmq')))
+        return ProxyCut(request.getfixturevalue('proxy'),
+                        request.getfixturevalue('rabbitmq_vhost'))
+    return BrokerRestart(request.getfixturevalue('rabbitmq'))
 
 
 def test_message_broker_cut_off(tmp_path, broker_outage):
-    exchange, outage = broker_outage
-    scenario = BrokerOutage(tmp_path, exchange, outage, scopes=3, hours=8,
-                            seed=42, unstarted=1)
+    outage = broker_outage
+    scenario = BrokerOutage(tmp_path, outage, scopes=3, hours=8, seed=42,
+                            unstarted=1)
     app, backends = scenario.api()
     late, reset, plain = scenario.scopes
     log = tmp_path / 'ck.log'
@@ -378,6 +378,7 @@ def test_message_broker_cut_off(tmp_path, broker_outage):
         assert scenario.wait_until(scenario.caught_up, 60, process)
     finally:
         code, err = harness.stop(process)
+        backends.processor_rpc.close()
         backends.engine.dispose()
     assert code == 0, err
     states = scenario.states()

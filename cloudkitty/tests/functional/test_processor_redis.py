@@ -1,36 +1,20 @@
-"""Two processors coordinated through tooz's redis driver."""
+"""Two processors coordinated through tooz's redis driver, on the
+machine's redis in a namespace of the test's own (:mod:`shared_servers`).
+"""
 
 import collections
-import os
-import socket
 
-import pytest
-
+from cloudkitty.tests.functional import shared_servers
 from cloudkitty.tests.functional import test_processor as harness
 
-REDIS_URL = 'redis://127.0.0.1:6379'
+#: A key namespace of the test's own on the machine's redis (a fixture).
+redis_namespace = shared_servers.redis_namespace
 
 
-def redis_reachable():
-    try:
-        socket.create_connection(('127.0.0.1', 6379), timeout=2).close()
-    except OSError:
-        return False
-    return True
-
-
-@pytest.fixture
-def redis_url():
-    if not redis_reachable():
-        if os.environ.get('CI') == 'true':
-            pytest.fail('redis is not reachable on 127.0.0.1:6379 under CI')
-        pytest.skip('redis is not reachable on 127.0.0.1:6379')
-    return REDIS_URL
-
-
-def test_two_processors_rate_each_scope_period_once(tmp_path, redis_url):
+def test_two_processors_rate_each_scope_period_once(tmp_path,
+                                                   redis_namespace):
     scenario = harness.Scenario(tmp_path, scopes=6, hours=60, seed=5,
-                                coordination_url=redis_url)
+                                coordination_url=redis_namespace.url)
     scenario.write_config('ck2', max_workers=1)
     processes = [scenario.start(wait=False), scenario.start('ck2')]
     try:

@@ -3,20 +3,20 @@
 The API is the WebTest application with the real RPC client; the processor
 side is :class:`cloudkitty.orchestrator.processor.RPCServer` built as the
 ``cloudkitty-rpc`` worker builds it (same database, storage, rating modules
-and file locks), run in a thread. Each test uses its own topic, so that
-parallel runs and leftovers on the broker never meet, and auto-deleted
-queues, so that nothing is left on it.
+and file locks), run in a thread. Each test has a virtual host of its
+own on the machine's broker (:mod:`shared_servers`), deleted after it with
+all it holds: parallel runs, leftovers and other users' queues never meet
+the test's, and nothing is left on the broker.
 """
 
+import collections
+import contextlib
 import datetime
 import decimal
-import os
-import socket
 import threading
 import time
 import uuid
 
-import kombu
 import pytest
 import webtest
 
@@ -31,34 +31,18 @@ from cloudkitty.rating.hash import db as hash_db
 from cloudkitty import storage
 from cloudkitty import storage_state
 from cloudkitty.tests.functional.api import conftest as api_fixtures
+from cloudkitty.tests.functional import shared_servers
 from cloudkitty.tests import waiting
 
 D = decimal.Decimal
 UTC = datetime.timezone.utc
 HOUR = datetime.timedelta(hours=1)
-RABBIT_URL = 'rabbit://guest:guest@127.0.0.1:5672/'
-
-
-def rabbit_reachable():
-    try:
-        socket.create_connection(('127.0.0.1', 5672), timeout=2).close()
-    except OSError:
-        return False
-    return True
+#: A virtual host of the test's own on the machine's RabbitMQ (a fixture).
+rabbitmq_vhost = shared_servers.rabbitmq_vhost
 
 
 @pytest.fixture
-def rabbit_url():
-    if not rabbit_reachable():
-        if os.environ.get('CI') == 'true':
-            pytest.fail('RabbitMQ is not reachable on 127.0.0.1:5672 under '
-                        'CI')
-        pytest.skip('RabbitMQ is not reachable on 127.0.0.1:5672')
-    return RABBIT_URL
-
-
-@pytest.fixture
-def conf(tmp_path, rabbit_url, topic):
+def conf(tmp_path, rabbitmq_vhost):
     conf = api_fixtures.make_conf(tmp_path, tmp_path / 'cloudkitty.sqlite')
     conf.set_override('usage_path', str(tmp_path / 'usage'),
                       'collector_file')
@@ -67,27 +51,12 @@ def conf(tmp_path, rabbit_url, topic):
     conf.set_override('reset_lock_timeout', 10, 'orchestrator')
     conf.set_override('quote_timeout', 5, 'api')
     rpc.register_opts(conf)
-    conf.set_override('transport_url', rabbit_url)
-    # Nothing shared with anything else on the broker, nothing left on it:
-    # an exchange of our own, queues deleted with their last consumer,
-    # reply queues a second after.
-    conf.set_override('control_exchange', topic)
-    for group, options in rpc.messaging_opts.list_opts():
-        if group == 'oslo_messaging_rabbit':
-            conf.register_opts(options, group=group)
-    conf.set_override('amqp_auto_delete', True, 'oslo_messaging_rabbit')
-    conf.set_override('rabbit_transient_queues_ttl', 1,
-                      'oslo_messaging_rabbit')
+    conf.set_override('transport_url', rabbitmq_vhost.url)
     engine = db.create_engine(conf.database.connection)
     migration.upgrade(engine)
     engine.dispose()
     storage.get_storage(conf).init()
-    yield conf
-    # An exchange never bound to a queue (a call nobody listened to) is
-    # not auto-deleted.
-    with kombu.Connection(rabbit_url.replace('rabbit://', 'amqp://', 1)) \
-            as connection:
-        connection.default_channel.exchange_delete(topic)
+    return conf
 
 
 @pytest.fixture
@@ -95,19 +64,41 @@ def topic():
     return f'cloudkitty-test-{uuid.uuid4().hex[:12]}'
 
 
+class CountedLocks:
+    """The server's scope locks, counting by scope the attempts that found
+    the lock taken (``refused``)."""
+
+    def __init__(self, locks):
+        self._locks = locks
+        self._counting = threading.Lock()
+        self.refused = collections.Counter()
+
+    def __getattr__(self, name):
+        return getattr(self._locks, name)
+
+    @contextlib.contextmanager
+    def hold(self, scope_id):
+        with self._locks.hold(scope_id) as held:
+            if not held:
+                with self._counting:
+                    self.refused[scope_id] += 1
+            yield held
+
+
 @pytest.fixture
 def processor_rpc(conf, topic):
-    """The processor's RPC server, listening, in a thread."""
+    """The processor's RPC server, listening, in a thread; yields its
+    :class:`CountedLocks`."""
     stop = threading.Event()
     plan = processor.validate(conf)
     parts = processor.build(conf, plan, stop)
-    locks = processor.make_locks(conf, 'RPC-test', stop)
+    locks = CountedLocks(processor.make_locks(conf, 'RPC-test', stop))
     server = processor.RPCServer(conf, parts, locks, stop, topic=topic)
     thread = threading.Thread(target=server.run_forever, name='rpc-test')
     thread.start()
     try:
         assert server.started.wait(20), 'the RPC server did not start'
-        yield server
+        yield locks
     finally:
         stop.set()
         thread.join(20)
@@ -194,8 +185,8 @@ def test_scope_reset_through_the_api(api):
     assert stored(backends, 'p2') == hours
 
 
-@pytest.mark.usefixtures('processor_rpc')
-def test_scope_reset_waits_for_the_scope_being_rated(api, conf, tmp_path):
+def test_scope_reset_waits_for_the_scope_being_rated(api, conf,
+                                                    processor_rpc):
     app, backends = api
     fill(backends)
     # A rating worker holds p1's lock for a while.
@@ -207,7 +198,10 @@ def test_scope_reset_waits_for_the_scope_being_rated(api, conf, tmp_path):
             app.put_json('/v2/scope', {'scope_id': 'p1',
                                        'last_processed_timestamp':
                                        BASE.isoformat()}, status=202)
-            time.sleep(1)
+            # The reset has arrived and found p1's lock taken, and tried
+            # it again: it waits, rather than going on without the lock
+            # (it would have changed p1 by then) or giving up.
+            assert wait_for(lambda: processor_rpc.refused['p1'] >= 2)
             assert state_of(backends, 'p1') == BASE + 5 * HOUR
             assert len(stored(backends, 'p1')) == 6
         assert wait_for(lambda: state_of(backends, 'p1') == BASE - HOUR)
