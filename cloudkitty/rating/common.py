@@ -28,6 +28,7 @@ are aware UTC outside and naive UTC in the database.
 
 import collections
 import contextlib
+import datetime
 import threading
 
 import sqlalchemy as sa
@@ -198,12 +199,25 @@ class DatedRules:
         return start, end
 
     def valid_at(self, at):
-        """Conditions for a rule live and valid at ``at`` (aware or naive
-        UTC): not deleted, ``start <= at < end`` (or no end)."""
-        at = to_db(at)
+        """Conditions for a rule live and in force at ``at`` (aware or
+        naive UTC): not deleted, and in force during ``at``'s second.
+
+        Rules are in force by whole seconds: during the second ``S`` iff
+        ``floor(start) <= S < floor(end)`` (or no end), ``floor`` cutting
+        the fraction of a second. So a rule created (its start: now) before
+        a quote is asked, on the same clock, is in force for it, even
+        within the same second; an end is effective from the start of its
+        second; and whether the database keeps fractions of a second (or
+        truncates them, as a MariaDB ``DATETIME`` without them does)
+        changes nothing. Written on the stored values (``start < S + 1 s``,
+        ``end >= S + 1 s``), so that rows stored with fractions need no
+        rewriting.
+        """
+        second = to_db(at).replace(microsecond=0)
+        after = second + datetime.timedelta(seconds=1)
         columns = self.table.c
-        return (columns.deleted.is_(None), columns.start <= at,
-                columns.end.is_(None) | (columns.end > at))
+        return (columns.deleted.is_(None), columns.start < after,
+                columns.end.is_(None) | (columns.end >= after))
 
     def live(self):
         """The condition for a rule that is not deleted."""

@@ -28,6 +28,7 @@ hashmap_db = fixtures.hashmap_db
 
 D = decimal.Decimal
 HOUR = datetime.timedelta(hours=1)
+SECOND = datetime.timedelta(seconds=1)
 NOW = datetime.datetime(2030, 1, 1, 12, tzinfo=datetime.UTC)
 
 
@@ -101,6 +102,28 @@ def test_load_rules_takes_the_mappings_valid_at_the_period_start(
                             D('0.1'), None, None)]
     # Trailing zeros of the database's scale are dropped.
     assert sorted(str(t.cost) for t in thresholds) == ['0.1', '2']
+
+
+def test_rules_are_in_force_by_whole_seconds(hashmap_db, clock):
+    # A start and an end with fractions of a second, as "now" gives them:
+    # in force during the seconds from the start's to the end's, excluded.
+    service = hashmap_db.create_service('compute')['service_id']
+    second = NOW + HOUR
+    fraction = datetime.timedelta(microseconds=700000)
+    hashmap_db.create_mapping('1.5', service_id=service,
+                              start=second + fraction,
+                              end=second + 5 * SECOND + fraction)
+
+    def in_force(at):
+        return [rule.cost for rule in hashmap_db.load_rules(at).mappings]
+
+    assert in_force(second - datetime.timedelta(microseconds=1)) == []
+    assert in_force(second) == [D('1.5')]           # the start's second
+    assert in_force(second + fraction / 2) == [D('1.5')]
+    assert in_force(second + 5 * SECOND - datetime.timedelta(
+        microseconds=1)) == [D('1.5')]
+    assert in_force(second + 5 * SECOND) == []      # the end's second
+    assert in_force(second + 5 * SECOND + fraction) == []
 
 
 def test_load_rules_costs_two_queries_whatever_the_rule_count(hashmap_db):
