@@ -156,7 +156,7 @@ class Backends:
     def __init__(self, conf, storage_backend=None, scope_reset=None,
                  quote=None, module_loader=None):
         self.conf = conf
-        self.engine = db.create_engine(conf.database.connection)
+        self.engine = db.get_engine(conf)
         self.storage = storage_backend or storage.get_storage(conf)
         self.scope_state = scope_admin.ScopeAdmin(
             self.engine, conf.collect.scope_key, conf.fetcher.backend,

@@ -36,8 +36,9 @@ class HashMap(rating.RatingProcessorBase):
     """Prices points from service and field mappings and thresholds.
 
     ``hash_db`` is the :class:`~cloudkitty.rating.hash.db.HashMapDB` to
-    read rules from; without it one is made, on first use, on
-    ``[database] connection`` of ``conf``.
+    read rules from; without it one is made, on first use, on the engine
+    of ``[database] connection`` of ``conf`` the process shares
+    (:func:`cloudkitty.db.get_engine`).
     """
 
     description = ('HashMap rating module: prices points from mappings and '
@@ -57,8 +58,7 @@ class HashMap(rating.RatingProcessorBase):
 
     def _hash_db(self):
         if self._db is None:
-            self._db = hash_db.HashMapDB(
-                ck_db.create_engine(self.conf.database.connection))
+            self._db = hash_db.HashMapDB(ck_db.get_engine(self.conf))
         return self._db
 
     def rules_at(self, start):

@@ -40,8 +40,9 @@ class PyScripts(rating.RatingProcessorBase):
     """Rates frames with the administrators' Python scripts.
 
     ``scripts_db`` is the :class:`~cloudkitty.rating.pyscripts.db.
-    PyScriptsDB` to read scripts from (default: one on ``[database]
-    connection`` of ``conf``, made on first use); ``pool`` the
+    PyScriptsDB` to read scripts from (default: one on the shared engine
+    of ``[database] connection`` of ``conf``, :func:`cloudkitty.db.
+    get_engine`, made on first use); ``pool`` the
     :class:`~cloudkitty.rating.pyscripts.sandbox.SandboxPool` to run them
     in (default: one with the ``[pyscripts]`` limits, started on first
     use).
@@ -66,8 +67,7 @@ class PyScripts(rating.RatingProcessorBase):
 
     def _scripts_db(self):
         if self._db is None:
-            self._db = scripts_db.PyScriptsDB(
-                ck_db.create_engine(self.conf.database.connection))
+            self._db = scripts_db.PyScriptsDB(ck_db.get_engine(self.conf))
         return self._db
 
     def _sandboxes(self):

@@ -18,7 +18,6 @@ import queue
 import threading
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
@@ -98,7 +97,7 @@ def _sqlite_decimal_add(augend, addend):
         return str(decimal.Decimal(str(augend)) + decimal.Decimal(str(addend)))
 
 
-def _sqlite_on_connect(dbapi_connection, _record):
+def _sqlite_functions(dbapi_connection):
     dbapi_connection.create_aggregate('ck_decimal_sum', 1, _SQLiteDecimalSum)
     dbapi_connection.create_function('ck_decimal_add', 2, _sqlite_decimal_add,
                                      deterministic=True)
@@ -177,7 +176,8 @@ class SQLAlchemyStorage(v2.BaseStorage):
     """Rated data in an SQL database reached through SQLAlchemy.
 
     The URL is ``[storage_sqlalchemy] connection``, else ``[database]
-    connection``. :meth:`init` runs the service's migrations, which create
+    connection``, reached through the engine the process shares for it
+    (:func:`cloudkitty.db.get_engine`). :meth:`init` runs the service's migrations, which create
     the tables (``rated_points``, ``rated_labels``, ``rated_batches``).
     """
 
@@ -193,10 +193,10 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 f'the sqlalchemy storage needs the psycopg (3) driver on '
                 f'PostgreSQL, not {url.get_driver_name()}: use a '
                 f'postgresql:// or postgresql+psycopg:// URL')
-        self.engine = db.create_engine(url, json_serializer=dataframe.dumps)
+        self.engine = db.get_engine(conf, url)
         self._dialect = self.engine.dialect.name
         if self._dialect == 'sqlite':
-            event.listen(self.engine, 'connect', _sqlite_on_connect)
+            db.on_every_connection(self.engine, _sqlite_functions)
             self._sum = sa.func.ck_decimal_sum
         else:
             self._sum = sa.func.sum
