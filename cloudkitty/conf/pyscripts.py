@@ -1,4 +1,4 @@
-"""``[pyscripts]``: the limits of the processes pyscripts run in."""
+"""``[pyscripts]``: the boundary and limits of the processes pyscripts run in."""
 
 from oslo_config import cfg
 
@@ -16,18 +16,40 @@ OPTS = [
                     'beyond fails the script.'),
     cfg.FloatOpt('timeout', default=60.0, min=0.1,
                  help='Wall-clock seconds one script may take on one frame, '
-                      'the transfer of the frame included; the sandbox '
-                      'process is then killed. Keep it above '
-                      'cpu_time_limit.'),
+                      'the start of its sandbox and the transfer of the '
+                      'frame included; the sandbox process is then killed. '
+                      'Keep it above cpu_time_limit.'),
+    cfg.IntOpt('output_limit', default=1048576, min=1024,
+               help='Bytes a script may write to its standard output and '
+                    'error in one run. Its first lines reach the service\'s '
+                    'log, with its name, each cut to 1000 characters; a '
+                    'script that writes more is ended and fails.'),
+    cfg.IntOpt('reply_limit', default=64, min=1,
+               help='MiB of the frame a script leaves (its JSON reply), '
+                    'or four times the frame it was given if that is more; '
+                    'a larger reply fails the script.'),
+    cfg.BoolOpt('allow_unconfined', default=False,
+                help='Run scripts even where their sandbox cannot be '
+                     'confined (kernel without user namespaces or seccomp, '
+                     'container that forbids them): the layers that can be '
+                     'set up are, and each sandbox started without the '
+                     'others logs a warning naming them. When false (the '
+                     'default), scripts then fail, saying what is missing. '
+                     'A script running unconfined can read what the '
+                     'service can read, connect to the network and signal '
+                     'the service\'s processes.'),
     cfg.StrOpt('python', default='',
-               help='Python interpreter the sandbox processes run. Empty: '
-                    'the one running the service; set it where that is not '
-                    'a Python interpreter (an API embedded in a web '
-                    'server). Scripts can import what it has installed.'),
+               help='Python interpreter the sandbox processes run (with -I '
+                    '-S: its standard library only). Empty: the one running '
+                    'the service; set it where that is not a Python '
+                    'interpreter (a processor embedded in another '
+                    'program).'),
     cfg.IntOpt('sandbox_processes', default=1, min=1,
-               help='Sandbox processes kept by each process that rates '
-                    '(processor worker, API): a worker rates one scope at '
-                    'a time, so one is enough there.'),
+               help='Scripts each processor process runs at once (one '
+                    'sandbox process per script revision is kept idle '
+                    'between periods, up to max(8, this) of them): a '
+                    'worker rates one scope at a time, so one is enough '
+                    'there.'),
 ]
 
 

@@ -23,7 +23,10 @@ class RatingProcessorBase(abc.ABC):
     Class attributes: ``module_name`` (the entry point name),
     ``description``, ``hot_config`` (whether rules can change without a
     restart) and ``config_controller`` (the Pecan controller of the module's
-    own API under ``/v1/rating/module_config/<module_name>``, or ``None``).
+    own API under ``/v1/rating/module_config/<module_name>``, or ``None``)
+    and ``processor_only`` (the module runs nothing in the API process: the
+    API has a quote priced by a processor, or refuses it, while it is
+    enabled).
     ``default_enabled``/``default_priority`` apply while the database holds
     no state for the module.
 
@@ -35,6 +38,7 @@ class RatingProcessorBase(abc.ABC):
     module_name = None
     description = ''
     hot_config = False
+    processor_only = False
     config_controller = None
     default_enabled = False
     default_priority = 1

@@ -17,11 +17,20 @@ previous one's output: the script sees a global ``data`` holding
                                         * decimal.Decimal('0.01'))
 
 Scripts run in sandbox processes (:mod:`cloudkitty.rating.pyscripts.
-sandbox`) under the ``[pyscripts]`` limits: a script that raises, loops,
-sleeps, allocates without bound, ends its process or leaves something that
-is not a frame raises :class:`~cloudkitty.rating.pyscripts.exceptions.
-ScriptFailed` naming it, which fails that scope's period only (the scope
-worker logs it and rates the period again on a later pass).
+sandbox`), one interpreter per script revision, each confined by the
+kernel so that a script can compute a price and nothing else (no file,
+socket, signal, process, configuration, database or environment of the
+service: see ``doc/source/admin/pyscripts.rst``), under the ``[pyscripts]``
+limits: a script that raises, loops, sleeps, allocates without bound,
+writes too much, ends its process or leaves something that is not a frame
+raises :class:`~cloudkitty.rating.pyscripts.exceptions.ScriptFailed` naming
+it, which fails that scope's period only (the scope worker logs it and
+rates the period again on a later pass). Where the boundary cannot be set
+up, every script fails saying what is missing, unless ``[pyscripts]
+allow_unconfined`` is set. Whenever the scripts change, every idle sandbox
+is ended. Scripts run in the processors only (:attr:`PyScripts.
+processor_only`): the API never prices a quote itself while this module is
+enabled.
 """
 
 import threading
@@ -51,6 +60,7 @@ class PyScripts(rating.RatingProcessorBase):
     description = ('PyScripts rating module: prices frames with Python '
                    'scripts run in sandbox processes.')
     hot_config = True
+    processor_only = True
     config_controller = api.PyScriptsConfigController
     default_enabled = False
     default_priority = 1
@@ -61,14 +71,27 @@ class PyScripts(rating.RatingProcessorBase):
         self._db = scripts_db
         self._pool = pool
         self._lock = threading.Lock()
+        self._revision = None
         self._scripts = common.RulesByStart(
-            lambda: self._scripts_db().revision(),
+            self._read_revision,
             lambda start: self._scripts_db().load_scripts(start))
 
     def _scripts_db(self):
         if self._db is None:
             self._db = scripts_db.PyScriptsDB(ck_db.get_engine(self.conf))
         return self._db
+
+    def _read_revision(self):
+        revision = self._scripts_db().revision()
+        with self._lock:
+            changed = self._revision is not None and \
+                revision != self._revision
+            self._revision = revision
+            pool = self._pool
+        if changed and pool is not None:
+            # A script changed or went: no sandbox outlives what it ran.
+            pool.flush()
+        return revision
 
     def _sandboxes(self):
         with self._lock:
@@ -77,7 +100,8 @@ class PyScripts(rating.RatingProcessorBase):
                     self._pool = sandbox.SandboxPool(
                         sandbox.Limits.from_conf(self.conf),
                         self.conf.pyscripts.sandbox_processes,
-                        python=self.conf.pyscripts.python or None)
+                        python=self.conf.pyscripts.python or None,
+                        boundary=sandbox.Boundary.from_conf(self.conf))
                 else:
                     self._pool = sandbox.SandboxPool()
             return self._pool
@@ -96,7 +120,9 @@ class PyScripts(rating.RatingProcessorBase):
         """``frame`` as ``script`` (a Script) leaves it; ScriptFailed."""
         request = sandbox.encode_request(script.name, script.data, frame)
         try:
-            reply = self._sandboxes().call(request)
+            reply = self._sandboxes().call(
+                request, key=(script.script_id, script.checksum),
+                name=script.name)
         except sandbox.SandboxFailure as failure:
             raise exc.ScriptFailed(script.name, script.script_id,
                                    failure.reason) from None

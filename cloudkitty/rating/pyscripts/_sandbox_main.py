@@ -1,23 +1,42 @@
-"""The sandbox process: runs pyscripts, one request at a time.
+"""The sandbox process: confines itself, then runs one pyscript's requests.
 
 Started by :mod:`cloudkitty.rating.pyscripts.sandbox` as
-``python -I _sandbox_main.py '<limits as JSON>'``; it imports the standard
-library only, so that it starts fast and small. Before reading any request
-it makes the limits its own: no core dumps, ``RLIMIT_AS`` (address space)
-for good, and, for each request, ``RLIMIT_CPU`` set to the CPU time used so
-far plus the allowance, with ``SIGXCPU``'s default action: the kernel ends
-the process however the script spends its time, even inside C code.
+``python -I -S -B _sandbox_main.py '<arguments as JSON>'``, with an empty
+environment, in a session of its own, its three standard streams pipes to
+the service: requests in, replies out, and a log channel (stderr, where
+``print`` also goes). It imports the standard library only.
 
-Protocol (one JSON document per line): the request on the process's
-original stdin is ``{"name", "code", "data"}``, ``data`` being a frame's
-``as_dict(mutable=True)`` with Decimals as strings and datetimes in ISO
-8601; the reply on its original stdout is ``{"ok": true, "data", "last"}``
-(the same encoding) or ``{"ok": false, "error", "last": true}``; ``last``
-says the process ends after this reply (after a failure, or when the
-script left threads running). Both channels are moved off fds 0 and 1
-first, so a script that reads stdin reads nothing and its ``print`` goes to
-stderr, never into the protocol. The process also ends within a second of
-its parent's death, whatever the script is doing then.
+Three processes, so that the one running the script is neither the one the
+service waits for nor the first of its PID namespace (which the kernel
+would spare from its own signals, ``SIGXCPU`` included):
+
+- the *relay*, the service's child: enters the new namespaces
+  (:func:`_confine.unshare`), builds the private read-only root
+  (:func:`_confine.private_root`), starts the init, then ends with the
+  same status as the script's process (the same signal, or exit code),
+  or kills everything at once if the service dies (a pidfd on it);
+- the *init*, first process of the new PID namespace: starts the runner and
+  ends when it ends, which ends whatever else is in the namespace;
+- the *runner*: drops what it does not need (descriptors, limits), applies
+  Landlock, drops its capabilities, sets ``PR_SET_NO_NEW_PRIVS`` and the
+  seccomp filter (:mod:`_confine`), says which layers it has (the first
+  line on its reply channel: ``{"ready": true, "layers": [...],
+  "missing": {layer: why}, "absent": {layer: why}}``), and only then reads
+  requests. The service sends no script to a sandbox that misses a
+  required layer unless told to (``[pyscripts] allow_unconfined``).
+
+Protocol (one JSON document per line): a request is ``{"name", "code",
+"data"}``, ``data`` being a frame's ``as_dict(mutable=True)`` with Decimals
+as strings and datetimes in ISO 8601; the reply is ``{"ok": true, "data",
+"last"}`` (the same encoding) or ``{"ok": false, "error", "last": true}``;
+``last`` says the process ends after this reply (after a failure, or when
+the script left threads running). A sandbox runs the code of its first
+request only: a request with other code is refused, so that nothing one
+script leaves in the process is ever seen by another.
+
+Limits: ``RLIMIT_AS`` for good, and for each request ``RLIMIT_CPU`` set to
+the CPU time used so far plus the allowance, with ``SIGXCPU``'s default
+action: the kernel ends the runner however the script spends its time.
 
 The script runs with globals ``data`` (the frame: ``period.begin`` and
 ``end`` as datetimes, each point's ``vol.qty`` and ``rating.price`` as
@@ -26,23 +45,36 @@ binds a new one. Decimal arithmetic runs in a fresh context per request,
 400 digits of precision, so money is never rounded here.
 """
 
-import _thread
 import builtins
 import datetime
 import decimal
+import importlib.util
 import json
 import math
 import os
 import resource
+import select
 import signal
 import sys
-import time
 
 CONTEXT = dict(prec=400, rounding=decimal.ROUND_HALF_EVEN,
                Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN,
                traps=[decimal.InvalidOperation, decimal.DivisionByZero,
                       decimal.Overflow])
-_CODE_CACHE = 32
+#: The runner's descriptors: requests and replies (0 reads nothing, 1 and 2
+#: are the log channel).
+REQUESTS, REPLIES = 3, 4
+#: Open files the runner may hold at once.
+MAX_FILES = 32
+
+
+def _load_confine():
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                        '_confine.py')
+    spec = importlib.util.spec_from_file_location('_confine', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _encode(value):
@@ -82,14 +114,24 @@ def _allow_cpu(seconds):
     resource.setrlimit(resource.RLIMIT_CPU, (soft, _hard))
 
 
-def _run(request, codes):
-    name, source = request['name'], request['code']
-    code = codes.get(source)
-    if code is None:
-        code = compile(source, f'<pyscript {name}>', 'exec')
-        if len(codes) >= _CODE_CACHE:
-            codes.clear()
-        codes[source] = code
+class _Bound:
+    """The one script this sandbox runs: compiled on its first request."""
+
+    def __init__(self):
+        self.source = None
+        self.code = None
+
+    def code_of(self, name, source):
+        if self.source is None:
+            self.code = compile(source, f'<pyscript {name}>', 'exec')
+            self.source = source
+        elif source != self.source:
+            raise RuntimeError('this sandbox runs another script')
+        return self.code
+
+
+def _run(request, bound):
+    code = bound.code_of(request['name'], request['code'])
     decimal.setcontext(decimal.Context(**CONTEXT))
     namespace = {'__name__': '__pyscript__', '__builtins__': builtins,
                  'data': _decode_frame(request['data'])}
@@ -123,13 +165,21 @@ def _live_threads():
     return threading is not None and threading.active_count() > 1
 
 
-def _handle(line, codes, limits):
+def _flush_output():
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a script replaced or closed it
+            pass
+
+
+def _handle(line, bound, limits):
     """The reply (bytes) to one request line, and whether this process
     stops after sending it (the reply's ``last``)."""
     failure = None
     try:
         _allow_cpu(limits['cpu'])
-        result = _run(json.loads(line), codes)
+        result = _run(json.loads(line), bound)
         last = _live_threads()
         reply = json.dumps({'ok': True, 'data': result, 'last': last},
                            default=_encode, allow_nan=False)
@@ -145,38 +195,183 @@ def _handle(line, codes, limits):
     if failure is not None:
         last = True
         reply = json.dumps({'ok': False, 'error': failure, 'last': True})
+    _flush_output()
     return reply.encode('utf-8') + b'\n', last
 
 
-def _watch_parent(parent):
-    # A process whose parent died is adopted by another: end then, even if
-    # a script is sleeping (one spending CPU meets its limit anyway).
+# -- the three processes -------------------------------------------------------
+
+def _exit_like(status):
+    """End this process as the one whose wait ``status`` this is."""
+    code = os.waitstatus_to_exitcode(status)
+    if code > 128 and code - 128 < signal.NSIG:
+        # The init reports its child's signal as 128 + number.
+        code = -(code - 128)
+    if code < 0:
+        try:
+            signal.signal(-code, signal.SIG_DFL)
+        except (OSError, ValueError):  # SIGKILL, SIGSTOP: default anyway
+            pass
+        os.kill(os.getpid(), -code)
+        os._exit(128 - code)
+    os._exit(code)
+
+
+def _relay(child, parent_fd):
+    """The service's child: wait for the init, or for the service's end."""
+    os.close(0)
+    os.close(1)
+    if parent_fd is None:
+        _exit_like(os.waitpid(child, 0)[1])
+    poller = select.poll()
+    poller.register(parent_fd, select.POLLIN)
+    child_fd = os.pidfd_open(child)
+    poller.register(child_fd, select.POLLIN)
     while True:
-        time.sleep(1)
-        if os.getppid() != parent:
+        ready = [fd for fd, _event in poller.poll()]
+        if child_fd in ready:
+            _exit_like(os.waitpid(child, 0)[1])
+        if parent_fd in ready:
+            # The service died: nothing of the sandbox outlives it.
+            os.kill(child, signal.SIGKILL)
+            os.waitpid(child, 0)
             os._exit(1)
 
 
-def main():
-    limits = json.loads(sys.argv[1])
-    # A raw thread: threading does not count it among the script's.
-    _thread.start_new_thread(_watch_parent, (os.getppid(),))
-    requests = os.fdopen(os.dup(0), 'rb')
-    replies = os.fdopen(os.dup(1), 'wb')
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.close(null)
+def _init(child):
+    """The first process of the PID namespace: end with the runner."""
+    os.close(0)
+    os.close(1)
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            os._exit(1)
+        if pid == child:
+            code = os.waitstatus_to_exitcode(status)
+            os._exit(128 - code if code < 0 else code)
+
+
+def _limit(name, value):
+    resource.setrlimit(getattr(resource, name), (value, value))
+
+
+def _runner_setup(confine, paths, report, args):
+    """Confine the runner; records each layer in ``report``."""
+    layers, missing, absent = report['layers'], report['missing'], \
+        report['absent']
+    skip = set(args.get('skip', ()))
+    # Descriptors: the two channels at known numbers, nothing inherited.
+    os.dup2(0, REQUESTS)
+    os.dup2(1, REPLIES)
+    empty, writer = os.pipe()
+    os.close(writer)
+    os.dup2(empty, 0)
+    os.close(empty)
     os.dup2(2, 1)
-    sys.stdin = open(os.devnull)
-    sys.stdout = sys.stderr
+    os.closerange(REPLIES + 1, 1 << 16)
+    os.set_inheritable(REQUESTS, False)
+    os.set_inheritable(REPLIES, False)
     signal.signal(signal.SIGXCPU, signal.SIG_DFL)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    for name, value in (('RLIMIT_CORE', 0), ('RLIMIT_FSIZE', 0),
+                        ('RLIMIT_NOFILE', MAX_FILES), ('RLIMIT_MEMLOCK', 0),
+                        ('RLIMIT_MSGQUEUE', 0)):
+        _limit(name, value)
+    layers.append('rlimits')
+
+    def attempt(name, function, *arguments):
+        if name in skip:
+            missing[name] = 'disabled'
+            return False, None
+        try:
+            return True, function(*arguments)
+        except confine.Unavailable as error:
+            missing[name] = str(error)
+            return False, None
+
+    # No new privileges first: Landlock needs it (or CAP_SYS_ADMIN).
+    if attempt('no-new-privs', confine.no_new_privs)[0]:
+        layers.append('no-new-privs')
+    if 'landlock' in skip:
+        missing['landlock'] = 'disabled'
+    elif confine.landlock_abi() < 1:
+        absent['landlock'] = 'not enabled in this kernel'
+    else:
+        done, features = attempt('landlock', confine.landlock, paths)
+        if done:
+            layers.extend(features)
+            for feature, abi in (('landlock-net', 4), ('landlock-scope', 6)):
+                if feature not in features:
+                    absent[feature] = f'needs Landlock ABI {abi}'
+    if attempt('capabilities', confine.drop_capabilities)[0]:
+        layers.append('capabilities')
+    # The memory limit last but one: ctypes and the imports above are done.
+    resource.setrlimit(resource.RLIMIT_AS,
+                       (args['memory'], args['memory']))
+    if 'no-new-privs' in layers:
+        if attempt('seccomp', confine.seccomp)[0]:
+            layers.append('seccomp')
+    else:
+        missing['seccomp'] = ('disabled' if 'seccomp' in skip
+                              else 'needs no-new-privs')
+
+
+def main():
+    args = json.loads(sys.argv[1])
+    confine = _load_confine()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_AS,
-                       (limits['memory'], limits['memory']))
-    codes = {}
+    report = {'ready': True, 'layers': [], 'missing': {}, 'absent': {}}
+    skip = set(args.get('skip', ()))
+
+    # The relay: a pidfd on the service (a parent death signal would follow
+    # the thread that started the sandbox, not the service).
+    parent = args['parent']
+    try:
+        parent_fd = os.pidfd_open(parent)
+    except (AttributeError, OSError):
+        parent_fd = None
+        confine.set_parent_death_signal(signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
+    paths = confine.readable_paths()
+    namespaces = confine.unshare(skip)
+    for name, reason in namespaces.items():
+        if reason is None:
+            report['layers'].append(f'{name}-namespace')
+        else:
+            report['missing'][f'{name}-namespace'] = reason
+    if 'root' in skip:
+        report['missing']['root'] = 'disabled'
+    elif namespaces.get('mount') is not None:
+        report['missing']['root'] = 'needs a mount namespace'
+    else:
+        try:
+            confine.private_root(paths)
+            report['layers'].append('root')
+        except (confine.Unavailable, OSError) as error:
+            report['missing']['root'] = str(error)
+    init = os.fork()
+    if init:
+        _relay(init, parent_fd)
+
+    # The init.
+    confine.set_parent_death_signal(signal.SIGKILL)
+    runner = os.fork()
+    if runner:
+        _init(runner)
+
+    # The runner.
+    confine.set_parent_death_signal(signal.SIGKILL)
+    _runner_setup(confine, paths, report, args)
+    requests = os.fdopen(REQUESTS, 'rb')
+    replies = os.fdopen(REPLIES, 'wb')
+    replies.write(json.dumps(report).encode('utf-8') + b'\n')
+    replies.flush()
+    bound = _Bound()
     for line in requests:
-        reply, stop = _handle(line, codes, limits)
+        reply, stop = _handle(line, bound, args)
         replies.write(reply)
         replies.flush()
         if stop:

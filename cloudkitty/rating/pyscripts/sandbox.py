@@ -1,21 +1,43 @@
-"""Sandbox processes for pyscripts: a script can fail, never the processor.
+"""Sandbox processes for pyscripts: a script computes a price, nothing else.
 
-Each script runs in a separate, long-lived process
-(:mod:`cloudkitty.rating.pyscripts._sandbox_main`, started as
-``python -I`` with the standard library only), which a :class:`SandboxPool`
-keeps between calls, so a period costs a round trip, not a process start.
-The process is started with ``subprocess`` (fork and exec: safe from a
-multi-threaded parent, nothing of the parent's state inherited) in a
-session of its own. Limits (:class:`Limits`, the ``[pyscripts]`` options):
+Each script revision runs in sandbox processes of its own
+(:mod:`cloudkitty.rating.pyscripts._sandbox_main`, started as ``python -I
+-S -B`` with the standard library only, an empty environment and ``/`` as
+working directory, in a session of its own), which a :class:`SandboxPool`
+keeps between calls under the script's key, so a period costs a round
+trip, not a process start. A sandbox runs the code of one script only and
+a pool never hands it another key: nothing a script leaves in its process
+is seen by another script, and a changed script (a new checksum, so a new
+key) starts in a fresh interpreter. :meth:`SandboxPool.flush` ends them all
+(the module calls it whenever the scripts change).
+
+The boundary (:mod:`cloudkitty.rating.pyscripts._confine`): namespaces,
+a private read-only root, Landlock where the kernel has it, no
+capabilities, no new privileges and a seccomp allow list. The sandbox
+reports the layers it has before any script is sent to it; one that misses
+a layer gets no script (:class:`Unconfined`, which says what is missing)
+unless :class:`Boundary` ``allow_unconfined`` is set (``[pyscripts]
+allow_unconfined``): then every sandbox started without its whole boundary
+logs a warning naming what is missing.
+
+Limits (:class:`Limits`, the ``[pyscripts]`` options):
 
 - memory: ``RLIMIT_AS`` of the sandbox process, set before any script
   runs; an allocation beyond it raises ``MemoryError`` in the script;
 - CPU time: ``RLIMIT_CPU``, reset before each script to the time used so
   far plus the allowance; the kernel ends the process (``SIGXCPU``) when
   the script goes beyond, even inside C code;
-- wall-clock: the parent waits that long for the reply (the frame's
-  transfer included), then kills the process group: this also catches a
-  script that sleeps, blocks, or lifts its own CPU limit.
+- wall-clock: the parent waits that long for the reply (the sandbox's
+  start and the frame's transfer included), then kills the process group:
+  this also catches a script that sleeps, blocks, or lifts its own CPU
+  limit;
+- output: what a script writes to its standard output and error reaches
+  the service's log, line by line with the script's name (the first
+  :data:`LOG_LINES` lines of a run, each cut at :data:`LINE_CHARS`
+  characters); beyond ``output`` bytes in one run the script is ended and
+  fails;
+- reply: at most ``reply`` MiB (or four times the request, if more); a
+  larger reply fails the script.
 
 Data crosses as one line of JSON each way, Decimals as strings (never a
 float) and datetimes in ISO 8601; the parent parses replies as JSON only,
@@ -25,6 +47,7 @@ discarded and the next call gets a fresh one; after a fork the child
 process starts its own sandboxes.
 """
 
+import collections
 import dataclasses
 import datetime
 import decimal
@@ -50,6 +73,12 @@ _CHUNK = 2 ** 20
 _JSON_TYPES = {dict: 'an object', list: 'an array', str: 'a string',
                int: 'a number', float: 'a number', bool: 'a boolean',
                type(None): 'null'}
+#: Lines of a run's output logged, and the characters kept of each.
+LOG_LINES = 100
+LINE_CHARS = 1000
+#: Idle sandboxes a pool keeps at most (beyond its size), least recently
+#: used ended first.
+IDLE = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,19 +87,43 @@ class Limits:
 
     ``cpu_time``: CPU seconds (the kernel counts whole seconds, so the
     allowance is rounded up); ``memory``: MiB of address space of the
-    sandbox process; ``timeout``: wall-clock seconds for the whole call.
+    sandbox process; ``timeout``: wall-clock seconds for the whole call;
+    ``output``: bytes written to stdout and stderr in one run; ``reply``:
+    MiB of the reply (at least four times the request).
     """
 
     cpu_time: float = 30.0
     memory: int = 1024
     timeout: float = 60.0
+    output: int = _MIB
+    reply: int = 64
 
     @classmethod
     def from_conf(cls, conf):
         """Read ``[pyscripts]`` from ``conf``."""
         group = conf.pyscripts
         return cls(cpu_time=group.cpu_time_limit, memory=group.memory_limit,
-                   timeout=group.timeout)
+                   timeout=group.timeout, output=group.output_limit,
+                   reply=group.reply_limit)
+
+
+@dataclasses.dataclass(frozen=True)
+class Boundary:
+    """How confined the sandboxes must be.
+
+    ``allow_unconfined``: run scripts in a sandbox that misses layers of
+    the boundary (with a warning each time one starts); ``skip``: layers
+    not even tried (the tests take the boundary apart with it), which then
+    count as missing.
+    """
+
+    allow_unconfined: bool = False
+    skip: frozenset = frozenset()
+
+    @classmethod
+    def from_conf(cls, conf):
+        """Read ``[pyscripts] allow_unconfined`` from ``conf``."""
+        return cls(allow_unconfined=conf.pyscripts.allow_unconfined)
 
 
 class SandboxFailure(Exception):
@@ -79,6 +132,24 @@ class SandboxFailure(Exception):
     def __init__(self, reason):
         self.reason = reason
         super().__init__(reason)
+
+
+class Unconfined(SandboxFailure):
+    """The boundary cannot be set up on this host: ``missing`` maps each
+    missing layer to why; no script was sent."""
+
+    def __init__(self, missing):
+        self.missing = dict(missing)
+        super().__init__(
+            f'the sandbox cannot be confined on this host, missing: '
+            f'{describe_layers(missing)}; pyscripts do not run without '
+            f'their boundary unless [pyscripts] allow_unconfined = true')
+
+
+def describe_layers(layers):
+    """``{layer: why}`` as one line."""
+    return ', '.join(f'{name} ({why})' for name, why in sorted(
+        layers.items()))
 
 
 class _Timeout(Exception):
@@ -101,65 +172,151 @@ def _describe_end(returncode, limits):
     return f'the sandbox process exited with status {returncode}'
 
 
-class Sandbox:
-    """One sandbox process and its two pipes."""
+class _Output:
+    """What a sandbox wrote to its log channel during one call."""
 
-    def __init__(self, limits, python=None):
+    def __init__(self, limit):
+        self.limit = limit
+        self.size = 0
+        self.kept = bytearray()
+
+    def feed(self, chunk):
+        """Keep ``chunk``; False once the run wrote more than the limit."""
+        self.size += len(chunk)
+        room = self.limit - len(self.kept)
+        if room > 0:
+            self.kept += chunk[:room]
+        return self.size <= self.limit
+
+    def log(self, name):
+        """Log the lines kept, with the script's name, cut to size."""
+        if not self.size:
+            return
+        lines = self.kept.decode('utf-8', 'replace').splitlines()
+        for line in lines[:LOG_LINES]:
+            if len(line) > LINE_CHARS:
+                line = line[:LINE_CHARS] + ' [cut]'
+            LOG.info('pyscript %s: %s', name, line)
+        left = self.size - sum(len(line.encode('utf-8', 'replace')) + 1
+                               for line in lines[:LOG_LINES])
+        if left > 0:
+            LOG.info('pyscript %s: %d more bytes of output not logged',
+                     name, left)
+        self.size = 0
+        self.kept = bytearray()
+
+    def tail(self):
+        text = self.kept.decode('utf-8', 'replace').strip()
+        return text.splitlines()[-1] if text else ''
+
+
+class Sandbox:
+    """One sandbox process and its three pipes."""
+
+    def __init__(self, limits, python=None, boundary=None):
         self.limits = limits
+        self.boundary = boundary or Boundary()
+        self.layers = None
         arguments = json.dumps({'cpu': limits.cpu_time,
-                                'memory': int(limits.memory * _MIB)})
+                                'memory': int(limits.memory * _MIB),
+                                'parent': os.getpid(),
+                                'skip': sorted(self.boundary.skip)})
         try:
             self.process = subprocess.Popen(
-                [python or sys.executable, '-I', _MAIN, arguments],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
-                start_new_session=True)
+                [python or sys.executable, '-I', '-S', '-B', _MAIN,
+                 arguments],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, bufsize=0, env={}, cwd='/',
+                close_fds=True, start_new_session=True)
         except OSError as error:
             raise SandboxFailure(f'the sandbox process could not start: '
                                  f'{error}') from None
         self._in = self.process.stdin.fileno()
         self._out = self.process.stdout.fileno()
-        os.set_blocking(self._in, False)
-        os.set_blocking(self._out, False)
+        self._err = self.process.stderr.fileno()
+        for fd in (self._in, self._out, self._err):
+            os.set_blocking(fd, False)
+        self._output = _Output(limits.output)
+        self._closed = False
 
     def alive(self):
         return self.process.poll() is None
 
-    def call(self, request, timeout):
+    def call(self, request, timeout, name='?'):
         """Send ``request`` (one line of JSON, bytes without the newline)
         and return the reply, parsed; raises :class:`SandboxFailure`
-        (after which this sandbox is closed) when none comes in time."""
+        (after which this sandbox is closed) when none comes in time.
+        What the script wrote meanwhile is logged under ``name``."""
         deadline = time.monotonic() + timeout
         try:
-            self._send(request + b'\n', deadline)
-            line = self._receive(deadline)
-        except _Timeout:
-            self.close()
-            raise SandboxFailure(
-                f'exceeded the wall-clock timeout ({timeout:g}s): the '
-                f'sandbox process was killed') from None
-        except (BrokenPipeError, ConnectionResetError, EOFError):
-            raise SandboxFailure(self._ended(deadline)) from None
+            try:
+                if self.layers is None:
+                    self._start(deadline)
+                self._send(request + b'\n', deadline)
+                line = self._receive(deadline, max(
+                    self.limits.reply * _MIB, 4 * len(request)))
+            except _Timeout:
+                self.close()
+                raise SandboxFailure(
+                    f'exceeded the wall-clock timeout ({timeout:g}s): the '
+                    f'sandbox process was killed') from None
+            except (BrokenPipeError, ConnectionResetError, EOFError):
+                raise SandboxFailure(self._ended(deadline)) from None
+            try:
+                return json.loads(line)
+            except (ValueError, UnicodeDecodeError):
+                self.close()
+                raise SandboxFailure('the sandbox process sent a malformed '
+                                     'reply') from None
+        finally:
+            self._drain()
+            self._output.log(name)
+
+    def _start(self, deadline):
+        """Read the sandbox's first line: the layers it has. Raises
+        :class:`Unconfined` (the sandbox closed) if it misses some and
+        that is not allowed."""
         try:
-            return json.loads(line)
-        except (ValueError, UnicodeDecodeError):
+            line = self._receive(deadline, _MIB)
+            hello = json.loads(line)
+            layers, missing = hello['layers'], hello['missing']
+            absent = hello['absent']
+        except EOFError:
+            returncode = self._reap(deadline)
+            reason = self._output.tail() or _describe_end(returncode,
+                                                          self.limits)
+            raise SandboxFailure(f'the sandbox process could not start: '
+                                 f'{reason}') from None
+        except (ValueError, UnicodeDecodeError, KeyError, TypeError):
             self.close()
-            raise SandboxFailure('the sandbox process sent a malformed '
-                                 'reply') from None
+            raise SandboxFailure('the sandbox process could not start: '
+                                 'malformed report') from None
+        if missing:
+            if not self.boundary.allow_unconfined:
+                self.close()
+                raise Unconfined(missing)
+            LOG.warning('pyscripts run UNCONFINED in sandbox process %s '
+                        '([pyscripts] allow_unconfined = true), missing: %s',
+                        self.process.pid, describe_layers(missing))
+        self.layers = layers
+        self.missing = missing
+        self.absent = absent
 
     def _send(self, payload, deadline):
         view = memoryview(payload)
         while view:
-            self._wait(deadline, write=True)
+            self._wait(deadline, self._in, select.POLLOUT)
             try:
                 written = os.write(self._in, view)
             except BlockingIOError:
                 continue
             view = view[written:]
 
-    def _receive(self, deadline):
+    def _receive(self, deadline, limit):
         chunks = []
+        size = 0
         while True:
-            self._wait(deadline, write=False)
+            self._wait(deadline, self._out, select.POLLIN)
             try:
                 chunk = os.read(self._out, _CHUNK)
             except BlockingIOError:
@@ -167,6 +324,12 @@ class Sandbox:
             if not chunk:
                 raise EOFError
             end = chunk.find(b'\n')
+            size += len(chunk) if end < 0 else end
+            if size > limit:
+                self.close()
+                raise SandboxFailure(f'the reply is larger than '
+                                     f'{limit / _MIB:g} MiB: the sandbox '
+                                     f'process was killed')
             if end < 0:
                 chunks.append(chunk)
                 continue
@@ -178,37 +341,71 @@ class Sandbox:
                                      'its reply')
             return b''.join(chunks)
 
-    def _wait(self, deadline, write):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise _Timeout
-        # poll, not select: a processor may hold more than 1024 fds.
-        poller = select.poll()
-        if write:
-            poller.register(self._in, select.POLLOUT)
-        else:
-            poller.register(self._out, select.POLLIN)
-        if not poller.poll(remaining * 1000):
-            raise _Timeout
+    def _wait(self, deadline, fd, event):
+        """Wait for ``event`` on ``fd``, reading the log channel
+        meanwhile."""
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _Timeout
+            # poll, not select: a processor may hold more than 1024 fds.
+            poller = select.poll()
+            poller.register(fd, event)
+            poller.register(self._err, select.POLLIN)
+            ready = dict(poller.poll(remaining * 1000))
+            if not ready:
+                raise _Timeout
+            if self._err in ready:
+                self._drain()
+            if fd in ready:
+                return
 
-    def _ended(self, deadline):
-        """Why the process closed its channel; it is reaped (or killed)."""
+    def _drain(self):
+        """Read what the log channel holds now."""
+        while not self._closed:
+            try:
+                chunk = os.read(self._err, _CHUNK)
+            except (BlockingIOError, OSError, ValueError):
+                return
+            if not chunk:
+                return
+            if not self._output.feed(chunk):
+                self.close()
+                raise SandboxFailure(
+                    f'wrote more than {self._output.limit} bytes to its '
+                    f'standard output and error ([pyscripts] output_limit)'
+                    f': the sandbox process was killed')
+
+    def _reap(self, deadline):
         try:
             returncode = self.process.wait(
                 timeout=max(0.0, min(1.0, deadline - time.monotonic())))
         except subprocess.TimeoutExpired:
             returncode = None
+        self._drain_quietly()
         self.close()
-        return _describe_end(returncode, self.limits)
+        return returncode
+
+    def _drain_quietly(self):
+        try:
+            self._drain()
+        except SandboxFailure:
+            pass
+
+    def _ended(self, deadline):
+        """Why the process closed its channel; it is reaped (or killed)."""
+        return _describe_end(self._reap(deadline), self.limits)
 
     def close(self):
         """Kill the process (and whatever it started) and reap it."""
+        self._closed = True
         if self.process.poll() is None:
             try:
                 os.killpg(self.process.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        for pipe in (self.process.stdin, self.process.stdout):
+        for pipe in (self.process.stdin, self.process.stdout,
+                     self.process.stderr):
             try:
                 pipe.close()
             except OSError:
@@ -217,61 +414,92 @@ class Sandbox:
 
 
 class SandboxPool:
-    """Up to ``size`` sandbox processes, started on demand and kept.
+    """Up to ``size`` sandbox processes running at once, started on demand
+    and kept idle by key (at most ``max(size, IDLE)`` of them).
 
-    :meth:`call` is thread-safe: a caller waits for a free sandbox.
+    :meth:`call` is thread-safe: a caller waits for a free slot.
     """
 
-    def __init__(self, limits=None, size=1, python=None):
+    def __init__(self, limits=None, size=1, python=None, boundary=None):
         self.limits = limits or Limits()
+        self.boundary = boundary or Boundary()
         self._python = python
         self._slots = threading.BoundedSemaphore(size)
+        self._max_idle = max(size, IDLE)
         self._lock = threading.Lock()
-        self._idle = []
+        self._idle = collections.OrderedDict()
         self._pid = os.getpid()
 
-    def call(self, request):
-        """Run ``request`` (bytes, one JSON line) in a sandbox and return
-        the reply (parsed JSON); :class:`SandboxFailure` if none came."""
+    def call(self, request, key=None, name='?'):
+        """Run ``request`` (bytes, one JSON line) in a sandbox kept for
+        ``key`` (``None``: a fresh one, ended after) and return the reply
+        (parsed JSON); :class:`SandboxFailure` if none came. Output of the
+        script is logged under ``name``."""
         with self._slots:
-            sandbox = self._take()
+            sandbox = self._take(key)
             try:
-                reply = sandbox.call(request, self.limits.timeout)
+                reply = sandbox.call(request, self.limits.timeout, name)
             except SandboxFailure:
+                sandbox.close()
                 raise
             except BaseException:
                 sandbox.close()
                 raise
-            if isinstance(reply, dict) and reply.get('ok') is True and \
-                    reply.get('last') is False:
-                with self._lock:
-                    self._idle.append(sandbox)
+            if key is not None and isinstance(reply, dict) and \
+                    reply.get('ok') is True and reply.get('last') is False:
+                self._keep(key, sandbox)
             else:
                 # The process ends itself after its last reply; this reaps
                 # it (or kills it, had it not).
                 sandbox.close()
             return reply
 
-    def _take(self):
+    def _take(self, key):
         with self._lock:
             if self._pid != os.getpid():
                 # Forked: those processes are the parent's to use.
-                self._idle = []
+                self._idle = collections.OrderedDict()
                 self._pid = os.getpid()
-            while self._idle:
-                sandbox = self._idle.pop()
+            idle = self._idle.get(key, [])
+            while idle:
+                sandbox = idle.pop()
+                if not idle:
+                    del self._idle[key]
                 if sandbox.alive():
                     return sandbox
                 sandbox.close()
-        return Sandbox(self.limits, self._python)
+        return Sandbox(self.limits, self._python, self.boundary)
 
-    def close(self):
-        """End the idle sandbox processes."""
+    def _keep(self, key, sandbox):
+        evicted = []
         with self._lock:
-            idle, self._idle = self._idle, []
+            self._idle.setdefault(key, []).append(sandbox)
+            self._idle.move_to_end(key)
+            while sum(map(len, self._idle.values())) > self._max_idle:
+                oldest, sandboxes = next(iter(self._idle.items()))
+                evicted.append(sandboxes.pop(0))
+                if not sandboxes:
+                    del self._idle[oldest]
+        for old in evicted:
+            old.close()
+
+    def idle(self):
+        """``{key: [pid, ...]}`` of the idle sandboxes."""
+        with self._lock:
+            return {key: [sandbox.process.pid for sandbox in sandboxes]
+                    for key, sandboxes in self._idle.items()}
+
+    def flush(self):
+        """End the idle sandbox processes: the next calls start fresh
+        ones."""
+        with self._lock:
+            idle, self._idle = self._idle, collections.OrderedDict()
         if self._pid == os.getpid():
-            for sandbox in idle:
-                sandbox.close()
+            for sandboxes in idle.values():
+                for sandbox in sandboxes:
+                    sandbox.close()
+
+    close = flush
 
 
 def _encode(value):

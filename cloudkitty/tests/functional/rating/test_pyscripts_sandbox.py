@@ -81,11 +81,22 @@ def fails(module, code, data=None):
     return caught.value
 
 
-def sandbox_pid(module):
-    """The pid of the sandbox process the next script would run in."""
-    found = module.run_script(script(
-        "data['usage'] = {'pid': [{'vol': {'unit': 'pid', 'qty': "
-        "__import__('os').getpid()}}]}", 'pid'), frame(1))
+#: Leaves the sandbox process's token (drawn on its first run) as the
+#: only point; fails on a quantity of 0.
+TOKEN = """
+import builtins, os
+if data['usage']['cpu'][0]['vol']['qty'] == 0:
+    raise RuntimeError('no')
+token = builtins.__dict__.setdefault(
+    'sandbox_token', int.from_bytes(os.urandom(6), 'big'))
+data['usage'] = {'token': [{'vol': {'unit': 'token', 'qty': token}}]}
+"""
+
+
+def sandbox_token(module, code=TOKEN, name='token', qty=1):
+    """What tells the sandbox process a script ran in from another: a
+    random number the script draws in its first run in a process."""
+    found = module.run_script(script(code, name), frame(qty))
     return int(next(found.iterpoints())[1].qty)
 
 
@@ -159,11 +170,11 @@ def test_scripts_run_in_order_each_on_the_previous_output(module, pool):
 
 
 def test_a_sandbox_is_kept_after_success_and_replaced_after_failure(module):
-    first = sandbox_pid(module)
-    assert sandbox_pid(module) == first
-    fails(module, 'raise RuntimeError("no")')
-    assert sandbox_pid(module) != first
-    assert first != os.getpid()
+    first = sandbox_token(module)
+    assert sandbox_token(module) == first
+    with pytest.raises(exc.ScriptFailed):
+        sandbox_token(module, qty=0)
+    assert sandbox_token(module) != first
 
 
 def test_print_does_not_disturb_the_protocol(module):
@@ -244,11 +255,10 @@ def test_script_that_closes_the_channel(module):
 
 
 def test_script_that_leaves_threads_running_gets_a_new_sandbox(module):
-    first = sandbox_pid(module)
-    module.run_script(script('import threading, time\nthreading.Thread('
-                             'target=time.sleep, args=(60,), daemon=True)'
-                             '.start()', 'threads'), frame(1))
-    assert sandbox_pid(module) != first
+    code = ('import threading, time\nthreading.Thread(target=time.sleep, '
+            'args=(60,), daemon=True).start()\n' + TOKEN)
+    first = sandbox_token(module, code, 'threads')
+    assert sandbox_token(module, code, 'threads') != first
 
 
 @pytest.mark.parametrize('code, words', [
@@ -285,10 +295,10 @@ def test_failures_do_not_leak_into_the_next_script(module):
 
 
 def test_a_forked_child_starts_its_own_sandboxes(module, pool):
-    parent_sandbox = sandbox_pid(module)
+    parent_sandbox = sandbox_token(module)
     # What a fork changes for the pool: the pid it runs in.
     pool._pid = -1
-    assert sandbox_pid(module) != parent_sandbox
+    assert sandbox_token(module) != parent_sandbox
 
 
 def test_limits_come_from_the_configuration():
@@ -322,25 +332,45 @@ def _state(pid):
         return None
 
 
-def test_sandbox_ends_with_its_parent(tmp_path):
-    pid_file = tmp_path / 'sandbox.pid'
-    code = (f'import os, time\nopen({str(pid_file)!r}, "w").write('
-            f'str(os.getpid()))\ntime.sleep(120)')
-    parent = subprocess.Popen([sys.executable, '-c', f"""
+def descendants(pid):
+    """The pids of the processes below ``pid`` (from /proc)."""
+    children = {}
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                with open(f'/proc/{entry}/stat') as stat:
+                    parent = int(stat.read().rsplit(')', 1)[1].split()[1])
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def test_sandbox_ends_with_its_parent():
+    parent = subprocess.Popen([sys.executable, '-c', """
 from cloudkitty.tests.functional.rating import test_pyscripts_sandbox as t
 from cloudkitty.rating.pyscripts import sandbox
 pool = sandbox.SandboxPool(sandbox.Limits(cpu_time=1, memory=128,
                                           timeout=120))
-pool.call(sandbox.encode_request('sleeper', {code!r}, t.frame(1)))
-"""])
+print('calling', flush=True)
+pool.call(sandbox.encode_request('sleeper', 'import time; time.sleep(120)',
+                                 t.frame(1)))
+"""], stdout=subprocess.PIPE)
+    assert parent.stdout.readline() == b'calling\n'
     deadline = time.monotonic() + 20
-    while not pid_file.exists() or not pid_file.read_text():
+    # The relay, the init and the runner.
+    while len(descendants(parent.pid)) < 3:
         assert time.monotonic() < deadline, 'the sandbox never started'
         time.sleep(0.05)
-    pid = int(pid_file.read_text())
+    sandboxes = descendants(parent.pid)
     parent.kill()
     parent.wait()
     deadline = time.monotonic() + 10
-    while _state(pid) not in (None, 'Z'):
+    while any(_state(pid) not in (None, 'Z') for pid in sandboxes):
         assert time.monotonic() < deadline, 'the sandbox outlived its parent'
         time.sleep(0.1)
