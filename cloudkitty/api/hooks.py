@@ -84,9 +84,22 @@ class RatingModules:
     def quote(self, frame):
         """The total price (a Decimal) of ``frame`` with the enabled
         modules and their current rules (:func:`cloudkitty.orchestrator.rpc.
-        price_quote`), computed in this process."""
-        return rpc.price_quote(frame, self._modules,
-                               self._module_state.get_all())
+        price_quote`), computed in this process. While a module that runs
+        in the processors only (``processor_only``: pyscripts) is enabled,
+        :class:`ProcessorUnavailable` (503): none is reachable from here."""
+        states = self._module_state.get_all()
+        remote = [module.module_name for module in
+                  rating.enabled_pipeline(self._modules, states)
+                  if module.processor_only]
+        if remote:
+            LOG.warning('Quote refused: the %s module(s) run in the '
+                        'processors only, and [DEFAULT] transport_url is '
+                        'not set', ', '.join(remote))
+            raise ProcessorUnavailable(
+                f'The rating module(s) {", ".join(remote)} price quotes in '
+                f'the processors only, reached over [DEFAULT] '
+                f'transport_url, which is not set on this API.')
+        return rpc.price_quote(frame, self._modules, states)
 
 
 class ProcessorUnavailable(errors.APIError):
