@@ -19,9 +19,12 @@ from pecan import core as pecan_core
 from pecan import rest as pecan_rest
 from pecan import routing as pecan_routing
 from pecan import util as pecan_util
+import wsme.api
 
+from cloudkitty.api import errors
 from cloudkitty.api import hooks
 from cloudkitty.api import root
+from cloudkitty import db
 
 # ConfigOpts handed to the paste factories while load_app() runs.
 _CONFS = {}
@@ -35,6 +38,7 @@ def setup_app(conf, backends=None):
     """
     backends = backends or hooks.Backends(conf)
     _remember_argspecs()
+    _pass_unavailability_through_wsme()
     return pecan.make_app(
         root.RootController(),
         hooks=hooks.make_hooks(conf, backends),
@@ -43,6 +47,35 @@ def setup_app(conf, backends=None):
         guess_content_type_from_ext=False,
         force_canonical=False,
     )
+
+
+def _unavailable(error):
+    return isinstance(error, errors.ServiceUnavailable) or (
+        not isinstance(error, errors.APIError) and db.is_unavailable(error))
+
+
+def _pass_unavailability_through_wsme():
+    """Have the v1 handlers (WSME's ``wsexpose``) let a database or another
+    collaborator out of reach reach :class:`~cloudkitty.api.hooks.ErrorHook`.
+
+    WSME answers every exception of a handler itself: a 500 with the
+    exception's text, or the status of its ``code``, never with the
+    ``Retry-After`` of a 503. It builds that answer with
+    ``wsme.api.format_exception``, inside its ``except`` clause: for these
+    errors ours raises the exception again, and Pecan hands it to the
+    hooks as it does for the other routes. Idempotent.
+    """
+    original = wsme.api.format_exception
+    if getattr(original, 'passes_unavailability', False):
+        return
+
+    @functools.wraps(original)
+    def format_exception(excinfo, *args, **kwargs):
+        if _unavailable(excinfo[1]):
+            raise excinfo[1]
+        return original(excinfo, *args, **kwargs)
+    format_exception.passes_unavailability = True
+    wsme.api.format_exception = format_exception
 
 
 def _remember_argspecs():

@@ -1,8 +1,11 @@
-"""Errors a controller raises to answer with a 4xx status.
+"""Errors a controller raises to answer with a 4xx or 503 status.
 
 Each carries its HTTP ``code`` and ``faultstring``: WSME renders them as the
 v1 error ``{"faultcode": "Client", "faultstring", "debuginfo"}``, the v2
-layer as ``{"message"}``. Nothing below ``cloudkitty.api`` raises them.
+layer as ``{"message"}`` (a 503, :class:`ServiceUnavailable`, is answered
+by :class:`cloudkitty.api.hooks.ErrorHook` in the same formats, with
+``faultcode`` ``Server`` and a ``Retry-After`` header). Nothing below
+``cloudkitty.api`` raises them.
 """
 
 
@@ -30,3 +33,25 @@ class NotFound(APIError):
 
 class Conflict(APIError):
     code = 409
+
+
+class TooLarge(APIError):
+    """The request asks for more than the API takes at once: 413."""
+
+    code = 413
+
+
+class ServiceUnavailable(APIError):
+    """Something the API needs is out of reach for now: 503, answered with
+    ``Retry-After: retry_after`` (seconds)."""
+
+    code = 503
+    retry_after = 5
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database cannot be used now (see
+    :func:`cloudkitty.db.is_unavailable`); the message names no internals."""
+
+    def __init__(self):
+        super().__init__('The database is unavailable. Try again later.')

@@ -249,10 +249,17 @@ class ErrorHook(hooks.PecanHook):
     ``_lookup``, for instance) and unexpected
     exceptions become ``{"faultcode", "faultstring", "debuginfo"}`` under
     ``/v1`` and ``{"message"}`` elsewhere; the latter are logged with their
-    traceback and answered with a generic 500.
+    traceback and answered with a generic 500. A database that cannot be
+    used (:func:`cloudkitty.db.is_unavailable`) is a 503,
+    :class:`~cloudkitty.api.errors.DatabaseUnavailable`, logged in one line;
+    every 503 says when to try again (``Retry-After``).
     """
 
     def on_error(self, state, e):
+        if not isinstance(e, errors.APIError) and db.is_unavailable(e):
+            LOG.error('The database is unavailable (%s %s): %s',
+                      state.request.method, state.request.path, e)
+            e = errors.DatabaseUnavailable()
         if isinstance(e, errors.APIError):
             status, message = e.code, e.faultstring
         elif isinstance(e, webob_exc.HTTPMethodNotAllowed):
@@ -280,6 +287,9 @@ class ErrorHook(hooks.PecanHook):
         response.text = json.dumps(body)
         if isinstance(e, webob_exc.HTTPMethodNotAllowed) and e.allow:
             response.allow = e.allow
+        if status == 503:
+            response.headers['Retry-After'] = str(getattr(
+                e, 'retry_after', errors.ServiceUnavailable.retry_after))
         return response
 
 
