@@ -1,8 +1,10 @@
 """Building the API: the Pecan application and the paste pipeline around it.
 
-:func:`setup_app` builds the bare application (what tests and embedders
-use); :func:`load_app` wraps it in the pipeline of ``[api] paste_config``
-named ``cloudkitty+<auth_strategy>``. The paste factories below receive the
+:func:`setup_app` builds the application (what tests and embedders use):
+Pecan behind the request body limit
+(:class:`cloudkitty.api.middleware.RequestBodyLimit`); :func:`load_app`
+wraps it in the pipeline of ``[api] paste_config`` named
+``cloudkitty+<auth_strategy>``. The paste factories below receive the
 service's ``ConfigOpts`` through the ``configkey`` global option, so that
 every middleware reads the configuration the service was started with.
 """
@@ -23,6 +25,7 @@ import wsme.api
 
 from cloudkitty.api import errors
 from cloudkitty.api import hooks
+from cloudkitty.api import middleware
 from cloudkitty.api import root
 from cloudkitty import db
 
@@ -31,15 +34,16 @@ _CONFS = {}
 
 
 def setup_app(conf, backends=None):
-    """Return the Pecan application serving ``/``, ``/v1`` and ``/v2``.
+    """Return the WSGI application serving ``/``, ``/v1`` and ``/v2``.
 
     ``backends`` replaces the :class:`cloudkitty.api.hooks.Backends` built
-    from ``conf`` (tests hand in one with fakes).
+    from ``conf`` (tests hand in one with fakes). A request body over
+    ``[api] max_request_body_size`` is refused before Pecan reads it.
     """
     backends = backends or hooks.Backends(conf)
     _remember_argspecs()
     _pass_unavailability_through_wsme()
-    return pecan.make_app(
+    application = pecan.make_app(
         root.RootController(),
         hooks=hooks.make_hooks(conf, backends),
         debug=conf.api.pecan_debug,
@@ -47,6 +51,7 @@ def setup_app(conf, backends=None):
         guess_content_type_from_ext=False,
         force_canonical=False,
     )
+    return middleware.RequestBodyLimit(application, conf)
 
 
 def _unavailable(error):

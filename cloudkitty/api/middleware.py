@@ -1,4 +1,8 @@
-"""keystonemiddleware's token check, except for the version documents."""
+"""The API's own WSGI middleware: keystonemiddleware's token check, except
+for the version documents, and the request body limit."""
+
+import io
+import json
 
 from keystonemiddleware import auth_token
 
@@ -17,3 +21,67 @@ class AuthTokenMiddleware(auth_token.AuthProtocol):
         if (environ.get('PATH_INFO', '').rstrip('/') or '/') in PUBLIC_PATHS:
             return self._app(environ, start_response)
         return super().__call__(environ, start_response)
+
+
+class RequestBodyLimit:
+    """Refuses with a 413 a request body over ``[api]
+    max_request_body_size`` bytes, before anything reads it.
+
+    A body announced by ``Content-Length`` is judged on that header alone:
+    over the limit, not a byte of it is read (within it, WebOb reads no
+    more than the announced length). A body without a length
+    (chunked, which the WSGI server says with ``wsgi.input_terminated``)
+    is read here, up to one byte past the limit at most, and handed on
+    whole. Parsing JSON takes about ten times the size of the text in
+    memory: the limit bounds what one request can cost.
+
+    The error body is the API's (``{"faultcode", "faultstring",
+    "debuginfo"}`` under ``/v1``, ``{"message"}`` elsewhere).
+    """
+
+    def __init__(self, app, conf):
+        self._app = app
+        self._limit = conf.api.max_request_body_size
+
+    def __call__(self, environ, start_response):
+        length = environ.get('CONTENT_LENGTH')
+        try:
+            length = int(length) if length else None
+        except ValueError:
+            length = None  # WebOb reads no body with an invalid length
+        if length is not None and length > self._limit:
+            return self._too_large(environ, start_response)
+        if length is None and environ.get('wsgi.input_terminated'):
+            body = _read_at_most(environ['wsgi.input'], self._limit + 1)
+            if len(body) > self._limit:
+                return self._too_large(environ, start_response)
+            environ['wsgi.input'] = io.BytesIO(body)
+            environ['CONTENT_LENGTH'] = str(len(body))
+        return self._app(environ, start_response)
+
+    def _too_large(self, environ, start_response):
+        message = (f'The request body is larger than this API accepts: at '
+                   f'most {self._limit} bytes ([api] '
+                   f'max_request_body_size).')
+        path = environ.get('PATH_INFO', '')
+        if path == '/v1' or path.startswith('/v1/'):
+            document = {'faultcode': 'Client', 'faultstring': message,
+                        'debuginfo': None}
+        else:
+            document = {'message': message}
+        body = json.dumps(document).encode()
+        start_response('413 Request Entity Too Large', [
+            ('Content-Type', 'application/json; charset=UTF-8'),
+            ('Content-Length', str(len(body)))])
+        return [body]
+
+
+def _read_at_most(stream, size):
+    chunks = []
+    while size > 0:
+        chunk = stream.read(min(size, 65536))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b''.join(chunks)

@@ -18,6 +18,14 @@ OPTS = [
                  help='Seconds the API waits for a processor to price a '
                       'quote (over [DEFAULT] transport_url) before it '
                       'answers 503.'),
+    cfg.IntOpt('max_request_body_size', default=1048576, min=1,
+               help='Largest request body the API accepts, in bytes; a '
+                    'larger one is answered 413 before it is read. '
+                    'Reading a JSON body takes about ten times its size '
+                    'in memory.'),
+    cfg.IntOpt('max_quote_resources', default=1000, min=1,
+               help='Most resources one POST /v1/rating/quote may price; '
+                    'more are answered 413.'),
 ]
 
 

@@ -31,8 +31,15 @@ _RULES = [
                     'Manage the rules of a rating module through its own '
                     'API.',
                     ('GET', '/v1/rating/module_config/{module_id}/...')),
-    base.documented(QUOTE, base.RULE_ANY,
-                    'Price resources with the current rules.',
+    # A token scoped to no project carries a project_id of None, which
+    # "project_id:%(project_id)s" would match against a target built from
+    # that same token: "not project_id:None" rules such tokens out.
+    base.documented(QUOTE,
+                    f'{base.RULE_ADMIN_API} or (rule:{base.PROJECT_READER} '
+                    'and not project_id:None)',
+                    'Price resources with the current rules: an '
+                    'administrator, or a reader (or member) of the project '
+                    'the token is scoped to.',
                     ('POST', '/v1/rating/quote')),
 ]
 

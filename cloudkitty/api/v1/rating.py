@@ -138,6 +138,16 @@ def _quote_frame(resources, period):
     return frame
 
 
+def _within_quote_limit(body, limit):
+    """Refuse (413) a quote of more than ``limit`` resources, before any
+    is validated: pricing costs time and memory for each."""
+    resources = body.get('resources')
+    if isinstance(resources, list) and len(resources) > limit:
+        raise errors.TooLarge(
+            f'A quote prices at most {limit} resources ([api] '
+            f'max_quote_resources); this one has {len(resources)}.')
+
+
 class RatingController(rest.RestController):
 
     _custom_actions = {'reload_modules': ['GET'], 'quote': ['POST']}
@@ -155,8 +165,10 @@ class RatingController(rest.RestController):
     def quote(self):
         """The price of resources with the current rules, as a JSON number."""
         utils.authorize(rating_policies.QUOTE)
-        body = utils.validate(_QUOTE_SCHEMA, utils.json_body(), 'key')
         backends = pecan.request.backends
+        body = utils.json_body()
+        _within_quote_limit(body, backends.conf.api.max_quote_resources)
+        body = utils.validate(_QUOTE_SCHEMA, body, 'key')
         price = backends.quote(_quote_frame(body['resources'],
                                             backends.conf.collect.period))
         return webob.Response(content_type='application/json',

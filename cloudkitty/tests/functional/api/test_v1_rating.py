@@ -173,7 +173,7 @@ def test_quote_horizon_desc_is_metadata(modules_app):
     assert response.text == '1.5'
 
 
-def test_quote_any_authenticated_caller(conf, scope_reset):
+def test_quote_by_a_project_reader(conf, scope_reset):
     conf.set_override('auth_strategy', 'keystone')
     backends = hooks.Backends(conf, scope_reset=scope_reset,
                               module_loader=_loader)
