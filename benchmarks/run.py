@@ -30,6 +30,8 @@ def benchmarks(points):
                     '--backend', backend]
                    for backend in ('sqlite', 'postgresql')],
         'hashmap': [['hashmap_bench.py', '--points', points]],
+        # A script over 10,000 points a period, whatever --points says.
+        'pyscripts': [['pyscripts_bench.py']],
         'api': [['api_bench.py', '--points', points]],
         # 1,000 scopes x 10 metrics, whatever --points says.
         'collect': [['collect_bench.py']],

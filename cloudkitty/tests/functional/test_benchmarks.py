@@ -28,6 +28,8 @@ RUNS = {
                 'warm:'),
     'api': (['api_bench.py', '--points', '2000', '--requests', '2'],
             'v1_total'),
+    'pyscripts': (['pyscripts_bench.py', '--points', '200', '--runs', '1'],
+                  'per period:'),
     'collect': (['collect_bench.py', '--scopes', '5', '--metrics', '2'],
                 'both passes stored the same totals'),
     'lock': (['lock_bench.py', '--scopes', '30', '--passes', '1'],
