@@ -79,6 +79,9 @@ LINE_CHARS = 1000
 #: Idle sandboxes a pool keeps at most (beyond its size), least recently
 #: used ended first.
 IDLE = 8
+#: Seconds a pool refuses scripts without starting a sandbox, once one
+#: could not be confined.
+RECHECK = 60
 
 
 @dataclasses.dataclass(frozen=True)
@@ -429,16 +432,28 @@ class SandboxPool:
         self._lock = threading.Lock()
         self._idle = collections.OrderedDict()
         self._pid = os.getpid()
+        self._refused = None
 
     def call(self, request, key=None, name='?'):
         """Run ``request`` (bytes, one JSON line) in a sandbox kept for
         ``key`` (``None``: a fresh one, ended after) and return the reply
         (parsed JSON); :class:`SandboxFailure` if none came. Output of the
-        script is logged under ``name``."""
+        script is logged under ``name``. Once a sandbox could not be
+        confined (:class:`Unconfined`), calls are refused for
+        :data:`RECHECK` seconds without starting another."""
         with self._slots:
+            refused = self._refused
+            if refused is not None and \
+                    time.monotonic() - refused[0] < RECHECK:
+                raise Unconfined(refused[1].missing)
             sandbox = self._take(key)
             try:
                 reply = sandbox.call(request, self.limits.timeout, name)
+            except Unconfined as failure:
+                # Not a process per script and period to learn it again.
+                self._refused = (time.monotonic(), failure)
+                sandbox.close()
+                raise
             except SandboxFailure:
                 sandbox.close()
                 raise

@@ -23,6 +23,7 @@ import os
 import platform
 import subprocess
 import time
+from unittest import mock
 import urllib.request
 
 import pytest
@@ -160,6 +161,13 @@ def test_a_missing_layer_refuses_every_script(layer, caplog):
         with pytest.raises(exc.ScriptFailed) as caught:
             module.run_script(base.script("print('ran')", 'any'),
                               base.frame(1))
+        # Refused again at once, without a sandbox started to learn it.
+        with pytest.raises(exc.ScriptFailed) as again:
+            with mock.patch.object(sandbox, 'Sandbox') as started:
+                module.run_script(base.script('pass', 'other'),
+                                  base.frame(1))
+        assert not started.called
+        assert again.value.reason == caught.value.reason
     finally:
         module.close()
     reason = caught.value.reason
