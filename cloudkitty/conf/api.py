@@ -26,6 +26,21 @@ OPTS = [
     cfg.IntOpt('max_quote_resources', default=1000, min=1,
                help='Most resources one POST /v1/rating/quote may price; '
                     'more are answered 413.'),
+    cfg.IntOpt('backlog', default=1024, min=1,
+               help='cloudkitty-api only: connections the system queues '
+                    'while every thread is busy (the listen backlog; '
+                    'Linux caps it at net.core.somaxconn). Connections '
+                    'beyond it are refused or time out.'),
+    cfg.IntOpt('threads', default=16, min=1,
+               help='cloudkitty-api only: requests served at once, one '
+                    'thread each. Further connections wait in the backlog '
+                    'until a thread is free.'),
+    cfg.FloatOpt('client_timeout', default=30.0, min=0.01,
+                 help='cloudkitty-api only: seconds a client has to send '
+                      'its request line and headers, and to send each '
+                      'part of its body or take each part of the answer; '
+                      'a slower client is disconnected, freeing its '
+                      'thread.'),
 ]
 
 
