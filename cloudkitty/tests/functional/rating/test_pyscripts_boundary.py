@@ -323,9 +323,9 @@ attempt('setpgid', lambda: os.setpgid(0, 0))
     while sandbox_processes():
         assert time.monotonic() < deadline, sandbox_processes()
         time.sleep(0.05)
-    sleeping = subprocess.run(['pgrep', '-f', f'sleep 3{marker}'],
-                              capture_output=True, text=True).stdout
-    assert sleeping == ''
+    sleeping = [entry for entry in os.listdir('/proc') if entry.isdigit()
+                and _cmdline(entry) == f'sleep\x003{marker}\x00'.encode()]
+    assert sleeping == []
     # ... nor ever ran.
     assert refused(found) == {}
     lives_on(module)
