@@ -167,6 +167,42 @@ class _Label(tuple):
         return f'{_json(self[:2])[:-1]},{self[2]},{self[3]}]'
 
 
+# Labels are read as their JSON text and decoded here, numbers as Decimals:
+# a number comes back with the digits it was pushed with (1.10 stays 1.10,
+# 12345678901234567890.5 keeps every digit), where a float would round it;
+# booleans, nulls, strings, lists and objects keep their JSON types.
+# PostgreSQL's jsonb keeps a number's value and scale but writes it in
+# positional notation (1E+2 comes back as 100).
+_LABEL_DECODER = json.JSONDecoder(parse_float=decimal.Decimal)
+
+
+def _label_text(column):
+    """``column`` (groupby or metadata) selected as its JSON text."""
+    return sa.cast(column, sa.Text).label(column.name)
+
+
+def _decode_labels(text):
+    return {} if text is None else _LABEL_DECODER.decode(text)
+
+
+def _same_json(first, second):
+    """Whether two decoded JSON values are the same: of the same JSON
+    types, numbers equal in value (``1.10`` and ``1.1``, ``100`` and
+    ``1E+2``, however a database writes them back)."""
+    if isinstance(first, bool) or isinstance(second, bool):
+        return first is second
+    if isinstance(first, (int, decimal.Decimal)):
+        return isinstance(second, (int, decimal.Decimal)) and first == second
+    if isinstance(first, dict):
+        return isinstance(second, dict) and first.keys() == second.keys() \
+            and all(_same_json(value, second[key])
+                    for key, value in first.items())
+    if isinstance(first, list):
+        return isinstance(second, list) and len(first) == len(second) \
+            and all(map(_same_json, first, second))
+    return type(first) is type(second) and first == second
+
+
 def _label_hash(canonical):
     digest = hashlib.blake2b(canonical.encode('utf-8'), digest_size=8)
     return int.from_bytes(digest.digest(), 'big', signed=True)
@@ -672,23 +708,33 @@ class SQLAlchemyStorage(v2.BaseStorage):
         StorageError if one holds other labels than ``new_labels`` says."""
         if not label_ids:
             return set()
+        select = sa.select(
+            _LABELS.c.id, _LABELS.c.unit, _LABELS.c.description,
+            _label_text(_LABELS.c.groupby), _label_text(_LABELS.c.metadata))
         if self._dialect == 'postgresql':
-            rows = conn.execute(sa.select(_LABELS).where(
+            rows = conn.execute(select.where(
                 _LABELS.c.id == sa.any_(sa.bindparam(
                     'ids', label_ids, type_=postgresql.ARRAY(
                         sa.BigInteger)))))
         else:
             rows = (row for chunk in _chunks(label_ids) for row in
-                    conn.execute(sa.select(_LABELS).where(
-                        _LABELS.c.id.in_(chunk))))
+                    conn.execute(select.where(_LABELS.c.id.in_(chunk))))
         stored = set()
         for row in rows:
-            label = _Label.of(row.unit, row.description, row.groupby,
-                              row.metadata)
-            if label != new_labels[row.id]:
+            new = new_labels[row.id]
+            label = _Label((row.unit, row.description, row.groupby,
+                            row.metadata))
+            # Compared decoded: a database may write a number back in
+            # another form (jsonb writes 1E+2 as 100).
+            if label != new and not (
+                    label[:2] == new[:2] and all(
+                        _same_json(_decode_labels(stored_text),
+                                   _decode_labels(new_text))
+                        for stored_text, new_text in zip(label[2:],
+                                                         new[2:]))):
                 raise v2.StorageError(
                     f'label hash collision: stored {label.canonical}, new '
-                    f'{new_labels[row.id].canonical}')
+                    f'{new.canonical}')
             stored.add(row.id)
         return stored
 
@@ -801,8 +847,8 @@ class SQLAlchemyStorage(v2.BaseStorage):
             page = page.offset(offset).limit(limit)
         page = page.subquery('page')
         statement = sa.select(
-            page, _LABELS.c.unit, _LABELS.c.description, _LABELS.c.groupby,
-            _LABELS.c.metadata,
+            page, _LABELS.c.unit, _LABELS.c.description,
+            _label_text(_LABELS.c.groupby), _label_text(_LABELS.c.metadata),
         ).select_from(page.outerjoin(
             _LABELS, _LABELS.c.id == page.c.label_id)).order_by(
             *(page.c[c.name] for c in order))
@@ -810,13 +856,21 @@ class SQLAlchemyStorage(v2.BaseStorage):
             total = conn.execute(sa.select(sa.func.count()).select_from(
                 _POINTS).where(*conditions)).scalar()
             rows = conn.execute(statement).all() if total > offset else []
-        points = [
-            (_aware(row.period_begin), _aware(row.period_end), row.type,
-             dataframe.DataPoint(
-                 row.unit, v2.normalize_decimal(row.qty),
-                 v2.normalize_decimal(row.price), row.groupby or {},
-                 row.metadata or {}, row.description))
-            for row in rows]
+        # Points of one resource share their label row: decoded once.
+        labels = {}
+        points = []
+        for row in rows:
+            groupby_metadata = labels.get(row.label_id)
+            if groupby_metadata is None:
+                groupby_metadata = labels[row.label_id] = (
+                    _decode_labels(row.groupby),
+                    _decode_labels(row.metadata))
+            points.append((
+                _aware(row.period_begin), _aware(row.period_end), row.type,
+                dataframe.DataPoint(
+                    row.unit, v2.normalize_decimal(row.qty),
+                    v2.normalize_decimal(row.price), *groupby_metadata,
+                    row.description)))
         return total, points
 
     @contextlib.contextmanager

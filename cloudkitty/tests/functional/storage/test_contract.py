@@ -182,6 +182,41 @@ def test_push_takes_the_scope_from_the_argument_or_the_groupby(storage):
     assert found[0][2].groupby['project_id'] == 'p1'
 
 
+def _json_types(value):
+    """``value`` with each number as ``('number', its value)``: what JSON
+    says of it, whether Python holds it as an int, a float or a Decimal."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float, D)):
+        return ('number', D(str(value)))
+    if isinstance(value, dict):
+        return {k: _json_types(v) for k, v in value.items()}
+    return [_json_types(v) for v in value]
+
+
+def test_labels_keep_their_json_types_and_digits(storage):
+    groupby = {'project_id': 'p1', 'flag': True, 'off': False, 'none': None,
+               'count': 3, 'one': D('1.0'), 'padded': D('1.10'),
+               'float': 0.1,
+               'long': D('12345678901234567890.123456789012345678901234'),
+               'list': [1, 'a', D('2.50'), None], 'nested': {'k': D('0.5')}}
+    metadata = {'dummy': True, 'fake_meta': D('1.0'), 'text': '1.0',
+                'hundred': D('1E+2')}
+    storage.push([frame(T0, a=[dataframe.DataPoint(
+        'u', 1, 1, groupby, metadata)])])
+    p, = [p for _, _, p in all_points(storage, **MARCH)]
+    assert _json_types(dict(p.groupby)) == _json_types(groupby)
+    assert _json_types(dict(p.metadata)) == _json_types(metadata)
+    # Digit for digit, as far as JSON can tell (no float on the way).
+    labels = dataframe.dumps({'groupby': dict(p.groupby),
+                              'metadata': dict(p.metadata)}, sort_keys=True)
+    assert '"padded": 1.10' in labels and '"one": 1.0' in labels
+    assert '"long": 12345678901234567890.123456789012345678901234' in labels
+    assert '"fake_meta": 1.0' in labels and '"text": "1.0"' in labels
+    assert '"list": [1, "a", 2.50, null]' in labels
+    assert '"flag": true' in labels and '"none": null' in labels
+
+
 def test_push_keeps_instants_and_stores_utc(storage):
     paris = datetime.timezone(datetime.timedelta(hours=2))
     start = datetime.datetime(2024, 3, 1, 2, tzinfo=paris)

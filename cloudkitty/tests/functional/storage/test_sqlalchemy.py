@@ -52,6 +52,24 @@ def test_labels_are_stored_once(storage, storage_url):
         ('a', 3), ('b', 4), ('c', 1)]
 
 
+@pytest.mark.parametrize('value', [
+    decimal.Decimal('1.10'), decimal.Decimal('1E+2'), decimal.Decimal('1E-7'),
+    decimal.Decimal('12345678901234567890.5'), 1e-07, 1e+20, True,
+    [decimal.Decimal('2.50'), {'k': decimal.Decimal('0.10')}]])
+def test_labels_stored_by_another_process_are_the_same(storage, storage_url,
+                                                       value):
+    """A label whose numbers the database writes back in another form
+    (jsonb's 1E+2 is 100) or that a float would round is still the same
+    label to a process that did not store it: no false collision."""
+    pushed = frame(T0, 'p1', ['a'], metadata={'v': value})
+    storage.push([pushed])
+    other = backend.SQLAlchemyStorage(db_servers.make_conf(storage_url))
+    other.push([pushed])
+    other.engine.dispose()
+    assert count(storage, 'rated_labels') == 1
+    assert count(storage, 'rated_points') == 2
+
+
 def test_label_hash_collisions_are_refused(storage, storage_url,
                                            monkeypatch):
     monkeypatch.setattr(backend, '_label_hash', lambda canonical: 42)
