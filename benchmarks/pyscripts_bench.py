@@ -11,9 +11,10 @@ whole boundary (namespaces, private root, Landlock, seccomp). Printed:
 - ``cold``: the first period of a script (start, compile, run, both
   transfers);
 - ``per period``: the median over ``--runs`` periods of the same script in
-  its kept sandbox, and the points per second; the frame's encoding and
-  decoding in the processor are part of it (``--split`` prints them
-  apart).
+  its kept sandbox, the points per second, and the CPU time a period
+  costs the processor and the sandbox together (what a busy machine does
+  not inflate); the frame's encoding and decoding in the processor are
+  part of it (``--split`` prints them apart).
 
 ``python benchmarks/pyscripts_bench.py [--points N] [--runs N] [--split]``.
 The goal: a script over 10,000 points within one second per period.
@@ -70,6 +71,26 @@ def make_frame(points, start=START):
     return frame
 
 
+def _runner(module):
+    """The pid of the process that runs the script (the last one below
+    the kept sandbox's first process), read from /proc."""
+    (pids,) = module._sandboxes().idle().values()
+    pid = pids[0]
+    while True:
+        with open(f'/proc/{pid}/task/{pid}/children') as children:
+            found = children.read().split()
+        if not found:
+            return pid
+        pid = int(found[0])
+
+
+def _cpu_of(pid):
+    """CPU seconds used by process ``pid`` so far."""
+    with open(f'/proc/{pid}/stat') as stat:
+        fields = stat.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
 def run(points=10000, runs=5, split=False, out=sys.stdout):
     """Measure and print; returns ``{"start", "cold", "period"}`` in
     seconds."""
@@ -95,11 +116,14 @@ def run(points=10000, runs=5, split=False, out=sys.stdout):
         cold = time.perf_counter() - started
         assert sum(p.price for _t, p in priced.iterpoints()) == sum(
             p.qty for _t, p in frame.iterpoints()) / 100
-        times = []
+        runner = _runner(module)
+        times, cpu = [], []
         for _ in range(runs):
             started = time.perf_counter()
+            used = time.process_time() + _cpu_of(runner)
             module.process(frame)
             times.append(time.perf_counter() - started)
+            cpu.append(time.process_time() + _cpu_of(runner) - used)
         if split:
             started = time.perf_counter()
             request = sandbox.encode_request(script.name, script.data, frame)
@@ -112,13 +136,16 @@ def run(points=10000, runs=5, split=False, out=sys.stdout):
     finally:
         module.close()
     period = statistics.median(times)
+    period_cpu = statistics.median(cpu)
     print(f'layers: {", ".join(layers)}', file=out)
     print(f'start: {start * 1000:.1f} ms (a sandbox started and confined)',
           file=out)
     print(f'cold: {cold * 1000:.1f} ms (first period of a script, '
           f'{points} points)', file=out)
     print(f'per period: {period * 1000:.1f} ms for {points} points '
-          f'({points / period:,.0f} points/s, median of {runs})', file=out)
+          f'({points / period:,.0f} points/s, median of {runs}); CPU '
+          f'time {period_cpu * 1000:.1f} ms (processor and sandbox)',
+          file=out)
     if split:
         print(f'  of which encoding {encode * 1000:.1f} ms, decoding '
               f'{decode * 1000:.1f} ms in the processor', file=out)
