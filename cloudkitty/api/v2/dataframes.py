@@ -11,6 +11,36 @@ from cloudkitty import dataframe
 from cloudkitty.policies import dataframes as dataframes_policies
 
 
+#: What a frame and each of its points must hold, as upstream requires.
+FRAME_KEYS = ('period', 'usage')
+POINT_KEYS = ('vol', 'rating', 'groupby', 'metadata')
+
+
+def _missing(what, mapping, keys):
+    missing = [repr(key) for key in keys if key not in mapping]
+    if len(missing) == 1:
+        raise voluptuous.Invalid(f'{what}: {missing[0]} is missing')
+    if missing:
+        raise voluptuous.Invalid(
+            f"{what}: {', '.join(missing[:-1])} and {missing[-1]} are "
+            'missing')
+
+
+def _check_keys(index, frame):
+    """A 400 naming the first frame or point key missing."""
+    _missing(f'data frame {index}', frame, FRAME_KEYS)
+    usage = frame['usage']
+    if not isinstance(usage, dict):
+        return  # DataFrame.from_dict says what is wrong with it
+    for type_, points in usage.items():
+        if not isinstance(points, list):
+            continue
+        for number, point in enumerate(points):
+            if isinstance(point, dict):
+                _missing(f'data frame {index}, point {number} of '
+                         f'{type_!r}', point, POINT_KEYS)
+
+
 def _frames(value):
     if not isinstance(value, list) or not value:
         raise voluptuous.Invalid('expected a non-empty list of data frames')
@@ -18,6 +48,7 @@ def _frames(value):
     for index, frame in enumerate(value):
         if not isinstance(frame, dict):
             raise voluptuous.Invalid(f'data frame {index} is not an object')
+        _check_keys(index, frame)
         try:
             frames.append(dataframe.DataFrame.from_dict(frame))
         except (ValueError, TypeError) as exc:
