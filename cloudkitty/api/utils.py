@@ -113,15 +113,27 @@ def utc(value):
 def month_window(begin=None, end=None):
     """``(begin, end)`` as aware UTC; missing ones are the current month's.
 
-    Raises :class:`errors.BadRequest` when ``end`` is before ``begin``.
+    Raises :class:`errors.BadRequest` when both are given and ``end`` is
+    before ``begin``. When only one is given and the other, the current
+    month's, would come before it (an ``end`` before this month, a
+    ``begin`` after it), the window is empty, as upstream has it: nothing
+    was asked wrong, there is just nothing in it. An empty window is
+    ``(t, t)``, ``t`` the bound given.
     """
     month_start, next_month = storage_v2.month_window()
-    begin = utc(begin) if begin is not None else month_start
-    end = utc(end) if end is not None else next_month
-    if end < begin:
-        raise errors.BadRequest(f'end ({end.isoformat()}) is before begin '
-                                f'({begin.isoformat()})')
-    return begin, end
+    if begin is not None and end is not None:
+        begin, end = utc(begin), utc(end)
+        if end < begin:
+            raise errors.BadRequest(f'end ({end.isoformat()}) is before '
+                                    f'begin ({begin.isoformat()})')
+        return begin, end
+    if end is not None:
+        end = utc(end)
+        return min(month_start, end), end
+    if begin is not None:
+        begin = utc(begin)
+        return begin, max(begin, next_month)
+    return month_start, next_month
 
 
 def one_id(name, *candidates):
