@@ -1,81 +1,99 @@
-"""``/v1/storage/dataframes``: rated data in the v1 frame format."""
+"""``/v1/storage/dataframes``: rated data in the v1 frame format.
 
-import datetime
-import decimal
+One frame per stored point, as upstream answers: ``{"begin", "end",
+"tenant_id", "resources": [{"service", "desc", "volume", "rating"}]}``,
+the point's scope as ``tenant_id`` and its groupby and metadata merged as
+``desc``. Quantities and prices are JSON strings, as v1 writes them; the
+values of ``desc`` keep the JSON types they were stored with (``true``,
+``1.0``, digit for digit). WSME can write no Decimal as a JSON number, so
+this route writes its JSON itself.
+"""
 
 import pecan
 from pecan import rest
-import wsmeext.pecan as wsme_pecan
-from wsme import types as wtypes
+import webob
 
 from cloudkitty.api import errors
 from cloudkitty.api import utils
+from cloudkitty.api.v1 import module_config as mc
 from cloudkitty.api.v1 import report
+from cloudkitty import dataframe
 from cloudkitty.policies import storage as storage_policies
 
-
-class RatedResource(wtypes.Base):
-    """One rated point: its type (``service``), labels, quantity, price."""
-
-    service = wtypes.text
-    desc = {wtypes.text: wtypes.text}
-    volume = decimal.Decimal
-    rating = decimal.Decimal
+_PARAMETERS = ('begin', 'end', 'tenant_id', 'resource_type')
 
 
-class DataFrame(wtypes.Base):
-    """The points of one scope in one period."""
-
-    begin = datetime.datetime
-    end = datetime.datetime
-    tenant_id = wtypes.text
-    resources = [RatedResource]
-
-
-class DataFrameCollection(wtypes.Base):
-    dataframes = [DataFrame]
+def _parameters():
+    """The query string's parameters (``None`` when absent), begin and end
+    as datetimes; 400 for an unknown, repeated or malformed one."""
+    query = pecan.request.GET
+    unknown = sorted(set(query) - set(_PARAMETERS))
+    if unknown:
+        raise errors.BadRequest(
+            f"unknown query parameter(s): {', '.join(unknown)}")
+    params = {}
+    for name in _PARAMETERS:
+        values = query.getall(name)
+        if len(values) > 1:
+            raise errors.BadRequest(
+                f"query parameter '{name}' is given {len(values)} times")
+        value = values[0] if values and values[0] != '' else None
+        if value is not None and name in ('begin', 'end'):
+            try:
+                value = utils.utc(value)
+            except ValueError as exc:
+                raise errors.BadRequest(
+                    f"invalid query parameter '{name}': {exc}") from None
+        params[name] = value
+    return params
 
 
 def _v1_frames(frames, scope_key):
-    """Split each frame by scope, in order of appearance."""
+    """One v1 frame per point, in the storage's order."""
+    decimal_text = mc.DECIMAL.tobasetype
     for frame in frames:
-        by_scope = {}
+        begin = report.naive_utc(frame.start).isoformat()
+        end = report.naive_utc(frame.end).isoformat()
         for type_, point in frame.iterpoints():
-            scope = point.desc.get(scope_key)
-            by_scope.setdefault(scope, []).append(RatedResource(
-                service=type_,
-                desc={key: str(value) for key, value in point.desc.items()},
-                volume=point.qty, rating=point.price))
-        for scope, resources in by_scope.items():
-            yield DataFrame(begin=report.naive_utc(frame.start),
-                            end=report.naive_utc(frame.end),
-                            tenant_id=scope, resources=resources)
+            desc = point.desc
+            yield {'begin': begin, 'end': end,
+                   'tenant_id': desc.get(scope_key),
+                   'resources': [{'service': type_, 'desc': desc,
+                                  'volume': decimal_text(point.qty),
+                                  'rating': decimal_text(point.price)}]}
 
 
 class DataFramesController(rest.RestController):
 
-    @wsme_pecan.wsexpose(DataFrameCollection, datetime.datetime,
-                         datetime.datetime, wtypes.text, wtypes.text)
-    def get_all(self, begin=None, end=None, tenant_id=None,
-                resource_type=None):
-        """Rated frames of [begin, end); a non-admin only sees their own."""
+    @pecan.expose(content_type='application/json')
+    def get_all(self, **_query):
+        """Rated points of [begin, end); a non-admin only sees their own.
+
+        Query string: ``begin``, ``end``, ``tenant_id``, ``resource_type``
+        (the points' type).
+        """
+        params = _parameters()
+        tenant_id = params['tenant_id']
         context = pecan.request.context
         utils.authorize(storage_policies.LIST_DATAFRAMES,
                         {'project_id': tenant_id or context.project_id})
         scope_key = pecan.request.backends.conf.collect.scope_key
         filters = utils.own_scope_filters(
             {scope_key: tenant_id} if tenant_id else None)
-        if filters is None:
-            return DataFrameCollection(dataframes=[])
-        begin, end = utils.month_window(begin, end)
-        try:
-            result = pecan.request.backends.storage.retrieve(
-                begin=begin, end=end, filters=filters,
-                metric_types=resource_type, paginate=False)
-        except ValueError as exc:
-            raise errors.BadRequest(str(exc)) from None
-        return DataFrameCollection(dataframes=list(
-            _v1_frames(result['dataframes'], scope_key)))
+        frames = []
+        if filters is not None:
+            begin, end = utils.month_window(params['begin'], params['end'])
+            try:
+                result = pecan.request.backends.storage.retrieve(
+                    begin=begin, end=end, filters=filters,
+                    metric_types=params['resource_type'], paginate=False)
+            except ValueError as exc:
+                raise errors.BadRequest(str(exc)) from None
+            frames = result['dataframes']
+        return webob.Response(
+            content_type='application/json', charset='utf-8',
+            text=dataframe.dumps({'dataframes': list(
+                _v1_frames(frames, scope_key))}))
 
 
 class StorageController(rest.RestController):

@@ -12,17 +12,30 @@ def _frames(response):
             for f in response.json['dataframes']}
 
 
-def test_dataframes_by_period_and_tenant(app):
-    frames = _frames(app.get('/v1/storage/dataframes'))
+def _resource(service, scope, resource, qty, price, **metadata):
+    return {'service': service, 'volume': qty, 'rating': price,
+            'desc': {'project_id': scope, 'id': resource, **metadata}}
+
+
+def test_one_frame_per_point(app):
+    """As upstream: each stored point is a frame of its own."""
     first = conftest.at(1, 0).replace(tzinfo=None).isoformat()
     second = conftest.at(1, 1).replace(tzinfo=None).isoformat()
-    assert set(frames) == {(first, 'p1'), (first, 'p2'), (second, 'p1')}
-    p1 = sorted(frames[(first, 'p1')], key=lambda r: r['service'])
-    assert p1[0] == {'service': 'cpu', 'volume': '1', 'rating': '1.5',
-                     'desc': {'project_id': 'p1', 'id': 'i-1',
-                              'flavor': 'm1'}}
-    assert p1[1]['service'] == 'image.size'
-    assert p1[1]['rating'] == '0.25'
+    hour = {first: second, second: conftest.at(1, 2).replace(
+        tzinfo=None).isoformat()}
+    response = app.get('/v1/storage/dataframes', status=200)
+    assert response.content_type == 'application/json'
+    assert response.json == {'dataframes': [
+        {'begin': begin, 'end': hour[begin], 'tenant_id': scope,
+         'resources': [resource]} for begin, scope, resource in [
+            (first, 'p1', _resource('cpu', 'p1', 'i-1', '1', '1.5',
+                                    flavor='m1')),
+            (first, 'p2', _resource('cpu', 'p2', 'i-2', '2', '1.25',
+                                    flavor='m2')),
+            (first, 'p1', _resource('image.size', 'p1', 'img-1', '10',
+                                    '0.25', disk_format='raw')),
+            (second, 'p1', _resource('cpu', 'p1', 'i-1', '1', '1.5',
+                                     flavor='m1'))]]}
 
 
 def test_filters(app):
