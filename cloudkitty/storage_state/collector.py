@@ -81,16 +81,16 @@ class CollectorStateManager:
         self._table = CollectorState.__table__
 
     def get_state(self, name):
-        """Whether collector ``name`` is enabled; ``True`` if never set.
+        """The state set for collector ``name``; ``False`` if never set.
 
-        A collector is enabled unless disabled through this manager: the
-        meta collector collects from every collector the operator has not
-        disabled.
+        This is what ``/v1/collector/states`` reports, as upstream does.
+        The meta collector reads :meth:`get_all` instead, and collects from
+        every collector not disabled (one never set included).
         """
         with self._engine.connect() as connection:
             enabled = connection.execute(sa.select(self._table.c.enabled).where(
                 self._table.c.name == name)).scalar()
-        return True if enabled is None else bool(enabled)
+        return bool(enabled)
 
     def get_all(self):
         """``{name: enabled}`` of the collectors whose state was set."""

@@ -72,38 +72,68 @@ class MappingsController(rest.RestController):
                                   'collector.')
 
 
-class StatesController(rest.RestController):
+def _state(name):
+    """The state of collector ``name``: a collector whose state was never
+    set reads disabled, as upstream has it."""
+    utils.authorize(collector_policies.GET_STATE, {})
+    return CollectorInfos(
+        name=name,
+        enabled=pecan.request.backends.collector_states.get_state(name))
 
-    def _infos(self, name):
-        return CollectorInfos(
-            name=name,
-            enabled=pecan.request.backends.collector_states.get_state(name))
+
+def _set_state(name, infos):
+    """Enable or disable the collector ``name`` (from the path, the query
+    string or ``infos``, the body)."""
+    utils.authorize(collector_policies.UPDATE_STATE, {})
+    name = utils.one_id('name', name, _body_value(infos, 'name'))
+    enabled = _body_value(infos, 'enabled')
+    if enabled in (None, wtypes.Unset):
+        raise errors.BadRequest("'enabled' is required in the body.")
+    pecan.request.backends.collector_states.set_state(name, enabled)
+    return _state(name)
+
+
+class StatesController(rest.RestController):
+    """``/v1/collector/states[/{name}]`` (``?name=`` also names it)."""
 
     @wsme_pecan.wsexpose(CollectorInfos, wtypes.text)
     def get_all(self, name=None):
         """State of the collector named in the query string."""
-        utils.authorize(collector_policies.GET_STATE, {})
-        return self._infos(utils.one_id('name', name))
+        return _state(utils.one_id('name', name))
 
     @wsme_pecan.wsexpose(CollectorInfos, wtypes.text)
     def get_one(self, name):
-        """State of a collector (never set: enabled)."""
-        utils.authorize(collector_policies.GET_STATE, {})
-        return self._infos(name)
+        return _state(name)
 
     @wsme_pecan.wsexpose(CollectorInfos, wtypes.text, body=CollectorInfos)
     def put(self, name=None, infos=None):
         """Enable or disable a collector."""
-        utils.authorize(collector_policies.UPDATE_STATE, {})
-        name = utils.one_id('name', name, _body_value(infos, 'name'))
-        enabled = _body_value(infos, 'enabled')
-        if enabled in (None, wtypes.Unset):
-            raise errors.BadRequest("'enabled' is required in the body.")
-        pecan.request.backends.collector_states.set_state(name, enabled)
-        return self._infos(name)
+        return _set_state(name, infos)
+
+
+class CollectorStateController(rest.RestController):
+    """``/v1/collector/{name}/states``: the other path of a collector's
+    state, which upstream serves too."""
+
+    def __init__(self, name):
+        self._name = name
+
+    @wsme_pecan.wsexpose(CollectorInfos)
+    def get_all(self):
+        return _state(self._name)
+
+    @wsme_pecan.wsexpose(CollectorInfos, body=CollectorInfos)
+    def put(self, infos=None):
+        return _set_state(self._name, infos)
 
 
 class CollectorController(rest.RestController):
 
     mappings = MappingsController()
     states = StatesController()
+
+    @pecan.expose()
+    def _lookup(self, name, *remainder):
+        if list(remainder) in (['states'], ['states', '']):
+            return CollectorStateController(name), []
+        return None

@@ -88,13 +88,13 @@ def test_delete_unknown(app):
     app.delete('/v1/collector/mappings', status=400)
 
 
-def test_states_default_enabled(app):
-    """A collector is enabled until disabled (what the meta collector
-    does)."""
+def test_states_never_set_read_disabled(app):
+    """As upstream: the API reports a collector whose state was never set
+    as disabled (the meta collector still collects from it)."""
     assert app.get('/v1/collector/states/gnocchi').json == {
-        'name': 'gnocchi', 'enabled': True}
+        'name': 'gnocchi', 'enabled': False}
     assert app.get('/v1/collector/states', params={'name': 'gnocchi'}).json \
-        == {'name': 'gnocchi', 'enabled': True}
+        == {'name': 'gnocchi', 'enabled': False}
 
 
 def test_states_put(app):
@@ -102,7 +102,8 @@ def test_states_put(app):
                         {'name': 'gnocchi', 'enabled': False}).json == {
         'name': 'gnocchi', 'enabled': False}
     assert app.get('/v1/collector/states/gnocchi').json['enabled'] is False
-    assert app.get('/v1/collector/states/prometheus').json['enabled'] is True
+    assert app.get('/v1/collector/states/prometheus').json['enabled'] \
+        is False
     app.put_json('/v1/collector/states', {'name': 'gnocchi',
                                           'enabled': True})
     assert app.get('/v1/collector/states?name=gnocchi').json['enabled'] \
