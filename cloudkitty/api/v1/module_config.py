@@ -6,7 +6,8 @@ access once for all of it). Those APIs speak v1: Decimals are JSON
 strings, datetimes naive UTC ISO 8601 (naive input is UTC), errors
 ``{"faultcode", "faultstring", "debuginfo"}``. What they have in common:
 
-- the WSME types :data:`DECIMAL` and :data:`DATETIME`, and
+- the WSME types :data:`DECIMAL` (which ``/v1/report`` writes its prices
+  with too), :data:`LEVEL` and :data:`DATETIME`, and
   :class:`DatedRule`, the validity, description and audit attributes of a
   rule of :mod:`cloudkitty.rating.common`;
 - :func:`read_body` and :func:`respond`, for routes whose body holds
@@ -38,9 +39,13 @@ _TRUE = ('true', '1', 'yes', 'on')
 _FALSE = ('false', '0', 'no', 'off', '')
 
 
+_WIDE = decimal.Context(prec=100)
+
+
 class DecimalType(wtypes.UserType):
     """A Decimal: read from a JSON number or a string of one, exactly;
-    written as a JSON string."""
+    written as a JSON string in positional notation (``0.0000001``, never
+    ``1E-7``), digit for digit."""
 
     basetype = wtypes.text
     name = 'decimal'
@@ -52,7 +57,21 @@ class DecimalType(wtypes.UserType):
         return dataframe.to_decimal(value)
 
     def tobasetype(self, value):
-        return None if value is None else str(value)
+        return None if value is None else format(value, 'f')
+
+
+class LevelType(DecimalType):
+    """A threshold's level: written with 8 decimals at least (``2`` is
+    ``"2.00000000"``), as upstream's ``NUMERIC(20, 8)`` column writes it;
+    a level with more decimals keeps them all."""
+
+    name = 'level'
+    _EIGHT_DECIMALS = decimal.Decimal('1E-8')
+
+    def tobasetype(self, value):
+        if value is not None and value.as_tuple().exponent > -8:
+            value = value.quantize(self._EIGHT_DECIMALS, context=_WIDE)
+        return super().tobasetype(value)
 
 
 class DatetimeType(wtypes.UserType):
@@ -74,6 +93,7 @@ class DatetimeType(wtypes.UserType):
 
 
 DECIMAL = DecimalType()
+LEVEL = LevelType()
 DATETIME = DatetimeType()
 #: The names and ids of rules and of what they hang on.
 NAME = wtypes.StringType(max_length=255)

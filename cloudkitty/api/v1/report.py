@@ -10,12 +10,13 @@ from wsme import types as wtypes
 
 from cloudkitty.api import errors
 from cloudkitty.api import utils
+from cloudkitty.api.v1 import module_config as mc
 from cloudkitty.policies import report as report_policies
 
 #: What v1 groups by, and the storage groupby key each stands for.
 GROUPBY = {'tenant_id': None, 'res_type': 'type'}
-_RATE_QUANTUM = decimal.Decimal('0.00001')
 ALL = 'ALL'
+_ZERO = decimal.Decimal(0)
 
 
 def naive_utc(moment):
@@ -24,13 +25,15 @@ def naive_utc(moment):
 
 
 class SummaryModel(wtypes.Base):
-    """One row of a summary; keys not grouped by are ``"ALL"``."""
+    """One row of a summary; keys not grouped by are ``"ALL"``. The rate
+    is written as the storage sums it, without padding zeros
+    (``"81.648"``), as upstream writes it."""
 
     begin = datetime.datetime
     end = datetime.datetime
     tenant_id = wtypes.text
     res_type = wtypes.text
-    rate = decimal.Decimal
+    rate = mc.DECIMAL
 
 
 class SummaryCollectionModel(wtypes.Base):
@@ -96,7 +99,7 @@ class ReportController(rest.RestController):
         return [row[scope_key] for row in result['results']
                 if row.get(scope_key) is not None]
 
-    @wsme_pecan.wsexpose(decimal.Decimal, datetime.datetime,
+    @wsme_pecan.wsexpose(mc.DECIMAL, datetime.datetime,
                          datetime.datetime, wtypes.text, wtypes.text, bool)
     def total(self, begin=None, end=None, tenant_id=None, service=None,
               all_tenants=False):
@@ -105,12 +108,12 @@ class ReportController(rest.RestController):
                                  all_tenants)
         begin, end = utils.month_window(begin, end)
         if filters is None:
-            return decimal.Decimal(0)
+            return _ZERO
         result = _total(begin=begin, end=end, filters=filters,
                         metric_types=service, paginate=False)
         if not result['results']:
-            return decimal.Decimal(0)
-        return result['results'][0].get('rate') or decimal.Decimal(0)
+            return _ZERO
+        return result['results'][0].get('rate') or _ZERO
 
     @wsme_pecan.wsexpose(SummaryCollectionModel, datetime.datetime,
                          datetime.datetime, wtypes.text, wtypes.text,
@@ -129,11 +132,10 @@ class ReportController(rest.RestController):
                         paginate=False)
         summary = []
         for row in result['results']:
-            rate = decimal.Decimal(row.get('rate') or 0)
             summary.append(SummaryModel(
                 begin=naive_utc(utils.utc(row.get('begin') or begin)),
                 end=naive_utc(utils.utc(row.get('end') or end)),
                 tenant_id=row.get(scope_key) or ALL,
                 res_type=row.get('type') or ALL,
-                rate=rate.quantize(_RATE_QUANTUM)))
+                rate=row.get('rate') or _ZERO))
         return SummaryCollectionModel(summary=summary)

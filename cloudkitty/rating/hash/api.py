@@ -127,7 +127,7 @@ class Threshold(_Rule):
     """A flat or rate cost applying from a level of qty or of a field."""
 
     threshold_id = wtypes.wsattr(wtypes.text, mandatory=False)
-    level = wtypes.wsattr(mc.DECIMAL, mandatory=False)
+    level = wtypes.wsattr(mc.LEVEL, mandatory=False)
 
 
 class ThresholdCollection(wtypes.Base):
@@ -191,14 +191,14 @@ class _Objects(rest.RestController):
                                      body.pop(self.id_name, None))
         return object_id, _flags(query, flags)
 
-    @pecan.expose()
+    @pecan.expose(content_type='application/json')
     def get_one(self, object_id):
         _query()
         with _errors():
             found = self.fetch(_store(), object_id)
         return mc.respond(self.datatype, self.datatype(**found))
 
-    @pecan.expose()
+    @pecan.expose(content_type='application/json')
     def post(self):
         """Create an object: 201, its URL in ``Location``."""
         flags = _flags(_query(*self.post_flags), self.post_flags)
@@ -212,7 +212,7 @@ class _Objects(rest.RestController):
         pecan.response.location = mc.object_url(created[self.id_name])
         return mc.respond(self.datatype, self.datatype(**created), 201)
 
-    @pecan.expose()
+    @pecan.expose(content_type='application/json')
     def delete(self, *path):
         """Delete an object: 204."""
         body = mc.given(mc.read_body(self.deletion_type or self.datatype))
@@ -239,7 +239,7 @@ class _Rules(_Objects):
     def group_of(self, store, object_id):
         raise NotImplementedError
 
-    @pecan.expose()
+    @pecan.expose(content_type='application/json')
     def put(self, *path):
         """Change a rule: 302, its URL in ``Location``."""
         values = mc.given(mc.read_body(self.datatype))
@@ -255,7 +255,7 @@ class _Rules(_Objects):
         pecan.response.location = mc.object_url(object_id)
         return mc.respond(status=302)
 
-    @pecan.expose()
+    @pecan.expose(content_type='application/json')
     def group(self):
         """The group of a rule (404 when it has none)."""
         object_id, _ = self._target((), (), {})

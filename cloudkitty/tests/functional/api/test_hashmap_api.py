@@ -572,7 +572,7 @@ def test_thresholds(app, ids):
     assert response.location.endswith(
         f"{URL}/thresholds/{created['threshold_id']}")
     assert created == {
-        'threshold_id': created['threshold_id'], 'level': '50',
+        'threshold_id': created['threshold_id'], 'level': '50.00000000',
         'type': 'rate', 'cost': '0.98', 'service_id': ids['volume'],
         'field_id': None, 'group_id': None, 'tenant_id': None}
     assert app.get(response.location).json == created
@@ -584,13 +584,14 @@ def test_thresholds(app, ids):
         return [t['level'] for t in app.get(
             f'{URL}/thresholds', params=params).json['thresholds']]
 
-    assert levels() == ['50', '2']
-    assert levels(service_id=ids['volume']) == ['50']
-    assert levels(field_id=ids['flavor']) == ['2']
-    assert levels(group_id=ids['group']) == ['2']
-    assert levels(no_group='1') == ['50']
-    assert levels(tenant_id='p1') == ['2']
-    assert levels(filter_tenant='yes') == ['50']
+    # Eight decimals at least, as upstream's column writes them.
+    assert levels() == ['50.00000000', '2.00000000']
+    assert levels(service_id=ids['volume']) == ['50.00000000']
+    assert levels(field_id=ids['flavor']) == ['2.00000000']
+    assert levels(group_id=ids['group']) == ['2.00000000']
+    assert levels(no_group='1') == ['50.00000000']
+    assert levels(tenant_id='p1') == ['2.00000000']
+    assert levels(filter_tenant='yes') == ['50.00000000']
     app.get(f'{URL}/thresholds', params={'colour': 'red'}, status=400)
 
 

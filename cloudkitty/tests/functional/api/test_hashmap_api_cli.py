@@ -120,7 +120,7 @@ def test_the_cli_manages_every_object(client):
     level = client.create_threshold(level='64', cost=0.15,
                                     field_id=field['field_id'],
                                     group_id=group['group_id'])
-    assert (level['level'], level['cost']) == ('64', '0.15')
+    assert (level['level'], level['cost']) == ('64.00000000', '0.15')
     assert client.get_threshold(field_id=field['field_id']) == {
         'thresholds': [level]}
     assert client.get_threshold(threshold_id=level['threshold_id']) == level

@@ -64,7 +64,7 @@ def test_admin_sees_every_project(as_user, ids):
     summary = admin.get('/v1/report/summary', all_tenants='true',
                         groupby='tenant_id').json()['summary']
     assert {row['tenant_id']: row['rate'] for row in summary} == {
-        ids['A']: '1.75000', ids['B']: '7.75000'}
+        ids['A']: '1.75', ids['B']: '7.75'}
     frames = admin.get('/v1/storage/dataframes').json()['dataframes']
     assert {frame['tenant_id'] for frame in frames} == {ids['A'], ids['B']}
     assert admin.get('/v2/dataframes').json()['total'] == 3
@@ -104,7 +104,7 @@ def test_reader_v1_report_summary(as_user, ids):
     assert response.status_code == 200
     assert {(row['tenant_id'], row['res_type'], row['rate'])
             for row in response.json()['summary']} == {
-        (ids['A'], 'cpu', '1.50000'), (ids['A'], 'image.size', '0.25000')}
+        (ids['A'], 'cpu', '1.5'), (ids['A'], 'image.size', '0.25')}
     _no_trace_of_b(response, ids)
     _all_refused(reader, '/v1/report/summary', ids,
                  {'tenant_id': ids['B']}, {'all_tenants': 'true'},
