@@ -13,6 +13,7 @@ import logging
 
 from oslo_context import context as oslo_context
 from pecan import hooks
+from pecan import util as pecan_util
 import webob
 from webob import exc as webob_exc
 
@@ -266,6 +267,14 @@ class ErrorHook(hooks.PecanHook):
             status = e.code
             message = (f'Method {state.request.method} is not allowed on '
                        f'{state.request.path}.')
+        elif isinstance(e, webob_exc.HTTPNotAcceptable):
+            status = e.code
+            served = sorted(pecan_util._cfg(state.controller).get(
+                'content_types', {})) if state.controller else []
+            message = (f'This resource cannot be served in a media type the '
+                       f'Accept header ({state.request.accept}) allows')
+            message += f": it is served as {', '.join(served)}." if served \
+                else '.'
         elif isinstance(e, webob_exc.HTTPException):
             status, message = e.code, e.explanation
             if e.detail:

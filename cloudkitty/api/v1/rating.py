@@ -161,7 +161,7 @@ class RatingController(rest.RestController):
         utils.authorize(rating_policies.RELOAD_MODULES)
         pecan.request.backends.rating_modules.reload()
 
-    @pecan.expose()
+    @pecan.expose(content_type='application/json')
     def quote(self):
         """The price of resources with the current rules, as a JSON number."""
         utils.authorize(rating_policies.QUOTE)

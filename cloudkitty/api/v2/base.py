@@ -4,7 +4,9 @@ A handler decorated with :func:`expose` receives its path arguments
 positionally and its validated parameters as keyword-only arguments. List
 parameters may be repeated or comma-separated; dict parameters are
 ``key:value`` items. Decimals are written as JSON numbers digit for digit,
-datetimes as ISO 8601 with their offset.
+datetimes as ISO 8601 with their offset. Handlers are served as
+``application/json``: a request whose ``Accept`` header rules that type out
+is answered 406.
 """
 
 import datetime
@@ -55,7 +57,7 @@ def expose(rule, query=None, body=None):
                 return _json_response(*result)
             return _json_response(result)
 
-        exposed = pecan.expose()(exposed)
+        exposed = pecan.expose(content_type='application/json')(exposed)
         # Pecan routes on, and passes, the path arguments only: the
         # positional ones (module_id of put(self, module_id, *, enabled)).
         spec = inspect.getfullargspec(handler)
