@@ -230,6 +230,35 @@ class ContextHook(hooks.PecanHook):
         state.request.context = context
 
 
+# Marks, in the WSGI environ, a HEAD request handled as a GET.
+_HEAD = 'cloudkitty.head'
+
+
+class HeadHook(hooks.PecanHook):
+    """Answers ``HEAD`` on every route that answers ``GET``, as ``GET`` does.
+
+    The request is routed, authorised and handled as a ``GET``; its method
+    is set back to ``HEAD`` before the response is sent, and WebOb then
+    sends the status and headers (``Content-Length`` included) without the
+    body. An ``Allow`` header that lists ``GET`` lists ``HEAD`` too.
+    """
+
+    # First to route, last to finish: every other hook sees a GET.
+    priority = 1
+
+    def on_route(self, state):
+        if state.request.method == 'HEAD':
+            state.request.environ[_HEAD] = True
+            state.request.method = 'GET'
+
+    def after(self, state):
+        if state.request.environ.pop(_HEAD, False):
+            state.request.method = 'HEAD'
+        allow = state.response.allow
+        if allow and 'GET' in allow and 'HEAD' not in allow:
+            state.response.allow = sorted([*allow, 'HEAD'])
+
+
 class JsonBodyHook(hooks.PecanHook):
     """Refuses, with a 400, a request body that is not a JSON object.
 
@@ -304,5 +333,5 @@ class ErrorHook(hooks.PecanHook):
 
 def make_hooks(conf, backends):
     """The hooks of the application, in order."""
-    return [ContextHook(conf.auth_strategy, backends.enforcer),
+    return [HeadHook(), ContextHook(conf.auth_strategy, backends.enforcer),
             BackendsHook(backends), JsonBodyHook(), ErrorHook()]
