@@ -241,6 +241,7 @@ class Sandbox:
             os.set_blocking(fd, False)
         self._output = _Output(limits.output)
         self._closed = False
+        self._log_open = True
 
     def alive(self):
         return self.process.poll() is None
@@ -354,23 +355,26 @@ class Sandbox:
             # poll, not select: a processor may hold more than 1024 fds.
             poller = select.poll()
             poller.register(fd, event)
-            poller.register(self._err, select.POLLIN)
+            if self._log_open:
+                poller.register(self._err, select.POLLIN)
             ready = dict(poller.poll(remaining * 1000))
             if not ready:
                 raise _Timeout
-            if self._err in ready:
+            if self._log_open and self._err in ready:
                 self._drain()
             if fd in ready:
                 return
 
     def _drain(self):
         """Read what the log channel holds now."""
-        while not self._closed:
+        while self._log_open and not self._closed:
             try:
                 chunk = os.read(self._err, _CHUNK)
             except (BlockingIOError, OSError, ValueError):
                 return
             if not chunk:
+                # Closed by the sandbox: not to be polled again.
+                self._log_open = False
                 return
             if not self._output.feed(chunk):
                 self.close()
