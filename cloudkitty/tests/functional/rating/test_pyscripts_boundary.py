@@ -429,17 +429,6 @@ def test_writes_a_bounded_output_to_the_log_only(capfd, caplog):
     assert 0 < sum(map(len, logged)) < 2 * sandbox.LINE_CHARS
 
 
-def test_a_script_that_closes_its_output_costs_the_service_nothing(module):
-    started = time.process_time()
-    priced = module.run_script(base.script(
-        'import os, time\nos.close(1)\nos.close(2)\ntime.sleep(1)\n' +
-        base.PRICE_PER_CENT, 'closer'), base.frame(1))
-    assert next(priced.iterpoints())[1].price == D('0.01')
-    # Waited for, not polled in a loop.
-    assert time.process_time() - started < 0.5
-    lives_on(module)
-
-
 def test_log_lines_carry_the_scripts_name_and_are_cut(module, caplog):
     caplog.set_level(logging.INFO, sandbox.LOG.name)
     module.run_script(base.script(
