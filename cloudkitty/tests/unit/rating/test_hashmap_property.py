@@ -3,13 +3,22 @@
 :func:`reference_price` is the specification written as loops over lists of
 rule dicts, with nothing memoised or precompiled; hypothesis draws rule
 sets and points and both must give the same Decimal.
+
+Random rule sets seldom hold the two cases where an engine most easily
+goes wrong, so each has a strategy of its own that builds it every time:
+thresholds of one level that a point reaches together (which one wins),
+and a tenant's rule with the key of a global one but in another group
+(which must not override it). Their ``@example`` cases are the smallest
+such rule sets, checked on every run whatever hypothesis draws.
 """
 
 import decimal
 
+from hypothesis import example
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
+import pytest
 
 from cloudkitty import dataframe
 from cloudkitty.rating.hash import rules
@@ -175,16 +184,21 @@ def _with_variants(draw, base, vary):
 
 _retyped = st.fixed_dictionaries({
     'tenant': st.sampled_from(['t1', 't2']), 'type': types, 'cost': costs})
+# A tenant's rule of the same key in a group of its own drawing: it
+# overrides the global one only when the group is the same.
+_regrouped = st.fixed_dictionaries({
+    'tenant': st.sampled_from(['t1', 't2']), 'group': st.sampled_from(GROUPS),
+    'type': types, 'cost': costs})
 # The database refuses a mapping with the same parent, value, tenant and
 # group as a live one, and a threshold with the same level, parent and
 # tenant.
 mapping_sets = _with_variants(
-    st.lists(mapping_dicts, max_size=20), _retyped).map(
+    st.lists(mapping_dicts, max_size=20), st.one_of(_retyped, _regrouped)).map(
     lambda ms: _unique(ms, lambda m: (m['service'], m['field'], m['value'],
                                       m['tenant'], m['group'])))
 threshold_sets = _with_variants(
     st.lists(threshold_dicts, max_size=10),
-    st.one_of(_retyped, st.fixed_dictionaries({
+    st.one_of(_retyped, _regrouped, st.fixed_dictionaries({
         'field': st.sampled_from([None] + FIELDS), 'cost': costs}))).map(
     lambda ts: _unique(ts, lambda t: (t['service'], t['field'],
                                       t['level'], t['tenant'])))
@@ -213,25 +227,33 @@ def _engine_rules(mapping_list, threshold_list):
          for t in threshold_list])
 
 
-@settings(max_examples=400, deadline=None)
-@given(mapping_sets, threshold_sets, frames, st.sampled_from(SCOPES))
-def test_engine_equals_reference(mapping_list, threshold_list, typed_points,
-                                 scope_id):
+def _assert_engine_equals_reference(mapping_list, threshold_list,
+                                    typed_points, scope_ids):
     frame = dataframe.DataFrame('2024-01-01T00:00:00', '2024-01-01T01:00:00')
     for service, point in typed_points:
         frame.add_point(point, service)
     rule_set = _engine_rules(mapping_list, threshold_list)
-    priced = rule_set.process(frame, scope_id)
-    expected = [(service, reference_price(mapping_list, threshold_list,
-                                          service, point, scope_id))
-                for service, point in frame.iterpoints()]
-    got = [(service, point.price) for service, point in priced.iterpoints()]
-    assert got == expected
-    # Nothing but the price changes.
-    for (_, before), (_, after) in zip(frame.iterpoints(),
-                                       priced.iterpoints()):
-        assert after._replace(price=before.price) == before
-        assert type(after) is dataframe.DataPoint
+    for scope_id in scope_ids:
+        priced = rule_set.process(frame, scope_id)
+        expected = [(service, reference_price(mapping_list, threshold_list,
+                                              service, point, scope_id))
+                    for service, point in frame.iterpoints()]
+        got = [(service, point.price)
+               for service, point in priced.iterpoints()]
+        assert got == expected, scope_id
+        # Nothing but the price changes.
+        for (_, before), (_, after) in zip(frame.iterpoints(),
+                                           priced.iterpoints()):
+            assert after._replace(price=before.price) == before
+            assert type(after) is dataframe.DataPoint
+
+
+@settings(max_examples=400, deadline=None)
+@given(mapping_sets, threshold_sets, frames, st.sampled_from(SCOPES))
+def test_engine_equals_reference(mapping_list, threshold_list, typed_points,
+                                 scope_id):
+    _assert_engine_equals_reference(mapping_list, threshold_list,
+                                    typed_points, [scope_id])
 
 
 @settings(max_examples=100, deadline=None)
@@ -247,3 +269,238 @@ def test_scopes_share_one_rule_set(mapping_list, threshold_list,
         fresh = _engine_rules(mapping_list, threshold_list)
         assert (shared.process(frame, scope_id)
                 == fresh.process(frame, scope_id))
+
+
+# -- ties and overrides, built on purpose -------------------------------------
+
+# Costs that always change a price: neither 0 (a flat adding nothing) nor
+# 1 (a rate multiplying by one).
+telling_costs = st.one_of(
+    _decimal(1, 10 ** 6, 6), st.sampled_from([D('0.5'), D(2), D(3)])).filter(
+    lambda cost: cost not in (0, 1))
+
+
+def _mapping(service, field, value, type_, cost, group=None, tenant=None):
+    return {'service': service, 'field': field, 'value': value,
+            'type': type_, 'cost': cost, 'group': group, 'tenant': tenant}
+
+
+def _threshold(service, field, level, type_, cost, group=None, tenant=None):
+    return {'service': service, 'field': field, 'level': level,
+            'type': type_, 'cost': cost, 'group': group, 'tenant': tenant}
+
+
+def _point(service, qty, labels, in_groupby):
+    """A point of ``service`` with ``labels`` split between its groupby
+    (the names in ``in_groupby``) and its metadata."""
+    groupby = {k: v for k, v in labels.items() if k in in_groupby}
+    metadata = {k: v for k, v in labels.items() if k not in in_groupby}
+    return service, dataframe.DataPoint('unit', qty, D(0), groupby, metadata)
+
+
+def _some_of(draw, names):
+    return [name for name in names if draw(st.booleans())]
+
+
+def _at_least(draw, level):
+    """A label value a field threshold of ``level`` reads as >= level, in
+    the forms a collector gives (the level itself, as text, an int, a
+    float, or above it)."""
+    above = level + draw(_decimal(1, 10 ** 4, 2))
+    forms = [level, str(level), above, str(above)]
+    if level == level.to_integral_value():
+        forms.append(int(level))
+    if D(str(float(level))) == level:
+        forms.append(float(level))
+    return draw(st.sampled_from(forms))
+
+
+def _noise(draw, keep):
+    """Random rules (as the general test draws) for which ``keep`` holds."""
+    return ([m for m in draw(mapping_sets) if keep(m)],
+            [t for t in draw(threshold_sets) if keep(t)])
+
+
+def _mapping_key(m):
+    return m['service'], m['field'], m['value'], m['tenant'], m['group']
+
+
+def _threshold_key(t):
+    return t['service'], t['field'], t['level'], t['tenant']
+
+
+@st.composite
+def tie_cases(draw):
+    """Thresholds of one level, in one group, on two to four parents (the
+    service, fields), that every point reaches together; a flat mapping
+    prices the group, so whichever threshold wins shows in the price. Some
+    are the scope's own, some lower thresholds and rules of other groups
+    and services come along.
+
+    rating.md: only the highest level reached applies in a group; on a tie
+    the service threshold, then the fields by name, the first winning.
+    """
+    service = draw(st.sampled_from(SERVICES))
+    group = draw(st.sampled_from(GROUPS))
+    level = draw(st.one_of(st.sampled_from([D(1), D(8), D(50), D('8.5')]),
+                           _decimal(1, 300, 2)))
+    # With the service's threshold in the tie, it wins; without it, one
+    # of two or three fields does: half the cases each.
+    with_service = draw(st.booleans())
+    parents = ([None] if with_service else []) + draw(st.lists(
+        st.sampled_from(FIELDS), min_size=1 if with_service else 2,
+        max_size=3, unique=True))
+    tied_costs = draw(st.lists(telling_costs, min_size=len(parents),
+                               max_size=len(parents), unique=True))
+    thresholds = [
+        _threshold(service, field, level, draw(types), cost, group,
+                   draw(st.sampled_from([None, 't1'])))
+        for field, cost in zip(parents, tied_costs)]
+    mappings = [_mapping(service, None, None, 'flat', draw(telling_costs),
+                         group, draw(st.sampled_from([None, 't1'])))]
+    # Lower levels in the group: reached too, never the one that applies.
+    for field in draw(st.lists(st.sampled_from([None] + FIELDS),
+                               max_size=2)):
+        lower = level - draw(_decimal(1, 100, 2))
+        thresholds.append(_threshold(service, field, lower, draw(types),
+                                     draw(costs), group))
+    noise_m, noise_t = _noise(draw, lambda r: (r['service'], r['group'])
+                              != (service, group))
+    mappings = _unique(mappings + noise_m, _mapping_key)
+    thresholds = _unique(thresholds + noise_t, _threshold_key)
+    fields = [f for f in parents if f is not None]
+    typed_points = []
+    for _ in range(draw(st.integers(1, 3))):
+        qty = level + draw(st.one_of(st.just(D(0)), _decimal(0, 10 ** 4, 2)))
+        labels = {field: _at_least(draw, level) for field in fields}
+        typed_points.append(_point(service, qty, labels,
+                                   _some_of(draw, fields)))
+    return mappings, thresholds, typed_points
+
+
+# The smallest cases, with their prices worked out by hand.
+WORKED_TIES = {
+    # The service threshold wins over a field's: 1 * 8 + 5, not 1 * 2 * 8.
+    'service first': (([_mapping('volume', None, None, 'flat', D(1))],
+                       [_threshold('volume', 'size', D(8), 'rate', D(2)),
+                        _threshold('volume', None, D(8), 'flat', D(5))],
+                       [_point('volume', D(8), {'size': 8}, ())]), D(13)),
+    # Fields by name, the first winning: az's (1 + 1) * 1, not flavor's
+    # (1 + 2) * 1.
+    'fields by name': (([_mapping('compute', None, None, 'flat', D(1),
+                                  'g1')],
+                        [_threshold('compute', 'flavor', D(8), 'flat', D(2),
+                                    'g1'),
+                         _threshold('compute', 'az', D(8), 'flat', D(1),
+                                    'g1', 't1')],
+                        [_point('compute', D(1), {'az': '8', 'flavor': D(8)},
+                                ('flavor',))]), D(2)),
+}
+
+
+@settings(max_examples=100, deadline=None)
+@given(tie_cases())
+@example(WORKED_TIES['service first'][0]).via('service first')
+@example(WORKED_TIES['fields by name'][0]).via('fields by name')
+def test_thresholds_of_equal_level(case):
+    mapping_list, threshold_list, typed_points = case
+    _assert_engine_equals_reference(mapping_list, threshold_list,
+                                    typed_points, ['t1'])
+
+
+@st.composite
+def override_cases(draw):
+    """A global rule (mapping or threshold) of group ``G`` that the point
+    matches and that changes its price, and a tenant's rule of the same
+    parent and value or level in another group: the tenant's rule is added
+    beside it, it does not replace it (rating.md: a tenant's rule overrides
+    a global one of the same group). Rules of other groups and services,
+    global and the tenants', come along.
+    """
+    service = draw(st.sampled_from(SERVICES))
+    tenant = draw(st.sampled_from(['t1', 't2']))
+    own_group, tenant_group = draw(st.lists(st.sampled_from(GROUPS),
+                                            min_size=2, max_size=2,
+                                            unique=True))
+    field = draw(st.sampled_from([None] + FIELDS))
+    type_ = draw(types)
+    labels = {}
+    qty = draw(_decimal(1, 10 ** 4, 2))
+    mappings, thresholds = [], []
+    if draw(st.booleans()):
+        value = None
+        if field is not None:
+            value = draw(st.sampled_from(VALUES))
+            labels[field] = value
+        mappings.append(_mapping(service, field, value, type_,
+                                 draw(telling_costs), own_group))
+        mappings.append(_mapping(service, field, value, draw(types),
+                                 draw(costs), tenant_group, tenant))
+        helped = type_ == 'rate'
+    else:
+        level = draw(st.one_of(st.sampled_from([D(0), D(8), D(50)]),
+                               _decimal(0, 300, 2)))
+        if field is None:
+            qty = level + draw(_decimal(1, 10 ** 4, 2))
+        else:
+            labels[field] = _at_least(draw, level)
+        thresholds.append(_threshold(service, field, level, type_,
+                                     draw(telling_costs), own_group))
+        thresholds.append(_threshold(service, field, level, draw(types),
+                                     draw(costs), tenant_group, tenant))
+        helped = True
+    if helped:
+        # A flat for the group, so that a rate or a threshold shows: on
+        # a field no other rule names, so that nothing can override it.
+        mappings.append(_mapping(service, 'zone', 'z', 'flat',
+                                 draw(telling_costs), own_group))
+        labels['zone'] = 'z'
+    noise_m, noise_t = _noise(draw, lambda r: (r['service'], r['group'])
+                              != (service, own_group))
+    mappings = _unique(mappings + noise_m, _mapping_key)
+    thresholds = _unique(thresholds + noise_t, _threshold_key)
+    point = _point(service, qty, labels, _some_of(draw, sorted(labels)))
+    return mappings, thresholds, [point], tenant
+
+
+WORKED_OVERRIDES = {
+    # t1's flat of g2 is added to the global one of g1: 2 + 3.
+    'mapping': (([_mapping('compute', None, None, 'flat', D(2), 'g1'),
+                  _mapping('compute', None, None, 'flat', D(3), 'g2', 't1')],
+                 [], [_point('compute', D(1), {}, ())], 't1'), D(5)),
+    # rating.md's volumes, with t1's threshold in another group: g1 keeps
+    # its 0.98 (1 * 50 * 0.98), g2 has no flat (0).
+    'threshold': (([_mapping('volume', None, None, 'flat', D(1), 'g1')],
+                   [_threshold('volume', None, D(50), 'rate', D('0.98'),
+                               'g1'),
+                    _threshold('volume', None, D(50), 'rate', D('0.97'),
+                               'g2', 't1')],
+                   [_point('volume', D(50), {}, ())], 't1'), D(49)),
+}
+
+
+@settings(max_examples=100, deadline=None)
+@given(override_cases())
+@example(WORKED_OVERRIDES['mapping'][0]).via('mapping')
+@example(WORKED_OVERRIDES['threshold'][0]).via('threshold')
+def test_tenant_rules_override_within_their_group(case):
+    mapping_list, threshold_list, typed_points, tenant = case
+    _assert_engine_equals_reference(mapping_list, threshold_list,
+                                    typed_points, [tenant, None, 't3'])
+
+
+@pytest.mark.parametrize('case, price', [
+    pytest.param((*case, 't1'), price, id=name)
+    for name, (case, price) in WORKED_TIES.items()] + [
+    pytest.param(case, price, id=name)
+    for name, (case, price) in WORKED_OVERRIDES.items()])
+def test_worked_cases(case, price):
+    """The engine and the reference give the price worked out by hand."""
+    mapping_list, threshold_list, [(service, point)], scope_id = case
+    frame = dataframe.DataFrame('2024-01-01T00:00:00', '2024-01-01T01:00:00')
+    frame.add_point(point, service)
+    [(_, priced)] = _engine_rules(mapping_list, threshold_list).process(
+        frame, scope_id).iterpoints()
+    assert priced.price == price
+    assert reference_price(mapping_list, threshold_list, service, point,
+                           scope_id) == price
