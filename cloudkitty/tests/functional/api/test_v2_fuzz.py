@@ -1,6 +1,16 @@
 """Property-based fuzzing of the v2 query parameters and bodies: whatever a
 client sends, a v2 route answers a success or a 4xx with a ``message``,
-never a 5xx."""
+never a 5xx.
+
+Each run draws new inputs (a failure prints the input that failed, and
+hypothesis' example database replays it first on the next local run).
+The application is built once per route: the function under ``@given`` is
+defined inside the test and closes over the ``app`` fixture, so examples
+share it (hypothesis does not reset function-scoped fixtures between
+examples, hence not ``@given`` on the test itself). The examples share
+its database too, which is the point: what one request created, the next
+one reads, updates or trips over.
+"""
 
 import json
 import urllib.parse
@@ -66,9 +76,8 @@ def _check(response):
         assert response.json['message'], response.text
 
 
-FUZZ = hypothesis.settings(
-    max_examples=60, deadline=None, derandomize=True,
-    suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture])
+# A few seconds for the whole module; new inputs every run.
+FUZZ = hypothesis.settings(max_examples=100, deadline=None)
 
 
 @pytest.mark.usefixtures('rated')
