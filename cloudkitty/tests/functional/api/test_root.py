@@ -52,4 +52,11 @@ def test_non_admin_is_refused_admin_routes(keystone_app):
 
 
 def test_admin_role_is_admin(keystone_app):
-    keystone_app.get('/v2/rating/modules', headers=conftest.ADMIN, status=200)
+    modules = keystone_app.get('/v2/rating/modules', headers=conftest.ADMIN,
+                               status=200).json['modules']
+    assert [m['module_id'] for m in modules] == ['hashmap', 'noop',
+                                                 'pyscripts']
+    assert modules[1] == {'module_id': 'noop',
+                          'description': 'Dummy test module.',
+                          'enabled': True, 'hot_config': False,
+                          'priority': 1}

@@ -39,5 +39,19 @@ def test_services_are_aliases(app):
 
 def test_any_authenticated_caller(keystone_app):
     headers = {'X-Roles': 'reader', 'X-Project-Id': 'p1'}
-    keystone_app.get('/v1/info/metrics', headers=headers, status=200)
-    keystone_app.get('/v1/info/config', headers=headers, status=200)
+    metrics = keystone_app.get('/v1/info/metrics', headers=headers,
+                               status=200).json
+    assert metrics == {'metrics': [
+        {'metric_id': 'cpu', 'unit': 'instance', 'metadata': ['flavor']},
+        {'metric_id': 'image.size', 'unit': 'MiB',
+         'metadata': ['container_format', 'disk_format']},
+    ]}
+    config = keystone_app.get('/v1/info/config', headers=headers,
+                              status=200).json
+    assert config == {'metrics': {
+        'cpu': {'unit': 'instance', 'groupby': ['id'],
+                'metadata': ['flavor']},
+        'image.size': {'unit': 'MiB', 'factor': '1/1048576',
+                       'groupby': ['id'],
+                       'metadata': ['container_format', 'disk_format']},
+    }}

@@ -4,6 +4,8 @@ import decimal
 
 import pytest
 
+from cloudkitty import collector
+from cloudkitty.storage import v2
 from cloudkitty.tests.functional.api import conftest
 
 pytestmark = pytest.mark.usefixtures('rated')
@@ -64,9 +66,41 @@ def test_groupby_time(app):
         (conftest.at(1, 1).isoformat(), 1.5)]
 
 
-@pytest.mark.parametrize('key', ['time-d', 'time-w', 'time-m', 'time-y'])
-def test_groupby_time_keys_accepted(app, key):
-    assert app.get('/v2/summary', params={'groupby': key}).status_int == 200
+@pytest.mark.parametrize('key, label', [
+    ('time-d', 'day_of_the_year'), ('time-w', 'week_of_the_year'),
+    ('time-m', 'month'), ('time-y', 'year')])
+def test_groupby_time_keys(app, backends, key, label):
+    """``time-d`` and the like group by the time labels the collector
+    gives every point (collector.time_keys), under the label's name; the
+    rated fixture's points, without them, come last."""
+    usage = []
+    for day, qty, price in ((2, 2, '0.5'), (3, 3, '0.25'), (9, 1, '2')):
+        start = conftest.at(day)
+        point = conftest.point('p9', qty, price)
+        point = point._replace(groupby={**point.groupby,
+                                        **collector.time_keys(start)})
+        backends.storage.push([conftest.frame(start, {'cpu': [point]})])
+        usage.append((collector.time_keys(start)[label], qty,
+                      decimal.Decimal(price)))
+    expected = {}
+    for value, qty, price in usage:
+        old_qty, old_price = expected.get(value, (0, 0))
+        expected[value] = (old_qty + qty, old_price + price)
+    body = app.get('/v2/summary', params={
+        'groupby': key, 'response_format': 'object'}).json
+    assert body['total'] == len(expected) + 1
+    rows = body['results']
+    assert {row[label]: (row['qty'], row['rate'])
+            for row in rows[:-1]} == expected
+    # The rated fixture's points (see conftest.rated), without labels.
+    assert (rows[-1][label], rows[-1]['qty'], rows[-1]['rate']) == (
+        None, 14, 4.5)
+    # The query's window: by default, the current month.
+    window = tuple(moment.isoformat() for moment in v2.month_window())
+    assert {(row['begin'], row['end']) for row in rows} == {window}
+    # Asking by the label's own name is the same.
+    assert app.get('/v2/summary', params={
+        'groupby': label, 'response_format': 'object'}).json == body
 
 
 @pytest.mark.parametrize('key', ['time-h', 'time-x', 'timely'])

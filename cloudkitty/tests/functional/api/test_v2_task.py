@@ -53,9 +53,15 @@ def test_all_means_every_active_scope(app):
 
 
 def test_end_equal_to_start_and_to_last_processed(app):
-    app.post_json('/v2/task/reprocesses', _task(
+    response = app.post_json('/v2/task/reprocesses', _task(
         start='2024-05-02T00:00:00Z', end='2024-05-02T00:00:00Z'),
         status=202)
+    assert response.json == {}
+    assert app.get('/v2/task/reprocesses').json == {'results': [{
+        'scope_id': 's1', 'reason': 'rules fixed',
+        'start_reprocess_time': '2024-05-02T00:00:00+00:00',
+        'end_reprocess_time': '2024-05-02T00:00:00+00:00',
+        'current_reprocess_time': None}]}
 
 
 @pytest.mark.parametrize('body, words', [
@@ -93,9 +99,15 @@ def test_misaligned_says_which_window_works(app):
 
 def test_alignment_follows_the_period(app, conf):
     conf.set_override('period', 600, 'collect')
-    app.post_json('/v2/task/reprocesses', _task(
+    response = app.post_json('/v2/task/reprocesses', _task(
         start='2024-05-01T00:30:00Z', end='2024-05-01T00:50:00Z'),
         status=202)
+    assert response.json == {}
+    assert app.get('/v2/task/reprocesses').json == {'results': [{
+        'scope_id': 's1', 'reason': 'rules fixed',
+        'start_reprocess_time': '2024-05-01T00:30:00+00:00',
+        'end_reprocess_time': '2024-05-01T00:50:00+00:00',
+        'current_reprocess_time': None}]}
 
 
 def test_overlap_with_unfinished_task(app):
@@ -118,7 +130,15 @@ def test_finished_task_does_not_block(app, backends):
     with backends.engine.begin() as connection:
         connection.execute(table.update().values(
             current_reprocess_time=datetime.datetime(2024, 5, 1, 10)))
-    app.post_json('/v2/task/reprocesses', _task(), status=202)
+    response = app.post_json('/v2/task/reprocesses', _task(), status=202)
+    assert response.json == {}
+    task = {'scope_id': 's1', 'reason': 'rules fixed',
+            'start_reprocess_time': '2024-05-01T00:00:00+00:00',
+            'end_reprocess_time': '2024-05-01T10:00:00+00:00'}
+    results = app.get('/v2/task/reprocesses').json['results']
+    assert sorted(results, key=lambda r: r['current_reprocess_time'] or '') \
+        == [{**task, 'current_reprocess_time': None},
+            {**task, 'current_reprocess_time': '2024-05-01T10:00:00+00:00'}]
 
 
 def test_list_order_pagination_and_scopes(app):

@@ -31,5 +31,10 @@ def test_summary_made_admin_only_refuses_readers(admin_only_summary_api,
     assert {row['project_id'] for row in rows} == {ids['A'], ids['B']}
 
 
-def test_without_the_file_readers_get_their_summary(as_user):
-    assert as_user('reader_a').get('/v2/summary').status_code == 200
+def test_without_the_file_readers_get_their_summary(as_user, ids):
+    response = as_user('reader_a').get('/v2/summary', groupby='project_id',
+                                       response_format='object')
+    assert response.status_code == 200, response.text
+    assert [(row['project_id'], str(row['rate']))
+            for row in response.json()['results']] == [
+        (ids['A'], conftest.TOTALS['A'])]
