@@ -69,6 +69,8 @@ CRASH_TEST = ('cloudkitty/tests/functional/test_processor_crash.py::'
 WORKER_TESTS = 'cloudkitty/tests/unit/test_orchestrator_worker.py'
 CONTRACT_TESTS = 'cloudkitty/tests/functional/storage/test_contract.py'
 API_TESTS = 'cloudkitty/tests/functional/api/'
+HASH_PROPERTY = 'cloudkitty/tests/unit/rating/test_hashmap_property.py'
+HASH_API_RATING = 'cloudkitty/tests/functional/api/test_hashmap_api_rating.py'
 HASH_TESTS = ('cloudkitty/tests/unit/rating/test_hashmap_property.py',
               'cloudkitty/tests/unit/rating/test_hashmap_rules.py')
 
@@ -131,6 +133,64 @@ MUTATIONS = (
         '        acc[0] = max(acc[0], cost)\n',
         '        acc[0] = acc[0] + cost\n',
         HASH_TESTS),
+    Mutation(
+        'threshold-tie-break-flipped-fields',
+        'on equal levels the last field threshold by name wins, not the '
+        'first',
+        HASH_RULES,
+        'levels[i] > field_best[group][0]',
+        'levels[i] >= field_best[group][0]',
+        (f'{HASH_PROPERTY}::test_thresholds_of_equal_level',
+         f'{HASH_PROPERTY}::test_worked_cases')),
+    Mutation(
+        'threshold-tie-break-flipped-service',
+        'on equal levels a field threshold wins over the service threshold',
+        HASH_RULES,
+        '                if best is not None and level < best[0]:\n',
+        '                if best is not None and level <= best[0]:\n',
+        (f'{HASH_PROPERTY}::test_thresholds_of_equal_level',
+         f'{HASH_PROPERTY}::test_worked_cases')),
+    Mutation(
+        'tenant-mapping-override-ignores-group',
+        "a tenant's mapping replaces the global ones of every group",
+        HASH_RULES,
+        "        return ('mapping', self.service, self.field, self.value, "
+        "self.group)\n",
+        "        return ('mapping', self.service, self.field, self.value)\n",
+        (f'{HASH_PROPERTY}::test_tenant_rules_override_within_their_group',
+         f'{HASH_PROPERTY}::test_worked_cases',
+         f'{HASH_API_RATING}::test_a_tenant_rule_of_another_group_adds_to_'
+         'the_global_one')),
+    Mutation(
+        'tenant-threshold-override-ignores-group',
+        "a tenant's threshold replaces the global ones of every group",
+        HASH_RULES,
+        "        return ('threshold', self.service, self.field, self.level,\n"
+        "                self.group)\n",
+        "        return ('threshold', self.service, self.field, "
+        "self.level)\n",
+        (f'{HASH_PROPERTY}::test_tenant_rules_override_within_their_group',
+         f'{HASH_PROPERTY}::test_worked_cases',
+         f'{HASH_API_RATING}::test_a_tenant_rule_of_another_group_adds_to_'
+         'the_global_one')),
+    Mutation(
+        'rounding-half-even',
+        'prices past 28 decimals are stored rounded half-even, not half-up',
+        'cloudkitty/storage/v2/sqlalchemy/backend.py',
+        '    return value.quantize(_QUANTUM, decimal.ROUND_HALF_UP,\n',
+        '    return value.quantize(_QUANTUM, decimal.ROUND_HALF_EVEN,\n',
+        (f'{HASH_API_RATING}::test_prices_past_28_decimals_are_stored_'
+         'rounded_half_up',)),
+    Mutation(
+        'rounding-half-even-sqlite-column',
+        "SQLite's price column rounds past 28 decimals half-even",
+        'cloudkitty/storage/v2/sqlalchemy/models.py',
+        '            value = value.quantize(self._quantum, '
+        'decimal.ROUND_HALF_UP,\n',
+        '            value = value.quantize(self._quantum, '
+        'decimal.ROUND_HALF_EVEN,\n',
+        ('cloudkitty/tests/unit/test_storage_sqlalchemy.py::test_sqlite_'
+         'decimal_rounds_half_up_at_28_digits',)),
     Mutation(
         'reader-filter-dropped-v1-report',
         "v1 reports: a reader's queries are not restricted to their project",
