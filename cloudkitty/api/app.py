@@ -2,7 +2,9 @@
 
 :func:`setup_app` builds the application (what tests and embedders use):
 Pecan behind the request body limit
-(:class:`cloudkitty.api.middleware.RequestBodyLimit`); :func:`load_app`
+(:class:`cloudkitty.api.middleware.RequestBodyLimit`) and the check of
+the path and query string (:class:`~cloudkitty.api.middleware.
+RequestText`); :func:`load_app`
 wraps it in the pipeline of ``[api] paste_config`` named
 ``cloudkitty+<auth_strategy>``. The paste factories below receive the
 service's ``ConfigOpts`` through the ``configkey`` global option, so that
@@ -23,11 +25,9 @@ from pecan import routing as pecan_routing
 from pecan import util as pecan_util
 import wsme.api
 
-from cloudkitty.api import errors
 from cloudkitty.api import hooks
 from cloudkitty.api import middleware
 from cloudkitty.api import root
-from cloudkitty import db
 
 # ConfigOpts handed to the paste factories while load_app() runs.
 _CONFS = {}
@@ -42,7 +42,7 @@ def setup_app(conf, backends=None):
     """
     backends = backends or hooks.Backends(conf)
     _remember_argspecs()
-    _pass_unavailability_through_wsme()
+    _pass_server_errors_through_wsme()
     application = pecan.make_app(
         root.RootController(),
         hooks=hooks.make_hooks(conf, backends),
@@ -51,35 +51,39 @@ def setup_app(conf, backends=None):
         guess_content_type_from_ext=False,
         force_canonical=False,
     )
-    return middleware.RequestBodyLimit(application, conf)
+    return middleware.RequestBodyLimit(
+        middleware.RequestText(application), conf)
 
 
-def _unavailable(error):
-    return isinstance(error, errors.ServiceUnavailable) or (
-        not isinstance(error, errors.APIError) and db.is_unavailable(error))
+def _server_side(error):
+    code = getattr(error, 'code', None)
+    return not (isinstance(code, int) and 400 <= code < 500)
 
 
-def _pass_unavailability_through_wsme():
-    """Have the v1 handlers (WSME's ``wsexpose``) let a database or another
-    collaborator out of reach reach :class:`~cloudkitty.api.hooks.ErrorHook`.
+def _pass_server_errors_through_wsme():
+    """Have the v1 handlers (WSME's ``wsexpose``) let every error that is
+    not the caller's (a 4xx) reach :class:`~cloudkitty.api.hooks.ErrorHook`.
 
     WSME answers every exception of a handler itself: a 500 with the
-    exception's text, or the status of its ``code``, never with the
-    ``Retry-After`` of a 503. It builds that answer with
-    ``wsme.api.format_exception``, inside its ``except`` clause: for these
-    errors ours raises the exception again, and Pecan hands it to the
-    hooks as it does for the other routes. Idempotent.
+    exception's text (a driver's error holds the SQL statement), or the
+    status of its ``code``, never with the ``Retry-After`` of a 503. It
+    builds that answer with ``wsme.api.format_exception``, inside its
+    ``except`` clause: for these errors ours raises the exception again,
+    and Pecan hands it to the hooks as it does for the other routes (which
+    answer a value the database refuses with a 400, a database out of
+    reach with a 503, anything else with a 500 naming no internals).
+    Idempotent.
     """
     original = wsme.api.format_exception
-    if getattr(original, 'passes_unavailability', False):
+    if getattr(original, 'passes_server_errors', False):
         return
 
     @functools.wraps(original)
     def format_exception(excinfo, *args, **kwargs):
-        if _unavailable(excinfo[1]):
+        if _server_side(excinfo[1]):
             raise excinfo[1]
         return original(excinfo, *args, **kwargs)
-    format_exception.passes_unavailability = True
+    format_exception.passes_server_errors = True
     wsme.api.format_exception = format_exception
 
 

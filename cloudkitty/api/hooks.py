@@ -10,10 +10,12 @@ and :class:`ContextHook` sets ``pecan.request.context`` (an
 
 import json
 import logging
+import uuid
 
 from oslo_context import context as oslo_context
 from pecan import hooks
 from pecan import util as pecan_util
+from sqlalchemy import exc as sa_exc
 import webob
 from webob import exc as webob_exc
 
@@ -26,6 +28,7 @@ from cloudkitty.policies import base as base_policies
 from cloudkitty import rating
 from cloudkitty import storage
 from cloudkitty import storage_state
+from cloudkitty.storage import v2 as storage_v2
 from cloudkitty.storage_state import collector as collector_state
 from cloudkitty.storage_state import reprocessing
 from cloudkitty.storage_state import scope_admin
@@ -259,16 +262,27 @@ class HeadHook(hooks.PecanHook):
             state.response.allow = sorted([*allow, 'HEAD'])
 
 
-class JsonBodyHook(hooks.PecanHook):
-    """Refuses, with a 400, a request body that is not a JSON object.
+class InputHook(hooks.PecanHook):
+    """Refuses, with a 400, a request body no route takes: one that is not
+    a JSON object, nests deeper than :data:`cloudkitty.api.utils.
+    MAX_BODY_DEPTH` levels or holds a lone surrogate (the path and query
+    string are checked before, by :class:`cloudkitty.api.middleware.
+    RequestText`).
 
-    Every route taking a body takes an object; checking it here spares the
-    handlers (and WSME, which fails on some non-objects) from the rest.
+    Every route taking a body takes an object; checking all input here
+    spares the handlers, WSME (which fails on some non-objects) and the
+    databases (none stores a lone surrogate) from the rest. It
+    checks on routing, before Pecan reads a JSON body for the routing
+    arguments (and fails on deep nesting).
     """
 
-    def before(self, state):
+    def on_route(self, state):
         if state.request.body:
             utils.json_body()
+            if state.request.body.strip() == b'null':
+                # No body, to WSME too (which hands a v1 handler None for
+                # its object, not a 400 for a missing one).
+                state.request.body = b''
 
 
 class ErrorHook(hooks.PecanHook):
@@ -290,6 +304,14 @@ class ErrorHook(hooks.PecanHook):
             LOG.error('The database is unavailable (%s %s): %s',
                       state.request.method, state.request.path, e)
             e = errors.DatabaseUnavailable()
+        elif _refused_value(e):
+            # A value the database cannot hold (too long for its column,
+            # out of its type's range): the caller's to change. The
+            # database's own words stay in the log.
+            LOG.info('A value refused by the database (%s %s): %s',
+                     state.request.method, state.request.path, e)
+            e = errors.BadRequest('A value is too long, too large or not '
+                                  'valid for the database.')
         if isinstance(e, errors.APIError):
             status, message = e.code, e.faultstring
         elif isinstance(e, webob_exc.HTTPMethodNotAllowed):
@@ -309,9 +331,13 @@ class ErrorHook(hooks.PecanHook):
             if e.detail:
                 message = f'{message} {e.detail}'
         else:
-            LOG.exception('Unexpected error on %s %s', state.request.method,
-                          state.request.path)
-            status, message = 500, 'Internal server error.'
+            request_id = _request_id(state.request)
+            LOG.exception('Unexpected error on %s %s (request %s)',
+                          state.request.method, state.request.path,
+                          request_id)
+            status = 500
+            message = (f'The server failed to answer this request '
+                       f'(request {request_id}); its log tells why.')
         if state.request.path.startswith('/v1/') or \
                 state.request.path == '/v1':
             faultcode = 'Client' if status < 500 else 'Server'
@@ -331,7 +357,29 @@ class ErrorHook(hooks.PecanHook):
         return response
 
 
+def _refused_value(error):
+    """Whether ``error`` is a database refusing a value: too long for its
+    column, out of its type's range, or a character its driver does not
+    send (psycopg refuses NUL characters before sending the statement)."""
+    if isinstance(error, (sa_exc.DataError, storage_v2.InvalidData)):
+        return True
+    return isinstance(error, sa_exc.StatementError) and isinstance(
+        error.orig, ValueError)
+
+
+def _request_id(request):
+    """The request's id: oslo.middleware's, else the request context's."""
+    request_id = request.environ.get('openstack.request_id')
+    if not request_id:
+        context = getattr(request, 'context', None)
+        request_id = getattr(context, 'request_id', None)
+    if not request_id:
+        request_id = request.environ.setdefault(
+            'openstack.request_id', f'req-{uuid.uuid4()}')
+    return request_id
+
+
 def make_hooks(conf, backends):
     """The hooks of the application, in order."""
     return [HeadHook(), ContextHook(conf.auth_strategy, backends.enforcer),
-            BackendsHook(backends), JsonBodyHook(), ErrorHook()]
+            BackendsHook(backends), InputHook(), ErrorHook()]

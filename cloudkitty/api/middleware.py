@@ -1,8 +1,10 @@
 """The API's own WSGI middleware: keystonemiddleware's token check, except
-for the version documents, and the request body limit."""
+for the version documents, the request body limit and the check of the
+path and query string."""
 
 import io
 import json
+import urllib.parse
 
 from keystonemiddleware import auth_token
 
@@ -60,20 +62,59 @@ class RequestBodyLimit:
         return self._app(environ, start_response)
 
     def _too_large(self, environ, start_response):
-        message = (f'The request body is larger than this API accepts: at '
-                   f'most {self._limit} bytes ([api] '
-                   f'max_request_body_size).')
-        path = environ.get('PATH_INFO', '')
-        if path == '/v1' or path.startswith('/v1/'):
-            document = {'faultcode': 'Client', 'faultstring': message,
-                        'debuginfo': None}
-        else:
-            document = {'message': message}
-        body = json.dumps(document).encode()
-        start_response('413 Request Entity Too Large', [
-            ('Content-Type', 'application/json; charset=UTF-8'),
-            ('Content-Length', str(len(body)))])
-        return [body]
+        return client_error(
+            environ, start_response, '413 Request Entity Too Large',
+            f'The request body is larger than this API accepts: at most '
+            f'{self._limit} bytes ([api] max_request_body_size).')
+
+
+class RequestText:
+    """Refuses with a 400 a path or a query string that is not UTF-8 text,
+    or that holds a NUL character (no database stores one), before any
+    framework decodes them (Pecan and WebOb fail on the former); a path
+    with an empty segment (``a//b``) is a 404."""
+
+    def __init__(self, app):
+        self._app = app
+
+    def __call__(self, environ, start_response):
+        try:
+            # PEP 3333: PATH_INFO holds the bytes as latin-1 characters.
+            path = environ.get('PATH_INFO', '').encode('latin-1').decode()
+            query = urllib.parse.unquote_to_bytes(
+                environ.get('QUERY_STRING', '')).decode()
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            return client_error(environ, start_response, '400 Bad Request',
+                                'The path or the query string is not UTF-8 '
+                                'text.')
+        if '\x00' in path or '\x00' in query:
+            return client_error(environ, start_response, '400 Bad Request',
+                                'The path or the query string holds a NUL '
+                                'character.')
+        if '//' in path:
+            # An empty segment names nothing (Pecan would route it to a
+            # handler as a missing argument).
+            return client_error(environ, start_response, '404 Not Found',
+                                'No resource has a path with an empty '
+                                'segment.')
+        return self._app(environ, start_response)
+
+
+def client_error(environ, start_response, status, message):
+    """Answer ``status`` with ``message`` in the API's error format
+    (``{"faultcode", "faultstring", "debuginfo"}`` under ``/v1``,
+    ``{"message"}`` elsewhere)."""
+    path = environ.get('PATH_INFO', '')
+    if path == '/v1' or path.startswith('/v1/'):
+        document = {'faultcode': 'Client', 'faultstring': message,
+                    'debuginfo': None}
+    else:
+        document = {'message': message}
+    body = json.dumps(document).encode()
+    start_response(status, [
+        ('Content-Type', 'application/json; charset=UTF-8'),
+        ('Content-Length', str(len(body)))])
+    return [body]
 
 
 def _read_at_most(stream, size):

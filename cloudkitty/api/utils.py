@@ -47,11 +47,43 @@ def own_scope_filters(filters=None):
     return filters
 
 
+#: How deep a request body may nest arrays and objects.
+MAX_BODY_DEPTH = 32
+
+#: The earliest and the latest instant the API takes (the databases hold
+#: them all, and a month or a year after the latest is still a date).
+EARLIEST = datetime.datetime(1900, 1, 1, tzinfo=datetime.timezone.utc)
+LATEST = datetime.datetime(9000, 1, 1, tzinfo=datetime.timezone.utc)
+
+#: The largest integer the API takes where a count or a position is asked
+#: (offset, limit): what a signed 64-bit column or parameter holds.
+MAX_INT64 = 2 ** 63 - 1
+
+#: The largest priority of a rating module (an INTEGER column).
+MAX_PRIORITY = 2 ** 31 - 1
+
+
+def check_text(value, what):
+    """``value`` (a str) unchanged; :class:`errors.BadRequest` naming
+    ``what`` if it holds a lone surrogate, which is no text: no database
+    stores one and no encoder writes it as UTF-8. (A NUL character is
+    text, refused where it is stored: see
+    :class:`cloudkitty.api.hooks.ErrorHook`.)"""
+    try:
+        value.encode('utf-8')
+    except UnicodeEncodeError:
+        raise errors.BadRequest(
+            f'{what} holds a lone surrogate, which is not text.') from None
+    return value
+
+
 def json_body():
     """The request's JSON body as a dict (``{}`` when empty or ``null``).
 
     Floats are read as Decimals, digit for digit. Raises
-    :class:`errors.BadRequest` for malformed JSON or a non-object.
+    :class:`errors.BadRequest` for malformed JSON, a non-object, nesting
+    deeper than :data:`MAX_BODY_DEPTH` or text that :func:`check_text`
+    refuses.
     """
     raw = pecan.request.body
     if not raw.strip():
@@ -61,13 +93,38 @@ def json_body():
     except (ValueError, UnicodeDecodeError) as exc:
         raise errors.BadRequest(f'The body is not valid JSON: {exc}') \
             from None
+    except RecursionError:
+        raise errors.BadRequest(f'The body nests arrays or objects deeper '
+                                f'than {MAX_BODY_DEPTH} levels.') from None
     if body is None:
         return {}
     if not isinstance(body, dict):
         kind = {list: 'an array', str: 'a string', bool: 'a boolean'}.get(
             type(body), 'a number')
         raise errors.BadRequest(f'The body must be a JSON object, not {kind}.')
+    _check_json(body)
     return body
+
+
+def _check_json(body):
+    """Walk ``body`` (without recursion) for :func:`json_body`."""
+    pending = [(body, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > MAX_BODY_DEPTH:
+            raise errors.BadRequest(f'The body nests arrays or objects '
+                                    f'deeper than {MAX_BODY_DEPTH} levels.')
+        if isinstance(value, dict):
+            for key, item in value.items():
+                check_text(key, 'A key of the body')
+                pending.append((item, depth + 1))
+        elif isinstance(value, list):
+            pending.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str):
+            check_text(value, 'A string of the body')
+        elif isinstance(value, decimal.Decimal) and not value.is_finite():
+            raise errors.BadRequest('The body holds a number that is not '
+                                    'finite.')
 
 
 def validate(schema, params, what):
@@ -106,8 +163,24 @@ def rating_module(module_id):
 
 
 def utc(value):
-    """Aware UTC datetime from a datetime or ISO 8601 string (naive is UTC)."""
-    return dataframe.parse_datetime(value).astimezone(datetime.timezone.utc)
+    """Aware UTC datetime from a datetime or ISO 8601 string (naive is UTC).
+
+    Raises ``ValueError`` for anything else, an offset of a day or more,
+    or an instant outside [:data:`EARLIEST`, :data:`LATEST`).
+    """
+    moment = dataframe.parse_datetime(value)
+    value = value if isinstance(value, str) else moment.isoformat()
+    try:
+        offset = moment.utcoffset()
+        if offset is not None and abs(offset) >= datetime.timedelta(days=1):
+            raise ValueError(f'{value!r}: a UTC offset is less than a day')
+        moment = moment.astimezone(datetime.timezone.utc)
+    except OverflowError:
+        moment = None
+    if moment is None or not EARLIEST <= moment < LATEST:
+        raise ValueError(f'{value!r} is out of range: dates go from '
+                         f'{EARLIEST.date()} to {LATEST.date()} (excluded)')
+    return moment
 
 
 def month_window(begin=None, end=None):
@@ -121,19 +194,26 @@ def month_window(begin=None, end=None):
     ``(t, t)``, ``t`` the bound given.
     """
     month_start, next_month = storage_v2.month_window()
+    begin, end = _bound('begin', begin), _bound('end', end)
     if begin is not None and end is not None:
-        begin, end = utc(begin), utc(end)
         if end < begin:
             raise errors.BadRequest(f'end ({end.isoformat()}) is before '
                                     f'begin ({begin.isoformat()})')
         return begin, end
     if end is not None:
-        end = utc(end)
         return min(month_start, end), end
     if begin is not None:
-        begin = utc(begin)
         return begin, max(begin, next_month)
     return month_start, next_month
+
+
+def _bound(name, value):
+    if value is None:
+        return None
+    try:
+        return utc(value)
+    except ValueError as exc:
+        raise errors.BadRequest(f'invalid {name}: {exc}') from None
 
 
 def one_id(name, *candidates):

@@ -198,7 +198,23 @@ def is_active(value):
         return None
     if value.lower() in _TRUE + _FALSE:
         return flag(value, 'is_active') or None
-    return value
+    return instant(value, 'is_active')
+
+
+def instant(value, name):
+    """A date filter of a list: ``None``, or ``value`` as an aware UTC
+    datetime; :class:`errors.BadRequest` naming ``name`` if it is not a
+    date :func:`cloudkitty.api.utils.utc` takes."""
+    if value is None:
+        return None
+    try:
+        moment = dataframe.parse_datetime(value)
+    except ValueError:
+        raise errors.BadRequest(f'{name} {value!r} is not a date') from None
+    try:
+        return utils.utc(moment)
+    except ValueError as exc:
+        raise errors.BadRequest(f'{name}: {exc}') from None
 
 
 def caller():

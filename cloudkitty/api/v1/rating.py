@@ -23,7 +23,8 @@ class CloudkittyModule(wtypes.Base):
     description = wtypes.wsattr(wtypes.text, mandatory=False)
     enabled = wtypes.wsattr(bool, mandatory=False)
     hot_config = wtypes.wsattr(bool, mandatory=False, name='hot-config')
-    priority = wtypes.wsattr(wtypes.IntegerType(minimum=1), mandatory=False)
+    priority = wtypes.wsattr(wtypes.IntegerType(
+        minimum=1, maximum=utils.MAX_PRIORITY), mandatory=False)
 
     @classmethod
     def from_module(cls, module):

@@ -162,17 +162,23 @@ def non_empty(value):
     return value
 
 
-def integer(minimum):
-    """An integer (a JSON integer or its decimal string) >= ``minimum``."""
+def integer(minimum, maximum=utils.MAX_INT64):
+    """An integer (a JSON integer or its decimal string) in
+    [``minimum``, ``maximum``]."""
     def validate(value):
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             raise voluptuous.Invalid('expected an integer')
+        if isinstance(value, str) and len(value.strip()) > 40:
+            raise voluptuous.Invalid(f'{value[:40]!r}... is too long for '
+                                     f'an integer')
         try:
             number = int(value)
         except ValueError:
             raise voluptuous.Invalid(f'{value!r} is not an integer') from None
         if number < minimum:
             raise voluptuous.Invalid(f'must be at least {minimum}')
+        if number > maximum:
+            raise voluptuous.Invalid(f'must be at most {maximum}')
         return number
     return validate
 

@@ -30,7 +30,8 @@ class ModulesController(rest.RestController):
 
     @base.expose(rating_policies.UPDATE_MODULE, body={
         voluptuous.Optional('enabled'): base.single(base.boolean),
-        voluptuous.Optional('priority'): base.single(base.integer(1)),
+        voluptuous.Optional('priority'): base.single(
+            base.integer(1, utils.MAX_PRIORITY)),
     })
     def put(self, module_id, *, enabled=None, priority=None):
         """Enable or disable a module, or change its priority."""

@@ -391,7 +391,9 @@ class MappingsController(_Rules):
                 service_id=service_id, field_id=field_id, group_id=group_id,
                 no_group=mc.flag(no_group, 'no_group'), tenant_id=tenant_id,
                 filter_tenant=mc.flag(filter_tenant, 'filter_tenant'),
-                deleted=mc.flag(deleted, 'deleted'), start=start, end=end,
+                deleted=mc.flag(deleted, 'deleted'),
+                start=mc.instant(start, 'start'),
+                end=mc.instant(end, 'end'),
                 created_by=created_by, updated_by=updated_by,
                 deleted_by=deleted_by, description=description,
                 is_active=mc.is_active(is_active))

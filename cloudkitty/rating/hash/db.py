@@ -75,6 +75,13 @@ def _number(value, what, integer_digits):
         number = dataframe.to_decimal(value)
     except ValueError:
         raise exc.InvalidRule(f'{what} {value!r} is not a number') from None
+    # Judged on the exponent first: normalizing 1E+999999999 overflows.
+    if number and number.adjusted() >= integer_digits:
+        raise exc.InvalidRule(f'{what} {value} has more than '
+                              f'{integer_digits} integer digits')
+    if number and number.adjusted() < -_SCALE:
+        raise exc.InvalidRule(f'{what} {value} has more than {_SCALE} '
+                              f'decimal digits')
     number = plain(number)
     if number.as_tuple().exponent < -_SCALE:
         raise exc.InvalidRule(f'{what} {value} has more than {_SCALE} '

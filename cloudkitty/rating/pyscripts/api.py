@@ -59,7 +59,9 @@ class ScriptsController(rest.RestController):
         with _api_errors():
             scripts = _store().list_scripts(
                 no_data=mc.flag(no_data, 'no_data'),
-                deleted=mc.flag(deleted, 'deleted'), start=start, end=end,
+                deleted=mc.flag(deleted, 'deleted'),
+                start=mc.instant(start, 'start'),
+                end=mc.instant(end, 'end'),
                 created_by=created_by, updated_by=updated_by,
                 deleted_by=deleted_by, description=description,
                 is_active=mc.is_active(is_active))

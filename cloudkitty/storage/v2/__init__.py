@@ -43,6 +43,13 @@ class InvalidData(StorageError, ValueError):
     of the storable range)."""
 
 
+#: The most groupby keys, and label filter keys, one query takes: each
+#: is a column, or a join, of the statement; thousands of them take
+#: seconds to plan and go past what a database allows (2,000 columns in
+#: SQLite, 1,664 in PostgreSQL).
+MAX_GROUPBY_KEYS = 64
+MAX_FILTER_KEYS = 64
+
 #: ``time-*`` groupby keys and the groupby key every collector adds to each
 #: point, from the period start, that they stand for.
 TIME_GROUPBY_KEYS = {
@@ -404,6 +411,9 @@ class BaseStorage(abc.ABC):
                 key = GroupKey('label', check_key(name))
             if key not in keys:
                 keys.append(key)
+        if len(keys) > MAX_GROUPBY_KEYS:
+            raise InvalidQuery(f'{len(keys)} groupby keys: at most '
+                               f'{MAX_GROUPBY_KEYS} are taken')
         return keys
 
     def _make_query(self, begin, end, filters, metric_types, default_window):
@@ -437,6 +447,9 @@ class BaseStorage(abc.ABC):
                 scopes = values
             else:
                 labels.append((check_key(key, 'filter key'), values))
+        if len(labels) > MAX_FILTER_KEYS:
+            raise InvalidQuery(f'{len(labels)} filter keys: at most '
+                               f'{MAX_FILTER_KEYS} are taken')
         return Query(begin=begin, end=end, types=types, scopes=scopes,
                      labels=tuple(sorted(labels)))
 

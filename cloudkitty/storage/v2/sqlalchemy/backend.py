@@ -1081,9 +1081,12 @@ class SQLAlchemyStorage(v2.BaseStorage):
             every_group = sa.select(*facts or [sa.literal(1)]).where(
                 *conditions).group_by(*facts)
             if not keys:
-                # One group of nothing is no group.
+                # One group of nothing is no group; there is one group when
+                # a row is selected (a HAVING on a query without aggregate,
+                # as counting it needs, SQLite refuses).
                 statement = grouped.having(sa.func.count() > 0)
-                every_group = every_group.having(sa.func.count() > 0)
+                every_group = sa.select(sa.literal(1)).where(
+                    *conditions).limit(1)
         if limit is not None:
             statement = statement.offset(offset).limit(limit)
         rows = conn.execute(statement).all()
@@ -1216,5 +1219,12 @@ class _ErrorTranslator:
     def __exit__(self, exc_type, exc, _tb):
         if exc is not None and isinstance(exc, self._errors) and not (
                 isinstance(exc, v2.StorageError)):
+            if isinstance(exc, sa.exc.DataError) or not isinstance(
+                    exc, ValueError):
+                # The driver's words (and the statement) are for the log.
+                LOG.info('Points refused by the database: %s', exc)
+                raise v2.InvalidData(
+                    'cannot store these points: a value is too long, too '
+                    'large or not valid for the database') from exc
             raise v2.InvalidData(f'cannot store these points: {exc}') from exc
         return False
