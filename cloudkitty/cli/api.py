@@ -79,6 +79,10 @@ class _Handler(simple_server.WSGIRequestHandler):
                      'within %ss ([api] client_timeout)',
                      self.client_address[0], self.timeout)
             return
+        except OSError as exc:  # the client went away
+            LOG.debug('Connection from %s lost before its request: %s',
+                      self.client_address[0], exc)
+            return
         finally:
             self._reader.deadline = None
             self.connection.settimeout(self.timeout)
