@@ -192,6 +192,15 @@ MUTATIONS = (
         ('cloudkitty/tests/unit/test_storage_sqlalchemy.py::test_sqlite_'
          'decimal_rounds_half_up_at_28_digits',)),
     Mutation(
+        'rules-in-force-by-microseconds',
+        'a rule created within the second of a quote is not in force for it',
+        'cloudkitty/rating/common.py',
+        '        second = to_db(at).replace(microsecond=0)\n',
+        '        second = to_db(at) - datetime.timedelta(seconds=1)\n',
+        ('cloudkitty/tests/functional/rating/test_hashmap_validity_'
+         'property.py',
+         'cloudkitty/tests/functional/api/test_hashmap_api_quote.py')),
+    Mutation(
         'reader-filter-dropped-v1-report',
         "v1 reports: a reader's queries are not restricted to their project",
         'cloudkitty/api/v1/report.py',

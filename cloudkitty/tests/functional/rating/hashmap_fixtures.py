@@ -22,7 +22,7 @@ from cloudkitty.tests.functional import storage as db_servers
 
 BACKENDS = ['sqlite', 'postgresql', 'mariadb']
 # Children first: what the foreign keys need.
-_TABLES = ('hashmap_mappings', 'hashmap_thresholds', 'hashmap_fields',
+TABLES = ('hashmap_mappings', 'hashmap_thresholds', 'hashmap_fields',
            'hashmap_services', 'hashmap_groups')
 UTC = datetime.UTC
 
@@ -66,7 +66,7 @@ def hashmap_engine(hashmap_url):
     """An engine on each backend in turn, hashmap tables empty."""
     engine = db.create_engine(hashmap_url)
     with engine.begin() as conn:
-        for table in _TABLES:
+        for table in TABLES:
             conn.exec_driver_sql(f'DELETE FROM {table}')
     yield engine
     engine.dispose()
