@@ -191,7 +191,10 @@ _regrouped = st.fixed_dictionaries({
     'type': types, 'cost': costs})
 # The database refuses a mapping with the same parent, value, tenant and
 # group as a live one, and a threshold with the same level, parent and
-# tenant.
+# tenant. The engine is given thresholds of one level and parent in
+# different groups all the same (as upstream's database, ours refuses
+# them, but a rule set built by hand may hold them): each applies in its
+# group.
 mapping_sets = _with_variants(
     st.lists(mapping_dicts, max_size=20), st.one_of(_retyped, _regrouped)).map(
     lambda ms: _unique(ms, lambda m: (m['service'], m['field'], m['value'],
@@ -201,7 +204,8 @@ threshold_sets = _with_variants(
     st.one_of(_retyped, _regrouped, st.fixed_dictionaries({
         'field': st.sampled_from([None] + FIELDS), 'cost': costs}))).map(
     lambda ts: _unique(ts, lambda t: (t['service'], t['field'],
-                                      t['level'], t['tenant'])))
+                                      t['level'], t['tenant'],
+                                      t['group'])))
 
 label_values = st.one_of(st.sampled_from(VALUES), st.sampled_from(
     [8, 16, 64, 100, D('8.0'), D('64'), 8.0, 0.1, None, True]))
