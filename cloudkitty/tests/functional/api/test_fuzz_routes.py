@@ -20,7 +20,7 @@ import pytest
 from cloudkitty.tests.functional.api import conftest as api_conftest
 from cloudkitty.tests.functional.api import server_errors
 
-EXAMPLES = 200
+EXAMPLES = 400
 
 HASHMAP = '/v1/rating/module_config/hashmap'
 PYSCRIPTS = '/v1/rating/module_config/pyscripts/scripts'
@@ -122,6 +122,8 @@ RAW_BODIES = [
     b'{"priority": 1000000000000000000000000000000, "enabled": true}',
     b'{"name": "a\\u0000b", "scope_id": "\\u0000"}',
 ]
+# Path segments sent as they are: not UTF-8, NUL, a slash, up.
+RAW_SEGMENTS = ['%ff', '%80', '%00', '%ED%A0%80', '..', '%2F', '%2F%2F']
 
 
 def _quote(text):
@@ -133,14 +135,10 @@ def _quote(text):
 def requests(draw, ids):
     method, path = draw(st.sampled_from(ROUTES))
     while '{id}' in path:
-        segment = draw(st.one_of(st.sampled_from(ids), _TEXT,
-                                 st.sampled_from(['%ff', '%00', '%ED%A0%80',
-                                                  '..', '%2F'])))
-        if segment.startswith('%') or segment == '..':
-            quoted = segment
-        else:
-            quoted = _quote(segment) or 'x'
-        path = path.replace('{id}', quoted, 1)
+        segment = draw(st.one_of(
+            st.one_of(st.sampled_from(ids), _TEXT).map(_quote),
+            st.sampled_from(RAW_SEGMENTS)))
+        path = path.replace('{id}', segment or 'x', 1)
     query = draw(st.lists(st.tuples(st.sampled_from(NAMES), st.one_of(
         _TEXT, st.sampled_from(ids))), max_size=5))
     query_string = '&'.join(f'{_quote(name)}={_quote(value)}'
@@ -197,14 +195,21 @@ def seeded(request, tmp_path_factory):
 
 def test_no_route_answers_5xx_or_internals(seeded):
     app, ids = seeded
+    statuses = []
 
     @hypothesis.settings(max_examples=EXAMPLES, deadline=None,
                          suppress_health_check=list(hypothesis.HealthCheck))
     @hypothesis.given(requests(ids))
     def run(sent):
+        statuses.append(None)
         method, path, body = sent
         response = app.request(path, method=method, body=body,
                                content_type='application/json',
                                expect_errors=True)
+        statuses[-1] = response.status_int
         server_errors.check_answer(response)
     run()
+    assert len(statuses) >= EXAMPLES
+    print(f'{len(statuses)} requests: ' + ', '.join(
+        f'{status}: {statuses.count(status)}'
+        for status in sorted(set(statuses))))
