@@ -223,3 +223,15 @@ def test_v1_errors_show_no_internals(db_app, monkeypatch):
         text = response.text
         assert 'SELECT' not in text and 'secret' not in text
         assert 'req-' in text, text
+
+
+def test_reader_gets_no_internals(keystone_app):
+    """A project reader sending a NUL in a filter (the database's error
+    and the SQL statement used to be the v1 ``faultstring``)."""
+    for path in ('/v1/report/total?service=%00',
+                 '/v1/report/summary?service=%00&tenant_id=p1',
+                 '/v2/summary?filters=id:%00'):
+        response = keystone_app.get(path, headers=api_conftest.reader('p1'),
+                                    expect_errors=True)
+        server_errors.check_answer(response)
+        assert response.status_int == 400, response.text
