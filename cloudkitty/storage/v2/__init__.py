@@ -411,9 +411,10 @@ class BaseStorage(abc.ABC):
                 key = GroupKey('label', check_key(name))
             if key not in keys:
                 keys.append(key)
-        if len(keys) > MAX_GROUPBY_KEYS:
-            raise InvalidQuery(f'{len(keys)} groupby keys: at most '
-                               f'{MAX_GROUPBY_KEYS} are taken')
+            if len(keys) > MAX_GROUPBY_KEYS:
+                raise InvalidQuery(f'more than {MAX_GROUPBY_KEYS} groupby '
+                                   f'keys: at most {MAX_GROUPBY_KEYS} are '
+                                   f'taken')
         return keys
 
     def _make_query(self, begin, end, filters, metric_types, default_window):
