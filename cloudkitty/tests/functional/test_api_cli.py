@@ -48,7 +48,10 @@ def _wait_for_port(process, port, log, timeout=30):
                          f'{timeout}s: {live_server.log_tail(log)}')
 
 
-def test_serves_the_api_on_the_configured_address(tmp_path):
+def write_config(tmp_path, **api_options):
+    """A migrated SQLite database and a configuration of ``cloudkitty-api``
+    on a free port of 127.0.0.1 in ``tmp_path``, with ``api_options`` in
+    ``[api]``; returns ``(config path, port, log path)``."""
     url = f'sqlite:///{tmp_path}/ck.sqlite'
     engine = db.create_engine(url)
     migration.upgrade(engine)
@@ -58,6 +61,8 @@ def test_serves_the_api_on_the_configured_address(tmp_path):
     port = live_server.free_port()
     log = tmp_path / 'api.log'
     config = tmp_path / 'cloudkitty.conf'
+    options = ''.join(f'{name} = {value}\n'
+                      for name, value in api_options.items())
     config.write_text(f"""\
 [DEFAULT]
 auth_strategy = noauth
@@ -66,13 +71,18 @@ log_file = {log}
 host = 127.0.0.1
 port = {port}
 paste_config = {TOP}/etc/cloudkitty/api_paste.ini
-[collect]
+{options}[collect]
 metrics_conf = {tmp_path}/metrics.yml
 [database]
 connection = {url}
 [storage]
 backend = sqlalchemy
 """)
+    return config, port, log
+
+
+def test_serves_the_api_on_the_configured_address(tmp_path):
+    config, port, log = write_config(tmp_path)
     subprocess.run([BIN / 'cloudkitty-storage-init', '--config-file',
                     config], check=True, capture_output=True, timeout=60)
     process = subprocess.Popen(

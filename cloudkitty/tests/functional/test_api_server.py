@@ -17,8 +17,6 @@ import time
 
 import pytest
 
-from cloudkitty import db
-from cloudkitty.db import migration
 from cloudkitty.tests.functional import live_server
 from cloudkitty.tests.functional import test_api_cli
 from cloudkitty.tests import waiting
@@ -76,30 +74,8 @@ def read_all(connection):
 @pytest.fixture(scope='module')
 def server(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp('api-server')
-    url = f'sqlite:///{tmp_path}/ck.sqlite'
-    engine = db.create_engine(url)
-    migration.upgrade(engine)
-    engine.dispose()
-    (tmp_path / 'metrics.yml').write_text(
-        'metrics:\n  cpu:\n    unit: instance\n    groupby: [id]\n')
-    port = live_server.free_port()
-    log = tmp_path / 'api.log'
-    config = tmp_path / 'cloudkitty.conf'
-    config.write_text(f"""\
-[DEFAULT]
-auth_strategy = noauth
-log_file = {log}
-[api]
-host = 127.0.0.1
-port = {port}
-paste_config = {test_api_cli.TOP}/etc/cloudkitty/api_paste.ini
-threads = {THREADS}
-client_timeout = {CLIENT_TIMEOUT}
-[collect]
-metrics_conf = {tmp_path}/metrics.yml
-[database]
-connection = {url}
-""")
+    config, port, log = test_api_cli.write_config(
+        tmp_path, threads=THREADS, client_timeout=CLIENT_TIMEOUT)
     with open(tmp_path / 'stderr', 'wb') as stderr:
         process = subprocess.Popen(
             [test_api_cli.BIN / 'cloudkitty-api', '--config-file', config],
