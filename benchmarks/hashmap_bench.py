@@ -2,9 +2,20 @@
 
 1,000 rules (10 services with 3 fields each, mappings flat and rate,
 service and field thresholds, 5 groups, a tenth of the rules belonging to
-tenants) price 1,000,000 points split over 10 scopes, half of which have
-rules of their own. The rule set is compiled once, as the processor does
-once per pass; each scope's frame is then priced with that scope's view.
+5 tenants) price 1,000,000 points, split two ways:
+
+- ``frames``: one frame per scope, 10 scopes (half of them tenants with
+  rules of their own) of 100,000 points each, each priced with its
+  scope's view of the compiled rule set (the fewest calls);
+- ``processor``: the processor's pattern, one frame per scope and period
+  (``--frame-points``, 1,000 by default, a tenth per service) over 100
+  scopes, each priced as the scope worker does: ``reload_config`` for the
+  period, then ``for_scope(scope).process`` of the hashmap module, the
+  rules read from a stand-in of the database.
+
+Each is measured ``cold``, on rules just compiled (a period after the
+rules changed: every point plan is computed on first use), then ``warm``,
+on the same rules again (what the module does while rules do not change).
 
 ``python benchmarks/hashmap_bench.py [--points N] [--rules N] [--profile]``
 prints the figures; :func:`run` returns them for ``benchmarks/run.py``
@@ -14,6 +25,7 @@ machine; the CPU-time figures less so.
 
 import argparse
 import cProfile
+import datetime
 import decimal
 import pstats
 import random
@@ -22,6 +34,8 @@ import time
 import types
 
 from cloudkitty import dataframe
+from cloudkitty import rating
+from cloudkitty.rating import hash as hashmap
 from cloudkitty.rating.hash import rules
 
 D = decimal.Decimal
@@ -34,6 +48,8 @@ TENANTS = SCOPES[:5]
 FLAVORS = [f'm{i}.size{j}' for i in range(5) for j in range(8)]
 ZONES = ['nova', 'az1', 'az2', 'az3']
 MEMORY = [str(2 ** i) for i in range(4, 12)]
+START = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
+PERIOD = datetime.timedelta(hours=1)
 
 
 def build_rules(count=1000, seed=0):
@@ -79,9 +95,9 @@ def build_rules(count=1000, seed=0):
     return rules.RuleSet(mappings, thresholds)
 
 
-def build_frames(count=1_000_000, seed=1):
-    """``{scope: DataFrame}``, ``count`` points in all, labels shared."""
-    rng = random.Random(seed)
+def _labels_and_quantities(rng, scopes):
+    """500 label pairs ``(groupby, metadata)`` and 400 quantities, for
+    points to share (DataPoint keeps read-only mappings as they are)."""
     labels = []
     for _ in range(500):
         metadata = {'flavor': rng.choice(FLAVORS + ['unpriced']),
@@ -89,27 +105,53 @@ def build_frames(count=1_000_000, seed=1):
                     'memory': rng.choice(MEMORY),
                     'image': 'cirros'}
         groupby = {'id': f'{rng.getrandbits(64):016x}',
-                   'project_id': rng.choice(SCOPES)}
-        # DataPoint keeps read-only mappings as they are: share them.
+                   'project_id': rng.choice(scopes)}
         labels.append((types.MappingProxyType(groupby),
                        types.MappingProxyType(metadata)))
     quantities = [D(rng.randint(0, 500)) for _ in range(300)] + [
         D(rng.randint(0, 50000)).scaleb(-2) for _ in range(100)]
+    return labels, quantities
+
+
+def _frame(rng, labels, quantities, count, start):
+    """A frame of ``count`` points starting at ``start``, a tenth of them
+    for each service."""
+    frame = dataframe.DataFrame(start, start + PERIOD)
     zero = D(0)
-    frames = {}
-    per_scope = count // len(SCOPES)
-    for scope in SCOPES:
-        frame = dataframe.DataFrame('2024-01-01T00:00:00+00:00',
-                                    '2024-01-01T01:00:00+00:00')
-        for service in SERVICES:
-            groupby_metadata = [rng.choice(labels)
-                                for _ in range(per_scope // len(SERVICES))]
-            frame.add_points(
-                (dataframe.DataPoint('unit', rng.choice(quantities), zero,
-                                     groupby, metadata)
-                 for groupby, metadata in groupby_metadata), service)
-        frames[scope] = frame
-    return frames
+    for service in SERVICES:
+        chosen = [rng.choice(labels) for _ in range(count // len(SERVICES))]
+        frame.add_points(
+            (dataframe.DataPoint('unit', rng.choice(quantities), zero,
+                                 groupby, metadata)
+             for groupby, metadata in chosen), service)
+    return frame
+
+
+def build_frames(count=1_000_000, seed=1):
+    """``{scope: DataFrame}``, ``count`` points in all, labels shared."""
+    rng = random.Random(seed)
+    labels, quantities = _labels_and_quantities(rng, SCOPES)
+    return {scope: _frame(rng, labels, quantities, count // len(SCOPES),
+                          START)
+            for scope in SCOPES}
+
+
+def build_periods(count=1_000_000, frame_points=1000, seed=1):
+    """``[(start, scope, DataFrame)]`` in the order a processor rates
+    them: period after period, each scope's frame of ``frame_points``
+    points; up to 100 scopes, whose first 5 are the tenants with rules."""
+    rng = random.Random(seed)
+    frames = max(1, count // frame_points)
+    scopes = [f'project{i}' for i in range(min(100, frames))]
+    labels, quantities = _labels_and_quantities(rng, scopes)
+    periods = []
+    for period in range(max(1, frames // len(scopes))):
+        start = START + period * PERIOD
+        periods.extend(
+            (start, scope, _frame(rng, labels, quantities, frame_points,
+                                  start))
+            for scope in scopes)
+    return periods
 
 
 def price_all(rule_set, frames):
@@ -120,49 +162,94 @@ def price_all(rule_set, frames):
     return total
 
 
+class _RulesRead:
+    """Stands in for the rules database: the same rules at any start."""
+
+    def __init__(self, rule_set):
+        self._rule_set = rule_set
+
+    def revision(self):
+        return 1
+
+    def load_rules(self, start):
+        return self._rule_set
+
+
+def _module(rule_set):
+    """A hashmap module reading ``rule_set``, as the processor loads it."""
+    return hashmap.HashMap(hash_db=_RulesRead(rule_set))
+
+
+def price_periods(module, periods):
+    """Price each frame as the scope worker does; return the points."""
+    total = 0
+    for start, scope, frame in periods:
+        module.reload_config(start)
+        total += len(rating.rate(frame, [module], scope))
+    return total
+
+
 def _timed(function, *args):
     wall, cpu = time.perf_counter(), time.process_time()
     result = function(*args)
     return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def run(points=1_000_000, rule_count=1000, repeat=3):
+def run(points=1_000_000, rule_count=1000, repeat=3, frame_points=1000):
     """Measure; best of ``repeat`` passes of each kind.
 
-    ``cold``: a fresh compilation, every point plan computed on first use
-    (a period after the rules changed); ``warm``: the same rule set again
-    (what the module does while rules do not change). Returns ``{"name",
-    "points", "rules", "compile_ms", "cold", "warm"}``, the last two being
+    Returns ``{"name", "points", "rules", "compile_ms", "frames",
+    "processor"}``; the last two map ``"cold"`` and ``"warm"`` to
     ``{"points_per_second", "cpu_points_per_second"}``.
     """
-    frames = build_frames(points)
     compile_s = min(_timed(build_rules, rule_count)[1] for _ in range(3))
-    best = {'cold': (None, None), 'warm': (None, None)}
-    priced = 0
-    for _ in range(repeat):
-        rule_set = build_rules(rule_count)
-        for kind in ('cold', 'warm'):
-            priced, wall, cpu = _timed(price_all, rule_set, frames)
-            old_wall, old_cpu = best[kind]
-            best[kind] = (wall if old_wall is None else min(wall, old_wall),
-                          cpu if old_cpu is None else min(cpu, old_cpu))
-    result = {'name': 'hashmap', 'points': priced, 'rules': rule_count,
+    result = {'name': 'hashmap', 'points': points, 'rules': rule_count,
               'compile_ms': compile_s * 1000}
-    for kind, (wall, cpu) in best.items():
-        result[kind] = {'points_per_second': priced / wall,
-                        'cpu_points_per_second': priced / cpu}
+    for name, (build, price, fresh) in _patterns(
+            points, rule_count, frame_points).items():
+        result[name] = _cold_and_warm(repeat, build(), price, fresh)
     return result
 
 
+def _patterns(points, rule_count, frame_points):
+    """``{name: (build the data, price(rules, data), fresh rules)}``."""
+    return {
+        'frames': (lambda: build_frames(points), price_all,
+                   lambda: build_rules(rule_count)),
+        'processor': (lambda: build_periods(points, frame_points),
+                      price_periods,
+                      lambda: _module(build_rules(rule_count))),
+    }
+
+
+def _cold_and_warm(repeat, data, price, fresh):
+    """Best of ``repeat`` cold passes (``price(fresh(), data)``), each
+    followed by a warm one on the same rules."""
+    best = {'cold': (None, None), 'warm': (None, None)}
+    priced = 0
+    for _ in range(repeat):
+        rules_in_force = fresh()
+        for kind in ('cold', 'warm'):
+            priced, wall, cpu = _timed(price, rules_in_force, data)
+            old_wall, old_cpu = best[kind]
+            best[kind] = (wall if old_wall is None else min(wall, old_wall),
+                          cpu if old_cpu is None else min(cpu, old_cpu))
+    return {kind: {'points_per_second': priced / wall,
+                   'cpu_points_per_second': priced / cpu}
+            for kind, (wall, cpu) in best.items()}
+
+
 def report(result):
-    """One line per pass kind, for people."""
+    """One line per pattern and pass kind, for people."""
     lines = [(f"hashmap: {result['points']:,} points, {result['rules']} "
               f"rules (compiled in {result['compile_ms']:.1f} ms)")]
-    for kind in ('cold', 'warm'):
-        figures = result[kind]
-        lines.append(f"  {kind}: {figures['points_per_second']:,.0f} "
-                     f"points/s ({figures['cpu_points_per_second']:,.0f} "
-                     f"points/s of CPU time)")
+    for pattern in ('frames', 'processor'):
+        for kind in ('cold', 'warm'):
+            figures = result[pattern][kind]
+            lines.append(
+                f"  {pattern} {kind}: {figures['points_per_second']:,.0f} "
+                f"points/s ({figures['cpu_points_per_second']:,.0f} "
+                f"points/s of CPU time)")
     return '\n'.join(lines)
 
 
@@ -171,17 +258,22 @@ def main(argv=None):
     parser.add_argument('--points', type=int, default=1_000_000)
     parser.add_argument('--rules', type=int, default=1000)
     parser.add_argument('--repeat', type=int, default=3)
+    parser.add_argument('--frame-points', type=int, default=1000,
+                        help='points per frame of the processor pattern')
     parser.add_argument('--profile', action='store_true',
-                        help='profile one cold pass, print the top functions')
+                        help='profile one cold pass of each pattern, print '
+                             'the top functions')
     args = parser.parse_args(argv)
     if args.profile:
-        frames = build_frames(args.points)
-        rule_set = build_rules(args.rules)
-        profiler = cProfile.Profile()
-        profiler.runcall(price_all, rule_set, frames)
-        pstats.Stats(profiler).sort_stats('tottime').print_stats(12)
+        for name, (build, price, fresh) in _patterns(
+                args.points, args.rules, args.frame_points).items():
+            print(f'== {name}: one cold pass')
+            profiler = cProfile.Profile()
+            profiler.runcall(price, fresh(), build())
+            pstats.Stats(profiler).sort_stats('tottime').print_stats(12)
         return 0
-    print(report(run(args.points, args.rules, args.repeat)))
+    print(report(run(args.points, args.rules, args.repeat,
+                     args.frame_points)))
     return 0
 
 

@@ -7,6 +7,7 @@ the points of one collect period, by type (the metric's alt_name).
 import collections
 import datetime
 import decimal
+import itertools
 import json
 import secrets
 import types
@@ -257,9 +258,9 @@ class DataFrame:
     def add_points(self, points, type_):
         """Append several :class:`DataPoint` of ``type_``."""
         points = list(points)
-        for point in points:
-            if not isinstance(point, DataPoint):
-                raise TypeError(f'expected a DataPoint, got {point!r}')
+        if not all(map(isinstance, points, itertools.repeat(DataPoint))):
+            bad = next(p for p in points if not isinstance(p, DataPoint))
+            raise TypeError(f'expected a DataPoint, got {bad!r}')
         self._usage[type_].extend(points)
 
     def itertypes(self):

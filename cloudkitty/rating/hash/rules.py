@@ -30,9 +30,13 @@ Why it is fast: for a given service, a point's price depends on its qty
 and on the string values of the few fields that carry rules. The groups'
 contributions are therefore folded, per combination of those values, into
 a piecewise linear function of qty (``price += M * qty + C``, with one
-piece per interval between service threshold levels); that function is
-computed once and memoised, so pricing a point is a couple of dict lookups,
-at most one bisection, one multiplication and one addition. The arithmetic
+piece per interval between service threshold levels): the point's plan,
+computed once per combination and memoised. The points of a service are
+then priced column by column, each step one C-level ``map`` over all of
+them: their label values looked up in the memo, their qtys bisected into a
+piece, ``price + (M * qty + C)``, the new points built. No Python code
+runs per point but for values met for the first time or that are not
+strings, and to put back the points a plan leaves unpriced. The arithmetic
 runs in :data:`CONTEXT`, whose precision is high enough that nothing is ever
 rounded, so regrouping the sums and products gives exactly the values the
 step-by-step definition above gives.
@@ -43,6 +47,7 @@ import collections
 import contextlib
 import decimal
 import gc
+import itertools
 import operator
 
 from cloudkitty import dataframe
@@ -58,6 +63,11 @@ RULE_TYPES = (FLAT, RATE)
 
 _ZERO = decimal.Decimal(0)
 _ONE = decimal.Decimal(1)
+# x + _NO_CONSTANT is x, digit for digit, for any x CONTEXT computes: the
+# sum of two numbers takes the smaller exponent, and adding a negative zero
+# keeps the sign of a zero. Pieces without a constant add it, so that a
+# whole column is priced by one C-level map.
+_NO_CONSTANT = decimal.Decimal(f'-0E+{decimal.MAX_EMAX}')
 _MISSING = object()
 # A plan memo larger than this is dropped and rebuilt: it only grows past
 # it when a threshold sits on a field with very many distinct values.
@@ -115,10 +125,13 @@ def _field_piece(flat, rate, field_threshold):
 class _ServicePlan:
     """The rules of one service in one scope, and the memo of point plans.
 
-    A plan is ``None`` (price unchanged), a Decimal ``M``
-    (``price += M * qty``) or ``(breaks, pieces)``: ``price += M * qty + C``
-    with ``(M, C)`` the piece of the interval between sorted service
-    threshold levels that qty falls in (``C`` is ``None`` for zero).
+    A plan is what pricing adds to the price of a point whose qty falls in
+    each interval between the sorted service threshold levels: ``M``
+    (``price += M * qty``), or ``(M, C)`` (``price += M * qty + C``, ``C``
+    being :data:`_NO_CONSTANT` for none) when the service has flat service
+    thresholds; a tuple of them, one per interval, when the service has
+    service thresholds, else the one of the single interval. A plan that
+    adds nothing is :attr:`unpriced`, whose points are kept as they are.
 
     Plans are memoised twice. ``plans`` is keyed by the canonical key: per
     field with rules (in name order) the value as a string, or for a field
@@ -135,6 +148,7 @@ class _ServicePlan:
         '_base',
         '_breaks',
         '_by_index',
+        '_constants',
         '_crossings',
         '_field_maps',
         '_field_thresholds',
@@ -147,6 +161,7 @@ class _ServicePlan:
         'getter',
         'plans',
         'specs',
+        'unpriced',
     )
 
     def __init__(self, mappings, thresholds):
@@ -215,6 +230,14 @@ class _ServicePlan:
                   for i, (_, _, levels) in enumerate(layout)
                   if level in levels)
             for level in self._breaks)
+        # Pieces are (M, C) pairs only when a flat service threshold can
+        # add a constant: elsewhere pricing skips that addition.
+        self._constants = any(entry[1] == FLAT
+                              for entries in service_thresholds.values()
+                              for entry in entries)
+        nothing = (_ZERO, _NO_CONSTANT) if self._constants else _ZERO
+        self.unpriced = ((nothing,) * (len(self._breaks) + 1)
+                         if self._breaks else nothing)
 
     def slow_plan(self, groupby, metadata):
         """The plan of a point that missed the ``fast`` memo."""
@@ -278,7 +301,7 @@ class _ServicePlan:
             if group not in self._service_groups:
                 static += _field_piece(flat, rate, field_best.get(group))
         if not self._layout:
-            return static or None
+            return static or self.unpriced
         by_group = []                    # per _layout group: its pieces
         for group, entries, _levels in self._layout:
             flat, rate = groups.get(group, (_ZERO, _ONE))
@@ -300,23 +323,92 @@ class _ServicePlan:
         for piece_m, piece_c in current:
             m += piece_m
             c += piece_c
-        pieces = [(m, c or None)]
+        ms, cs = [m], [c or _NO_CONSTANT]
         for crossing in self._crossings:
             for i, position in crossing:
                 old_m, old_c = current[i]
                 new_m, new_c = current[i] = by_group[i][position]
                 m += new_m - old_m
                 c += new_c - old_c
-            pieces.append((m, c or None))
-        if all(not m and c is None for m, c in pieces):
-            return None
-        return self._breaks, tuple(pieces)
+            ms.append(m)
+            cs.append(c or _NO_CONSTANT)
+        if not any(ms) and not any(cs):
+            return self.unpriced
+        return tuple(zip(ms, cs)) if self._constants else tuple(ms)
+
+    def plan_of(self, groupby, metadata):
+        """The plan of one point, from the ``fast`` memo when it can be."""
+        if self.fieldset.isdisjoint(groupby):
+            try:
+                return self.fast[self.getter(metadata)]
+            except (KeyError, TypeError):  # not there, or unhashable
+                pass
+        return self.slow_plan(groupby, metadata)
+
+    def plans_of(self, groupbys, metadatas):
+        """The plans of the points labelled ``groupbys`` and ``metadatas``
+        (two sequences), as a list.
+
+        Looked up in ``fast``, one C-level ``map`` per step. Values met for
+        the first time get one plan each (from one of their points) before
+        the lookup runs again; what ``fast`` cannot hold (values that are
+        not strings) is then looked up point by point, as is every point
+        when one lacks a rule field, has an unhashable value or has a rule
+        field in its groupby.
+        """
+        try:
+            if all(map(self.fieldset.isdisjoint, groupbys)):
+                keys = list(map(self.getter, metadatas))
+                plans = list(map(self.fast.get, keys,
+                                 itertools.repeat(_MISSING)))
+                if _holds(plans, _MISSING):
+                    for key, i in dict(zip(keys, itertools.count())).items():
+                        if key not in self.fast:
+                            self.slow_plan(groupbys[i], metadatas[i])
+                    plans = list(map(self.fast.get, keys,
+                                     itertools.repeat(_MISSING)))
+                    for i in _where(plans, _MISSING):
+                        plans[i] = self.slow_plan(groupbys[i], metadatas[i])
+                return plans
+        except (KeyError, TypeError):  # a field missing, or unhashable
+            pass
+        return list(map(self.plan_of, groupbys, metadatas))
 
     def price_points(self, points):
-        """Return the priced copies of ``points`` (a list)."""
+        """Return the priced copies of ``points`` (a non-empty list of
+        DataPoints), in order; a point whose plan is :attr:`unpriced` is
+        kept as it is.
+
+        Column by column, each step one C-level ``map`` over the whole
+        list: the plans, the piece of each qty's interval, then
+        ``price + (M * qty + C)``, then the new points.
+        """
+        units, qtys, prices, groupbys, metadatas, descriptions = zip(*points)
         if self.fields:
-            return _price_points(self, points)
-        return _price_constant(self.constant, points)
+            plans = self.plans_of(groupbys, metadatas)
+        elif self.constant is self.unpriced:
+            return points
+        else:  # no field rules: every point has the same plan
+            plans = [self.constant] * len(points)
+        pieces = plans
+        if self._breaks:
+            pieces = map(operator.getitem, plans,
+                         map(bisect.bisect_right,
+                             itertools.repeat(self._breaks), qtys))
+        if self._constants:
+            slopes, constants = zip(*pieces)
+            added = map(operator.add, map(operator.mul, slopes, qtys),
+                        constants)
+        else:
+            added = map(operator.mul, pieces, qtys)
+        priced = list(map(
+            _new_tuple, itertools.repeat(dataframe.DataPoint),
+            zip(units, qtys, map(operator.add, prices, added), groupbys,
+                metadatas, descriptions)))
+        if _holds(plans, self.unpriced):
+            return [point if plan is self.unpriced else new
+                    for point, new, plan in zip(points, priced, plans)]
+        return priced
 
 
 def _fold_mapping(acc, type_, cost):
@@ -326,58 +418,22 @@ def _fold_mapping(acc, type_, cost):
         acc[1] = acc[1] * cost
 
 
+def _where(values, marker):
+    """The indexes of ``marker`` in ``values``, found by identity."""
+    return itertools.compress(
+        itertools.count(),
+        map(operator.is_, values, itertools.repeat(marker)))
+
+
+def _holds(values, marker):
+    """Whether ``marker`` is one of ``values``, found by identity (``in``
+    compares, and a Decimal compares through an abstract class check)."""
+    return any(map(operator.is_, values, itertools.repeat(marker)))
+
+
 def _sorted_levels(entries):
     entries = sorted(entries, key=lambda entry: entry[0])
     return tuple(e[0] for e in entries), tuple(entries)
-
-
-def _price_constant(plan, points):
-    # Services without field rules: every point has the same plan.
-    if plan is None:
-        return points
-    new, cls = _new_tuple, dataframe.DataPoint
-    if plan.__class__ is decimal.Decimal:
-        return [new(cls, (p[0], p[1], p[2] + plan * p[1], p[3], p[4], p[5]))
-                for p in points]
-    breaks, pieces = plan
-    out = []
-    for p in points:
-        qty = p[1]
-        m, c = pieces[bisect.bisect_right(breaks, qty)]
-        res = m * qty if c is None else m * qty + c
-        out.append(new(cls, (p[0], qty, p[2] + res, p[3], p[4], p[5])))
-    return out
-
-
-def _price_points(service_plan, points):
-    # The hot path of the module, written out (no helper call for the usual
-    # plans) because every call counts at a million points a second.
-    getter, fieldset, fast = (service_plan.getter, service_plan.fieldset,
-                              service_plan.fast)
-    new, cls, dec, bisect_right = (_new_tuple, dataframe.DataPoint,
-                                   decimal.Decimal, bisect.bisect_right)
-    out = []
-    append = out.append
-    for p in points:
-        groupby, metadata = p[3], p[4]
-        if fieldset.isdisjoint(groupby):
-            try:
-                plan = fast[getter(metadata)]
-            except (KeyError, TypeError):  # not there, or unhashable
-                plan = service_plan.slow_plan(groupby, metadata)
-        else:
-            plan = service_plan.slow_plan(groupby, metadata)
-        if plan is None:
-            append(p)
-            continue
-        qty = p[1]
-        if plan.__class__ is dec:
-            res = plan * qty
-        else:
-            m, c = plan[1][bisect_right(plan[0], qty)]
-            res = m * qty if c is None else m * qty + c
-        append(new(cls, (p[0], qty, p[2] + res, groupby, metadata, p[5])))
-    return out
 
 
 @contextlib.contextmanager

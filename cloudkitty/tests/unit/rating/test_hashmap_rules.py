@@ -199,6 +199,50 @@ def test_labels_that_are_not_strings_are_priced_one_by_one():
     assert price(rule_set, 'vm', *points) == expected
 
 
+def test_new_and_memoised_values_in_one_list():
+    rule_set = rules.RuleSet(
+        [mapping('vm', 2, field='n', value='8'),
+         mapping('vm', 3, field='n', value='8.0'),
+         mapping('vm', 1, 'rate', field='m', value='x')])
+    # Column-wise lookups, values first seen in the list, values that are
+    # not strings (looked up one by one) and a value no rule names.
+    first = [point(n='8', m='x'), point(n=8.0, m='x'), point(n='8', m='x')]
+    again = [point(n='8.0', m='x'), point(n='8', m='x'), point(n=8, m='x'),
+             point(n='9', m='x'), point(n=True, m='x'), point(n='8.0', m='x')]
+    assert price(rule_set, 'vm', *first) == [D(2), D(3), D(2)]
+    assert price(rule_set, 'vm', *again) == [D(3), D(2), D(2), D(0), D(0),
+                                             D(3)]
+
+
+def test_points_priced_nothing_are_kept_as_they_are():
+    rule_set = rules.RuleSet([mapping('vm', 2, field='flavor', value='a')],
+                             [threshold('vm', 10, 0, 'rate')])
+    points = [point(1, flavor='b'), point(1, flavor='a'), point(1),
+              point(20, flavor='a')]
+    frame = dataframe.DataFrame('2024-01-01T00:00:00', '2024-01-01T01:00:00')
+    frame.add_points(points, 'vm')
+    priced = [p for _, p in rule_set.process(frame).iterpoints()]
+    assert priced[0] is points[0] and priced[2] is points[2]
+    assert [p.price for p in priced] == [D(0), D(2), D(0), D(0)]
+
+
+@pytest.mark.parametrize('qty, before', [
+    ('2', '1E+1'), ('20', '1E+1'), ('-0', '-0'), ('0', '-0'), ('1.50', '0'),
+    ('0.000', '0E+3'), ('1E+3', '0'), ('12.5', '-7.25')])
+def test_prices_keep_every_digit_and_sign(qty, before):
+    # A flat service threshold: pieces below its level add no constant.
+    rule_set = rules.RuleSet([mapping('vm', '0.50'), mapping('vm', 3, 'rate')],
+                             [threshold('vm', 10, '0.25')])
+    qty, before = D(qty), D(before)
+    with decimal.localcontext(rules.CONTEXT):
+        added = D('1.50') * qty
+        if qty >= 10:
+            added = added + D('0.25')
+        expected = before + added
+    got, = price(rule_set, 'vm', point(qty, before))
+    assert str(got) == str(expected)
+
+
 def test_only_the_price_changes():
     before = point(2, '0.5', {'project_id': 'p'}, flavor='m1.nano',
                    memory=64)
