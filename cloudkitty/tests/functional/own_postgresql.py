@@ -9,6 +9,7 @@ directory is handed to the ``postgres`` account and the commands run
 under it.
 """
 
+import contextlib
 import glob
 import os
 import pwd
@@ -16,6 +17,7 @@ import shutil
 import subprocess
 import tempfile
 
+from cloudkitty.tests.functional import coordination
 from cloudkitty.tests.functional import live_server
 
 
@@ -24,6 +26,22 @@ def binaries():
     found = sorted(glob.glob('/usr/lib/postgresql/*/bin/initdb'),
                    key=lambda path: int(path.split('/')[4]))
     return os.path.dirname(found[-1]) if found else None
+
+
+@contextlib.contextmanager
+def running():
+    """Yield a started :class:`Cluster`, destroyed on exit; skip the test
+    (fail it under CI) where PostgreSQL's server binaries are missing."""
+    bin_dir = binaries()
+    if bin_dir is None:
+        coordination.missing(
+            'PostgreSQL (/usr/lib/postgresql/*/bin/initdb) is missing')
+    cluster = Cluster(bin_dir)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.destroy()
 
 
 class Cluster:

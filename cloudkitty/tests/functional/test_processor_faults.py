@@ -16,13 +16,13 @@ durable, which the clients must declare again.
 
 import contextlib
 import datetime
-import os
 import socket
 import threading
 import time
 
 import pytest
 
+from cloudkitty.tests.functional import coordination
 from cloudkitty.tests.functional import live_server
 from cloudkitty.tests.functional import own_postgresql
 from cloudkitty.tests.functional import own_rabbitmq
@@ -36,24 +36,11 @@ HOUR = harness.HOUR
 DATABASE_OUTAGE = 60.0
 
 
-def needed(what):
-    if os.environ.get('CI') == 'true':
-        pytest.fail(f'{what} is missing under CI')
-    pytest.skip(f'{what} is missing')
-
-
 @pytest.fixture
 def postgresql():
     """A running PostgreSQL cluster of this test's own."""
-    bin_dir = own_postgresql.binaries()
-    if bin_dir is None:
-        needed('PostgreSQL (/usr/lib/postgresql/*/bin/initdb)')
-    cluster = own_postgresql.Cluster(bin_dir)
-    try:
-        cluster.start()
+    with own_postgresql.running() as cluster:
         yield cluster
-    finally:
-        cluster.destroy()
 
 
 def rated(log):
@@ -289,7 +276,9 @@ def rabbitmq():
     """A running RabbitMQ node of this test's own."""
     scripts = own_rabbitmq.scripts()
     if scripts is None:
-        needed(f'RabbitMQ ({own_rabbitmq.DEBIAN_SCRIPTS}/rabbitmq-server)')
+        coordination.missing(
+            f'RabbitMQ ({own_rabbitmq.DEBIAN_SCRIPTS}/rabbitmq-server) is '
+            'missing')
     node = own_rabbitmq.Node(scripts)
     try:
         node.start()

@@ -15,7 +15,6 @@ modules, storage) is one engine per URL, which holds at most
 import concurrent.futures
 import contextlib
 import json
-import os
 import threading
 import time
 
@@ -47,29 +46,16 @@ INTERNALS = ('psycopg', 'sqlalchemy', 'operationalerror', 'select ',
              '127.0.0.1', 'connection', 'traceback', 'postgres')
 
 
-def needed(what):
-    if os.environ.get('CI') == 'true':
-        pytest.fail(f'{what} is missing under CI')
-    pytest.skip(f'{what} is missing')
-
-
 @pytest.fixture(scope='module')
 def cluster():
     """A PostgreSQL of this module's own, with a migrated template
     database."""
-    bin_dir = own_postgresql.binaries()
-    if bin_dir is None:
-        needed('PostgreSQL (/usr/lib/postgresql/*/bin/initdb)')
-    server = own_postgresql.Cluster(bin_dir)
-    try:
-        server.start()
+    with own_postgresql.running() as server:
         admin(server, 'CREATE DATABASE template_ck')
         engine = db.create_engine(url(server, 'template_ck'))
         migration.upgrade(engine)
         engine.dispose()
         yield server
-    finally:
-        server.destroy()
 
 
 @pytest.fixture
