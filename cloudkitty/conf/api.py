@@ -41,6 +41,13 @@ OPTS = [
                       'part of its body or take each part of the answer; '
                       'a slower client is disconnected, freeing its '
                       'thread.'),
+    cfg.FloatOpt('max_replica_lag', default=30.0, min=0,
+                 help='Most seconds a replica of the rated data ([database] '
+                      'or [storage_sqlalchemy] slave_connection) may lag '
+                      'behind its primary, as the replica reports it, and '
+                      'still serve the API\'s reads of rated data; a '
+                      'replica lagging more, or down, is bypassed (the '
+                      'reads go to the primary) until it catches up.'),
 ]
 
 

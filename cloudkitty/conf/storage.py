@@ -15,6 +15,14 @@ SQLALCHEMY_OPTS = [
     cfg.StrOpt('connection', secret=True,
                help='SQLAlchemy URL of the rated-data database. '
                     'Default: [database] connection.'),
+    cfg.StrOpt('slave_connection', secret=True,
+               help='SQLAlchemy URL of a streaming replica of the '
+                    'rated-data database set in ``connection``, which '
+                    'serves the API\'s reads of rated data while it lags '
+                    'at most [api] max_replica_lag seconds. Default: '
+                    '[database] slave_connection when ``connection`` is '
+                    'not set (the rated data is then in [database]), '
+                    'else no replica.'),
 ]
 
 

@@ -57,6 +57,11 @@ class Cluster:
             self._account = pwd.getpwnam('postgres')
             os.chown(self.directory, self._account.pw_uid,
                      self._account.pw_gid)
+        self._create()
+
+    def _create(self):
+        """Make :attr:`data`: a new, empty cluster (subclasses copy one
+        instead)."""
         self._run('initdb', '-D', self.data, '-A', 'trust', '-U',
                   'postgres', '-E', 'UTF8', '--no-sync')
 
