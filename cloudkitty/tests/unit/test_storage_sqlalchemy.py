@@ -5,8 +5,9 @@ import decimal
 
 import pytest
 
-from cloudkitty.storage.v2.sqlalchemy import backend
+from cloudkitty.storage.v2.sqlalchemy import dialects
 from cloudkitty.storage.v2.sqlalchemy import models
+from cloudkitty.storage.v2.sqlalchemy import writes
 
 D = decimal.Decimal
 
@@ -42,13 +43,13 @@ def test_sqlite_decimal_refuses_what_numeric_refuses(column, value):
 
 
 def test_sqlite_decimal_sum_is_exact():
-    total = backend._SQLiteDecimalSum()
+    total = dialects.SQLiteDecimalSum()
     assert total.finalize() is None
     for value in ('999999999999.9999999999999999999999999999',
                   '0.0000000000000000000000000001', None, 3):
         total.step(value)
     assert total.finalize() == '1000000000003.0000000000000000000000000000'
-    many = backend._SQLiteDecimalSum()
+    many = dialects.SQLiteDecimalSum()
     for _ in range(10001):  # more than a block
         many.step('0.0000000000000000000000000001')
     many.step('99999999999999999999')
@@ -57,7 +58,7 @@ def test_sqlite_decimal_sum_is_exact():
 
 
 def test_copy_text_escapes_and_remembers():
-    text = backend._CopyText()
+    text = dialects.CopyText()
     assert text['a\\b\tc\nd\re'] == 'a\\\\b\\tc\\nd\\re'
     assert text[None] == '\\N'
     assert text[datetime.datetime(2024, 3, 1, 1, 2, 3, 4)] == (
@@ -67,19 +68,19 @@ def test_copy_text_escapes_and_remembers():
 
 def test_label_ids_are_stable():
     # Label ids are stored: they must not change between releases.
-    label = backend._Label.of(
+    label = writes.Label.of(
         'GB', 'Volumes', {'project_id': 'p1', 'id': 'v1', 'month': '3'},
         {'volume_type': 'ssd', 'size': 10})
     assert label.canonical == (
         '["GB","Volumes",{"id":"v1","month":"3","project_id":"p1"},'
         '{"size":10,"volume_type":"ssd"}]')
-    assert backend._label_hash(label.canonical) == 1940329214523783444
-    reordered = backend._Label.of(
+    assert writes.label_hash(label.canonical) == 1940329214523783444
+    reordered = writes.Label.of(
         'GB', 'Volumes', {'month': '3', 'id': 'v1', 'project_id': 'p1'},
         {'size': 10, 'volume_type': 'ssd'})
     assert reordered == label
 
 
 def test_label_json_writes_decimals_as_numbers():
-    label = backend._Label.of('u', None, {'a': D('1.50')}, {})
+    label = writes.Label.of('u', None, {'a': D('1.50')}, {})
     assert label.canonical == '["u",null,{"a":1.50},{}]'

@@ -12,10 +12,14 @@ import pytest
 import sqlalchemy as sa
 
 from cloudkitty import dataframe
+from cloudkitty import db
 from cloudkitty.db import migration
 from cloudkitty.db import models as db_models
+from cloudkitty import storage as ck_storage
 from cloudkitty.storage import v2
 from cloudkitty.storage.v2.sqlalchemy import backend
+from cloudkitty.storage.v2.sqlalchemy import dialects
+from cloudkitty.storage.v2.sqlalchemy import writes
 from cloudkitty.tests.functional import storage as db_servers
 
 UTC = datetime.timezone.utc
@@ -72,7 +76,7 @@ def test_labels_stored_by_another_process_are_the_same(storage, storage_url,
 
 def test_label_hash_collisions_are_refused(storage, storage_url,
                                            monkeypatch):
-    monkeypatch.setattr(backend, '_label_hash', lambda canonical: 42)
+    monkeypatch.setattr(writes, 'label_hash', lambda canonical: 42)
     with pytest.raises(v2.StorageError, match='collision'):
         storage.push([frame(T0, 'p1', ['a', 'b'])])
     storage.push([frame(T0, 'p1', ['a'])])
@@ -106,6 +110,21 @@ def test_replace_is_one_transaction(storage):
         storage.replace(frame(T0, 'p1', ['b'], price=10 ** 13), 'p1')
     rows = storage.total(groupby=['id'], **WINDOW)['results']
     assert [r['id'] for r in rows] == ['a']
+
+
+def test_the_loader_hands_the_storage_the_engine_of_the_process(storage_url):
+    conf = db_servers.make_conf(storage_url)
+    engine = db.create_engine(storage_url)
+    try:
+        handed = ck_storage.get_storage(conf, engine=engine)
+        assert handed.engine is engine
+        handed.push([frame(T0, 'p1', ['a'])])
+        assert count(handed, 'rated_points') == 1
+    finally:
+        engine.dispose()
+    # Without one: the engine the process shares for the URL.
+    assert ck_storage.get_storage(conf).engine is db.get_engine(
+        conf, storage_url)
 
 
 def test_migrations_go_down_and_up(storage):
@@ -183,15 +202,15 @@ def test_writes_chosen_as_deadlock_victims_are_retried(storage):
 def test_large_pushes_store_labels_aside(storage, storage_url, monkeypatch):
     """On PostgreSQL, the labels of a large push go through a second
     connection while the points stream; the push stays all or nothing."""
-    monkeypatch.setattr(backend, '_LABEL_SPILL', 3)
+    monkeypatch.setattr(dialects, '_LABEL_SPILL', 3)
     frames = [frame(T0 + h * HOUR, 'p1', [f'r{i}' for i in range(4)],
                     metadata={'flavor': f'f{h}'}) for h in range(3)]
     storage.push(frames)
     assert count(storage, 'rated_labels') == 12
     assert storage.total(**WINDOW)['results'][0]['qty'] == 12
 
-    real_hash = backend._label_hash
-    monkeypatch.setattr(backend, '_label_hash', lambda canonical: (
+    real_hash = writes.label_hash
+    monkeypatch.setattr(writes, 'label_hash', lambda canonical: (
         42 if '"f9"' in canonical else real_hash(canonical)))
     storage.push([frame(T0 + 5 * HOUR, 'p1', ['a'],
                         metadata={'flavor': 'f9'})])
@@ -391,7 +410,7 @@ def test_reads_neither_wait_for_nor_hold_back_writes(storage, storage_url):
     other = backend.SQLAlchemyStorage(db_servers.make_conf(storage_url))
     points = sa.text('SELECT COUNT(*) FROM rated_points')
     try:
-        with storage._snapshot() as conn:
+        with storage._dialect.snapshot({}) as conn:
             assert conn.execute(points).scalar() == 1
             writer = threading.Thread(target=other.push, args=(
                 [frame(T0 + HOUR, 'p1', ['b'])],))
@@ -399,7 +418,7 @@ def test_reads_neither_wait_for_nor_hold_back_writes(storage, storage_url):
             writer.join(10)
             assert not writer.is_alive(), 'the write waited for the read'
             assert conn.execute(points).scalar() == 1
-            with storage._snapshot() as second:
+            with storage._dialect.snapshot({}) as second:
                 assert second.execute(points).scalar() == 2
     finally:
         writer.join()

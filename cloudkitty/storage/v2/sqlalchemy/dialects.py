@@ -1,0 +1,537 @@
+"""What differs between the databases of the ``sqlalchemy`` backend.
+
+One class per database, chosen once per storage by :func:`of`:
+:class:`PostgreSQL`, :class:`MySQL` (MariaDB and MySQL) and :class:`SQLite`.
+Each holds the engine and answers, for the shared writes and reads of
+:mod:`.writes` and :mod:`.reads`:
+
+- ``sum``: the SQL function that sums a NUMERIC column exactly;
+- :meth:`~Dialect.insert_points`: the bulk point insert (``COPY ... FROM
+  STDIN`` on PostgreSQL, batched multi-row ``INSERT`` elsewhere);
+- :meth:`~Dialect.insert_batches`, :meth:`~Dialect.insert_totals`,
+  :meth:`~Dialect.store_labels`: the other bulk inserts;
+- :meth:`~Dialect.upsert_daily`: the statement adding to the daily sums;
+- :meth:`~Dialect.label_value`, :meth:`~Dialect.bytewise`,
+  :meth:`~Dialect.day`, :meth:`~Dialect.materialized`: expressions;
+- :meth:`~Dialect.snapshot`, :meth:`~Dialect.aggregating`,
+  :meth:`~Dialect.prepare_summing`: the session and read prologues.
+
+Nothing outside this module asks which database it talks to.
+"""
+
+import contextlib
+import datetime
+import decimal
+import queue
+import threading
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
+
+from cloudkitty import db
+from cloudkitty.storage import v2
+from cloudkitty.storage.v2.sqlalchemy import models
+
+_POINTS = models.RatedPoint.__table__
+_TOTALS = models.RatedTotal.__table__
+_DAILY = models.RatedDailyTotal.__table__
+#: In the order the bulk writers send them: per-run values first.
+POINT_COLUMNS = ('period_begin', 'period_end', 'scope_id', 'type',
+                 'batch_id', 'seq', 'label_id', 'qty', 'price')
+#: Columns of the ``rated_totals`` tuples the writes make.
+TOTAL_COLUMNS = ('batch_id', 'type', 'period_begin', 'period_end',
+                 'scope_id', 'qty', 'price')
+_LABEL_COLUMNS = ('id', 'unit', 'description', 'groupby', 'metadata')
+#: Rows per executemany() call and ids per IN list: bounded statements and
+#: memory whatever the size of a push.
+CHUNK = 5000
+# New labels a PostgreSQL push gathers before handing them to a second
+# connection.
+_LABEL_SPILL = 10000
+# PostgreSQL work_mem of the grouping queries.
+_WORK_MEM = '32MB'
+# MariaDB in-memory temporary table size of the same queries, in bytes.
+_MARIADB_TMP_TABLE_SIZE = 256 * 1024 * 1024
+
+
+def chunks(items, size=CHUNK):
+    """``items`` as lists of at most ``size``."""
+    items = list(items)
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def check_url(url):
+    """Raise :class:`~cloudkitty.storage.v2.StorageError` when the backend
+    cannot use ``url`` (a PostgreSQL driver other than psycopg 3, whose
+    COPY and binary array parameters the writes use). Checked on the URL,
+    before an engine imports a driver that may be absent."""
+    if url.get_backend_name() == 'postgresql' and (
+            url.get_driver_name() != 'psycopg'):
+        raise v2.StorageError(
+            f'the sqlalchemy storage needs the psycopg (3) driver on '
+            f'PostgreSQL, not {url.get_driver_name()}: use a '
+            f'postgresql:// or postgresql+psycopg:// URL')
+
+
+def of(engine):
+    """The :class:`Dialect` of ``engine`` (checked by :func:`check_url`)."""
+    check_url(engine.url)
+    name = engine.dialect.name
+    kind = {'postgresql': PostgreSQL, 'sqlite': SQLite, 'mysql': MySQL,
+            'mariadb': MySQL}.get(name)
+    if kind is None:
+        raise v2.StorageError(f'the sqlalchemy storage does not support '
+                              f'{name}')
+    return kind(engine)
+
+
+class Dialect:
+    """The statements and expressions the databases share; subclasses
+    override what their database does otherwise."""
+
+    sum = sa.func.sum
+
+    def __init__(self, engine):
+        self.engine = engine
+        mark = '?' if engine.dialect.paramstyle == 'qmark' else '%s'
+        self._marks = mark
+
+    def _insert_sql(self, table, columns):
+        return (f'INSERT INTO {table} ({", ".join(columns)}) VALUES '
+                f'({", ".join([self._marks] * len(columns))})')
+
+    # -- writes -------------------------------------------------------------
+
+    points_as_text = False
+
+    def insert_points(self, conn, runs, new_labels, store_labels):
+        """Insert the points of ``runs`` (``(begin, end, scope, type,
+        batch, [(seq, label id, qty, price)])``, see
+        :func:`.writes.point_runs`); return the ids of the labels stored on
+        the way by ``store_labels(conn, {id: label})`` (none here:
+        ``new_labels`` is left whole to the caller)."""
+        sql = self._insert_sql('rated_points', POINT_COLUMNS)
+        chunk = []
+        for begin, end, scope, type_, batch, rows in runs:
+            begin, end, rows = self._bind_run(begin, end, rows)
+            chunk += [(begin, end, scope, type_, batch, *row) for row in rows]
+            if len(chunk) >= CHUNK:
+                conn.exec_driver_sql(sql, chunk)
+                chunk = []
+        if chunk:
+            conn.exec_driver_sql(sql, chunk)
+        return []
+
+    @staticmethod
+    def _bind_run(begin, end, rows):
+        """A run's values as the DB-API driver takes them."""
+        return begin, end, rows
+
+    def insert_batches(self, conn, rows):
+        """Insert ``rows`` (dicts of ``scope_id``, ``period_begin``,
+        ``period_end``) into ``rated_batches``; return their ids, in
+        order."""
+        return conn.execute(
+            sa.insert(models.RatedBatch.__table__).returning(
+                models.RatedBatch.__table__.c.id,
+                sort_by_parameter_order=True), rows).scalars().all()
+
+    def insert_totals(self, conn, totals):
+        """Insert ``totals`` (tuples of :data:`TOTAL_COLUMNS`) into
+        ``rated_totals``."""
+        sql = self._insert_sql('rated_totals', TOTAL_COLUMNS)
+        for chunk in chunks(self._bind_totals(totals)):
+            conn.exec_driver_sql(sql, chunk)
+
+    @staticmethod
+    def _bind_totals(totals):
+        return totals
+
+    _insert_label_suffix = ''
+
+    def store_labels(self, conn, new_labels, label_ids, check_stored):
+        """Store the labels ``new_labels[i]`` of the sorted ``label_ids``
+        that are not stored yet; those stored already are compared by
+        ``check_stored(conn, new_labels, ids)``, which returns their ids."""
+        stored = check_stored(conn, new_labels, label_ids)
+        sql = (self._insert_sql('rated_labels', _LABEL_COLUMNS)
+               + self._insert_label_suffix)
+        rows = [(i, *new_labels[i]) for i in label_ids if i not in stored]
+        for chunk in chunks(rows):
+            conn.exec_driver_sql(sql, chunk)
+
+    def rows_of_ids(self, conn, select, column, ids):
+        """The rows of ``select`` whose ``column`` is one of ``ids``."""
+        return (row for chunk in chunks(ids) for row in
+                conn.execute(select.where(column.in_(chunk))))
+
+    def upsert_daily(self):
+        """INSERT of ``rated_daily_totals`` rows that adds to a stored
+        row of the same key."""
+        insert = self._insert_module.insert(_DAILY)
+        return insert.on_conflict_do_update(
+            index_elements=['scope_id', 'type', 'day'], set_={
+                'qty': self._add(_DAILY.c.qty, insert.excluded.qty),
+                'price': self._add(_DAILY.c.price, insert.excluded.price),
+                'totals': _DAILY.c.totals + insert.excluded.totals})
+
+    @staticmethod
+    def _add(augend, addend):
+        return augend + addend
+
+    def prepare_summing(self, conn):
+        """Settle the session of a write that sums points in the
+        database."""
+
+    # -- reads --------------------------------------------------------------
+
+    def day(self, column):
+        """The UTC day (a date) of the naive UTC timestamp ``column``."""
+        return sa.cast(column, sa.Date)
+
+    def label_value(self, column, key):
+        """The text of label ``key`` in the JSON ``column`` (NULL if
+        none)."""
+        return column[key].as_string()
+
+    def bytewise(self, expression):
+        """``expression`` compared and sorted by code point."""
+        return expression
+
+    def materialized(self, select, name):
+        """``select`` as a named subquery, computed once."""
+        return select.subquery(name)
+
+    @contextlib.contextmanager
+    def snapshot(self, settings):
+        """Yield a connection in a transaction whose reads see one state.
+
+        On PostgreSQL, ``settings`` (parameter name: value, constants of
+        this module, written into the statement) hold for the transaction
+        only, set in one round trip with the planner's own; other
+        databases ignore them.
+        """
+        with self.engine.connect() as conn:
+            conn.execution_options(**{db.READ_ONLY: True})
+            with conn.begin():
+                yield conn
+
+    @contextlib.contextmanager
+    def aggregating(self, settings):
+        """A :meth:`snapshot` with the memory that the grouping of a
+        ``total`` query needs (``settings`` as there)."""
+        # Ten thousand groups of decimal sums, or the partial sums by label
+        # id, outgrow PostgreSQL's default 4 MB and would spill to disk.
+        with self.snapshot({'work_mem': _WORK_MEM, **settings}) as conn:
+            yield conn
+
+
+class PostgreSQL(Dialect):
+    """PostgreSQL through psycopg 3: COPY, and arrays sent in binary."""
+
+    _insert_module = postgresql
+    points_as_text = True
+
+    def insert_points(self, conn, runs, new_labels, store_labels):
+        # Labels are a shared, append-only dictionary: those of a large push
+        # are stored on a second connection while the points stream, each
+        # chunk committed before the points are.
+        spilled = []
+        writer = None
+
+        def spilling():
+            nonlocal writer
+            for run in runs:
+                yield run
+                if len(new_labels) >= _LABEL_SPILL:
+                    writer = writer or _LabelWriter(self.engine, store_labels)
+                    writer.put(dict(new_labels))
+                    spilled.extend(new_labels)
+                    new_labels.clear()
+
+        copied = False
+        try:
+            self._copy_points(conn, spilling())
+            copied = True
+        finally:
+            if writer is not None:
+                # After a failed copy, its error is the one to raise.
+                writer.close(raise_error=copied)
+        return spilled
+
+    @staticmethod
+    def _copy_points(conn, runs):
+        # Text COPY formatted here: half the client CPU of binary
+        # write_row(), and no slower for the server to parse.
+        raw = conn.connection.driver_connection
+        text = CopyText()
+        lines = []
+        size = 0
+        with raw.cursor() as cursor, cursor.copy(
+                f'COPY rated_points ({", ".join(POINT_COLUMNS)}) FROM STDIN'
+        ) as copy:
+            for begin, end, scope, type_, batch, rows in runs:
+                prefix = (f'{text[begin]}\t{text[end]}\t{text[scope]}\t'
+                          f'{text[type_]}\t{batch}\t')
+                # Each row ends with a newline: joining on the prefix
+                # starts every following row with it.
+                lines.append(prefix + prefix.join(rows))
+                size += len(rows)
+                if size >= CHUNK:
+                    copy.write(''.join(lines))
+                    lines.clear()
+                    size = 0
+            copy.write(''.join(lines))
+
+    def insert_batches(self, conn, rows):
+        # One insert of arrays however many batches. Rows are inserted in
+        # ORDER BY order and draw increasing ids from the sequence: the
+        # sorted ids follow the rows (SQLAlchemy's insertmanyvalues relies
+        # on the same).
+        return sorted(conn.exec_driver_sql(
+            'INSERT INTO rated_batches (scope_id, period_begin, period_end) '
+            'SELECT scope_id, period_begin, period_end FROM '
+            'unnest(%(scope_id)b::text[], %(period_begin)b::timestamp[], '
+            '%(period_end)b::timestamp[]) WITH ORDINALITY AS new '
+            '(scope_id, period_begin, period_end, n) ORDER BY n '
+            'RETURNING id',
+            {column: [row[column] for row in rows]
+             for column in rows[0]}).scalars())
+
+    def insert_totals(self, conn, totals):
+        # One insert of arrays, sent in binary.
+        conn.exec_driver_sql(
+            f'INSERT INTO rated_totals ({", ".join(TOTAL_COLUMNS)}) '
+            f'SELECT * FROM unnest(%(batch_id)b::int8[], '
+            f'%(type)b::text[], %(period_begin)b::timestamp[], '
+            f'%(period_end)b::timestamp[], %(scope_id)b::text[], '
+            f'%(qty)b::numeric[], %(price)b::numeric[])',
+            dict(zip(TOTAL_COLUMNS, map(list, zip(*totals)))))
+
+    def store_labels(self, conn, new_labels, label_ids, check_stored):
+        # One statement whatever the number of labels (arrays sent in
+        # binary: nothing to quote); what it did not insert was stored
+        # already, and only that is read back and compared.
+        inserted = conn.exec_driver_sql(
+            'INSERT INTO rated_labels (id, unit, description, groupby, '
+            'metadata) SELECT id, unit, description, groupby::jsonb, '
+            'metadata::jsonb FROM unnest(%(id)b::int8[], %(unit)b::text[],'
+            ' %(description)b::text[], %(groupby)b::text[], '
+            '%(metadata)b::text[]) AS new (id, unit, description, '
+            'groupby, metadata) ORDER BY id ON CONFLICT DO NOTHING '
+            'RETURNING id',
+            dict(zip(_LABEL_COLUMNS, map(list, zip(*(
+                (i, *new_labels[i]) for i in label_ids)))))
+        ).scalars().all()
+        if len(inserted) < len(label_ids):
+            check_stored(conn, new_labels, sorted(
+                set(label_ids).difference(inserted)))
+
+    def rows_of_ids(self, conn, select, column, ids):
+        return conn.execute(select.where(column == sa.any_(sa.bindparam(
+            'ids', ids, type_=postgresql.ARRAY(sa.BigInteger)))))
+
+    def prepare_summing(self, conn):
+        # Hash the groups in memory rather than sort the points on disk.
+        conn.exec_driver_sql(f"SET LOCAL work_mem = '{_WORK_MEM}'")
+
+    def bytewise(self, expression):
+        return sa.collate(expression, 'C')
+
+    def materialized(self, select, name):
+        # Keeps the planner from sorting a million points to produce the
+        # first page of groups in order: aggregate by hash, then sort.
+        return select.cte(name).prefix_with('MATERIALIZED')
+
+    @contextlib.contextmanager
+    def snapshot(self, settings):
+        with self.engine.connect() as conn:
+            conn.execution_options(**{db.READ_ONLY: True})
+            # Read committed takes a new snapshot per statement.
+            conn.execution_options(isolation_level='REPEATABLE READ')
+            with conn.begin():
+                # Plans made for each query's values: the generic plan of a
+                # statement psycopg has prepared (from its 5th run) is
+                # blind to them, and chose a count of the summary's groups
+                # twice as slow.
+                settings = {'plan_cache_mode': 'force_custom_plan',
+                            **settings}
+                conn.exec_driver_sql('SELECT ' + ', '.join(
+                    f"set_config('{name}', '{value}', true)"
+                    for name, value in settings.items()))
+                yield conn
+
+
+class MySQL(Dialect):
+    """MariaDB (and MySQL) through PyMySQL."""
+
+    _insert_label_suffix = ' ON DUPLICATE KEY UPDATE id = id'
+
+    def upsert_daily(self):
+        insert = mysql.insert(_DAILY)
+        return insert.on_duplicate_key_update({
+            name: _DAILY.c[name] + insert.inserted[name]
+            for name in ('qty', 'price', 'totals')})
+
+    def bytewise(self, expression):
+        return sa.collate(expression, 'utf8mb4_nopad_bin')
+
+    @contextlib.contextmanager
+    def aggregating(self, settings):
+        with super().aggregating(settings) as conn:
+            # MariaDB groups in an in-memory table of fixed-width rows
+            # (1 KB per VARCHAR(255) key); past 16 MB it moves to disk and
+            # is several times slower.
+            variables = ('max_heap_table_size', 'tmp_memory_table_size')
+            conn.exec_driver_sql('SET ' + ', '.join(
+                f'SESSION {v} = {_MARIADB_TMP_TABLE_SIZE}' for v in variables))
+            try:
+                yield conn
+            finally:
+                conn.exec_driver_sql('SET ' + ', '.join(
+                    f'SESSION {v} = DEFAULT' for v in variables))
+
+
+class SQLite(Dialect):
+    """SQLite through pysqlite: decimals are exact text, summed by the
+    functions registered on every connection."""
+
+    _insert_module = sqlite
+    _insert_label_suffix = ' ON CONFLICT DO NOTHING'
+    sum = sa.func.ck_decimal_sum
+
+    def __init__(self, engine):
+        super().__init__(engine)
+        db.on_every_connection(engine, _sqlite_functions)
+        # pysqlite knows neither datetimes nor Decimals: store what the
+        # column types would (SQLAlchemy's datetime text, exact decimal
+        # text).
+        dialect = engine.dialect
+        self._date = _POINTS.c.period_begin.type.dialect_impl(
+            dialect).bind_processor(dialect)
+        self._qty_text = _POINTS.c.qty.type.dialect_impl(dialect).to_text
+        self._price_text = _POINTS.c.price.type.dialect_impl(dialect).to_text
+
+    def _bind_run(self, begin, end, rows):
+        qty_text, price_text = self._qty_text, self._price_text
+        return self._date(begin), self._date(end), [
+            (seq, label, qty_text(qty), price_text(price))
+            for seq, label, qty, price in rows]
+
+    def _bind_totals(self, totals):
+        date, text = self._date, self._qty_text
+        return [(batch, type_, date(begin), date(end), scope, text(qty),
+                 text(price))
+                for batch, type_, begin, end, scope, qty, price in totals]
+
+    @staticmethod
+    def _add(augend, addend):
+        return sa.func.ck_decimal_add(augend, addend)
+
+    def day(self, column):
+        return sa.func.date(column, type_=sa.Date)
+
+    def label_value(self, column, key):
+        # json_extract() returns numbers as numbers: compare as text like
+        # the other databases do.
+        return sa.cast(super().label_value(column, key), sa.String)
+
+
+class SQLiteDecimalSum:
+    """``ck_decimal_sum``: exact SUM over the decimal text SQLite stores.
+
+    Values are summed a block at a time by ``sum()`` in a wide decimal
+    context: per value, only an append runs in Python.
+    """
+
+    _BLOCK = 4096
+
+    def __init__(self):
+        self.values = []
+        self.total = None
+
+    def step(self, value):
+        if value is not None:
+            self.values.append(value)
+            if len(self.values) == self._BLOCK:
+                self._fold()
+
+    def _fold(self):
+        with decimal.localcontext(v2.DECIMAL_CONTEXT):
+            block = sum(map(decimal.Decimal, map(str, self.values)))
+            self.total = block if self.total is None else self.total + block
+        self.values.clear()
+
+    def finalize(self):
+        if self.values:
+            self._fold()
+        return None if self.total is None else str(self.total)
+
+
+def _sqlite_decimal_add(augend, addend):
+    """``ck_decimal_add``: exact sum of two of SQLite's decimal texts."""
+    with decimal.localcontext(v2.DECIMAL_CONTEXT):
+        return str(decimal.Decimal(str(augend)) + decimal.Decimal(str(addend)))
+
+
+def _sqlite_functions(dbapi_connection):
+    dbapi_connection.create_aggregate('ck_decimal_sum', 1, SQLiteDecimalSum)
+    dbapi_connection.create_function('ck_decimal_add', 2, _sqlite_decimal_add,
+                                     deterministic=True)
+
+
+class _LabelWriter:
+    """Stores chunks of new labels from a thread and a connection of its
+    own, one transaction per chunk (see :meth:`PostgreSQL.insert_points`)."""
+
+    def __init__(self, engine, store_labels):
+        self._engine = engine
+        self._store_labels = store_labels
+        self._chunks = queue.Queue(maxsize=2)
+        self._error = None
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name='cloudkitty-label-writer')
+        self._thread.start()
+
+    def put(self, new_labels):
+        """Queue ``{label id: label}`` for storage."""
+        self._chunks.put(new_labels)
+
+    def close(self, raise_error=True):
+        """Wait for every queued chunk; raise the writer's error if any."""
+        self._chunks.put(None)
+        self._thread.join()
+        if raise_error and self._error is not None:
+            raise self._error
+
+    def _run(self):
+        while (chunk := self._chunks.get()) is not None:
+            if self._error is not None:
+                continue  # keep the queue moving until close()
+            try:
+                with self._engine.begin() as conn:
+                    self._store_labels(conn, chunk)
+            except Exception as exc:  # handed to the pushing thread
+                self._error = exc
+
+
+class CopyText(dict):
+    """Memo of values in PostgreSQL's COPY text format: ``\\N`` for NULL,
+    ISO timestamps, strings with backslash, tab and newlines escaped."""
+
+    __slots__ = ()
+    _ESCAPES = str.maketrans({'\\': '\\\\', '\t': '\\t', '\n': '\\n',
+                              '\r': '\\r'})
+
+    def __missing__(self, value):
+        if value is None:
+            text = '\\N'
+        elif isinstance(value, datetime.datetime):
+            text = value.isoformat(' ')
+        else:
+            text = value.translate(self._ESCAPES)
+        self[value] = text
+        return text

@@ -1,0 +1,374 @@
+"""The reads of the ``sqlalchemy`` backend: the WHERE clauses of a query,
+pages of points, grouped totals and the pages of groups.
+
+:class:`Reader` holds them; what differs between databases is asked of its
+:class:`~.dialects.Dialect`. A ``total`` reads the fewest rows that hold
+the sums it needs: the points, the per-batch sums or the daily sums (see
+:meth:`Reader.sums`).
+"""
+
+import datetime
+import decimal
+import json
+
+import sqlalchemy as sa
+
+from cloudkitty import dataframe
+from cloudkitty.storage import v2
+from cloudkitty.storage.v2.sqlalchemy import models
+
+_UTC = datetime.timezone.utc
+_DAY = datetime.timedelta(days=1)
+_POINTS = models.RatedPoint.__table__
+_LABELS = models.RatedLabel.__table__
+_BATCHES = models.RatedBatch.__table__
+_TOTALS = models.RatedTotal.__table__
+_DAILY = models.RatedDailyTotal.__table__
+
+# Labels are read as their JSON text and decoded here, numbers as Decimals:
+# a number comes back with the digits it was pushed with (1.10 stays 1.10,
+# 12345678901234567890.5 keeps every digit), where a float would round it;
+# booleans, nulls, strings, lists and objects keep their JSON types.
+# PostgreSQL's jsonb keeps a number's value and scale but writes it in
+# positional notation (1E+2 comes back as 100).
+_LABEL_DECODER = json.JSONDecoder(parse_float=decimal.Decimal)
+
+
+def naive_utc(value):
+    """The aware ``value`` as the naive UTC timestamp stored."""
+    return value.astimezone(_UTC).replace(tzinfo=None)
+
+
+def aware(value):
+    """The stored naive UTC ``value`` as an aware datetime."""
+    return value.replace(tzinfo=_UTC)
+
+
+def label_text(column):
+    """``column`` (groupby or metadata) selected as its JSON text."""
+    return sa.cast(column, sa.Text).label(column.name)
+
+
+def decode_labels(text):
+    """The labels of JSON ``text`` (``None``: none), numbers as Decimals."""
+    return {} if text is None else _LABEL_DECODER.decode(text)
+
+
+def batch_conditions(query, table=_BATCHES):
+    """WHERE clauses on the window and scopes of ``query``; ``table`` is
+    ``rated_batches``, ``rated_points`` or ``rated_totals`` (all have the
+    columns)."""
+    conditions = []
+    if query.begin is not None:
+        conditions.append(table.c.period_begin >= naive_utc(query.begin))
+    if query.end is not None:
+        conditions.append(table.c.period_begin < naive_utc(query.end))
+    if query.scopes is not None:
+        conditions.append(table.c.scope_id.in_(query.scopes))
+    return conditions
+
+
+def _total_conditions(query, table=_TOTALS):
+    """WHERE clauses on ``rated_totals`` selecting ``query`` (which has no
+    label filter)."""
+    conditions = batch_conditions(query, table)
+    if query.types is not None:
+        conditions.append(table.c.type.in_(query.types))
+    return conditions
+
+
+def _whole_days(query):
+    """``(first, last)``: the UTC days wholly inside the window of
+    ``query`` are ``[first, last)`` (``None``: unbounded)."""
+    first = last = None
+    if query.begin is not None:
+        first = (query.begin - datetime.timedelta(microseconds=1)
+                 ).astimezone(_UTC).date() + _DAY
+    if query.end is not None:
+        last = query.end.astimezone(_UTC).date()
+    return first, last
+
+
+def _day_edges(query):
+    """``(whole, edges)``: the bounds of the whole UTC days inside the
+    window of ``query`` (``None``: unbounded), and the parts of the window
+    outside them, as ``(begin, end)`` pairs."""
+    first_day, last_day = _whole_days(query)
+    whole = [datetime.datetime.combine(day, datetime.time(), _UTC)
+             if day is not None else None
+             for day in (first_day, last_day)]
+    edges = []
+    if first_day is not None and query.begin < whole[0]:
+        edges.append((query.begin, whole[0]))
+    if last_day is not None and whole[1] < query.end:
+        edges.append((whole[1], query.end))
+    return whole, edges
+
+
+class Reader:
+    """The reads of one storage.
+
+    :param dialect: the storage's :class:`~.dialects.Dialect`, which opens
+        the read transactions.
+    """
+
+    def __init__(self, dialect):
+        self.dialect = dialect
+
+    def conditions(self, query):
+        """WHERE clauses on ``rated_points`` selecting ``query``."""
+        conditions = batch_conditions(query, _POINTS)
+        if query.types is not None:
+            conditions.append(_POINTS.c.type.in_(query.types))
+        if query.scopes is not None:
+            # The scopes again, through the batches' index: lets the
+            # database read only the scope's primary-key ranges.
+            conditions.append(_POINTS.c.batch_id.in_(
+                sa.select(_BATCHES.c.id).where(*batch_conditions(query))))
+        if query.labels:
+            label_value = self.dialect.label_value
+            conditions.append(_POINTS.c.label_id.in_(
+                sa.select(_LABELS.c.id).where(*(
+                    sa.func.coalesce(
+                        label_value(_LABELS.c.groupby, key),
+                        label_value(_LABELS.c.metadata, key)
+                    ).in_(values)
+                    for key, values in query.labels))))
+        return conditions
+
+    def retrieve(self, query, offset, limit):
+        """``(total, points)``: see ``BaseStorage._retrieve``."""
+        # Count, then fetch the page: a window count over the page query
+        # would make the database sort every matching point, where ORDER
+        # BY ... LIMIT alone keeps only the best ``offset + limit``.
+        conditions = self.conditions(query)
+        order = (_POINTS.c.period_begin, _POINTS.c.period_end,
+                 _POINTS.c.type, _POINTS.c.batch_id, _POINTS.c.seq)
+        page = sa.select(
+            *order, _POINTS.c.label_id, _POINTS.c.qty, _POINTS.c.price,
+        ).where(*conditions).order_by(*order)
+        if limit is not None:
+            page = page.offset(offset).limit(limit)
+        page = page.subquery('page')
+        statement = sa.select(
+            page, _LABELS.c.unit, _LABELS.c.description,
+            label_text(_LABELS.c.groupby), label_text(_LABELS.c.metadata),
+        ).select_from(page.outerjoin(
+            _LABELS, _LABELS.c.id == page.c.label_id)).order_by(
+            *(page.c[c.name] for c in order))
+        with self.dialect.snapshot({}) as conn:
+            total = conn.execute(sa.select(sa.func.count()).select_from(
+                _POINTS).where(*conditions)).scalar()
+            rows = conn.execute(statement).all() if total > offset else []
+        # Points of one resource share their label row: decoded once.
+        labels = {}
+        points = []
+        for row in rows:
+            groupby_metadata = labels.get(row.label_id)
+            if groupby_metadata is None:
+                groupby_metadata = labels[row.label_id] = (
+                    decode_labels(row.groupby), decode_labels(row.metadata))
+            points.append((
+                aware(row.period_begin), aware(row.period_end), row.type,
+                dataframe.DataPoint(
+                    row.unit, v2.normalize_decimal(row.qty),
+                    v2.normalize_decimal(row.price), *groupby_metadata,
+                    row.description)))
+        return total, points
+
+    # -- totals -------------------------------------------------------------
+
+    @staticmethod
+    def _source(query, keys):
+        """The table that holds the sums of ``query`` grouped by ``keys``:
+        ``_POINTS``, ``_TOTALS`` or ``_DAILY`` (see :meth:`sums`)."""
+        kinds = {key.kind for key in keys}
+        if query.labels or 'label' in kinds:
+            return _POINTS
+        first_day, last_day = _whole_days(query)
+        if 'time' in kinds or (None not in (first_day, last_day)
+                               and first_day >= last_day):
+            return _TOTALS
+        return _DAILY
+
+    def sums(self, conn, query, source):
+        """``(table, WHERE clauses)`` of the rows to sum for ``query`` from
+        ``source`` (:meth:`_source`): the fewest that hold the points' sums.
+
+        The points themselves when labels are filtered or grouped on; the
+        per-batch sums when periods are grouped on; otherwise the whole UTC
+        days of the window from ``rated_daily_totals``, and the rest, if
+        any, from ``rated_totals``, in a union with the columns
+        ``scope_id``, ``type``, ``qty`` and ``price``. The daily sums alone
+        are read in key order from their primary key, so that the first
+        page of groups by scope and type costs no sort of every group.
+        """
+        if source is _POINTS:
+            return _POINTS, self.conditions(query)
+        if source is _TOTALS:
+            return _TOTALS, _total_conditions(query)
+        first_day, last_day = _whole_days(query)
+        columns = ('scope_id', 'type', 'qty', 'price')
+        days = []
+        if first_day is not None:
+            days.append(_DAILY.c.day >= first_day)
+        if last_day is not None:
+            days.append(_DAILY.c.day < last_day)
+        if query.scopes is not None:
+            days.append(_DAILY.c.scope_id.in_(query.scopes))
+        if query.types is not None:
+            days.append(_DAILY.c.type.in_(query.types))
+        parts = [sa.select(*(_DAILY.c[c] for c in columns)).where(*days)]
+
+        def outside(begin, end, *more):
+            within = v2.Query(begin, end, query.types, query.scopes)
+            parts.append(sa.select(*(_TOTALS.c[c] for c in columns)).where(
+                *_total_conditions(within), *more))
+
+        whole, edges = _day_edges(query)
+        for begin, end in edges:
+            outside(begin, end)
+        unscoped = [_TOTALS.c.scope_id.is_(None)]
+        if query.scopes is None and conn.execute(sa.select(sa.exists().where(
+                *unscoped, *batch_conditions(v2.Query(*whole),
+                                             _TOTALS)))).scalar():
+            # Points stored without a scope have no daily sums.
+            outside(*whole, *unscoped)
+        if len(parts) == 1:
+            return _DAILY, days
+        return sa.union_all(*parts).subquery('sums'), []
+
+    def total(self, query, keys, fields, offset, limit):
+        """``(number of groups, rows)``: see ``BaseStorage._total``."""
+        source = self._source(query, keys)
+        settings = {}
+        if source is _DAILY and not _day_edges(query)[1] and [
+                key.kind for key in keys] in (['scope'], ['scope', 'type']):
+            # Groups on a prefix of the primary key of the daily sums alone:
+            # counted along the index, which the planner, expecting far
+            # fewer groups than there are, would trade for a slower hash of
+            # every row.
+            settings['enable_hashagg'] = 'off'
+        with self.dialect.aggregating(settings) as conn:
+            return self._grouped_total(conn, query, keys, fields, offset,
+                                       limit, source)
+
+    def _grouped_total(self, conn, query, keys, fields, offset, limit,
+                       source):
+        """:meth:`total` on the connection ``conn``."""
+        label_keys = [key.name for key in keys if key.kind == 'label']
+        table, conditions = self.sums(conn, query, source)
+        total_sum = self.dialect.sum
+        facts = []  # columns grouped on, in key order
+        for key in keys:
+            if key.kind == 'type':
+                facts.append(table.c.type)
+            elif key.kind == 'scope':
+                facts.append(table.c.scope_id)
+            elif key.kind == 'time':
+                facts.extend((table.c.period_begin, table.c.period_end))
+        facts = [column.label(f'f{i}') for i, column in enumerate(facts)]
+        sums = {'qty': table.c.qty, 'price': table.c.price}
+        if not label_keys:
+            grouped = sa.select(*facts, *(
+                total_sum(sums[f.source], type_=sums[f.source].type).label(
+                    f'v{i}') for i, f in enumerate(fields)),
+            ).where(*conditions).group_by(*facts)
+        else:
+            # Sum by label id first, then join the (far fewer) partial sums
+            # to their labels and group by the label values.
+            partial = sa.select(
+                *facts, _POINTS.c.label_id,
+                *(total_sum(column, type_=column.type).label(name)
+                  for name, column in sums.items()),
+            ).where(*conditions).group_by(*facts, _POINTS.c.label_id
+                                          ).subquery('partial')
+            values = [self.dialect.bytewise(self.dialect.label_value(
+                _LABELS.c.groupby, name)).label(f'l{i}')
+                for i, name in enumerate(label_keys)]
+            outer_facts = [partial.c[f.name] for f in facts]
+            grouped = sa.select(*outer_facts, *values, *(
+                total_sum(partial.c[f.source],
+                          type_=sums[f.source].type).label(f'v{i}')
+                for i, f in enumerate(fields)),
+            ).select_from(partial.outerjoin(
+                _LABELS, _LABELS.c.id == partial.c.label_id)
+            ).group_by(*outer_facts, *values)
+        if table is _POINTS:
+            statement, every_group = self._points_page(
+                grouped, keys, facts, label_keys, fields)
+        else:
+            # The sums are few: the groups are counted apart, without
+            # summing them, which costs less than a window over every
+            # group, and the page is read in key order (from an index where
+            # one fits), not sorted whole.
+            statement = grouped.order_by(*facts)
+            every_group = sa.select(*facts or [sa.literal(1)]).where(
+                *conditions).group_by(*facts)
+            if not keys:
+                # One group of nothing is no group; there is one group when
+                # a row is selected (a HAVING on a query without aggregate,
+                # as counting it needs, SQLite refuses).
+                statement = grouped.having(sa.func.count() > 0)
+                every_group = sa.select(sa.literal(1)).where(
+                    *conditions).limit(1)
+        if limit is not None:
+            statement = statement.offset(offset).limit(limit)
+        rows = conn.execute(statement).all()
+        if table is _POINTS and rows:
+            total = rows[0].n_groups
+        elif rows and (limit is None or len(rows) < limit):
+            # The last page: the groups before it and on it are all.
+            total = len(rows) if limit is None else offset + len(rows)
+        elif rows or offset:
+            total = conn.execute(sa.select(sa.func.count()).select_from(
+                every_group.order_by(None).subquery())).scalar()
+        else:
+            total = 0
+        times = []  # positions of datetimes in the rows
+        position = 0
+        for key in keys:
+            if key.kind == 'time':
+                times.extend((position, position + 1))
+                position += 1
+            position += 1
+        output = []
+        width = len(facts) + len(label_keys) + len(fields)
+        for row in rows:
+            values = list(row[:width])
+            for i in times:
+                values[i] = aware(values[i])
+            output.append(tuple(values))
+        return total, output
+
+    def _points_page(self, grouped, keys, facts, label_keys, fields):
+        """``(page statement, statement of every group)`` of a total over
+        the points, ``grouped`` by ``facts`` and ``label_keys``.
+
+        The page carries the number of groups (``n_groups``, a window
+        count): counting apart would group a million points twice.
+        """
+        grouped = self.dialect.materialized(grouped, 'grouped')
+        order = []
+        result = []
+        facts_left = iter(grouped.c[f.name] for f in facts)
+        labels_left = iter(grouped.c[f'l{i}'] for i in range(
+            len(label_keys)))
+        for key in keys:
+            if key.kind == 'time':
+                columns = [next(facts_left), next(facts_left)]
+            elif key.kind == 'label':
+                column = next(labels_left)
+                order.append(column.is_(None))
+                columns = [column]
+            else:
+                columns = [next(facts_left)]
+            order.extend(columns)
+            result.extend(columns)
+        every_group = sa.select(
+            *result, *(grouped.c[f'v{i}'] for i in range(len(fields))),
+        ).order_by(*order)
+        if not keys:
+            every_group = every_group.where(grouped.c.v0.is_not(None))
+        return every_group.add_columns(
+            sa.func.count().over().label('n_groups')), every_group

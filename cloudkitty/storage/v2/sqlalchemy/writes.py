@@ -1,0 +1,401 @@
+"""The writes of the ``sqlalchemy`` backend, on the connection of a write
+transaction: batches, labels, point runs, per-batch and daily totals, and
+the deletion of whole batches.
+
+:class:`Writer` holds them; what differs between databases is asked of its
+:class:`~.dialects.Dialect`. A label is stored once, under a 64-bit hash of
+its canonical JSON (:class:`Label`, :func:`label_hash`).
+"""
+
+import decimal
+import hashlib
+import json
+import operator
+
+import sqlalchemy as sa
+
+from cloudkitty import dataframe
+from cloudkitty.storage import v2
+from cloudkitty.storage.v2.sqlalchemy import dialects
+from cloudkitty.storage.v2.sqlalchemy import models
+from cloudkitty.storage.v2.sqlalchemy import reads
+
+_POINTS = models.RatedPoint.__table__
+_LABELS = models.RatedLabel.__table__
+_BATCHES = models.RatedBatch.__table__
+_TOTALS = models.RatedTotal.__table__
+_DAILY = models.RatedDailyTotal.__table__
+_QUANTUM = decimal.Decimal(1).scaleb(-models.SCALE)
+_QTY = operator.itemgetter(1)    # of a DataPoint
+_PRICE = operator.itemgetter(2)
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(',', ':'))
+
+
+def stored(value):
+    """``value`` as a NUMERIC column of :data:`~.models.SCALE` decimals
+    stores it: rounded half away from zero (as PostgreSQL and MariaDB
+    round, and :class:`~.models.SQLiteDecimal`)."""
+    if value.as_tuple().exponent >= -models.SCALE:
+        return value
+    return value.quantize(_QUANTUM, decimal.ROUND_HALF_UP,
+                          context=v2.DECIMAL_CONTEXT)
+
+
+def _json(value):
+    """Canonical JSON: sorted keys, no spaces (Decimals as numbers)."""
+    try:
+        return _ENCODER.encode(value)
+    except TypeError:
+        return dataframe.dumps(value, sort_keys=True, separators=(',', ':'))
+
+
+class Label(tuple):
+    """``(unit, description, groupby JSON, metadata JSON)`` of a label."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, unit, description, groupby, metadata):
+        return cls((unit, description, _json(dict(groupby)),
+                    _json(dict(metadata))))
+
+    @property
+    def canonical(self):
+        """The text hashed into the label id: JSON of the four values."""
+        return f'{_json(self[:2])[:-1]},{self[2]},{self[3]}]'
+
+
+def label_hash(canonical):
+    """The label id of the :attr:`Label.canonical` text: stored, so
+    stable from release to release."""
+    digest = hashlib.blake2b(canonical.encode('utf-8'), digest_size=8)
+    return int.from_bytes(digest.digest(), 'big', signed=True)
+
+
+def _same_json(first, second):
+    """Whether two decoded JSON values are the same: of the same JSON
+    types, numbers equal in value (``1.10`` and ``1.1``, ``100`` and
+    ``1E+2``, however a database writes them back)."""
+    if isinstance(first, bool) or isinstance(second, bool):
+        return first is second
+    if isinstance(first, (int, decimal.Decimal)):
+        return isinstance(second, (int, decimal.Decimal)) and first == second
+    if isinstance(first, dict):
+        return isinstance(second, dict) and first.keys() == second.keys() \
+            and all(_same_json(value, second[key])
+                    for key, value in first.items())
+    if isinstance(first, list):
+        return isinstance(second, list) and len(first) == len(second) \
+            and all(map(_same_json, first, second))
+    return type(first) is type(second) and first == second
+
+
+class Writer:
+    """The writes of one storage, on a connection in a transaction.
+
+    :param dialect: the storage's :class:`~.dialects.Dialect`.
+    :param scope_key: the groupby key holding a point's scope when a push
+        names none.
+    :param known_labels: a set of label ids known to be stored, read (the
+        caller adds the ids :meth:`insert` returns once committed).
+    """
+
+    def __init__(self, dialect, scope_key, known_labels):
+        self.dialect = dialect
+        self.scope_key = scope_key
+        self._known = known_labels
+
+    def insert(self, conn, frames, scope_id):
+        """Insert the points of ``frames`` (their scope ``scope_id``, else
+        each point's ``groupby[scope_key]``), their batches, new labels
+        and totals; return the ids of the labels it stored."""
+        batches = self.insert_batches(conn, frames, scope_id)
+        new_labels = {}
+        totals = []
+        runs = self.point_runs(frames, batches, new_labels, totals,
+                               as_text=self.dialect.points_as_text)
+        spilled = self.dialect.insert_points(conn, runs, new_labels,
+                                             self.store_labels)
+        self.store_labels(conn, new_labels)
+        self.store_totals(conn, totals)
+        return [*spilled, *new_labels]
+
+    def insert_batches(self, conn, frames, scope_id):
+        """Create one batch per frame and scope; return, for each frame,
+        ``{groupby scope value: (batch id, scope id)}`` (the key is
+        ``None`` when ``scope_id`` is given)."""
+        keys = []
+        scope_key = self.scope_key
+        for index, frame in enumerate(frames):
+            if not len(frame):
+                continue
+            if scope_id is not None:
+                keys.append((index, None, str(scope_id)))
+                continue
+            found = {}
+            for _, points in frame.itertypes():
+                found.update(dict.fromkeys(
+                    [point.groupby.get(scope_key) for point in points]))
+            keys.extend((index, value, None if value is None else str(value))
+                        for value in found)
+        rows = [{'scope_id': scope,
+                 'period_begin': reads.naive_utc(frames[index].start),
+                 'period_end': reads.naive_utc(frames[index].end)}
+                for index, _, scope in keys]
+        ids = self.dialect.insert_batches(conn, rows) if rows else []
+        batches = [{} for _ in frames]
+        for (index, value, scope), batch_id in zip(keys, ids):
+            batches[index][value] = (batch_id, scope)
+        return batches
+
+    def point_runs(self, frames, batches, new_labels, totals, as_text=False):
+        """Yield the points of ``frames`` as runs sharing everything but
+        ``(seq, label id, qty, price)``: ``(period_begin, period_end,
+        scope_id, type, batch_id, [(seq, label id, qty, price)])``, in push
+        order; with ``as_text``, each point is its line of COPY text
+        instead (the end of the line: the run's values come first). Fills
+        ``new_labels`` with ``{label id: Label}`` for the labels not known
+        to be stored, and appends to ``totals`` each run's ``rated_totals``
+        row (a tuple of :data:`~.dialects.TOTAL_COLUMNS`): the sums of its
+        values as the database stores them (rounded to
+        :data:`~.models.SCALE` decimals).
+
+        The inner loop runs once per point: it is written for speed (strings
+        rather than tuples also spare the garbage collector; a value's
+        rounding is looked into only when its text is long enough to need
+        it; a frame of one scope is summed type by type at C speed).
+        """
+        label_ids = {}  # label contents -> id, for this push
+        known = self._known
+        scope_key = self.scope_key
+        next_seq = {}
+        for frame, scopes in zip(frames, batches):
+            if not scopes:
+                continue
+            begin = reads.naive_utc(frame.start)
+            end = reads.naive_utc(frame.end)
+            scope_of = dict(scopes.values())  # batch id -> scope id
+            several = len(scopes) > 1
+            if not several:
+                batch, = scope_of
+                seq = -1
+            for type_, points in frame.itertypes():
+                # batch -> (rows, quantities, prices); the values are kept
+                # only for frames of several scopes.
+                runs = {}
+                rounded = False
+                if not several:
+                    rows = []
+                    runs[batch] = rows, None, None
+                for point in points:
+                    unit, qty, price, groupby, metadata, description = point
+                    if several:
+                        batch = scopes[groupby.get(scope_key)][0]
+                        seq = next_seq[batch] = next_seq.get(batch, -1) + 1
+                        run = runs.get(batch)
+                        if run is None:
+                            run = runs[batch] = [], [], []
+                        rows, qtys, prices = run
+                    else:
+                        seq += 1
+                    contents = (unit, description, len(groupby), *groupby,
+                                *groupby.values(), *metadata,
+                                *metadata.values())
+                    try:
+                        label = label_ids[contents]
+                    except KeyError:
+                        label = label_ids[contents] = _label_of(
+                            point, known, new_labels, as_text)
+                    except TypeError:  # unhashable label values
+                        label = _label_of(point, known, new_labels, as_text)
+                    qty_text, price_text = f'{qty}', f'{price}'
+                    # More than SCALE decimals takes more than 30 characters
+                    # (or an exponent): round as the database will.
+                    if len(qty_text) > 30 or 'E' in qty_text:
+                        qty = stored(qty)
+                        qty_text = f'{qty}'
+                        rounded = True
+                    if len(price_text) > 30 or 'E' in price_text:
+                        price = stored(price)
+                        price_text = f'{price}'
+                        rounded = True
+                    if several:
+                        qtys.append(qty)
+                        prices.append(price)
+                    rows.append(f'{seq}\t{label}\t{qty_text}\t{price_text}\n'
+                                if as_text else (seq, label, qty, price))
+                for run_batch, (rows, qtys, prices) in runs.items():
+                    scope = scope_of[run_batch]
+                    if qtys is None:  # the type's points, all of them
+                        qtys, prices = map(_QTY, points), map(_PRICE, points)
+                        if rounded:
+                            qtys, prices = map(stored, qtys), map(
+                                stored, prices)
+                    with decimal.localcontext(v2.DECIMAL_CONTEXT):
+                        totals.append((run_batch, type_, begin, end, scope,
+                                       sum(qtys), sum(prices)))
+                    yield begin, end, scope, type_, run_batch, rows
+
+    # -- labels -------------------------------------------------------------
+
+    def store_labels(self, conn, new_labels):
+        """Store the labels of ``new_labels`` that are not stored yet, after
+        checking that those stored under the same ids are the same."""
+        if new_labels:
+            # Sorted: concurrent pushes lock shared labels in the same order.
+            self.dialect.store_labels(conn, new_labels, sorted(new_labels),
+                                      self._check_stored_labels)
+
+    def _check_stored_labels(self, conn, new_labels, label_ids):
+        """Return the ids among ``label_ids`` already stored; raise
+        StorageError if one holds other labels than ``new_labels`` says."""
+        if not label_ids:
+            return set()
+        select = sa.select(
+            _LABELS.c.id, _LABELS.c.unit, _LABELS.c.description,
+            reads.label_text(_LABELS.c.groupby),
+            reads.label_text(_LABELS.c.metadata))
+        found = set()
+        for row in self.dialect.rows_of_ids(conn, select, _LABELS.c.id,
+                                            label_ids):
+            new = new_labels[row.id]
+            label = Label((row.unit, row.description, row.groupby,
+                           row.metadata))
+            # Compared decoded: a database may write a number back in
+            # another form (jsonb writes 1E+2 as 100).
+            if label != new and not (
+                    label[:2] == new[:2] and all(
+                        _same_json(reads.decode_labels(stored_text),
+                                   reads.decode_labels(new_text))
+                        for stored_text, new_text in zip(label[2:],
+                                                         new[2:]))):
+                raise v2.StorageError(
+                    f'label hash collision: stored {label.canonical}, new '
+                    f'{new.canonical}')
+            found.add(row.id)
+        return found
+
+    # -- totals -------------------------------------------------------------
+
+    def store_totals(self, conn, totals):
+        """Insert the ``rated_totals`` rows of ``totals`` (tuples of
+        :data:`~.dialects.TOTAL_COLUMNS`, as :meth:`point_runs` makes them)
+        in bulk, and add them to the daily sums."""
+        if not totals:
+            return
+        self.dialect.insert_totals(conn, totals)
+        daily = {}
+        with decimal.localcontext(v2.DECIMAL_CONTEXT):
+            for _, type_, begin, _, scope, qty, price in totals:
+                if scope is None:
+                    continue
+                key = (scope, type_, begin.date())
+                day_qty, day_price, count = daily.get(key, (0, 0, 0))
+                daily[key] = (day_qty + qty, day_price + price, count + 1)
+        self._apply_daily(conn, [
+            {'scope_id': scope, 'type': type_, 'day': day, 'qty': qty,
+             'price': price, 'totals': count}
+            for (scope, type_, day), (qty, price, count) in sorted(
+                daily.items())], 1)
+
+    def insert_totals(self, conn, batch_ids, types=None):
+        """Sum the stored points of ``batch_ids`` (of ``types``, ``None``:
+        every type) into ``rated_totals``, in the database."""
+        group = (_POINTS.c.batch_id, _POINTS.c.type, _POINTS.c.period_begin,
+                 _POINTS.c.period_end, _POINTS.c.scope_id)
+        self.dialect.prepare_summing(conn)
+        for chunk in dialects.chunks(batch_ids):
+            conditions = [_POINTS.c.batch_id.in_(chunk)]
+            if types is not None:
+                conditions.append(_POINTS.c.type.in_(types))
+            conn.execute(_TOTALS.insert().from_select(
+                [column.name for column in group] + ['qty', 'price'],
+                sa.select(*group, *(
+                    self.dialect.sum(column, type_=column.type)
+                    for column in (_POINTS.c.qty, _POINTS.c.price))
+                ).where(*conditions).group_by(*group)))
+            totals = [_TOTALS.c.batch_id.in_(chunk)]
+            if types is not None:
+                totals.append(_TOTALS.c.type.in_(types))
+            self._add_daily(conn, totals, 1)
+
+    def drop_totals(self, conn, conditions):
+        """Delete the ``rated_totals`` rows matching ``conditions``, and
+        their sums from ``rated_daily_totals``."""
+        self._add_daily(conn, conditions, -1)
+        conn.execute(sa.delete(_TOTALS).where(*conditions))
+
+    def _add_daily(self, conn, conditions, sign):
+        """Add (``sign`` 1) or subtract (-1) the ``rated_totals`` rows
+        matching ``conditions`` to or from ``rated_daily_totals``, summed
+        by the database."""
+        day = self.dialect.day(_TOTALS.c.period_begin).label('day')
+        sums = conn.execute(sa.select(
+            _TOTALS.c.scope_id, _TOTALS.c.type, day,
+            *(self.dialect.sum(column, type_=column.type).label(column.name)
+              for column in (_TOTALS.c.qty, _TOTALS.c.price)),
+            sa.func.count().label('totals'),
+        ).where(_TOTALS.c.scope_id.is_not(None), *conditions).group_by(
+            _TOTALS.c.scope_id, _TOTALS.c.type, day).order_by(
+            _TOTALS.c.scope_id, _TOTALS.c.type, day)).all()
+        self._apply_daily(conn, [row._asdict() for row in sums], sign)
+
+    def _apply_daily(self, conn, rows, sign):
+        """Add (``sign`` 1) or subtract (-1) ``rows`` (dicts of the
+        ``rated_daily_totals`` columns, sorted by key) to or from the
+        stored daily sums, each by an atomic upsert (sorted: concurrent
+        writers lock rows in the same order); a row that then adds up no
+        ``rated_totals`` row is deleted."""
+        if not rows:
+            return
+        if sign < 0:
+            # copy_negate(): exact, where the context would round 48 digits.
+            rows = [dict(row, qty=row['qty'].copy_negate(),
+                         price=row['price'].copy_negate(),
+                         totals=-row['totals']) for row in rows]
+        for chunk in dialects.chunks(rows):
+            conn.execute(self.dialect.upsert_daily(), chunk)
+        if sign < 0:
+            keys = [(row['scope_id'], row['type'], row['day'])
+                    for row in rows]
+            for chunk in dialects.chunks(keys):
+                conn.execute(sa.delete(_DAILY).where(
+                    _DAILY.c.totals <= 0, sa.tuple_(
+                        _DAILY.c.scope_id, _DAILY.c.type,
+                        _DAILY.c.day).in_(chunk)))
+
+    # -- deletes ------------------------------------------------------------
+
+    def delete_batches(self, conn, query):
+        """Delete whole batches: the scope and time of ``query`` only."""
+        conditions = reads.batch_conditions(query)
+        if query.scopes is None:
+            conn.execute(sa.delete(_POINTS).where(
+                *reads.batch_conditions(query, _POINTS)))
+            self.drop_totals(conn, reads.batch_conditions(query, _TOTALS))
+            conn.execute(sa.delete(_BATCHES).where(*conditions))
+            return
+        # Ids first, then primary-key ranges: fast on every database
+        # (MariaDB does not turn DELETE ... IN (SELECT) into a join).
+        ids = conn.execute(sa.select(_BATCHES.c.id).where(
+            *conditions)).scalars().all()
+        for chunk in dialects.chunks(ids):
+            conn.execute(sa.delete(_POINTS).where(
+                _POINTS.c.batch_id.in_(chunk)))
+            self.drop_totals(conn, [_TOTALS.c.batch_id.in_(chunk)])
+            conn.execute(sa.delete(_BATCHES).where(_BATCHES.c.id.in_(chunk)))
+
+
+def _label_of(point, known, new_labels, as_text=False):
+    """Return the label id of ``point`` (as text with ``as_text``),
+    adding its labels to ``new_labels`` unless ``known``."""
+    label = Label.of(point.unit, point.description, point.groupby,
+                     point.metadata)
+    label_id = label_hash(label.canonical)
+    if label_id not in known:
+        seen = new_labels.setdefault(label_id, label)
+        if seen != label:
+            raise v2.StorageError(
+                f'label hash collision: {seen.canonical} and '
+                f'{label.canonical}')
+    return str(label_id) if as_text else label_id
