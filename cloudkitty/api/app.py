@@ -9,9 +9,11 @@ wraps it in the pipeline of ``[api] paste_config`` named
 ``cloudkitty+<auth_strategy>``. The paste factories below receive the
 service's ``ConfigOpts`` through the ``configkey`` global option, so that
 every middleware reads the configuration the service was started with.
+
+What the application changes in Pecan and WSME is in
+:mod:`cloudkitty.api.pecan_adapter` and :mod:`cloudkitty.api.wsme_adapter`.
 """
 
-import functools
 import os
 import uuid
 
@@ -19,15 +21,12 @@ from oslo_config import cfg
 from oslo_utils import importutils
 from paste import deploy
 import pecan
-from pecan import core as pecan_core
-from pecan import rest as pecan_rest
-from pecan import routing as pecan_routing
-from pecan import util as pecan_util
-import wsme.api
 
 from cloudkitty.api import hooks
 from cloudkitty.api import middleware
+from cloudkitty.api import pecan_adapter
 from cloudkitty.api import root
+from cloudkitty.api import wsme_adapter
 
 # ConfigOpts handed to the paste factories while load_app() runs.
 _CONFS = {}
@@ -41,8 +40,8 @@ def setup_app(conf, backends=None):
     ``[api] max_request_body_size`` is refused before Pecan reads it.
     """
     backends = backends or hooks.Backends(conf)
-    _remember_argspecs()
-    _pass_server_errors_through_wsme()
+    pecan_adapter.remember_argspecs()
+    wsme_adapter.pass_server_errors()
     application = pecan.make_app(
         root.RootController(),
         hooks=hooks.make_hooks(conf, backends),
@@ -53,65 +52,6 @@ def setup_app(conf, backends=None):
     )
     return middleware.RequestBodyLimit(
         middleware.RequestText(application), conf)
-
-
-def _server_side(error):
-    code = getattr(error, 'code', None)
-    return not (isinstance(code, int) and 400 <= code < 500)
-
-
-def _pass_server_errors_through_wsme():
-    """Have the v1 handlers (WSME's ``wsexpose``) let every error that is
-    not the caller's (a 4xx) reach :class:`~cloudkitty.api.hooks.ErrorHook`.
-
-    WSME answers every exception of a handler itself: a 500 with the
-    exception's text (a driver's error holds the SQL statement), or the
-    status of its ``code``, never with the ``Retry-After`` of a 503. It
-    builds that answer with ``wsme.api.format_exception``, inside its
-    ``except`` clause: for these errors ours raises the exception again,
-    and Pecan hands it to the hooks as it does for the other routes (which
-    answer a value the database refuses with a 400, a database out of
-    reach with a 503, anything else with a 500 naming no internals).
-    Idempotent.
-    """
-    original = wsme.api.format_exception
-    if getattr(original, 'passes_server_errors', False):
-        return
-
-    @functools.wraps(original)
-    def format_exception(excinfo, *args, **kwargs):
-        if _server_side(excinfo[1]):
-            raise excinfo[1]
-        return original(excinfo, *args, **kwargs)
-    format_exception.passes_server_errors = True
-    wsme.api.format_exception = format_exception
-
-
-def _remember_argspecs():
-    """Have Pecan inspect a controller's signature once, not per request.
-
-    Pecan 1.x reads the argspec of the controllers on a request's route
-    several times per request, building a namedtuple class each time: 0.6
-    ms of CPU per request, about a tenth of a summary. A signature never
-    changes, and a bound method is remembered under its instance and
-    function, which our controllers (built once) keep stable; the cache is
-    bounded for those built per request. Idempotent.
-    """
-    original = pecan_util.getargspec
-    if getattr(original, 'remembers_argspecs', False):
-        return
-    remembered = functools.lru_cache(maxsize=1024)(original)
-
-    @functools.wraps(original)
-    def getargspec(method):
-        try:
-            return remembered(method)
-        except TypeError:  # an unhashable callable
-            return original(method)
-    getargspec.remembers_argspecs = True
-    for module in (pecan_core, pecan_rest, pecan_routing, pecan_util):
-        if getattr(module, 'getargspec', None) is original:
-            module.getargspec = getargspec
 
 
 def _paste_config(conf):

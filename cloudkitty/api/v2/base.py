@@ -1,7 +1,8 @@
 """How a v2 handler is exposed: voluptuous input, JSON output, ``{"message"}``.
 
-A handler decorated with :func:`expose` receives its path arguments
-positionally and its validated parameters as keyword-only arguments. List
+A handler decorated with :func:`expose` (an :class:`Endpoint`) is a plain
+function: it receives its path arguments positionally and its validated
+parameters as keyword-only arguments. List
 parameters may be repeated or comma-separated; dict parameters are
 ``key:value`` items. Decimals are written as JSON numbers digit for digit,
 datetimes as ISO 8601 with their offset. Handlers are served as
@@ -10,8 +11,6 @@ is answered 406.
 """
 
 import datetime
-import functools
-import inspect
 
 import pecan
 import voluptuous
@@ -22,8 +21,45 @@ from cloudkitty.api import utils
 from cloudkitty import dataframe
 
 
+class Endpoint:
+    """A v2 handler with the policy rule and the parameter schemas it is
+    served with (see :func:`expose`).
+
+    :meth:`respond` is what Pecan calls, through the route table of
+    :mod:`cloudkitty.api.v2`, with the path arguments of the request.
+    """
+
+    def __init__(self, handler, rule, query=None, body=None):
+        self.handler = handler
+        self.rule = rule
+        self._query_schema = voluptuous.Schema(query or {})
+        self._body_schema = voluptuous.Schema(body) if body is not None \
+            else None
+
+    @pecan.expose(content_type='application/json')
+    def respond(self, *path_args):
+        """Authorise, validate the parameters, call the handler with
+        ``path_args`` and them; the answer as a JSON response, an
+        :class:`~cloudkitty.api.errors.APIError` as ``{"message"}``."""
+        try:
+            utils.authorize(self.rule)
+            if self._body_schema is None:
+                params = utils.validate(self._query_schema, _query(),
+                                        'query parameter')
+            else:
+                params = utils.validate(self._body_schema, _write_params(),
+                                        'parameter')
+            result = self.handler(*path_args, **params)
+        except errors.APIError as exc:
+            return _json_response({'message': exc.faultstring}, exc.code)
+        if isinstance(result, tuple):
+            return _json_response(*result)
+        return _json_response(result)
+
+
 def expose(rule, query=None, body=None):
-    """Expose a v2 handler.
+    """Make a v2 handler an :class:`Endpoint`, to be named in the route
+    table.
 
     :param rule: the policy rule checked, on the caller's project, before
         anything else (the handler may check more)
@@ -33,37 +69,13 @@ def expose(rule, query=None, body=None):
     :param body: voluptuous mapping for the parameters of a write: they may
         come from the JSON body (an object) or from the query string, not
         both
-    The handler returns a JSON-able value (answered with 200), or
+    The handler is a plain function: it receives the path arguments
+    positionally and the validated parameters as keyword-only arguments,
+    and returns a JSON-able value (answered with 200), or
     ``(value, status)``; a 204 has no body.
     """
     def decorate(handler):
-        query_schema = voluptuous.Schema(query or {})
-        body_schema = voluptuous.Schema(body) if body is not None else None
-
-        @functools.wraps(handler)
-        def exposed(self, *args, **_pecan_kwargs):
-            try:
-                utils.authorize(rule)
-                if body_schema is None:
-                    params = utils.validate(query_schema, _query(),
-                                            'query parameter')
-                else:
-                    params = utils.validate(body_schema, _write_params(),
-                                            'parameter')
-                result = handler(self, *args, **params)
-            except errors.APIError as exc:
-                return _json_response({'message': exc.faultstring}, exc.code)
-            if isinstance(result, tuple):
-                return _json_response(*result)
-            return _json_response(result)
-
-        exposed = pecan.expose(content_type='application/json')(exposed)
-        # Pecan routes on, and passes, the path arguments only: the
-        # positional ones (module_id of put(self, module_id, *, enabled)).
-        spec = inspect.getfullargspec(handler)
-        pecan.util._cfg(exposed)['argspec'] = spec._replace(
-            varkw=None, kwonlyargs=[], kwonlydefaults=None)
-        return exposed
+        return Endpoint(handler, rule, query=query, body=body)
     return decorate
 
 

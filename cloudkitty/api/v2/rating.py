@@ -1,7 +1,6 @@
 """``/v2/rating/modules``: the rating modules, enabled or not, and their order."""
 
 import pecan
-from pecan import rest
 import voluptuous
 
 from cloudkitty.api import utils
@@ -17,33 +16,27 @@ def _view(module):
             'priority': module.priority}
 
 
-class ModulesController(rest.RestController):
-
-    @base.expose(rating_policies.LIST_MODULES)
-    def get_all(self):
-        return {'modules': [_view(module) for module in
-                            pecan.request.backends.rating_modules.all()]}
-
-    @base.expose(rating_policies.GET_MODULE)
-    def get_one(self, module_id):
-        return _view(utils.rating_module(module_id))
-
-    @base.expose(rating_policies.UPDATE_MODULE, body={
-        voluptuous.Optional('enabled'): base.single(base.boolean),
-        voluptuous.Optional('priority'): base.single(
-            base.integer(1, utils.MAX_PRIORITY)),
-    })
-    def put(self, module_id, *, enabled=None, priority=None):
-        """Enable or disable a module, or change its priority."""
-        module = utils.rating_module(module_id)
-        if enabled is not None:
-            module.set_state(enabled)
-        if priority is not None:
-            module.set_priority(priority)
-        return None, 204
+@base.expose(rating_policies.LIST_MODULES)
+def list_modules():
+    return {'modules': [_view(module) for module in
+                        pecan.request.backends.rating_modules.all()]}
 
 
-class RatingController:
-    """``/v2/rating``."""
+@base.expose(rating_policies.GET_MODULE)
+def get_module(module_id):
+    return _view(utils.rating_module(module_id))
 
-    modules = ModulesController()
+
+@base.expose(rating_policies.UPDATE_MODULE, body={
+    voluptuous.Optional('enabled'): base.single(base.boolean),
+    voluptuous.Optional('priority'): base.single(
+        base.integer(1, utils.MAX_PRIORITY)),
+})
+def update_module(module_id, *, enabled=None, priority=None):
+    """Enable or disable a module, or change its priority."""
+    module = utils.rating_module(module_id)
+    if enabled is not None:
+        module.set_state(enabled)
+    if priority is not None:
+        module.set_priority(priority)
+    return None, 204

@@ -1,7 +1,6 @@
 """``/v2/summary``: totals of rated data, grouped, filtered and paginated."""
 
 import pecan
-from pecan import rest
 import voluptuous
 
 from cloudkitty.api import errors
@@ -38,42 +37,40 @@ def _table(groupby, results):
                      for row in results]
 
 
-class SummaryController(rest.RestController):
-
-    @base.expose(summary_policies.GET_SUMMARY, query={
-        voluptuous.Optional('begin'): base.single(base.date),
-        voluptuous.Optional('end'): base.single(base.date),
-        voluptuous.Optional('groupby'): base.multi(_groupby_key),
-        voluptuous.Optional('filters'): base.key_values,
-        voluptuous.Optional('custom_fields'): base.single(str),
-        voluptuous.Optional('response_format'): base.single(_response_format),
-        **base.PAGINATION,
-    })
-    def get_all(self, *, begin=None, end=None, groupby=None, filters=None,
+@base.expose(summary_policies.GET_SUMMARY, query={
+    voluptuous.Optional('begin'): base.single(base.date),
+    voluptuous.Optional('end'): base.single(base.date),
+    voluptuous.Optional('groupby'): base.multi(_groupby_key),
+    voluptuous.Optional('filters'): base.key_values,
+    voluptuous.Optional('custom_fields'): base.single(str),
+    voluptuous.Optional('response_format'): base.single(_response_format),
+    **base.PAGINATION,
+})
+def get_summary(*, begin=None, end=None, groupby=None, filters=None,
                 custom_fields=None, response_format='table', offset=0,
                 limit=100):
-        """Totals over [begin, end); a non-admin only sees their project."""
-        begin, end = utils.month_window(begin, end)
-        filters = utils.own_scope_filters(filters)
-        if filters is None:
-            total = {'total': 0, 'results': []}
-        else:
-            metric_types = filters.pop('type', None)
-            if isinstance(metric_types, str):
-                metric_types = [metric_types]
-            try:
-                total = pecan.request.backends.storage.total(
-                    groupby=groupby, begin=begin, end=end,
-                    metric_types=metric_types, filters=filters,
-                    custom_fields=custom_fields, offset=offset, limit=limit,
-                    paginate=True)
-            except ValueError as exc:
-                raise errors.BadRequest(str(exc)) from None
-        response = {'total': total['total']}
-        if response_format == 'table':
-            response['columns'], response['results'] = _table(
-                groupby, total['results'])
-        else:
-            response['results'] = total['results']
-        response['format'] = response_format
-        return response
+    """Totals over [begin, end); a non-admin only sees their project."""
+    begin, end = utils.month_window(begin, end)
+    filters = utils.own_scope_filters(filters)
+    if filters is None:
+        total = {'total': 0, 'results': []}
+    else:
+        metric_types = filters.pop('type', None)
+        if isinstance(metric_types, str):
+            metric_types = [metric_types]
+        try:
+            total = pecan.request.backends.storage.total(
+                groupby=groupby, begin=begin, end=end,
+                metric_types=metric_types, filters=filters,
+                custom_fields=custom_fields, offset=offset, limit=limit,
+                paginate=True)
+        except ValueError as exc:
+            raise errors.BadRequest(str(exc)) from None
+    response = {'total': total['total']}
+    if response_format == 'table':
+        response['columns'], response['results'] = _table(
+            groupby, total['results'])
+    else:
+        response['results'] = total['results']
+    response['format'] = response_format
+    return response

@@ -1,7 +1,6 @@
 """``/v2/task/reprocesses``: rate again periods already processed."""
 
 import pecan
-from pecan import rest
 import voluptuous
 
 from cloudkitty.api import errors
@@ -69,69 +68,64 @@ def _check_scope(scope_id, states, start, end):
             'window.')
 
 
-class ReprocessesController(rest.RestController):
-
-    @base.expose(task_policies.SCHEDULE_REPROCESSING, body={
-        voluptuous.Required('scope_ids'): base.multi(),
-        voluptuous.Required('start_reprocess_time'): base.single(base.date),
-        voluptuous.Required('end_reprocess_time'): base.single(base.date),
-        voluptuous.Required('reason'): base.single(str),
-    })
-    def post(self, *, scope_ids, start_reprocess_time, end_reprocess_time,
-             reason):
-        """Schedule the reprocessing of scopes over [start, end]."""
-        start, end = start_reprocess_time, end_reprocess_time
-        if not scope_ids:
-            raise errors.BadRequest("'scope_ids' is empty.")
-        if ALL_SCOPES in scope_ids and len(scope_ids) > 1:
-            raise errors.BadRequest(
-                f"'{ALL_SCOPES}' stands for every active scope; it cannot "
-                'be combined with scope ids.')
-        if not reason.strip():
-            raise errors.BadRequest(
-                'The reason is blank; say why these periods are rated '
-                'again.')
-        if end < start:
-            raise errors.BadRequest(
-                f'end_reprocess_time ({end.isoformat()}) is before '
-                f'start_reprocess_time ({start.isoformat()}).')
-        base.check_aligned(
-            pecan.request.backends.conf.collect.period,
-            'window covering this request', start_reprocess_time=start,
-            end_reprocess_time=end)
-        scopes = _scopes(scope_ids)
-        for scope_id, states in scopes.items():
-            _check_scope(scope_id, states, start, end)
-        pecan.request.backends.reprocessing.create(
-            sorted(scopes), reason, start, end)
-        return {}, 202
-
-    @base.expose(task_policies.GET_REPROCESSING, query={
-        voluptuous.Optional('scope_ids'): base.multi(),
-        voluptuous.Optional('order'): base.single(_order),
-        **base.PAGINATION,
-    })
-    def get_all(self, *, scope_ids=None, order='desc', offset=0, limit=100):
-        """List the tasks, of some scopes if ``scope_ids`` is given."""
-        tasks = pecan.request.backends.reprocessing.get_all(
-            scope_ids=scope_ids, order=order, offset=offset, limit=limit)
-        return {'results': [_view(task) for task in tasks]}
-
-    @base.expose(task_policies.GET_REPROCESSING, query={
-        voluptuous.Optional('order'): base.single(_order),
-        **base.PAGINATION,
-    })
-    def get_one(self, scope_id, *, order='desc', offset=0, limit=100):
-        """List the tasks of one scope; 404 if it has none."""
-        tasks = pecan.request.backends.reprocessing.get_all(
-            scope_ids=[scope_id], order=order, offset=offset, limit=limit)
-        if not tasks and offset == 0:
-            raise errors.NotFound(
-                f"Scope '{scope_id}' has no reprocessing task.")
-        return {'results': [_view(task) for task in tasks]}
+@base.expose(task_policies.SCHEDULE_REPROCESSING, body={
+    voluptuous.Required('scope_ids'): base.multi(),
+    voluptuous.Required('start_reprocess_time'): base.single(base.date),
+    voluptuous.Required('end_reprocess_time'): base.single(base.date),
+    voluptuous.Required('reason'): base.single(str),
+})
+def schedule_reprocessing(*, scope_ids, start_reprocess_time,
+                          end_reprocess_time, reason):
+    """Schedule the reprocessing of scopes over [start, end]."""
+    start, end = start_reprocess_time, end_reprocess_time
+    if not scope_ids:
+        raise errors.BadRequest("'scope_ids' is empty.")
+    if ALL_SCOPES in scope_ids and len(scope_ids) > 1:
+        raise errors.BadRequest(
+            f"'{ALL_SCOPES}' stands for every active scope; it cannot "
+            'be combined with scope ids.')
+    if not reason.strip():
+        raise errors.BadRequest(
+            'The reason is blank; say why these periods are rated '
+            'again.')
+    if end < start:
+        raise errors.BadRequest(
+            f'end_reprocess_time ({end.isoformat()}) is before '
+            f'start_reprocess_time ({start.isoformat()}).')
+    base.check_aligned(
+        pecan.request.backends.conf.collect.period,
+        'window covering this request', start_reprocess_time=start,
+        end_reprocess_time=end)
+    scopes = _scopes(scope_ids)
+    for scope_id, states in scopes.items():
+        _check_scope(scope_id, states, start, end)
+    pecan.request.backends.reprocessing.create(
+        sorted(scopes), reason, start, end)
+    return {}, 202
 
 
-class TaskController:
-    """``/v2/task``."""
+@base.expose(task_policies.GET_REPROCESSING, query={
+    voluptuous.Optional('scope_ids'): base.multi(),
+    voluptuous.Optional('order'): base.single(_order),
+    **base.PAGINATION,
+})
+def list_reprocesses(*, scope_ids=None, order='desc', offset=0, limit=100):
+    """List the tasks, of some scopes if ``scope_ids`` is given."""
+    tasks = pecan.request.backends.reprocessing.get_all(
+        scope_ids=scope_ids, order=order, offset=offset, limit=limit)
+    return {'results': [_view(task) for task in tasks]}
 
-    reprocesses = ReprocessesController()
+
+@base.expose(task_policies.GET_REPROCESSING, query={
+    voluptuous.Optional('order'): base.single(_order),
+    **base.PAGINATION,
+})
+def list_scope_reprocesses(scope_id, *, order='desc', offset=0,
+                           limit=100):
+    """List the tasks of one scope; 404 if it has none."""
+    tasks = pecan.request.backends.reprocessing.get_all(
+        scope_ids=[scope_id], order=order, offset=offset, limit=limit)
+    if not tasks and offset == 0:
+        raise errors.NotFound(
+            f"Scope '{scope_id}' has no reprocessing task.")
+    return {'results': [_view(task) for task in tasks]}
