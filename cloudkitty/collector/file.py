@@ -59,6 +59,8 @@ import types
 import voluptuous
 
 from cloudkitty import collector
+from cloudkitty.collector import metrics_conf
+from cloudkitty.collector import quantity
 from cloudkitty import dataframe
 
 AGGREGATION_METHODS = ('sum', 'max', 'min', 'avg', 'mean', 'last')
@@ -577,7 +579,7 @@ _ZERO = decimal.Decimal(0)
 
 
 def _aggregate_sum(state, qty):
-    state[0] = collector._EXACT.add(state[0], qty)
+    state[0] = quantity.EXACT.add(state[0], qty)
 
 
 def _aggregate_max(state, qty):
@@ -624,7 +626,7 @@ class FileCollector(collector.BaseCollector):
     @staticmethod
     def check_configuration(conf):
         conf = collector.BaseCollector.check_configuration(conf)
-        output = collector.check_extra_args(conf, FILE_EXTRA_SCHEMA)
+        output = metrics_conf.check_extra_args(conf, FILE_EXTRA_SCHEMA)
         for metric in output.values():
             metric['extra_args'].setdefault('aggregation_method', 'sum')
         return output
@@ -654,7 +656,7 @@ class FileCollector(collector.BaseCollector):
             raise collector.CollectError(self.collector_name, metric_name,
                                          project_id, str(exc)) from None
         metric = self.conf[metric_name]
-        source = collector.source_metric_name(metric_name)
+        source = metrics_conf.source_metric_name(metric_name)
         if project_id is None:
             scopes = index.scopes.get(source, ())
         else:
@@ -719,7 +721,7 @@ class FileCollector(collector.BaseCollector):
         points = []
         for group_key, (qty, count, metadata) in groups.items():
             if count > 1 and method in ('avg', 'mean'):
-                qty = collector._ROUNDED.divide(qty, decimal.Decimal(count))
+                qty = quantity.ROUNDED.divide(qty, decimal.Decimal(count))
             groupby = dict(zip(group_keys, group_key))
             groupby[self.scope_key] = scope
             points.append(make((unit, qty, _ZERO,

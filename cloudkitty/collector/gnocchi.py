@@ -57,6 +57,7 @@ import types
 import voluptuous
 
 from cloudkitty import collector
+from cloudkitty.collector import metrics_conf
 from cloudkitty import dataframe
 from cloudkitty import gnocchi_client
 
@@ -106,11 +107,11 @@ def _granularity(value):
 
 GNOCCHI_EXTRA_SCHEMA = {
     voluptuous.Required('extra_args'): {
-        voluptuous.Required('resource_type'): collector._non_empty_str,
+        voluptuous.Required('resource_type'): metrics_conf.non_empty_str,
         # Gnocchi groups metrics by resource: the attribute that identifies
         # one, always grouped by.
         voluptuous.Required('resource_key', default='id'):
-            collector._non_empty_str,
+            metrics_conf.non_empty_str,
         voluptuous.Required('aggregation_method', default='max'): _method(
             AGGREGATION_METHODS,
             f'one of {", ".join(_BASIC_METHODS)} or a percentile 1pct to '
@@ -199,7 +200,7 @@ class GnocchiCollector(collector.BaseCollector):
         """The base validation, then ``extra_args`` (see
         :data:`GNOCCHI_EXTRA_SCHEMA`); ``resource_key`` is added to
         ``groupby``."""
-        conf = collector.check_extra_args(
+        conf = metrics_conf.check_extra_args(
             collector.BaseCollector.check_configuration(conf),
             GNOCCHI_EXTRA_SCHEMA)
         for key, metric in conf.items():
@@ -262,7 +263,7 @@ class GnocchiCollector(collector.BaseCollector):
 
     def _aggregates(self, metric_name, metric, start, end, search):
         extra = metric['extra_args']
-        source_name = collector.source_metric_name(metric_name)
+        source_name = metrics_conf.source_metric_name(metric_name)
         granularity = extra['force_granularity'] or None
         query_start = start
         if extra['re_aggregation_method'].startswith('rate:'):

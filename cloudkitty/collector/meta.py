@@ -58,6 +58,7 @@ import logging
 import threading
 
 from cloudkitty import collector as ck_collector
+from cloudkitty.collector import metrics_conf
 from cloudkitty import db
 from cloudkitty.storage_state import collector as collector_state
 
@@ -111,7 +112,7 @@ def assign(metrics, mappings, default):
     """
     groups, errors = {}, {}
     for key in metrics:
-        service = ck_collector.source_metric_name(key)
+        service = metrics_conf.source_metric_name(key)
         name, origin = mappings.get(service), _MAPPED
         if name is None:
             name, origin = default, _DEFAULT
@@ -226,7 +227,7 @@ class MetaCollector(ck_collector.BaseCollector):
             collector)
         """
         conf = ck_collector.BaseCollector.check_configuration(conf)
-        oslo_conf = ck_collector.current_oslo_conf()
+        oslo_conf = metrics_conf.current_oslo_conf()
         if oslo_conf is None:
             return conf
         groups, errors = assign(conf, read_mappings(oslo_conf),
@@ -236,7 +237,7 @@ class MetaCollector(ck_collector.BaseCollector):
             _, checked, failed = check_group(
                 name, {key: conf[key] for key in origins}, origins,
                 ck_collector.load_collector_class,
-                ck_collector.current_scope_key())
+                metrics_conf.current_scope_key())
             valid.update(checked)
             errors.update(failed)
         if errors:

@@ -32,6 +32,7 @@ import types
 import voluptuous
 
 from cloudkitty import collector
+from cloudkitty.collector import metrics_conf
 from cloudkitty import dataframe
 from cloudkitty import prometheus_client
 
@@ -49,11 +50,11 @@ RANGE_FUNCTIONS = ('changes', 'delta', 'deriv', 'idelta', 'irange', 'irate',
 PROMETHEUS_EXTRA_SCHEMA = {
     voluptuous.Required('extra_args', default=dict): {
         voluptuous.Required('aggregation_method', default='max'):
-            collector.one_of(AGGREGATION_METHODS),
+            metrics_conf.one_of(AGGREGATION_METHODS),
         voluptuous.Optional('query_function'):
-            collector.one_of(QUERY_FUNCTIONS),
+            metrics_conf.one_of(QUERY_FUNCTIONS),
         voluptuous.Optional('range_function'):
-            collector.one_of(RANGE_FUNCTIONS),
+            metrics_conf.one_of(RANGE_FUNCTIONS),
         voluptuous.Required('query_prefix', default=''): str,
         voluptuous.Required('query_suffix', default=''): str,
     },
@@ -132,7 +133,7 @@ class PrometheusCollector(collector.BaseCollector):
     @staticmethod
     def check_configuration(conf):
         conf = collector.BaseCollector.check_configuration(conf)
-        return collector.check_extra_args(conf, PROMETHEUS_EXTRA_SCHEMA)
+        return metrics_conf.check_extra_args(conf, PROMETHEUS_EXTRA_SCHEMA)
 
     def fetch_all(self, metric_name, start, end, project_id=None,
                   q_filter=None):
@@ -149,7 +150,7 @@ class PrometheusCollector(collector.BaseCollector):
             filters[self.scope_key] = project_id
         filters.update(q_filter or {})
         period = int((end - start).total_seconds())
-        query = build_query(collector.source_metric_name(metric_name),
+        query = build_query(metrics_conf.source_metric_name(metric_name),
                             definition, filters, period)
         try:
             result = self._client.query(query, end)

@@ -15,6 +15,8 @@ from voluptuous import Schema
 
 from cloudkitty import collector
 from cloudkitty.collector import BaseCollector
+from cloudkitty.collector import metrics_conf
+from cloudkitty.collector import quantity
 from cloudkitty import conf as ck_conf
 from cloudkitty import dataframe
 
@@ -150,7 +152,7 @@ def test_factor_and_offset_are_fractions(value, expected):
     assert type(out['m']['factor']) is F
 
 
-@pytest.mark.parametrize('mutate', collector.MUTATORS)
+@pytest.mark.parametrize('mutate', metrics_conf.MUTATORS)
 def test_every_mutator_is_accepted_in_any_case(mutate):
     definition = {'unit': 'u', 'mutate': mutate.lower()}
     if mutate == 'MAP':
@@ -173,8 +175,8 @@ def test_several_definitions_of_one_metric():
     assert list(out) == ['cpu@#instance', 'cpu@#vcpus', 'ram']
     assert out['cpu@#instance']['alt_name'] == 'instance'
     assert out['ram']['alt_name'] == 'ram'
-    assert collector.source_metric_name('cpu@#vcpus') == 'cpu'
-    assert collector.source_metric_name('ram') == 'ram'
+    assert metrics_conf.source_metric_name('cpu@#vcpus') == 'cpu'
+    assert metrics_conf.source_metric_name('ram') == 'ram'
 
 
 def test_one_definition_without_alt_name_keeps_the_metric_name():
@@ -331,7 +333,7 @@ def test_factor_and_offset_to_the_last_digit(factor, offset, qty, expected):
 def test_non_terminating_result_is_rounded_once_to_28_digits():
     got, = qtys({'unit': 'u', 'factor': '1/7'}, '1000000')
     assert got == D('142857.1428571428571428571429')
-    assert len(got.as_tuple().digits) == collector.QTY_PRECISION
+    assert len(got.as_tuple().digits) == quantity.QTY_PRECISION
 
 
 @pytest.mark.parametrize('mutate, values, expected', [
@@ -364,7 +366,7 @@ def test_mutation_comes_after_factor_and_offset():
 
 
 def test_make_converter_identity_keeps_the_digits():
-    convert = collector.make_converter()
+    convert = quantity.make_converter()
     assert str(convert(D('2.500'))) == '2.500'
 
 
@@ -395,7 +397,7 @@ def test_time_keys_from_the_period_start(start, keys):
     _, (point,) = instance.retrieve('m', start, start, 'p')
     assert dict(point.groupby) == dict({'id': 'a'}, **keys)
     assert dict(point.metadata) == {'flavor': 'x'}
-    assert collector.time_keys(start) == keys
+    assert quantity.time_keys(start) == keys
     assert all(type(v) is str for v in point.groupby.values())
 
 
@@ -511,14 +513,14 @@ def test_base_collector_is_abstract():
 
 def test_scope_key_context_wins(global_conf):
     global_conf.set_override('scope_key', 'from_global', group='collect')
-    with collector.scope_key_context('from_context'):
-        assert collector.current_scope_key() == 'from_context'
-    assert collector.current_scope_key() == 'from_global'
+    with metrics_conf.scope_key_context('from_context'):
+        assert metrics_conf.current_scope_key() == 'from_context'
+    assert metrics_conf.current_scope_key() == 'from_global'
 
 
 def test_scope_key_default_without_any_registration(monkeypatch):
     monkeypatch.setattr(cfg, 'CONF', cfg.ConfigOpts())
-    assert collector.current_scope_key() == 'project_id'
+    assert metrics_conf.current_scope_key() == 'project_id'
     assert validate({'m': {'unit': 'u'}}, scope_key=None)['m']['groupby'] \
         == ['project_id']
 

@@ -12,6 +12,7 @@ import voluptuous
 
 from cloudkitty import collector
 from cloudkitty.collector import meta
+from cloudkitty.collector import metrics_conf
 from cloudkitty import conf as ck_conf
 from cloudkitty import dataframe
 
@@ -56,7 +57,7 @@ class Fake(collector.BaseCollector):
 
     @classmethod
     def check_configuration(cls, conf):
-        return collector.check_extra_args(
+        return metrics_conf.check_extra_args(
             collector.BaseCollector.check_configuration(conf),
             {voluptuous.Required('extra_args'): cls.extra})
 
@@ -70,7 +71,7 @@ class Fake(collector.BaseCollector):
             scopes = q_filter[self.scope_key]
         else:
             scopes = [project_id]
-        source = collector.source_metric_name(metric_name)
+        source = metrics_conf.source_metric_name(metric_name)
         return [dataframe.DataPoint('u', qty, 0, {'id': id_,
                                                   'project_id': scope}, {})
                 for scope in scopes

@@ -8,10 +8,11 @@ import pytest
 
 from cloudkitty import collector
 from cloudkitty.collector import gnocchi as gnocchi_collector
+from cloudkitty.collector import quantity
 from cloudkitty.tests.functional.gnocchi import conftest
 
 D = decimal.Decimal
-TIME_KEYS = set(collector.TIME_KEYS)
+TIME_KEYS = set(quantity.TIME_KEYS)
 
 
 def build(dataset, metric='cpu', user='admin', **definition):
@@ -57,7 +58,7 @@ def test_time_keys_and_unit_are_set(dataset):
     assert len(points) == 1
     assert points[0].unit == 'instance'
     assert {k: points[0].groupby[k] for k in TIME_KEYS} == \
-        collector.time_keys(dataset.hour)
+        quantity.time_keys(dataset.hour)
 
 
 @pytest.mark.parametrize('method,expected', [

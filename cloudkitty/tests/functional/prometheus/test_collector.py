@@ -11,6 +11,7 @@ import pytest
 
 from cloudkitty import collector
 from cloudkitty.collector import prometheus as prom
+from cloudkitty.collector import quantity
 from cloudkitty import conf as ck_conf
 from cloudkitty.tests.functional import live_server
 from cloudkitty.tests.functional.prometheus import conftest as data
@@ -47,7 +48,7 @@ def collect(prometheus, definition, scope=A, metric='ck_gauge'):
 
 def _labels(groupby):
     return tuple(sorted((k, v) for k, v in groupby.items()
-                        if k not in collector.TIME_KEYS))
+                        if k not in quantity.TIME_KEYS))
 
 
 def qtys(result):
@@ -161,8 +162,8 @@ def test_points_carry_unit_time_keys_and_exact_conversions(prometheus):
     # 0.1 * 3 + 1/1024, exactly: no binary floating point on the way.
     assert tenth.qty == D('0.3009765625')
     assert tenth.unit == 'GiB' and tenth.description == 'values'
-    assert {k: tenth.groupby[k] for k in collector.TIME_KEYS} == \
-        collector.time_keys(prometheus.t0)
+    assert {k: tenth.groupby[k] for k in quantity.TIME_KEYS} == \
+        quantity.time_keys(prometheus.t0)
 
 
 def test_a_scope_without_data(prometheus):
