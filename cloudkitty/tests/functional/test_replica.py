@@ -4,8 +4,8 @@ functional.own_replica`).
 
 The router of :mod:`cloudkitty.db.replica` is built from the
 configuration (``[database] connection`` and ``slave_connection``,
-``[api] max_replica_lag``) as the API builds it, with a clock of the
-test's own, advanced to make a verdict due. Which server answered a read
+``[api] max_replica_lag``) by :func:`~cloudkitty.db.replica.for_storage`,
+with a clock of the test's own, advanced to make a verdict due. Which server answered a read
 is told by the server itself (``inet_server_port()``,
 ``pg_is_in_recovery()``): a replica takes no writes, so no row can prove
 it. Rated data is pushed on the primary by the storage backend.
@@ -27,6 +27,7 @@ from cloudkitty import storage
 from cloudkitty.tests.functional import coordination
 from cloudkitty.tests.functional import own_replica
 from cloudkitty.tests.functional import shared_servers
+from cloudkitty.tests.unit import test_db_replica
 from cloudkitty.tests import waiting
 
 UTC = datetime.timezone.utc
@@ -44,13 +45,7 @@ def servers():
         yield primary, standby
 
 
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
+class Clock(test_db_replica.Clock):
     def tick(self):
         """Make the router's verdict due; return ``True``."""
         self.now += replica.CHECK_EVERY

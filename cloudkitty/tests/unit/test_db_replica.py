@@ -19,6 +19,8 @@ LOGGER = 'cloudkitty.db.replica'
 
 
 class Clock:
+    """A settable clock: ``clock()`` is ``clock.now`` (seconds)."""
+
     def __init__(self):
         self.now = 1000.0
 
