@@ -1,0 +1,156 @@
+"""Upstream's rated data in InfluxDB 1.x, read through its HTTP API.
+
+Upstream's ``influxdb`` storage writes one InfluxDB point per rated point
+in measurement ``dataframes``: its time is the start of the period, its
+tags the point's ``groupby`` and ``type``, its fields the ``metadata``,
+``qty`` and ``price`` (floats), ``unit``, ``description``, ``groupby`` and
+``metadata`` (the keys of each, joined by ``|``) and
+``__ck_collect_period`` (the period in seconds). This module reads them
+back with ``SELECT *`` (streamed in chunks) and sums them with
+``SUM(qty), SUM(price) ... GROUP BY type, <scope key>``.
+"""
+
+import datetime
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from cloudkitty import dataframe
+from cloudkitty import importer
+
+_UTC = datetime.timezone.utc
+_PERIOD_FIELD = '__ck_collect_period'
+_CHUNK_SIZE = 20000
+
+
+class InfluxSource(importer.RatedSource):
+    """Measurement ``dataframes`` of database ``database`` at ``url``
+    (``http://host:8086``; credentials as ``user:password@`` in the URL).
+
+    :param scope_key: the tag holding the scope id (``project_id``).
+    :param period: the period of points without ``__ck_collect_period``
+        (upstream's ``[collect] period``).
+    :param timeout: seconds to wait for each answer.
+    """
+
+    #: Upstream sums floats: each price is within half an ulp of its
+    #: decimal, and a float sum of n terms within (n - 1) ulps; 1e-9
+    #: covers a scope's month of up to ~9 million points (see the docs).
+    tolerance = 1e-9
+
+    def __init__(self, url, database, scope_key='project_id', period=3600,
+                 timeout=300):
+        parts = urllib.parse.urlsplit(url)
+        self._base = f'{parts.scheme}://{parts.hostname}:{parts.port or 8086}'
+        self._auth = {}
+        if parts.username:
+            self._auth = {'u': urllib.parse.unquote(parts.username),
+                          'p': urllib.parse.unquote(parts.password or '')}
+        self.database = database
+        self.scope_key = scope_key
+        self.period = period
+        self.timeout = timeout
+
+    def __str__(self):
+        return f'InfluxDB {self._base} database {self.database}'
+
+    def _query(self, query, chunked=False):
+        """Yield each result of ``query`` (one per statement, or per chunk
+        when ``chunked``) as InfluxDB's JSON answers it."""
+        params = {'db': self.database, 'q': query, 'epoch': 's',
+                  **self._auth}
+        if chunked:
+            params.update(chunked='true', chunk_size=str(_CHUNK_SIZE))
+        request = urllib.request.Request(
+            f'{self._base}/query?{urllib.parse.urlencode(params)}')
+        try:
+            with urllib.request.urlopen(request,
+                                        timeout=self.timeout) as answer:
+                # Chunked answers are one JSON document per line.
+                for line in answer:
+                    if not line.strip():
+                        continue
+                    for result in json.loads(line)['results']:
+                        if 'error' in result:
+                            raise importer.ImportFailed(
+                                f'{self}: {result["error"]} ({query})')
+                        yield result
+        except (urllib.error.URLError, OSError) as exc:
+            raise importer.ImportFailed(f'{self}: {exc}') from None
+
+    def _series(self, query, chunked=False):
+        for result in self._query(query, chunked):
+            for series in result.get('series', ()):
+                yield series
+
+    @staticmethod
+    def _where(begin, end):
+        return (f"WHERE time >= '{_iso(begin)}' AND time < '{_iso(end)}'")
+
+    def bounds(self):
+        found = []
+        for function in ('FIRST', 'LAST'):
+            for series in self._series(
+                    f'SELECT {function}(qty) FROM "dataframes"'):
+                found.append(_time(series['values'][0][0]))
+        return (found[0], found[1]) if found else None
+
+    def count(self, begin, end):
+        return sum(series['values'][0][1] for series in self._series(
+            f'SELECT COUNT(qty) FROM "dataframes" {self._where(begin, end)}'))
+
+    def frames(self, begin, end):
+        frames = {}
+        for series in self._series(
+                f'SELECT * FROM "dataframes" {self._where(begin, end)}',
+                chunked=True):
+            columns = series['columns']
+            for values in series['values']:
+                row = dict(zip(columns, values))
+                start = _time(row['time'])
+                period = row.get(_PERIOD_FIELD) or self.period
+                key = (start, start + datetime.timedelta(seconds=period))
+                frame = frames.get(key)
+                if frame is None:
+                    frame = frames[key] = dataframe.DataFrame(*key)
+                frame.add_point(_point(row), row['type'])
+        return [frames[key] for key in sorted(frames)]
+
+    def totals(self, begin, end):
+        sums = {}
+        for series in self._series(
+                f'SELECT SUM(qty), SUM(price) FROM "dataframes" '
+                f'{self._where(begin, end)} '
+                f'GROUP BY "type", "{self.scope_key}"'):
+            tags = series.get('tags') or {}
+            _, qty, price = series['values'][0]
+            sums[(tags.get(self.scope_key) or None, tags['type'])] = (
+                dataframe.to_decimal(qty), dataframe.to_decimal(price))
+        return sums
+
+
+def _keys(text):
+    return [key for key in (text or '').split('|') if key]
+
+
+def _point(row):
+    """A DataPoint from a row of ``SELECT *``, as upstream's storage
+    rebuilds it (a key without value reads ``''``)."""
+    return dataframe.DataPoint(
+        row.get('unit'), row['qty'], row['price'],
+        {key: _value(row.get(key)) for key in _keys(row.get('groupby'))},
+        {key: _value(row.get(key)) for key in _keys(row.get('metadata'))},
+        row.get('description'))
+
+
+def _value(value):
+    return '' if value is None else value
+
+
+def _iso(moment):
+    return moment.astimezone(_UTC).strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def _time(epoch_seconds):
+    return datetime.datetime.fromtimestamp(epoch_seconds, _UTC)

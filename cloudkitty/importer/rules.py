@@ -1,0 +1,99 @@
+"""Upstream's rating rules: hashmap and pyscripts, with their ids.
+
+The CLI, Horizon and operators' scripts name rules by id (the UUIDs) and
+the foreign keys join on the integer ids, so both are kept. Upstream's
+``map_type`` is our ``type``; its pyscripts keep their source
+zlib-compressed, ours keep the text, with the same sha512 ``checksum``
+(checked: a script whose checksum does not match its source is refused).
+Each module is copied in one transaction that first increments the
+module's revision counter, so running processors load the new rules.
+"""
+
+import hashlib
+import zlib
+
+from cloudkitty import importer
+from cloudkitty.importer import rows
+from cloudkitty.rating import common
+from cloudkitty.rating.hash import models as hash_models
+from cloudkitty.rating.pyscripts import models as py_models
+
+_AUDIT = ('created_at', 'start', 'end', 'description', 'deleted',
+          'created_by', 'updated_by', 'deleted_by')
+_PARENTS = ('service_id', 'field_id', 'group_id')
+
+
+def _columns(*names, **renamed):
+    return {**{name: name for name in names}, **renamed}
+
+
+HASHMAP = (
+    rows.TableCopy('hashmap_services', hash_models.HashMapService.__table__,
+                   _columns('id', 'service_id', 'name'), key=('id',),
+                   identity=('service_id',)),
+    rows.TableCopy('hashmap_fields', hash_models.HashMapField.__table__,
+                   _columns('id', 'field_id', 'service_id', 'name'),
+                   key=('id',), identity=('field_id',)),
+    rows.TableCopy('hashmap_groups', hash_models.HashMapGroup.__table__,
+                   _columns('id', 'group_id', 'name'), key=('id',),
+                   identity=('group_id',)),
+    rows.TableCopy('hashmap_mappings', hash_models.HashMapMapping.__table__,
+                   _columns('id', 'mapping_id', 'value', 'cost', 'tenant_id',
+                            'name', *_PARENTS, *_AUDIT, map_type='type'),
+                   key=('id',), identity=('mapping_id',)),
+    rows.TableCopy('hashmap_thresholds',
+                   hash_models.HashMapThreshold.__table__,
+                   _columns('id', 'threshold_id', 'level', 'cost',
+                            'tenant_id', *_PARENTS, map_type='type'),
+                   key=('id',), identity=('threshold_id',)),
+)
+
+
+def _script_source(data):
+    return zlib.decompress(data).decode('utf-8')
+
+
+PYSCRIPTS = (
+    rows.TableCopy('pyscripts_scripts', py_models.PyScript.__table__,
+                   _columns('id', 'script_id', 'name', 'data', 'checksum',
+                            *_AUDIT),
+                   key=('id',), identity=('script_id',),
+                   convert={'data': _script_source}),
+)
+
+#: (module, revision table, copies): what :func:`copy_rules` copies.
+MODULES = (
+    ('hashmap', hash_models.HashMapRevision.__table__, HASHMAP),
+    ('pyscripts', py_models.PyScriptsRevision.__table__, PYSCRIPTS),
+)
+
+
+def check_scripts(upstream_conn):
+    """Raise :class:`~cloudkitty.importer.ImportFailed` for a script whose
+    checksum is not the sha512 of its source."""
+    copy, = PYSCRIPTS
+    for row in rows.read_rows(upstream_conn, copy):
+        digest = hashlib.sha512(row['data'].encode('utf-8')).hexdigest()
+        if digest != row['checksum']:
+            raise importer.ImportFailed(
+                f'pyscript {row["script_id"]} ({row["name"]}): checksum '
+                f'{row["checksum"]} is not the sha512 of its source '
+                f'({digest})')
+
+
+def copy_rules(upstream, engine, report):
+    """Copy every module's tables from the ``upstream`` engine into ours
+    (``engine``); call ``report(table, counts)`` for each table. A module
+    whose tables upstream lacks (never installed there) is skipped."""
+    for module, revision, copies in MODULES:
+        if not all(importer.has_table(upstream, c.source) for c in copies):
+            report(module, 'not in upstream\'s database, skipped')
+            continue
+        with upstream.connect() as upstream_conn:
+            if module == 'pyscripts':
+                check_scripts(upstream_conn)
+            with common.Revision(revision).write(engine) as conn:
+                for copy in copies:
+                    report(copy.source,
+                           rows.copy_table(upstream_conn, conn, copy))
+                    rows.advance_sequence(conn, copy.target)
