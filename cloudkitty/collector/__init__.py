@@ -27,6 +27,7 @@ COLLECTORS_NAMESPACE = 'cloudkitty.collector.backends'
 # The public names of the metrics configuration and quantities, re-exported.
 METRIC_BASE_SCHEMA = metrics_conf.METRIC_BASE_SCHEMA
 InvalidConfiguration = metrics_conf.InvalidConfiguration
+ValidationContext = metrics_conf.ValidationContext
 validate_metrics_conf = metrics_conf.validate_metrics_conf
 load_metrics_conf = metrics_conf.load_metrics_conf
 time_keys = quantity.time_keys
@@ -72,6 +73,9 @@ class BaseCollector(metaclass=abc.ABCMeta):
     - ``period``: collect period in seconds (default ``[collect] period``).
     - ``oslo_conf``: the ``oslo_config.cfg.ConfigOpts`` of the service
       (default ``cfg.CONF``, which third-party collectors read).
+    - ``engine``: the process's database engine, given by
+      :func:`get_collector` to the collectors that read the database (the
+      meta collector); the others ignore it.
 
     Subclasses call ``super().__init__(**kwargs)`` and implement
     :meth:`fetch_all`; the processor calls :meth:`retrieve`.
@@ -105,11 +109,14 @@ class BaseCollector(metaclass=abc.ABCMeta):
         self._transforms = {}
 
     @staticmethod
-    def check_configuration(conf):
+    def check_configuration(conf, context=None):
         """Check and validate the metrics configuration.
 
         :param conf: the content of metrics.yml (``{"metrics": {...}}``), or
             an already validated ``{key: definition}`` mapping
+        :param context: a :class:`ValidationContext` (default:
+            :func:`~cloudkitty.collector.metrics_conf.global_context`, the
+            scope key of ``cfg.CONF``)
         :returns: ``{key: definition}``, each definition validated against
             :data:`METRIC_BASE_SCHEMA` and normalised (``alt_name`` set,
             the scope key added to ``groupby``)
@@ -118,8 +125,11 @@ class BaseCollector(metaclass=abc.ABCMeta):
         Collectors that need ``extra_args`` override this: call this method
         first, then validate each definition against
         ``Schema(METRIC_BASE_SCHEMA).extend(<their extra_args schema>)``.
+        An override that takes ``(conf, context)`` is handed the context
+        and passes it on; one that takes ``conf`` alone (the published
+        guide's) still works, with the scope key of ``cfg.CONF``.
         """
-        return metrics_conf.validate_base(conf)
+        return metrics_conf.validate_base(conf, context)
 
     @abc.abstractmethod
     def fetch_all(self, metric_name, start, end, project_id=None,
@@ -268,12 +278,15 @@ def get_collector_class(conf):
     return load_collector_class(conf.collect.collector)
 
 
-def get_collector(conf, metrics_conf=None):
+def get_collector(conf, metrics_conf=None, engine=None):
     """Build the collector configured in ``conf``.
 
     :param conf: the service's ``ConfigOpts``
     :param metrics_conf: the metrics configuration (metrics.yml content or
         validated mapping); default: read ``[collect] metrics_conf``
+    :param engine: the process's database engine, handed to the collector
+        as ``engine=`` (the meta collector reads its mappings through it
+        instead of building an engine of its own)
     :raises InvalidConfiguration: the metrics configuration is invalid
     """
     collector_class = get_collector_class(conf)
@@ -284,5 +297,6 @@ def get_collector(conf, metrics_conf=None):
     else:
         metrics_conf = validate_metrics_conf(metrics_conf, collector_class,
                                              scope_key)
+    extra = {} if engine is None else {'engine': engine}
     return collector_class(conf=metrics_conf, period=conf.collect.period,
-                           oslo_conf=conf)
+                           oslo_conf=conf, **extra)

@@ -624,8 +624,8 @@ class FileCollector(collector.BaseCollector):
         self._views = {}
 
     @staticmethod
-    def check_configuration(conf):
-        conf = collector.BaseCollector.check_configuration(conf)
+    def check_configuration(conf, context=None):
+        conf = collector.BaseCollector.check_configuration(conf, context)
         output = metrics_conf.check_extra_args(conf, FILE_EXTRA_SCHEMA)
         for metric in output.values():
             metric['extra_args'].setdefault('aggregation_method', 'sum')

@@ -196,12 +196,12 @@ class GnocchiCollector(collector.BaseCollector):
             self.oslo_conf, 'collector_gnocchi')
 
     @staticmethod
-    def check_configuration(conf):
+    def check_configuration(conf, context=None):
         """The base validation, then ``extra_args`` (see
         :data:`GNOCCHI_EXTRA_SCHEMA`); ``resource_key`` is added to
         ``groupby``."""
         conf = metrics_conf.check_extra_args(
-            collector.BaseCollector.check_configuration(conf),
+            collector.BaseCollector.check_configuration(conf, context),
             GNOCCHI_EXTRA_SCHEMA)
         for key, metric in conf.items():
             resource_key = metric['extra_args']['resource_key']

@@ -31,7 +31,8 @@ it is mapped to (that collector's ``check_configuration``, so its
 ``extra_args`` schema):
 
 - at start-up, with the mappings of that moment: ``cloudkitty-processor``
-  refuses to start (its validation hands its ``ConfigOpts`` to
+  refuses to start (its validation hands its ``ConfigOpts``, and its
+  engine when it has one, to
   :func:`~cloudkitty.collector.validate_metrics_conf`, and
   :meth:`MetaCollector.check_configuration` reads the mappings), and so
   does building the collector. An unmapped metric without a default
@@ -84,12 +85,17 @@ class DatabaseRouting:
         return mappings, self._states.get_all()
 
 
-def read_mappings(oslo_conf):
-    """``{service: collector}`` of ``[database] connection``.
+def read_mappings(context):
+    """``{service: collector}`` of the database of a
+    :class:`~cloudkitty.collector.ValidationContext`: its ``engine``'s,
+    else (no engine handed in) ``[database] connection`` of its ``conf``,
+    through an engine disposed of after the read.
 
     :raises InvalidConfiguration: the database cannot be read
     """
-    engine = db.create_engine(oslo_conf.database.connection)
+    engine = context.engine
+    if engine is None:
+        engine = db.create_engine(context.conf.database.connection)
     try:
         return DatabaseRouting(engine).read()[0]
     except Exception as exc:  # noqa: BLE001 - any failure of the database
@@ -97,7 +103,8 @@ def read_mappings(oslo_conf):
             'meta collector: cannot read the collector mappings of '
             f'[database] connection: {type(exc).__name__}: {exc}') from None
     finally:
-        engine.dispose()
+        if context.engine is None:
+            engine.dispose()
 
 
 def assign(metrics, mappings, default):
@@ -186,8 +193,9 @@ class MetaCollector(ck_collector.BaseCollector):
     Keyword arguments, beyond :class:`~cloudkitty.collector.BaseCollector`'s:
 
     - ``routing``: has ``read() -> ({service: collector}, {collector:
-      enabled})`` (default: :class:`DatabaseRouting` of ``[database]
-      connection``);
+      enabled})`` (default: :class:`DatabaseRouting` of ``engine``);
+    - ``engine``: the process's database engine (default, for callers
+      that hand none: an engine of ``[database] connection``);
     - ``loader``: ``f(name) -> collector class`` (default:
       :func:`~cloudkitty.collector.load_collector_class`).
 
@@ -205,6 +213,7 @@ class MetaCollector(ck_collector.BaseCollector):
         self.default_collector = \
             self.oslo_conf.collector_meta.default_collector
         self._tables = kwargs.get('routing') or DatabaseRouting(
+            kwargs.get('engine') or
             db.create_engine(self.oslo_conf.database.connection))
         self._load = kwargs.get('loader') or ck_collector.load_collector_class
         self._lock = threading.Lock()
@@ -217,27 +226,27 @@ class MetaCollector(ck_collector.BaseCollector):
         self._read(strict=True)
 
     @staticmethod
-    def check_configuration(conf):
-        """The base validation; then, given the service's ``ConfigOpts``
-        (:func:`~cloudkitty.collector.current_oslo_conf`), each metric's by
-        the collector the database maps it to (see the module's
-        documentation).
+    def check_configuration(conf, context=None):
+        """The base validation; then, when ``context`` (a
+        :class:`~cloudkitty.collector.ValidationContext`) holds the
+        service's ``ConfigOpts``, each metric's by the collector the
+        database maps it to (see the module's documentation), read through
+        the context's engine (see :func:`read_mappings`).
 
         :raises InvalidConfiguration: naming the metric (and the
             collector)
         """
-        conf = ck_collector.BaseCollector.check_configuration(conf)
-        oslo_conf = metrics_conf.current_oslo_conf()
-        if oslo_conf is None:
+        conf = ck_collector.BaseCollector.check_configuration(conf, context)
+        if context is None or context.conf is None:
             return conf
-        groups, errors = assign(conf, read_mappings(oslo_conf),
-                                oslo_conf.collector_meta.default_collector)
+        groups, errors = assign(
+            conf, read_mappings(context),
+            context.conf.collector_meta.default_collector)
         valid = {}
         for name, origins in groups.items():
             _, checked, failed = check_group(
                 name, {key: conf[key] for key in origins}, origins,
-                ck_collector.load_collector_class,
-                metrics_conf.current_scope_key())
+                ck_collector.load_collector_class, context.scope_key)
             valid.update(checked)
             errors.update(failed)
         if errors:

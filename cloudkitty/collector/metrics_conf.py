@@ -8,18 +8,19 @@ key is ``<source name>@#<alt_name>`` (see :func:`source_metric_name`).
 Contents: :data:`METRIC_BASE_SCHEMA` and the voluptuous validators it is
 made of (public ones for collectors' ``extra_args`` schemas:
 :func:`non_empty_str`, :func:`one_of`, :func:`to_fraction`,
-:func:`mutate_map`), :func:`validate_metrics_conf`,
+:func:`mutate_map`), :class:`ValidationContext` (what a collector's
+``check_configuration(conf, context)`` is handed), :func:`validate_metrics_conf`,
 :func:`load_metrics_conf` and :func:`check_extra_args` (the helper of a
 collector's ``check_configuration``). :mod:`cloudkitty.collector`
 re-exports the names third-party collectors import.
 """
 
 import collections.abc
-import contextlib
-import contextvars
 import copy
+import dataclasses
 import decimal
 import fractions
+import inspect
 
 from oslo_config import cfg
 import voluptuous
@@ -121,41 +122,25 @@ METRIC_BASE_SCHEMA = {
 }
 
 
-# --- scope key ----------------------------------------------------------------
+# --- what validation is handed beyond metrics.yml ------------------------------
 
-# check_configuration() is a one-argument static method (third-party
-# collectors override it with that signature), so the scope key our loaders
-# hold is handed to it through this context variable. Third-party code reads
-# cfg.CONF, which the processor registers at start-up.
-_SCOPE_KEY = contextvars.ContextVar('cloudkitty_scope_key', default=None)
+@dataclasses.dataclass(frozen=True)
+class ValidationContext:
+    """What a collector's ``check_configuration(conf, context)`` is handed
+    beside the metrics configuration.
 
+    - ``scope_key``: the ``[collect] scope_key``, added to every groupby;
+    - ``conf``: the service's ``oslo_config.cfg.ConfigOpts``, or ``None``:
+      then only metrics.yml is checked (the meta collector does not read
+      its mappings);
+    - ``engine``: the process's database engine, or ``None``: a collector
+      that reads the database for its validation (the meta collector) then
+      opens one of ``conf``'s ``[database] connection`` for the read.
+    """
 
-@contextlib.contextmanager
-def _context(variable, value):
-    """Set the context variable ``variable`` to ``value`` inside the block."""
-    token = variable.set(value)
-    try:
-        yield value
-    finally:
-        variable.reset(token)
-
-
-def scope_key_context(scope_key):
-    """Make :func:`current_scope_key` return ``scope_key`` inside the block
-    (a context manager)."""
-    return _context(_SCOPE_KEY, scope_key)
-
-
-# For the same reason, the service's ConfigOpts reaches the collectors whose
-# validation needs more than metrics.yml (the meta collector reads its
-# mappings from the database) through this one.
-_OSLO_CONF = contextvars.ContextVar('cloudkitty_oslo_conf', default=None)
-
-
-def current_oslo_conf():
-    """The ``ConfigOpts`` handed to :func:`validate_metrics_conf` (``None``
-    outside it, or when it was given none)."""
-    return _OSLO_CONF.get()
+    scope_key: str
+    conf: object = None
+    engine: object = None
 
 
 def _default_scope_key():
@@ -163,23 +148,42 @@ def _default_scope_key():
                 if o.name == 'scope_key')
 
 
-def current_scope_key():
-    """The scope key for metric validation.
-
-    The one set by :func:`scope_key_context`, else ``cfg.CONF``'s
-    ``[collect] scope_key`` when registered, else the option's default.
-    """
-    scope_key = _SCOPE_KEY.get()
-    if scope_key is not None:
-        return scope_key
-    return scope_key_of(cfg.CONF)
-
-
 def scope_key_of(conf):
+    """``conf``'s ``[collect] scope_key``, or the option's default when
+    ``conf`` has not registered it."""
     try:
         return conf.collect.scope_key
     except (cfg.NoSuchOptError, cfg.NoSuchGroupError, AttributeError):
         return _default_scope_key()
+
+
+def global_context():
+    """The context of a validation given none: ``cfg.CONF``'s scope key.
+
+    The fallback the published collector guide promises third-party
+    overrides, written as ``check_configuration(conf)``: they call
+    ``BaseCollector.check_configuration(conf)`` without a context, and read
+    ``cfg.CONF``, which the services register at start-up.
+    """
+    return ValidationContext(scope_key_of(cfg.CONF))
+
+
+def accepts_context(check):
+    """Whether ``check`` (a ``check_configuration``) takes the context as
+    its second positional argument; the guide's one-argument overrides
+    do not."""
+    try:
+        parameters = inspect.signature(check).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in parameters if p.kind in (
+        p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2 or any(
+        p.kind == p.VAR_POSITIONAL for p in parameters)
+
+
+def _run(check, conf, context):
+    return check(conf, context) if accepts_context(check) else check(conf)
 
 
 # --- validation of the whole configuration --------------------------------------
@@ -286,10 +290,11 @@ def _check_metric(label, metric, scope_key):
     metric['metadata'] = metadata
 
 
-def validate_base(conf):
+def validate_base(conf, context=None):
     """The base rules (:data:`METRIC_BASE_SCHEMA` and the cross-key rules)
-    of :meth:`cloudkitty.collector.BaseCollector.check_configuration`."""
-    scope_key = current_scope_key()
+    of :meth:`cloudkitty.collector.BaseCollector.check_configuration`;
+    the scope key is ``context``'s (default: :func:`global_context`)."""
+    scope_key = (context or global_context()).scope_key
     schema = voluptuous.Schema(METRIC_BASE_SCHEMA)
     output = {}
     owners = {}  # alt_name -> label of the definition that uses it
@@ -320,7 +325,7 @@ def validate_base(conf):
     return output
 
 
-def _locate(check, conf):
+def _locate(check, conf, context):
     """Find the metric whose definition alone makes ``check`` fail."""
     try:
         items = [(key, {'metrics': {name: definition}})
@@ -332,46 +337,53 @@ def _locate(check, conf):
         return None
     for key, single in items:
         try:
-            check(single)
+            _run(check, single, context)
         except Exception:  # noqa: BLE001 - any failure pins the metric
             return key
     return None
 
 
 def validate_metrics_conf(conf, collector_class=None, scope_key=None,
-                          oslo_conf=None):
+                          oslo_conf=None, engine=None):
     """Validate a metrics configuration with a collector's rules.
 
     :param conf: the content of metrics.yml, or an already validated mapping
     :param collector_class: the collector whose ``check_configuration`` runs
         (default: the base rules only, :func:`validate_base`)
     :param scope_key: the ``[collect] scope_key`` to add to each groupby
-        (default: :func:`current_scope_key`)
-    :param oslo_conf: the service's ``ConfigOpts``, which
-        ``check_configuration`` reads through :func:`current_oslo_conf`
-        (the meta collector validates each metric with the collector the
-        database maps it to only when given one)
+        (default: ``oslo_conf``'s, else :func:`global_context`'s)
+    :param oslo_conf: the service's ``ConfigOpts`` (the meta collector
+        validates each metric with the collector the database maps it to
+        only when given one)
+    :param engine: the process's database engine, for the collectors that
+        read the database to validate (default: none, see
+        :class:`ValidationContext`)
+
+    The three last arguments make the :class:`ValidationContext` handed to
+    ``check_configuration(conf, context)``; an override that takes one
+    argument (the published guide's) is called with ``conf`` alone.
     :returns: ``{key: definition}``, each definition normalised (``alt_name``
         set, ``factor``/``offset`` as Fraction, scope key in ``groupby``)
     :raises InvalidConfiguration: naming the metric and the key at fault
     """
     check = collector_class.check_configuration if collector_class \
         else validate_base
-    scope_key = scope_key or current_scope_key()
-    with scope_key_context(scope_key), _context(_OSLO_CONF, oslo_conf):
-        try:
-            output = check(conf)
-        except InvalidConfiguration:
-            raise
-        except (voluptuous.Error, KeyError, TypeError, ValueError) as exc:
-            metric = _locate(check, conf)
-            where = f"metric '{metric}': " if metric else ''
-            detail = _describe(exc) if isinstance(exc, voluptuous.Invalid) \
-                else f'{type(exc).__name__}: {exc}'
-            key = _first_key(exc) if isinstance(exc, voluptuous.Invalid) \
-                else None
-            raise InvalidConfiguration(f'{where}{detail}', metric=metric,
-                                       key=key) from None
+    context = ValidationContext(
+        scope_key or scope_key_of(cfg.CONF if oslo_conf is None
+                                  else oslo_conf), oslo_conf, engine)
+    try:
+        output = _run(check, conf, context)
+    except InvalidConfiguration:
+        raise
+    except (voluptuous.Error, KeyError, TypeError, ValueError) as exc:
+        metric = _locate(check, conf, context)
+        where = f"metric '{metric}': " if metric else ''
+        detail = _describe(exc) if isinstance(exc, voluptuous.Invalid) \
+            else f'{type(exc).__name__}: {exc}'
+        key = _first_key(exc) if isinstance(exc, voluptuous.Invalid) \
+            else None
+        raise InvalidConfiguration(f'{where}{detail}', metric=metric,
+                                   key=key) from None
     if not isinstance(output, collections.abc.Mapping) or not output:
         raise InvalidConfiguration(
             f'{collector_class.__name__}.check_configuration returned no '
@@ -412,7 +424,7 @@ def one_of(choices):
 
 
 def load_metrics_conf(path, collector_class=None, scope_key=None,
-                      oslo_conf=None):
+                      oslo_conf=None, engine=None):
     """Read and validate a metrics.yml file (the arguments after ``path``
     are :func:`validate_metrics_conf`'s).
 
@@ -436,7 +448,7 @@ def load_metrics_conf(path, collector_class=None, scope_key=None,
             key='metrics')
     try:
         return validate_metrics_conf(content, collector_class, scope_key,
-                                     oslo_conf)
+                                     oslo_conf, engine)
     except InvalidConfiguration as exc:
         raise InvalidConfiguration(f'{path}: {exc}', metric=exc.metric,
                                    key=exc.key) from None

@@ -131,8 +131,8 @@ class PrometheusCollector(collector.BaseCollector):
                 self.oslo_conf.collector_prometheus)
 
     @staticmethod
-    def check_configuration(conf):
-        conf = collector.BaseCollector.check_configuration(conf)
+    def check_configuration(conf, context=None):
+        conf = collector.BaseCollector.check_configuration(conf, context)
         return metrics_conf.check_extra_args(conf, PROMETHEUS_EXTRA_SCHEMA)
 
     def fetch_all(self, metric_name, start, end, project_id=None,

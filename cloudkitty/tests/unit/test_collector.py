@@ -509,20 +509,97 @@ def test_base_collector_is_abstract():
         BaseCollector(conf={'metrics': {'m': {'unit': 'u'}}}, period=60)
 
 
-# --- the scope key: passed in, or read from cfg.CONF ------------------------------------
+# --- the validation context: passed in, or read from cfg.CONF --------------------------
 
-def test_scope_key_context_wins(global_conf):
+class Recording(ListCollector):
+    """Records the context its check_configuration is handed."""
+
+    contexts = []
+
+    @staticmethod
+    def check_configuration(conf, context=None):
+        Recording.contexts.append(context)
+        return BaseCollector.check_configuration(conf, context)
+
+
+def test_an_override_taking_the_context_is_handed_it(conf):
+    conf.set_override('scope_key', 'domain_id', group='collect')
+    engine = object()
+    Recording.contexts = []
+    out = collector.validate_metrics_conf(
+        {'metrics': {'m': {'unit': 'u'}}}, Recording, oslo_conf=conf,
+        engine=engine)
+    assert Recording.contexts == [
+        collector.ValidationContext('domain_id', conf, engine)]
+    assert out['m']['groupby'] == ['domain_id']
+    Recording.contexts = []
+    collector.validate_metrics_conf({'metrics': {'m': {'unit': 'u'}}},
+                                    Recording, 'tenant_id', conf)
+    assert Recording.contexts == [
+        collector.ValidationContext('tenant_id', conf, None)]
+
+
+def test_the_context_reaches_the_override_that_pins_a_metric():
+    Recording.contexts = []
+    invalid({'ok': {'unit': 'u'}, 'bad': {'unit': 'u', 'factor': 'x'}},
+            collector_class=Recording, scope_key='domain_id')
+    assert {context.scope_key for context in Recording.contexts} == \
+        {'domain_id'}
+
+
+def test_a_one_argument_override_reads_the_scope_key_of_cfg_conf(
+        global_conf):
+    # The guide's overrides call BaseCollector.check_configuration(conf):
+    # the scope key they get is the global one, which the services
+    # register from their configuration.
     global_conf.set_override('scope_key', 'from_global', group='collect')
-    with metrics_conf.scope_key_context('from_context'):
-        assert metrics_conf.current_scope_key() == 'from_context'
-    assert metrics_conf.current_scope_key() == 'from_global'
+    out = validate({'cpu': {'unit': 'u', 'extra_args': {'resource_type': 'i'}}},
+                   scope_key='project_id', collector_class=GnocchiCollector)
+    assert out['cpu']['groupby'] == ['from_global', 'id']
+
+
+def test_check_configuration_without_a_context_reads_cfg_conf(global_conf):
+    global_conf.set_override('scope_key', 'from_global', group='collect')
+    assert metrics_conf.global_context() == \
+        collector.ValidationContext('from_global')
+    out = BaseCollector.check_configuration({'metrics': {'m': {'unit': 'u'}}})
+    assert out['m']['groupby'] == ['from_global']
 
 
 def test_scope_key_default_without_any_registration(monkeypatch):
     monkeypatch.setattr(cfg, 'CONF', cfg.ConfigOpts())
-    assert metrics_conf.current_scope_key() == 'project_id'
+    assert metrics_conf.global_context().scope_key == 'project_id'
     assert validate({'m': {'unit': 'u'}}, scope_key=None)['m']['groupby'] \
         == ['project_id']
+
+
+class _Signatures:
+    @staticmethod
+    def one(conf):
+        return conf
+
+    @staticmethod
+    def two(conf, context=None):
+        return conf
+
+    @staticmethod
+    def star(conf, *args):
+        return conf
+
+    @classmethod
+    def class_one(cls, conf):
+        return conf
+
+    @classmethod
+    def class_two(cls, conf, context):
+        return conf
+
+
+@pytest.mark.parametrize('name, expected', [
+    ('one', False), ('two', True), ('star', True), ('class_one', False),
+    ('class_two', True)])
+def test_accepts_context(name, expected):
+    assert metrics_conf.accepts_context(getattr(_Signatures, name)) is expected
 
 
 def test_collector_without_oslo_conf_reads_the_global(global_conf):

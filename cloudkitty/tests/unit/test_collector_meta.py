@@ -8,6 +8,7 @@ import logging
 
 from oslo_config import cfg
 import pytest
+import sqlalchemy
 import voluptuous
 
 from cloudkitty import collector
@@ -15,6 +16,8 @@ from cloudkitty.collector import meta
 from cloudkitty.collector import metrics_conf
 from cloudkitty import conf as ck_conf
 from cloudkitty import dataframe
+from cloudkitty.db import models
+from cloudkitty.storage_state import collector as collector_state
 
 D = decimal.Decimal
 UTC = datetime.timezone.utc
@@ -437,3 +440,59 @@ def test_assign():
     assert groups == {'alpha': {'ram@#ram_mib': meta._MAPPED,
                                 'ram@#ram_gib': meta._MAPPED}}
     assert sorted(errors) == ['cpu', 'disk']
+
+
+# --- the process's engine, handed in ------------------------------------------------
+
+@pytest.fixture
+def engine():
+    """A database in memory with the service's tables (no file, no server)."""
+    engine = sqlalchemy.create_engine('sqlite://')
+    models.Base.metadata.create_all(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def unreachable_conf(tmp_path):
+    """A configuration whose ``[database] connection`` cannot be opened:
+    whatever reads the mappings through it fails."""
+    conf = ck_conf.register_all(cfg.ConfigOpts())
+    conf([], project='cloudkitty', default_config_files=[])
+    conf.set_override('connection',
+                      f'sqlite:///{tmp_path}/no-such-dir/cloudkitty.sqlite',
+                      'database')
+    conf.set_override('usage_path', str(tmp_path), 'collector_file')
+    conf.set_override('collector', 'meta', 'collect')
+    return conf
+
+
+def test_validation_reads_the_mappings_through_the_engine_handed_in(
+        engine, unreachable_conf):
+    collector_state.CollectorMappingManager(engine).set('cpu', 'file')
+    out = collector.validate_metrics_conf(
+        {'metrics': {'cpu': {'unit': 'u'}}}, meta.MetaCollector,
+        oslo_conf=unreachable_conf, engine=engine)
+    # Normalised by the file collector, the one the engine's table names.
+    assert out['cpu']['extra_args'] == {'aggregation_method': 'sum'}
+
+
+def test_validation_without_an_engine_opens_the_configured_database(
+        unreachable_conf):
+    with pytest.raises(collector.InvalidConfiguration,
+                       match='cannot read the collector mappings of '
+                             r'\[database\] connection: OperationalError'):
+        collector.validate_metrics_conf(
+            {'metrics': {'cpu': {'unit': 'u'}}}, meta.MetaCollector,
+            oslo_conf=unreachable_conf)
+
+
+def test_the_collector_routes_through_the_engine_handed_in(
+        engine, unreachable_conf):
+    collector_state.CollectorMappingManager(engine).set('cpu', 'file')
+    instance = collector.get_collector(
+        unreachable_conf, {'metrics': {'cpu': {'unit': 'u'}}}, engine=engine)
+    assert type(instance) is meta.MetaCollector
+    collector_state.CollectorStateManager(engine).set_state('file', False)
+    with pytest.raises(collector.NoDataCollected):
+        instance.retrieve('cpu', P1, P2, 'p1')
