@@ -1,19 +1,21 @@
-"""Reads of rated data on a streaming replica, against a real PostgreSQL
-primary and replica that the tests start (:mod:`~cloudkitty.tests.
-functional.own_replica`).
+"""Reads on a replica, against a real primary and replica that the tests
+start (:mod:`~cloudkitty.tests.functional.own_replica`): PostgreSQL
+streaming replication, and MariaDB's.
 
 The router of :mod:`cloudkitty.db.replica` is built from the
 configuration (``[database] connection`` and ``slave_connection``,
 ``[api] max_replica_lag``) by :func:`~cloudkitty.db.replica.for_storage`,
-with a clock of the test's own, advanced to make a verdict due. Which server answered a read
-is told by the server itself (``inet_server_port()``,
-``pg_is_in_recovery()``): a replica takes no writes, so no row can prove
-it. Rated data is pushed on the primary by the storage backend.
+with a clock of the test's own, advanced to make a verdict due. Which
+server answered a read is told by the server itself
+(``inet_server_port()`` and ``pg_is_in_recovery()``, ``@@port``): a
+replica takes no writes, so no row can prove it. On PostgreSQL, rated
+data is pushed on the primary by the storage backend.
 """
 
 import datetime
 import decimal
 import logging
+import re
 
 from oslo_config import cfg
 import pytest
@@ -24,9 +26,7 @@ from cloudkitty import dataframe
 from cloudkitty import db
 from cloudkitty.db import replica
 from cloudkitty import storage
-from cloudkitty.tests.functional import coordination
 from cloudkitty.tests.functional import own_replica
-from cloudkitty.tests.functional import shared_servers
 from cloudkitty.tests.unit import test_db_replica
 from cloudkitty.tests import waiting
 
@@ -179,16 +179,77 @@ def test_a_stopped_replica_is_bypassed_with_a_warning_not_an_error(
         standby.port, True), DEADLINE)
 
 
-def test_a_server_that_is_no_replica_is_never_behind(servers):
-    primary, _ = servers
-    with db.create_engine(primary.url).connect() as connection:
-        assert replica.LAG_QUERIES['postgresql'](connection) == 0.0
-    if not shared_servers.listening(3306):
-        coordination.missing('MariaDB is not reachable on 127.0.0.1:3306')
-    engine = db.create_engine('mysql://root@127.0.0.1:3306/test')
+def test_a_server_that_is_no_replica_is_never_behind(
+        servers, mariadb_servers):
+    for server in (servers[0], mariadb_servers[0]):
+        engine = db.create_engine(server.url)
+        try:
+            with engine.connect() as connection:
+                assert replica.LAG_QUERIES[engine.dialect.name](
+                    connection) == 0.0
+        finally:
+            engine.dispose()
+
+
+# -- MariaDB ----------------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def mariadb_servers():
+    """``(primary, replica)``: this module's own MariaDB servers, a table
+    ``probe`` made on the primary (and so on the replica)."""
+    with own_replica.running_mariadb() as (primary, standby):
+        primary.execute('CREATE TABLE ck.probe (id INT PRIMARY KEY)')
+        yield primary, standby
+
+
+def mariadb_answer(router):
+    """``(port, rows of probe)`` as the server the router connects a read
+    to answers."""
+    with router.connect() as connection:
+        return tuple(connection.exec_driver_sql(
+            'SELECT @@port, (SELECT count(*) FROM probe)').one())
+
+
+def test_a_lagging_mariadb_replica_is_bypassed_until_it_catches_up(
+        mariadb_servers, caplog):
+    primary, standby = mariadb_servers
+    _, clock, router = make_router(mariadb_servers, max_replica_lag=1)
+    assert waiting.wait_for(lambda: clock.tick() and mariadb_answer(
+        router) == (standby.port, 0), DEADLINE)
+    standby.delay(3600)
     try:
-        with engine.connect() as connection:
-            assert replica.LAG_QUERIES[engine.dialect.name](
-                connection) == 0.0
+        primary.execute('INSERT INTO ck.probe VALUES (1)')
+        # Seconds_Behind_Master grows a second at a time past 1.
+        assert waiting.wait_for(lambda: clock.tick() and (
+            router.engine_for_read() is router.primary), DEADLINE)
+        assert mariadb_answer(router) == (primary.port, 1)
+        [warning] = [r.getMessage() for r in caplog.records
+                     if r.levelname == 'WARNING']
+        assert re.search(r'is bypassed, it lags [2-9]\.0 s \(more than '
+                         r'\[api\] max_replica_lag, 1 s\)$',
+                         warning), warning
     finally:
-        engine.dispose()
+        standby.delay(0)
+    assert waiting.wait_for(lambda: clock.tick() and mariadb_answer(
+        router) == (standby.port, 1), DEADLINE)
+
+
+def test_a_mariadb_replica_not_replaying_is_bypassed(mariadb_servers,
+                                                     caplog):
+    primary, standby = mariadb_servers
+    _, clock, router = make_router(mariadb_servers)
+    assert waiting.wait_for(lambda: clock.tick() and (
+        router.engine_for_read() is router.replica), DEADLINE)
+    standby.execute('STOP REPLICA SQL_THREAD')
+    try:
+        clock.tick()
+        assert mariadb_answer(router)[0] == primary.port
+        [warning] = [r.getMessage() for r in caplog.records
+                     if r.levelname == 'WARNING']
+        assert warning.endswith('is bypassed, it cannot tell its lag '
+                                '(replication stopped, or nothing replayed '
+                                'yet)')
+    finally:
+        standby.execute('START REPLICA SQL_THREAD')
+    assert waiting.wait_for(lambda: clock.tick() and (
+        router.engine_for_read() is router.replica), DEADLINE)
