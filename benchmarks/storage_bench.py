@@ -9,6 +9,15 @@ then prints the push rate in points/s and the median latency of
 ``total(groupby=['project_id', 'type'])`` over every stored point (after
 refreshing the planner statistics, see :func:`settle`).
 
+Then, unless ``--no-per-frame``, the same number of points is stored the
+way the processor stores it, into fresh databases: frames of 1,000 points
+(one scope and hourly period; 100 scopes), ``per-frame`` with one
+``replace(frame, scope_id)`` per frame, the scope worker's call, and
+``per-round`` with one ``replace_many`` of every scope's frame of a period
+per call. Each figure: points/s, wall time, and the CPU time of this
+process and of the PostgreSQL server (quote the CPU times on a busy
+machine).
+
 The data: ``--scopes`` scopes (1,000), ``--types`` metric types (10) and
 10 resources per scope and type, over as many hourly periods as the number
 of points needs; each point has 6 groupby keys (``project_id``, ``id`` and
@@ -16,7 +25,7 @@ the four time keys collectors add) and 3 metadata keys, fresh dicts for
 every point as a collector builds them.
 
 The functions (:func:`make_frames`, :func:`make_storage`,
-:func:`bench_push`, :func:`settle`, :func:`bench_total`, :func:`run`) are
+:func:`bench_push`, :func:`bench_per_frame`, :func:`settle`, :func:`bench_total`, :func:`run`) are
 meant to be called by other benchmark drivers too. The database servers are
 those of the storage tests (``CLOUDKITTY_TEST_POSTGRESQL_URL``,
 ``CLOUDKITTY_TEST_MARIADB_URL``).
@@ -41,15 +50,20 @@ from cloudkitty.tests.functional import storage as db_servers
 START = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
 PERIOD = datetime.timedelta(hours=1)
 RESOURCES_PER_TYPE = 10
+#: The processor's frames, in the per-frame figures: 1,000 points of one
+#: scope and period, for each of 100 scopes.
+FRAME_POINTS = 1000
+FRAME_SCOPES = 100
 BACKENDS = ('sqlite', 'postgresql', 'mariadb')
 
 
-def make_frames(n_points, n_scopes=1000, n_types=10, seed=42):
+def make_frames(n_points, n_scopes=1000, n_types=10, seed=42,
+                resources=RESOURCES_PER_TYPE):
     """Return ``[(scope_id, DataFrame)]`` holding ``n_points`` points.
 
     One frame per scope and hourly period from :data:`START`, as the
     processor stores them; each frame holds ``n_types`` types of
-    :data:`RESOURCES_PER_TYPE` points (the last frame may hold fewer).
+    ``resources`` points (the last frame may hold fewer).
     Quantities and prices are Decimals with up to 4 and 6 decimals.
     """
     rng = random.Random(seed)
@@ -73,7 +87,7 @@ def make_frames(n_points, n_scopes=1000, n_types=10, seed=42):
                 break
             frame = dataframe.DataFrame(begin, begin + PERIOD)
             for t, type_ in enumerate(types):
-                count = min(RESOURCES_PER_TYPE, n_points - made)
+                count = min(resources, n_points - made)
                 for r in range(count):
                     frame.add_point(dataframe.DataPoint(
                         'unit',
@@ -123,22 +137,52 @@ def bench_push(storage, frames, frames_per_push=None):
     it cannot be read), on a busy machine a measure that other loads
     disturb less than the wall time.
     """
+    def push():
+        if frames_per_push is None:
+            storage.push([frame for _, frame in frames])
+        elif frames_per_push == 1:
+            for scope, frame in frames:
+                storage.push([frame], scope)
+        else:
+            for start in range(0, len(frames), frames_per_push):
+                storage.push([frame for _, frame in
+                              frames[start:start + frames_per_push]])
+    return _measure(storage, frames, push)
+
+
+def bench_per_frame(storage, frames, per_round=False):
+    """Store ``frames`` as the processor does; return the figures of
+    :func:`bench_push`.
+
+    One ``storage.replace(frame, scope_id)`` per scope and period, the
+    scope worker's own call (``rate_period``); with ``per_round``, one
+    ``storage.replace_many`` of the frames of each period (a processor
+    round: every scope's frame of that period) instead.
+    """
+    def replace():
+        if not per_round:
+            for scope, frame in frames:
+                storage.replace(frame, scope)
+            return
+        rounds = {}
+        for scope, frame in frames:
+            rounds.setdefault(frame.start, []).append((frame, scope))
+        for start in sorted(rounds):
+            storage.replace_many(rounds[start])
+    return _measure(storage, frames, replace)
+
+
+def _measure(storage, frames, store):
+    """Time ``store()``, which stores ``frames``; the figures of
+    :func:`bench_push`."""
     points = sum(len(frame) for _, frame in frames)
     # Start from a settled heap: the collection that building millions of
-    # points calls for is not the push's to pay.
+    # points calls for is not the store's to pay.
     gc.collect()
     server_started = server_cpu(storage)
     cpu_started = time.process_time()
     started = time.perf_counter()
-    if frames_per_push is None:
-        storage.push([frame for _, frame in frames])
-    elif frames_per_push == 1:
-        for scope, frame in frames:
-            storage.push([frame], scope)
-    else:
-        for start in range(0, len(frames), frames_per_push):
-            storage.push([frame for _, frame in
-                          frames[start:start + frames_per_push]])
+    store()
     seconds = time.perf_counter() - started
     client = time.process_time() - cpu_started
     server = server_cpu(storage)
@@ -212,20 +256,39 @@ def bench_total(storage, groupby=('project_id', 'type'), runs=5,
             'groups': result['total']}
 
 
+def _check_stored(storage, frames):
+    stored = storage.total(begin=START, end=START + datetime.timedelta(
+        days=366))['results']
+    qty = sum(point.qty for _, frame in frames
+              for _, point in frame.iterpoints())
+    if not stored or stored[0]['qty'] != qty:
+        raise RuntimeError('the benchmark data was not stored')
+
+
 def run(backend, n_points, url=None, frames_per_push=None, runs=5,
-        n_scopes=1000, n_types=10):
-    """Make the data, push it and time ``total``; return every figure."""
+        n_scopes=1000, n_types=10, per_frame=True):
+    """Make the data, push it and time ``total``; then, with
+    ``per_frame``, store :data:`FRAME_POINTS`-point frames into fresh
+    databases one scope-period per call and one round per call
+    (:func:`bench_per_frame`). Return every figure."""
     frames = make_frames(n_points, n_scopes=n_scopes, n_types=n_types)
     with make_storage(backend, url) as storage:
         push = bench_push(storage, frames, frames_per_push)
         settle(storage)
         total = bench_total(storage, runs=runs)
-        stored = storage.total(begin=START, end=START + datetime.timedelta(
-            days=366))['results']
-    if not stored or sum(len(f) for _, f in frames) != push['points']:
-        raise RuntimeError('the benchmark data was not stored')
-    return {'backend': backend, 'points': push['points'],
-            'frames': len(frames), 'push': push, 'total': total}
+        _check_stored(storage, frames)
+    result = {'backend': backend, 'points': push['points'],
+              'frames': len(frames), 'push': push, 'total': total}
+    if not per_frame:
+        return result
+    del frames
+    frames = make_frames(n_points, n_scopes=FRAME_SCOPES, n_types=n_types,
+                         resources=FRAME_POINTS // n_types)
+    for name, per_round in (('per_frame', False), ('per_round', True)):
+        with make_storage(backend) as storage:
+            result[name] = bench_per_frame(storage, frames, per_round)
+            _check_stored(storage, frames)
+    return result
 
 
 def main(argv=None):
@@ -240,27 +303,38 @@ def main(argv=None):
                         help='total() runs, the median is reported')
     parser.add_argument('--scopes', type=int, default=1000)
     parser.add_argument('--types', type=int, default=10)
+    parser.add_argument('--no-per-frame', action='store_true',
+                        help='skip the per-frame and per-round figures')
     parser.add_argument('--json', action='store_true',
                         help='print the figures as JSON')
     args = parser.parse_args(argv)
     result = run(args.backend, args.points, url=args.url,
                  frames_per_push=args.frames_per_push, runs=args.runs,
-                 n_scopes=args.scopes, n_types=args.types)
+                 n_scopes=args.scopes, n_types=args.types,
+                 per_frame=not args.no_per_frame)
     if args.json:
         print(json.dumps(result))
         return
     print(f"{result['backend']}: {result['points']} points in "
           f"{result['frames']} frames")
-    push = result['push']
-    server = ('' if push['server_cpu_seconds'] is None else
-              f", server CPU {push['server_cpu_seconds']:.2f} s")
-    print(f"push:  {push['points_per_second']:,.0f} points/s "
-          f"({push['seconds']:.2f} s, client CPU "
-          f"{push['client_cpu_seconds']:.2f} s{server})")
+    print(f"push:  {_rate(result['push'])}")
     print(f"total(groupby=['project_id', 'type']): "
           f"{result['total']['median_seconds'] * 1000:.0f} ms median of "
           f"{len(result['total']['runs'])} runs "
           f"({result['total']['groups']} groups)")
+    if 'per_frame' in result:
+        print(f"per-frame ({FRAME_POINTS}-point frames, replace() per scope "
+              f"and period): {_rate(result['per_frame'])}")
+        print(f"per-round (replace_many() of {FRAME_SCOPES} scopes' frames "
+              f"per period): {_rate(result['per_round'])}")
+
+
+def _rate(figures):
+    server = ('' if figures['server_cpu_seconds'] is None else
+              f", server CPU {figures['server_cpu_seconds']:.2f} s")
+    return (f"{figures['points_per_second']:,.0f} points/s "
+            f"({figures['seconds']:.2f} s, client CPU "
+            f"{figures['client_cpu_seconds']:.2f} s{server})")
 
 
 if __name__ == '__main__':

@@ -1,8 +1,8 @@
 """Storage v2: the interface every rated-data backend implements.
 
 :class:`BaseStorage` holds the public methods (``init``, ``push``,
-``retrieve``, ``total``, ``delete``, ``replace``) with their contracts and
-everything backends share: argument checking, the default ``[begin, end)``
+``retrieve``, ``total``, ``delete``, ``replace``, ``replace_many``) with
+their contracts and everything backends share: argument checking, the default ``[begin, end)``
 window, the mapping of ``time-*`` groupby keys, ``custom_fields`` parsing
 and the shape of the results. A backend implements small primitives
 (``_push``, ``_retrieve``, ``_total``, ``_delete``) that receive arguments
@@ -283,12 +283,42 @@ class BaseStorage(abc.ABC):
 
         Calling it again with the same frame leaves the store unchanged:
         this is what makes the processor's store idempotent. Backends that
-        can do both in one transaction override :meth:`_replace`.
+        can do both in one transaction override :meth:`_replace_many`.
         """
-        frame, = self._check_frames([dataframe])
-        if scope_id is None:
-            raise InvalidQuery('replace needs a scope_id')
-        self._replace(frame, scope_id)
+        self.replace_many([(dataframe, scope_id)])
+
+    def replace_many(self, items):
+        """:meth:`replace` of each ``(dataframe, scope_id)`` of ``items``,
+        in one transaction where the backend can (``sqlalchemy``: every
+        frame stored or none, at the cost of one call).
+
+        This is how a processor stores the scope-periods of a round
+        together: once it returns, each period's state may be recorded; a
+        crash before that leaves the periods due, and storing them again
+        replaces what this call stored.
+
+        :raises InvalidQuery: when a ``scope_id`` is ``None``, or two
+            frames of one scope have overlapping periods (the second would
+            replace the first).
+        :raises InvalidData: as :meth:`push`.
+        """
+        pairs = []
+        ends = {}  # scope -> [(start, end)]
+        for dataframe_, scope_id in items:
+            frame, = self._check_frames([dataframe_])
+            if scope_id is None:
+                raise InvalidQuery('replace needs a scope_id')
+            ends.setdefault(scope_id, []).append((frame.start, frame.end))
+            pairs.append((frame, scope_id))
+        for scope_id, windows in ends.items():
+            windows.sort()
+            for (_, end), (start, _) in zip(windows, windows[1:]):
+                if start < end:
+                    raise InvalidQuery(
+                        f'replace_many: two periods of scope {scope_id!r} '
+                        f'overlap at {start.isoformat()}')
+        if pairs:
+            self._replace_many(pairs)
 
     def retrieve(self, begin=None, end=None, filters=None, metric_types=None,
                  offset=0, limit=1000, paginate=True):
@@ -487,15 +517,17 @@ class BaseStorage(abc.ABC):
         ``point.groupby.get(self.scope_key)``.
         """
 
-    def _replace(self, frame, scope_id):
-        """Delete the scope's data of the frame's period, then push it.
+    def _replace_many(self, pairs):
+        """For each ``(frame, scope_id)`` of ``pairs`` (checked, non-empty
+        list): delete the scope's data of the frame's period, then push it.
 
-        Backends override this to do both in one transaction.
+        Backends override this to do it all in one transaction.
         """
-        self.delete(begin=frame.start, end=frame.end,
-                    filters={self.scope_key: scope_id})
-        if len(frame):
-            self._push([frame], scope_id)
+        for frame, scope_id in pairs:
+            self.delete(begin=frame.start, end=frame.end,
+                        filters={self.scope_key: scope_id})
+            if len(frame):
+                self._push([frame], scope_id)
 
     @abc.abstractmethod
     def _retrieve(self, query, offset, limit):

@@ -23,8 +23,6 @@ from cloudkitty.storage.v2.sqlalchemy import writes
 _POINTS = models.RatedPoint.__table__
 _BATCHES = models.RatedBatch.__table__
 _TOTALS = models.RatedTotal.__table__
-# Label ids known to be stored; beyond this many the cache starts over.
-_KNOWN_LABELS_MAX = 1_000_000
 # Tries of a write transaction that the database aborts to break a deadlock.
 _WRITE_ATTEMPTS = 3
 # SQLSTATEs (PostgreSQL) and error numbers (MariaDB) worth a new attempt.
@@ -66,9 +64,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
             engine = db.get_engine(conf, url)
         self.engine = engine
         self._dialect = dialects.of(engine)
-        self._known_labels = set()
-        self._writer = writes.Writer(self._dialect, self.scope_key,
-                                     self._known_labels)
+        self._writer = writes.Writer(self._dialect, self.scope_key)
         self._reader = reads.Reader(self._dialect)
 
     def init(self):
@@ -78,20 +74,28 @@ class SQLAlchemyStorage(v2.BaseStorage):
     # -- writes -------------------------------------------------------------
 
     def _push(self, frames, scope_id):
-        self._write(lambda conn: self._writer.insert(conn, frames, scope_id))
+        self._write(lambda conn: self._writer.insert(
+            conn, frames, [scope_id] * len(frames)))
 
-    def _replace(self, frame, scope_id):
+    def _replace_many(self, pairs):
+        windows = {}  # (begin, end) -> scopes
+        for frame, scope_id in pairs:
+            windows.setdefault((frame.start, frame.end), []).append(scope_id)
+        stored = [(frame, scope_id) for frame, scope_id in pairs
+                  if len(frame)]
+
         def replace(conn):
-            self._writer.delete_batches(conn, v2.Query(
-                begin=frame.start, end=frame.end, scopes=(scope_id,)))
-            return (self._writer.insert(conn, [frame], scope_id)
-                    if len(frame) else ())
+            for (begin, end), scopes in windows.items():
+                self._writer.delete_batches(conn, v2.Query(
+                    begin=begin, end=end, scopes=tuple(scopes)))
+            return self._writer.insert(conn, *zip(*stored)) if stored \
+                else None
         self._write(replace)
 
     def _write(self, work):
         """Run ``work(conn)`` in a transaction, again if the database chose
-        it as a deadlock victim; remember the label ids it returns (once
-        committed)."""
+        it as a deadlock victim; once committed, remember the labels of the
+        :class:`~.writes.Stored` it returns (or ``None``)."""
         for attempt in range(_WRITE_ATTEMPTS):
             try:
                 with self._translate_errors(), self.engine.begin() as conn:
@@ -102,13 +106,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
                     raise
                 LOG.info('Storage write chosen as deadlock victim, retrying: '
                          '%s', exc.orig)
-        self._remember(stored)
-
-    def _remember(self, label_ids):
-        # Only after the commit: a rolled back push stored no label.
-        if len(self._known_labels) + len(label_ids) > _KNOWN_LABELS_MAX:
-            self._known_labels.clear()
-        self._known_labels.update(label_ids)
+        self._writer.remember(stored)
 
     def _translate_errors(self):
         return _ErrorTranslator(self.engine.dialect.loaded_dbapi.DataError)
@@ -119,7 +117,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
         def delete(conn):
             if query.types is None and not query.labels:
                 writer.delete_batches(conn, query)
-                return ()
+                return None
             conn.execute(sa.delete(_POINTS).where(
                 *self._reader.conditions(query)))
             # Sum again what is left of the types touched, then drop the
@@ -135,7 +133,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
             emptied = reads.batch_conditions(query) + [~sa.exists().where(
                 _POINTS.c.batch_id == _BATCHES.c.id)]
             conn.execute(sa.delete(_BATCHES).where(*emptied))
-            return ()
+            return None
         self._write(delete)
 
     # -- reads --------------------------------------------------------------

@@ -115,9 +115,8 @@ class Dialect:
         ``new_labels`` is left whole to the caller)."""
         sql = self._insert_sql('rated_points', POINT_COLUMNS)
         chunk = []
-        for begin, end, scope, type_, batch, rows in runs:
-            begin, end, rows = self._bind_run(begin, end, rows)
-            chunk += [(begin, end, scope, type_, batch, *row) for row in rows]
+        for run in runs:
+            chunk += self._point_rows(*run)
             if len(chunk) >= CHUNK:
                 conn.exec_driver_sql(sql, chunk)
                 chunk = []
@@ -126,9 +125,10 @@ class Dialect:
         return []
 
     @staticmethod
-    def _bind_run(begin, end, rows):
-        """A run's values as the DB-API driver takes them."""
-        return begin, end, rows
+    def _point_rows(begin, end, scope, type_, batch, rows):
+        """The rows of :data:`POINT_COLUMNS` of a run, as the DB-API
+        driver takes them."""
+        return [(begin, end, scope, type_, batch, *row) for row in rows]
 
     def insert_batches(self, conn, rows):
         """Insert ``rows`` (dicts of ``scope_id``, ``period_begin``,
@@ -415,11 +415,18 @@ class SQLite(Dialect):
         self._qty_text = _POINTS.c.qty.type.dialect_impl(dialect).to_text
         self._price_text = _POINTS.c.price.type.dialect_impl(dialect).to_text
 
-    def _bind_run(self, begin, end, rows):
+    def _point_rows(self, begin, end, scope, type_, batch, rows):
         qty_text, price_text = self._qty_text, self._price_text
-        return self._date(begin), self._date(end), [
-            (seq, label, qty_text(qty), price_text(price))
-            for seq, label, qty, price in rows]
+        begin, end = self._date(begin), self._date(end)
+        # A text of fewer than 13 characters without exponent needs neither
+        # rounding nor a range check (12 digits fit every column): only
+        # longer ones are handed to the column type's own conversion.
+        return [(begin, end, scope, type_, batch, seq, label,
+                 q if len(q := f'{qty}') < 13 and 'E' not in q
+                 else qty_text(qty),
+                 p if len(p := f'{price}') < 13 and 'E' not in p
+                 else price_text(price))
+                for seq, label, qty, price in rows]
 
     def _bind_totals(self, totals):
         date, text = self._date, self._qty_text

@@ -11,6 +11,7 @@ import decimal
 import hashlib
 import json
 import operator
+import typing
 
 import sqlalchemy as sa
 
@@ -29,6 +30,11 @@ _QUANTUM = decimal.Decimal(1).scaleb(-models.SCALE)
 _QTY = operator.itemgetter(1)    # of a DataPoint
 _PRICE = operator.itemgetter(2)
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(',', ':'))
+# Label ids known to be stored; beyond this many the memory starts over.
+_KNOWN_LABELS_MAX = 1_000_000
+# Label contents remembered with their ids (a few hundred bytes each): the
+# labels of 200,000 resources, a period of a large cloud.
+_LABEL_CACHE_MAX = 200_000
 
 
 def stored(value):
@@ -72,6 +78,14 @@ def label_hash(canonical):
     return int.from_bytes(digest.digest(), 'big', signed=True)
 
 
+class Stored(typing.NamedTuple):
+    """What a write teaches once committed: the ids of the labels it
+    stored, and ``{label contents: id}`` of the labels its points use."""
+
+    label_ids: list
+    labels: dict
+
+
 def _same_json(first, second):
     """Whether two decoded JSON values are the same: of the same JSON
     types, numbers equal in value (``1.10`` and ``1.1``, ``100`` and
@@ -96,37 +110,57 @@ class Writer:
     :param dialect: the storage's :class:`~.dialects.Dialect`.
     :param scope_key: the groupby key holding a point's scope when a push
         names none.
-    :param known_labels: a set of label ids known to be stored, read (the
-        caller adds the ids :meth:`insert` returns once committed).
+
+    The labels of committed writes are remembered (see :meth:`remember`):
+    a point whose labels were stored before costs a dictionary look-up,
+    not an encoding and a hash.
     """
 
-    def __init__(self, dialect, scope_key, known_labels):
+    def __init__(self, dialect, scope_key):
         self.dialect = dialect
         self.scope_key = scope_key
-        self._known = known_labels
+        self._known = set()  # label ids known to be stored
+        # {label contents, as point_runs reads them: label id} of the
+        # labels known to be stored, in the form the dialect writes.
+        self._label_ids = {}
 
-    def insert(self, conn, frames, scope_id):
-        """Insert the points of ``frames`` (their scope ``scope_id``, else
-        each point's ``groupby[scope_key]``), their batches, new labels
-        and totals; return the ids of the labels it stored."""
-        batches = self.insert_batches(conn, frames, scope_id)
+    def remember(self, stored):
+        """Remember the labels of a committed write (a :class:`Stored`, or
+        ``None`` for a write that stored no point): only once committed,
+        since a rolled back write stored no label."""
+        if stored is None:
+            return
+        if len(self._known) + len(stored.label_ids) > _KNOWN_LABELS_MAX:
+            self._known.clear()
+        self._known.update(stored.label_ids)
+        if len(self._label_ids) + len(stored.labels) > _LABEL_CACHE_MAX:
+            self._label_ids.clear()
+        self._label_ids.update(stored.labels)
+
+    def insert(self, conn, frames, scopes):
+        """Insert the points of ``frames`` (of the scope ``scopes[i]`` for
+        ``frames[i]``, ``None``: each point's ``groupby[scope_key]``),
+        their batches, new labels and totals; return the :class:`Stored`
+        to :meth:`remember` once committed."""
+        batches = self.insert_batches(conn, frames, scopes)
         new_labels = {}
         totals = []
-        runs = self.point_runs(frames, batches, new_labels, totals,
+        labels = {}
+        runs = self.point_runs(frames, batches, new_labels, totals, labels,
                                as_text=self.dialect.points_as_text)
         spilled = self.dialect.insert_points(conn, runs, new_labels,
                                              self.store_labels)
         self.store_labels(conn, new_labels)
         self.store_totals(conn, totals)
-        return [*spilled, *new_labels]
+        return Stored([*spilled, *new_labels], labels)
 
-    def insert_batches(self, conn, frames, scope_id):
+    def insert_batches(self, conn, frames, scopes):
         """Create one batch per frame and scope; return, for each frame,
         ``{groupby scope value: (batch id, scope id)}`` (the key is
-        ``None`` when ``scope_id`` is given)."""
+        ``None`` when the frame's scope is given)."""
         keys = []
         scope_key = self.scope_key
-        for index, frame in enumerate(frames):
+        for index, (frame, scope_id) in enumerate(zip(frames, scopes)):
             if not len(frame):
                 continue
             if scope_id is not None:
@@ -148,14 +182,17 @@ class Writer:
             batches[index][value] = (batch_id, scope)
         return batches
 
-    def point_runs(self, frames, batches, new_labels, totals, as_text=False):
+    def point_runs(self, frames, batches, new_labels, totals, labels,
+                   as_text=False):
         """Yield the points of ``frames`` as runs sharing everything but
         ``(seq, label id, qty, price)``: ``(period_begin, period_end,
         scope_id, type, batch_id, [(seq, label id, qty, price)])``, in push
         order; with ``as_text``, each point is its line of COPY text
         instead (the end of the line: the run's values come first). Fills
         ``new_labels`` with ``{label id: Label}`` for the labels not known
-        to be stored, and appends to ``totals`` each run's ``rated_totals``
+        to be stored, ``labels`` with ``{label contents: id}`` of the labels
+        not remembered yet, and appends to ``totals`` each run's
+        ``rated_totals``
         row (a tuple of :data:`~.dialects.TOTAL_COLUMNS`): the sums of its
         values as the database stores them (rounded to
         :data:`~.models.SCALE` decimals).
@@ -165,7 +202,7 @@ class Writer:
         rounding is looked into only when its text is long enough to need
         it; a frame of one scope is summed type by type at C speed).
         """
-        label_ids = {}  # label contents -> id, for this push
+        remembered = self._label_ids
         known = self._known
         scope_key = self.scope_key
         next_seq = {}
@@ -202,10 +239,12 @@ class Writer:
                                 *groupby.values(), *metadata,
                                 *metadata.values())
                     try:
-                        label = label_ids[contents]
+                        label = remembered[contents]
                     except KeyError:
-                        label = label_ids[contents] = _label_of(
-                            point, known, new_labels, as_text)
+                        label = labels.get(contents)
+                        if label is None:
+                            label = labels[contents] = _label_of(
+                                point, known, new_labels, as_text)
                     except TypeError:  # unhashable label values
                         label = _label_of(point, known, new_labels, as_text)
                     qty_text, price_text = f'{qty}', f'{price}'

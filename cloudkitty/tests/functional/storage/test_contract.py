@@ -482,6 +482,38 @@ def test_replace_is_idempotent(storage, loaded):
         storage.replace(smaller, None)
 
 
+def test_replace_many_replaces_each_scope_period_all_or_none(storage,
+                                                              loaded):
+    before = storage.total(groupby=['project_id', 'type', 'time'],
+                           **ALL_TIME)
+    # Every scope-period of the data again, in one call: nothing doubles.
+    storage.replace_many([(f, scope) for scope, f in loaded])
+    assert storage.total(groupby=['project_id', 'type', 'time'],
+                         **ALL_TIME) == before
+    # Two scopes of one period and another period: each replaced alone.
+    storage.replace_many([
+        (frame(T0, instance=[point(T0, 7, 1, 'p1', 'i1')]), 'p1'),
+        (dataframe.DataFrame(T0, T0 + HOUR), 'p2'),
+        (frame(T1, image=[point(T1, 5, 1, 'P1')]), 'P1')])
+    rows = storage.total(groupby=['project_id', 'time'], **MARCH)
+    assert _rows(rows, 'project_id', 'begin', 'qty') == [
+        ('P1', T1, 5), ('p1', T0, 7), ('p1', T0 + HOUR, D('11.5'))]
+    # A value the database refuses: none of the frames is stored.
+    with pytest.raises(v2.InvalidData):
+        storage.replace_many([
+            (frame(T0, instance=[point(T0, 1, 1, 'p1', 'i1')]), 'p1'),
+            (frame(T1, image=[point(T1, D(10) ** 20, 1, 'P1')]), 'P1')])
+    assert storage.total(groupby=['project_id', 'time'], **MARCH) == rows
+    with pytest.raises(v2.InvalidQuery, match='overlap'):
+        storage.replace_many([
+            (frame(T0, a=[point(T0, 1, 1, 'p1')]), 'p1'),
+            (dataframe.DataFrame(T0, T0 + 2 * HOUR), 'p1')])
+    with pytest.raises(v2.InvalidQuery):
+        storage.replace_many([(frame(T0), None)])
+    storage.replace_many([])
+    assert storage.total(groupby=['project_id', 'time'], **MARCH) == rows
+
+
 def test_keys_compare_byte_for_byte(storage):
     # Case, trailing spaces and accents make distinct groups, sorted by
     # code point on every database.

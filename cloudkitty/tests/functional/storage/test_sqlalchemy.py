@@ -56,6 +56,23 @@ def test_labels_are_stored_once(storage, storage_url):
         ('a', 3), ('b', 4), ('c', 1)]
 
 
+def test_labels_of_committed_writes_are_remembered(storage, monkeypatch):
+    """Labels stored by this process are not encoded nor hashed again; a
+    write rolled back taught nothing."""
+    storage.push([frame(T0, 'p1', ['a', 'b'])])
+    with pytest.raises(v2.InvalidData):
+        storage.push([frame(T0 + HOUR, 'p1', ['c'], price=10 ** 13)])
+
+    def encoded(point, *args):
+        raise AssertionError(f'labels of {point.groupby["id"]} encoded')
+    monkeypatch.setattr(writes, '_label_of', encoded)
+    storage.replace_many([(frame(T0 + h * HOUR, 'p1', ['b', 'a']), 'p1')
+                          for h in range(3)])
+    assert count(storage, 'rated_points') == 6
+    with pytest.raises(AssertionError, match='labels of c encoded'):
+        storage.push([frame(T0 + 4 * HOUR, 'p1', ['c'])])
+
+
 @pytest.mark.parametrize('value', [
     decimal.Decimal('1.10'), decimal.Decimal('1E+2'), decimal.Decimal('1E-7'),
     decimal.Decimal('12345678901234567890.5'), 1e-07, 1e+20, True,
@@ -184,10 +201,10 @@ def test_writes_chosen_as_deadlock_victims_are_retried(storage):
         attempts.append(conn)
         if len(attempts) < 3:
             raise sa.exc.DBAPIError('INSERT', {}, _Deadlock())
-        return [7]
+        return writes.Stored([7], {})
 
     storage._write(work)
-    assert len(attempts) == 3 and 7 in storage._known_labels
+    assert len(attempts) == 3 and 7 in storage._writer._known
 
     def always(conn):
         attempts.append(conn)
