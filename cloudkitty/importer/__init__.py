@@ -64,7 +64,8 @@ def upstream_engine(url):
         cursor.close()
         if engine.dialect.name == 'postgresql':
             dbapi_connection.commit()
-    return engine
+    # SQLite's transactions otherwise begin IMMEDIATE, which is a write.
+    return engine.execution_options(**{db.READ_ONLY: True})
 
 
 def has_table(engine, name):

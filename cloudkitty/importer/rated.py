@@ -98,10 +98,10 @@ class Progress:
 
     def line(self, begin, end, what):
         left = self.points - self.handled
-        eta = f'{left / self.rate:,.0f} s left' if self.rate else ''
+        eta = f', about {left / self.rate:,.0f} s' if self.rate else ''
         return (f'[{begin:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M}) {what}; '
                 f'{self.handled:,}/{self.points:,} points, '
-                f'{self.rate:,.0f} points/s, {left:,} left {eta}').rstrip()
+                f'{self.rate:,.0f} points/s, {left:,} left{eta}')
 
 
 def copy_rated(source, storage, begin, end, step=_DAY, out=print,

@@ -42,8 +42,13 @@ class TableCopy:
     where: object = None
 
     def upstream_table(self):
-        return sa.table(self.source, *(sa.column(name)
-                                       for name in self.columns))
+        """Upstream's table, its columns typed as ours (SQLite hands back
+        text for dates otherwise); a converted column keeps its raw
+        value."""
+        return sa.table(self.source, *(
+            sa.column(name, None if target in self.convert
+                      else self.target.c[target].type)
+            for name, target in self.columns.items()))
 
 
 @dataclasses.dataclass

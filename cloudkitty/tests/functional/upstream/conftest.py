@@ -1,0 +1,71 @@
+"""Fixtures of the tests against a real upstream CloudKitty 25.0.0.
+
+``upstream`` (session): upstream installed in its virtualenv, its database
+on a throwaway MariaDB database, its storage on an InfluxDB of its own;
+upstream's own code has created rules and states (``upstream.ids``) and
+rated and stored :data:`POINTS` points (:data:`SCOPES` scopes, two types,
+:data:`RESOURCES` resources each, hourly over :data:`MONTHS`). When
+something is missing (no influxd, no MariaDB, no PyPI) the tests skip,
+except under ``CI=true`` where they fail.
+"""
+
+import contextlib
+import datetime
+import os
+
+import pytest
+
+from cloudkitty.tests.functional import storage as db_servers
+from cloudkitty.tests.functional.upstream import server
+
+UTC = datetime.timezone.utc
+BEGIN = datetime.datetime(2026, 1, 1, tzinfo=UTC)
+END = datetime.datetime(2026, 4, 1, tzinfo=UTC)
+MONTHS = ((BEGIN, datetime.datetime(2026, 2, 1, tzinfo=UTC)),
+          (datetime.datetime(2026, 2, 1, tzinfo=UTC),
+           datetime.datetime(2026, 3, 1, tzinfo=UTC)),
+          (datetime.datetime(2026, 3, 1, tzinfo=UTC), END))
+SCOPES = ('scope-0', 'scope-1', 'scope-2')
+RESOURCES = 2
+PERIODS = int((END - BEGIN).total_seconds()) // 3600
+POINTS = PERIODS * len(SCOPES) * RESOURCES * 2
+
+
+def unavailable(reason):
+    if os.environ.get('CI') == 'true':
+        pytest.fail(f'upstream CloudKitty is required under CI: {reason}')
+    pytest.skip(f'upstream CloudKitty unavailable: {reason}')
+
+
+@pytest.fixture(scope='session')
+def upstream(tmp_path_factory):
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(db_servers.fresh_database(
+                'mariadb', prefix='ck_upstream'))
+            influx = server.InfluxDB(tmp_path_factory.mktemp('influxdb'))
+            influx.start()
+            stack.callback(influx.stop)
+            instance = server.Upstream(tmp_path_factory.mktemp('upstream'),
+                                       url, influx)
+            instance.setup()
+        except (server.UpstreamUnavailable,
+                db_servers.ServerUnavailable) as exc:
+            unavailable(exc)
+        instance.ids = instance.side('setup', {})
+        rated = instance.side('rate', {
+            'begin': BEGIN.isoformat(), 'periods': PERIODS, 'period': 3600,
+            'scopes': SCOPES, 'resources': RESOURCES})
+        assert rated == {'points': POINTS}
+        yield instance
+
+
+@pytest.fixture
+def ours():
+    """The URL of an empty PostgreSQL database of ours."""
+    try:
+        with db_servers.fresh_database('postgresql',
+                                       prefix='ck_imported') as url:
+            yield url
+    except db_servers.ServerUnavailable as exc:
+        unavailable(exc)

@@ -1,0 +1,165 @@
+"""``cloudkitty-import-upstream`` against a real upstream CloudKitty.
+
+Upstream 25.0.0 (its own code, in its own virtualenv) created the rules
+and states and rated and stored the points in InfluxDB; the command copies
+them into a PostgreSQL database of ours. The proofs: the rules keep their
+ids and values, the states and pending tasks are there, the verification
+agrees, our ``/v2/summary`` and ``/v1/report/total`` give upstream's
+storage totals for the same windows, a run killed half-way then resumed
+stores everything once, and another run stores nothing.
+"""
+
+import decimal
+import signal
+import subprocess
+import sys
+
+from oslo_config import cfg
+import pytest
+import sqlalchemy as sa
+import webtest
+
+from cloudkitty.api import app as api_app
+from cloudkitty.api import hooks
+from cloudkitty.cli import import_upstream
+from cloudkitty import conf as ck_conf
+from cloudkitty import db
+from cloudkitty.tests.functional.upstream import conftest
+
+
+
+def write_conf(tmp_path, url):
+    path = tmp_path / 'cloudkitty.conf'
+    path.write_text(f"""\
+[DEFAULT]
+auth_strategy = noauth
+[database]
+connection = {url}
+[storage]
+backend = sqlalchemy
+[collect]
+period = 3600
+""")
+    return path
+
+
+def argv(path, upstream, *more):
+    return ['--config-file', str(path), '--upstream-db',
+            upstream.database_url, '--influxdb-url', upstream.influx.url,
+            '--influxdb-database', upstream.influx_database, *more]
+
+
+def rows(url, query):
+    engine = db.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(sa.text(query))]
+    finally:
+        engine.dispose()
+
+
+RULES = {
+    'hashmap_services': 'id, service_id, name',
+    'hashmap_fields': 'id, field_id, service_id, name',
+    'hashmap_groups': 'id, group_id, name',
+    'hashmap_thresholds': 'id, threshold_id, level, cost, service_id, '
+                          'field_id, group_id, tenant_id',
+    'hashmap_mappings': 'id, mapping_id, value, cost, service_id, field_id, '
+                        'group_id, tenant_id, name, description, start, '
+                        '"end", created_at, created_by, deleted, deleted_by',
+    'pyscripts_scripts': 'id, script_id, name, checksum, start, created_by',
+}
+
+
+def upstream_rows(upstream, table, columns):
+    return rows(upstream.database_url,
+                f'SELECT {columns.replace(chr(34), "`")} FROM {table} '
+                f'ORDER BY id')
+
+
+def our_app(url):
+    conf = ck_conf.register_all(cfg.ConfigOpts())
+    conf([], project='cloudkitty', default_config_files=[])
+    conf.set_override('connection', url, 'database')
+    conf.set_override('auth_strategy', 'noauth')
+    return webtest.TestApp(api_app.setup_app(conf, hooks.Backends(
+        conf, scope_reset=lambda *args: None)))
+
+
+def test_import_resumed_repeated_and_compared(upstream, ours, tmp_path,
+                                              capsys):
+    path = write_conf(tmp_path, ours)
+    # A run killed half-way (SIGKILL: no cleanup at all).
+    killed = subprocess.Popen(
+        [sys.executable, '-m', 'cloudkitty.cli.import_upstream',
+         *argv(path, upstream)], stdout=subprocess.PIPE, text=True)
+    stored = 0
+    for line in killed.stdout:
+        stored += ' points stored;' in line
+        if stored == 30:
+            killed.send_signal(signal.SIGKILL)
+            break
+    killed.wait(60)
+    assert stored == 30
+
+    assert import_upstream.main(argv(path, upstream)) == 0
+    resumed = capsys.readouterr().out
+    assert resumed.count(' points already stored;') >= 29
+    assert f'/{conftest.POINTS:,} points' in resumed
+    assert f'all {3 * len(conftest.SCOPES) * 2} totals agree' in resumed
+
+    # Rules and states: upstream's ids and values.
+    for table, columns in RULES.items():
+        theirs = upstream_rows(upstream, table, columns)
+        assert theirs and rows(
+            ours, f'SELECT {columns} FROM {table} ORDER BY id') == theirs
+    assert rows(ours, 'SELECT mapping_id FROM hashmap_mappings WHERE '
+                      'deleted IS NOT NULL') == [(
+                          upstream.ids['mappings'][-1],)]
+    assert rows(ours, 'SELECT data FROM pyscripts_scripts') == [(
+        '# priced by hashmap\nfor period in data:\n    pass\n',)]
+    assert rows(ours, 'SELECT name, enabled, priority FROM '
+                      'rated_data_modules ORDER BY name') == [
+        ('hashmap', True, 100), ('pyscripts', False, 1)]
+    assert rows(ours, 'SELECT service, collector FROM '
+                      'service_to_collector_mappings') == [
+        ('instance', 'gnocchi')]
+    assert rows(ours, 'SELECT identifier, current_reprocess_time FROM '
+                      'storage_states_reprocessing_scheduler') == [
+        ('scope-1', None)]
+    assert sorted(rows(ours, 'SELECT identifier, scope_key, fetcher, '
+                             'collector, active FROM '
+                             'cloudkitty_storage_states')) == [
+        (f'scope-{n}', 'project_id', 'keystone', 'gnocchi', True)
+        for n in range(3)]
+
+    # Our API gives upstream's storage totals, month by month.
+    windows = [[b.isoformat(), e.isoformat()] for b, e in conftest.MONTHS]
+    theirs = upstream.side('totals', {'windows': windows})
+    app = our_app(ours)
+    for (begin, end), their_rows in zip(windows, theirs):
+        summary = app.get('/v2/summary', params={
+            'begin': begin, 'end': end, 'groupby': ['type', 'project_id'],
+            'limit': 1000}).json
+        columns = summary['columns']
+        ours_by_key = {
+            (row[columns.index('project_id')], row[columns.index('type')]):
+            decimal.Decimal(str(row[columns.index('rate')]))
+            for row in summary['results']}
+        assert len(ours_by_key) == len(their_rows) == 6
+        for row in their_rows:
+            assert ours_by_key[(row['scope'], row['type'])] == pytest.approx(
+                decimal.Decimal(row['rate']), rel=decimal.Decimal('1e-9'))
+            total = decimal.Decimal(app.get('/v1/report/total', params={
+                'begin': begin, 'end': end, 'tenant_id': row['scope'],
+                'service': row['type']}).json)
+            assert total == pytest.approx(decimal.Decimal(row['rate']),
+                                          rel=decimal.Decimal('1e-9'))
+
+    # Another run stores nothing.
+    assert import_upstream.main(argv(path, upstream)) == 0
+    again = capsys.readouterr().out
+    assert ' points stored;' not in again
+    for table in (*RULES, 'modules_state', 'cloudkitty_storage_states',
+                  'service_to_collector_mappings'):
+        assert f'{table}: 0 inserted, 0 updated,' in again

@@ -1,0 +1,151 @@
+"""Run by upstream CloudKitty's python, in its virtualenv (never imported
+by the test suite): upstream's own code creates the rules and states,
+rates and stores the points, and sums them.
+
+``python upstream_side.py CONFIG COMMAND`` reads a JSON argument on stdin
+and writes a JSON answer on stdout:
+
+- ``setup``: hashmap rules (a service mapping, field mappings in a group,
+  a service threshold, a tenant's threshold, a deleted mapping), a
+  pyscript, module states, scope states, reprocessing tasks (one pending,
+  one finished) and a collector mapping; answers the ids upstream gave;
+- ``rate``: ``{"begin", "periods", "period", "scopes", "resources"}``:
+  for each period, scope and resource an instance and a volume point,
+  priced by upstream's hashmap processor for the scope, pushed through
+  upstream's storage (InfluxDB); answers the number of points;
+- ``totals``: ``{"windows": [[begin, end]]}``: upstream's storage
+  ``total`` grouped by type and project_id per window.
+"""
+
+import datetime
+import decimal
+import json
+import sys
+
+from cloudkitty import dataframe
+from cloudkitty.db import api as ck_db_api
+from cloudkitty.rating.hash import HashMap
+from cloudkitty.rating.hash.db import api as hash_api
+from cloudkitty.rating.pyscripts.db import api as py_api
+from cloudkitty import service
+from cloudkitty import storage
+from cloudkitty import storage_state
+from cloudkitty.storage_state import models as state_models
+
+UTC = datetime.timezone.utc
+FLAVORS = ('m1.small', 'm1.large', 'm1.xlarge')
+SCRIPT = b"# priced by hashmap\nfor period in data:\n    pass\n"
+
+
+def setup(_arg):
+    hashmap = hash_api.get_instance()
+    start = datetime.datetime(2020, 1, 1)
+    instance = hashmap.create_service('instance')
+    volume = hashmap.create_service('volume')
+    flavor = hashmap.create_field(instance.service_id, 'flavor_name')
+    group = hashmap.create_group('instance_uptime_flavor')
+    ids = {'services': [instance.service_id, volume.service_id],
+           'fields': [flavor.field_id], 'groups': [group.group_id],
+           'mappings': [], 'thresholds': []}
+    for value, cost in zip(FLAVORS, ('0.0123', '0.0471', '0.1337')):
+        ids['mappings'].append(hashmap.create_mapping(
+            decimal.Decimal(cost), map_type='flat', value=value,
+            field_id=flavor.field_id, group_id=group.group_id,
+            start=start, name=f'flavor {value}', created_by='admin',
+            description=f'{value} per hour').mapping_id)
+    ids['mappings'].append(hashmap.create_mapping(
+        decimal.Decimal('0.0009'), map_type='flat',
+        service_id=volume.service_id, start=start, name='volume GiB',
+        created_by='admin').mapping_id)
+    gone = hashmap.create_mapping(
+        decimal.Decimal('5'), map_type='flat', service_id=instance.service_id,
+        start=start, name='old', created_by='admin')
+    hashmap.delete_mapping(gone.mapping_id)
+    ids['mappings'].append(gone.mapping_id)
+    ids['thresholds'].append(hashmap.create_threshold(
+        level=decimal.Decimal(50), cost=decimal.Decimal('0.98'),
+        map_type='rate',
+        service_id=volume.service_id).threshold_id)
+    ids['thresholds'].append(hashmap.create_threshold(
+        level=decimal.Decimal(50), cost=decimal.Decimal('0.95'),
+        map_type='rate',
+        service_id=volume.service_id, tenant_id='scope-1').threshold_id)
+    script = py_api.get_instance().create_script(
+        'noop', SCRIPT, start=start, created_by='admin')
+    ids['scripts'] = [script.script_id]
+    modules = ck_db_api.get_instance().get_module_info()
+    modules.set_state('hashmap', True)
+    modules.set_priority('hashmap', 100)
+    modules.set_state('pyscripts', False)
+    ck_db_api.get_instance().get_service_to_collector_mapping(
+    ).set_mapping('instance', 'gnocchi')
+    states = storage_state.StateManager()
+    for number in range(3):
+        states.set_last_processed_timestamp(
+            f'scope-{number}', datetime.datetime(2026, 3, 31, 23, tzinfo=UTC),
+            fetcher='keystone', collector='gnocchi', scope_key='project_id')
+    tasks = storage_state.ReprocessingSchedulerDb()
+    for current in (None, datetime.datetime(2026, 2, 1)):
+        tasks.persist(state_models.ReprocessingScheduler(
+            identifier='scope-1', reason='price fix',
+            start_reprocess_time=datetime.datetime(2026, 1, 1),
+            end_reprocess_time=datetime.datetime(2026, 2, 1),
+            current_reprocess_time=current))
+    return ids
+
+
+def _points(scope, resource, index):
+    flavor = FLAVORS[(resource + index // 200) % len(FLAVORS)]
+    instance = dataframe.DataPoint(
+        'instance', 1, 0,
+        {'project_id': scope, 'id': f'{scope}-vm-{resource}'},
+        {'flavor_name': flavor, 'vcpus': 2 ** (resource % 3)})
+    size = decimal.Decimal(10 + (index * 7 + resource * 13) % 90) / 4
+    volume = dataframe.DataPoint(
+        'GiB', size, 0,
+        {'project_id': scope, 'id': f'{scope}-vol-{resource}'},
+        {'volume_type': 'ssd' if resource % 2 else 'hdd'})
+    return (('instance', instance), ('volume', volume))
+
+
+def rate(arg):
+    begin = datetime.datetime.fromisoformat(arg['begin'])
+    period = datetime.timedelta(seconds=arg['period'])
+    backend = storage.get_storage()
+    processors = {scope: HashMap(tenant_id=scope) for scope in arg['scopes']}
+    count = 0
+    frames = []
+    for index in range(arg['periods']):
+        start = begin + index * period
+        for scope in arg['scopes']:
+            frame = dataframe.DataFrame(start=start, end=start + period)
+            for resource in range(arg['resources']):
+                for type_, point in _points(scope, resource, index):
+                    frame.add_point(point, type_)
+            frames.append(processors[scope].process(frame))
+            count += sum(1 for _ in frames[-1].iterpoints())
+        if len(frames) >= 100:
+            backend.push(frames)
+            frames = []
+    backend.push(frames)
+    return {'points': count}
+
+
+def totals(arg):
+    backend = storage.get_storage()
+    answer = []
+    for begin, end in arg['windows']:
+        rows = backend.total(
+            groupby=['type', 'project_id'],
+            begin=datetime.datetime.fromisoformat(begin),
+            end=datetime.datetime.fromisoformat(end), paginate=False)
+        answer.append([{'scope': r['project_id'], 'type': r['type'],
+                        'qty': repr(r['qty']), 'rate': repr(r['rate'])}
+                       for r in rows['results']])
+    return answer
+
+
+if __name__ == '__main__':
+    service.prepare_service(['upstream_side', '--config-file', sys.argv[1]])
+    command = {'setup': setup, 'rate': rate, 'totals': totals}[sys.argv[2]]
+    json.dump(command(json.load(sys.stdin)), sys.stdout)
