@@ -10,8 +10,7 @@ import voluptuous
 from wsme import types as wtypes
 
 from cloudkitty.api import errors
-from cloudkitty import dataframe
-from cloudkitty.storage import v2 as storage_v2
+from cloudkitty import timeutils
 
 
 def authorize(rule, target=None):
@@ -168,7 +167,7 @@ def utc(value):
     Raises ``ValueError`` for anything else, an offset of a day or more,
     or an instant outside [:data:`EARLIEST`, :data:`LATEST`).
     """
-    moment = dataframe.parse_datetime(value)
+    moment = timeutils.parse(value)
     value = value if isinstance(value, str) else moment.isoformat()
     try:
         offset = moment.utcoffset()
@@ -193,7 +192,7 @@ def month_window(begin=None, end=None):
     was asked wrong, there is just nothing in it. An empty window is
     ``(t, t)``, ``t`` the bound given.
     """
-    month_start, next_month = storage_v2.month_window()
+    month_start, next_month = timeutils.month_window()
     begin, end = _bound('begin', begin), _bound('end', end)
     if begin is not None and end is not None:
         if end < begin:

@@ -62,6 +62,7 @@ from cloudkitty import collector
 from cloudkitty.collector import metrics_conf
 from cloudkitty.collector import quantity
 from cloudkitty import dataframe
+from cloudkitty import timeutils
 
 AGGREGATION_METHODS = ('sum', 'max', 'min', 'avg', 'mean', 'last')
 
@@ -134,13 +135,11 @@ class _Parser:
             moment = datetime.datetime.fromisoformat(text)
         except ValueError:
             try:
-                moment = dataframe.parse_datetime(text)
+                moment = timeutils.parse(text)
             except ValueError:
                 raise _BadRecord(f'"{name}" is not an ISO 8601 date: '
                                  f'{text!r}') from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=datetime.timezone.utc)
-        return moment.timestamp()
+        return timeutils.parse(moment).timestamp()
 
     def qty(self, value):
         if value.__class__ is bool:  # before the cache: True == 1
@@ -661,7 +660,8 @@ class FileCollector(collector.BaseCollector):
             scopes = index.scopes.get(source, ())
         else:
             scopes = (project_id,)
-        start_ts, end_ts = _timestamp(start), _timestamp(end)
+        start_ts = timeutils.parse(start).timestamp()
+        end_ts = timeutils.parse(end).timestamp()
         points = []
         for scope in scopes:
             qtys, labels = index.records(source, scope, start_ts, end_ts)
@@ -728,12 +728,6 @@ class FileCollector(collector.BaseCollector):
                                 types.MappingProxyType(groupby), metadata,
                                 None)))
         return points
-
-
-def _timestamp(moment):
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.timezone.utc)
-    return moment.timestamp()
 
 
 def _matcher(q_filter, scope_key, scope):

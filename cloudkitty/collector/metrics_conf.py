@@ -27,7 +27,7 @@ import voluptuous
 import yaml
 
 from cloudkitty.conf import collect as collect_opts
-from cloudkitty import dataframe
+from cloudkitty import validation
 
 #: Separator between the source metric name and the alt_name in the key of
 #: a source metric that has several definitions.
@@ -70,20 +70,12 @@ def to_fraction(value):
     return result
 
 
-def _decimal(value):
-    if isinstance(value, str):
-        value = value.strip()
-    try:
-        return dataframe.to_decimal(value)
-    except ValueError as exc:
-        raise voluptuous.Invalid(str(exc)) from None
-
-
 def mutate_map(value):
     """voluptuous validator: a number -> number mapping, as Decimals."""
     if not isinstance(value, collections.abc.Mapping):
         raise voluptuous.Invalid('expected a mapping of number to number')
-    return {_decimal(k): _decimal(v) for k, v in value.items()}
+    return {validation.decimal_number(k): validation.decimal_number(v)
+            for k, v in value.items()}
 
 
 def non_empty_str(value):

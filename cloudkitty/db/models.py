@@ -1,5 +1,8 @@
-"""Models of the service's own tables (the rated-data table belongs to its
-storage backend but lives in the same metadata and alembic environment)."""
+"""Models of the service's own tables: scope states, the reprocessing
+schedule, rating module states, the meta collector's mappings and collector
+states, and the writer's file states (the rated-data tables belong to their
+storage backend but live in the same metadata and alembic environment; the
+rating modules' tables live with their modules)."""
 
 import sqlalchemy as sa
 from sqlalchemy import orm
@@ -49,6 +52,25 @@ class ModuleState(Base):
     name = sa.Column(sa.String(255), primary_key=True)
     enabled = sa.Column(sa.Boolean, nullable=False, server_default=sa.false())
     priority = sa.Column(sa.Integer, nullable=False, server_default='1')
+
+
+class CollectorMapping(Base):
+    """The collector that gathers one service (metric type), for the meta
+    collector."""
+
+    __tablename__ = 'service_to_collector_mappings'
+
+    service = sa.Column(sa.String(255), primary_key=True)
+    collector = sa.Column(sa.String(255), nullable=False)
+
+
+class CollectorState(Base):
+    """Whether a collector is enabled, for the meta collector."""
+
+    __tablename__ = 'collector_states'
+
+    name = sa.Column(sa.String(255), primary_key=True)
+    enabled = sa.Column(sa.Boolean, nullable=False, server_default=sa.false())
 
 
 class WriterFileState(Base):

@@ -34,17 +34,16 @@ import threading
 import sqlalchemy as sa
 from sqlalchemy import orm
 
-from cloudkitty import dataframe
-from cloudkitty.storage.v2.sqlalchemy import models as storage_models
-from cloudkitty import storage_state
+from cloudkitty.db import types as db_types
+from cloudkitty import timeutils
 
 #: Attributes only the data layer writes: a PUT may carry them (a whole
 #: object read from the API sent back), they are ignored.
 AUDIT_FIELDS = frozenset(['created_at', 'created_by', 'updated_by',
                           'deleted', 'deleted_by'])
 
-to_db = storage_state.to_db
-from_db = storage_state.from_db
+to_db = timeutils.to_db
+from_db = timeutils.from_db
 
 
 def parse_date(value, what, error=ValueError):
@@ -53,7 +52,7 @@ def parse_date(value, what, error=ValueError):
     if value is None:
         return None
     try:
-        return dataframe.parse_datetime(value)
+        return timeutils.parse(value)
     except ValueError:
         raise error(f'{what} {value!r} is not a date') from None
 
@@ -64,12 +63,12 @@ class DatedRuleColumns:
     the rule is live)."""
 
     description = orm.mapped_column(sa.Text, nullable=True)
-    start = orm.mapped_column(storage_models.TIMESTAMP, nullable=False)
-    end = orm.mapped_column(storage_models.TIMESTAMP, nullable=True)
-    created_at = orm.mapped_column(storage_models.TIMESTAMP, nullable=False)
+    start = orm.mapped_column(db_types.TIMESTAMP, nullable=False)
+    end = orm.mapped_column(db_types.TIMESTAMP, nullable=True)
+    created_at = orm.mapped_column(db_types.TIMESTAMP, nullable=False)
     created_by = orm.mapped_column(sa.String(255), nullable=True)
     updated_by = orm.mapped_column(sa.String(255), nullable=True)
-    deleted = orm.mapped_column(storage_models.TIMESTAMP, nullable=True)
+    deleted = orm.mapped_column(db_types.TIMESTAMP, nullable=True)
     deleted_by = orm.mapped_column(sa.String(255), nullable=True)
 
 

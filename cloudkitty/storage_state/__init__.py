@@ -4,11 +4,10 @@ All datetimes handed in may be aware or naive (naive means UTC); all
 datetimes handed out are timezone-aware UTC. The tables store naive UTC.
 """
 
-import datetime
-
 import sqlalchemy as sa
 
 from cloudkitty.db import models
+from cloudkitty import timeutils
 
 _STATES = models.ScopeState.__table__
 # The two statements of every visit of a scope, built once with the key
@@ -25,23 +24,11 @@ def _key_params(key):
     return {f'key_{name}': value for name, value in key.items()}
 
 
-def to_db(value):
-    """Naive UTC datetime for storage (``None`` stays ``None``)."""
-    if value is None or value.tzinfo is None:
-        return value
-    return value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-
-
-def from_db(value):
-    """Aware UTC datetime from a stored naive one (``None`` stays ``None``)."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=datetime.timezone.utc)
-
-
-def utcnow():
-    """The current time, aware UTC."""
-    return datetime.datetime.now(datetime.timezone.utc)
+# Their home is cloudkitty.timeutils; kept here for the callers outside
+# this package that still import them from storage_state.
+to_db = timeutils.to_db
+from_db = timeutils.from_db
+utcnow = timeutils.utcnow
 
 
 class ScopeStateManager:
@@ -104,7 +91,7 @@ class ScopeStateManager:
                 if row.identifier not in wanted:
                     continue
                 if row.active:
-                    found[row.identifier] = from_db(
+                    found[row.identifier] = timeutils.from_db(
                         row.last_processed_timestamp)
                 else:
                     del found[row.identifier]
@@ -120,8 +107,8 @@ class ScopeStateManager:
         key = self._key(identifier, **parts)
         if connection is None:
             with self._engine.begin() as own:
-                return self._upsert(own, key, to_db(timestamp))
-        return self._upsert(connection, key, to_db(timestamp))
+                return self._upsert(own, key, timeutils.to_db(timestamp))
+        return self._upsert(connection, key, timeutils.to_db(timestamp))
 
     def _upsert(self, connection, key, timestamp):
         updated = connection.execute(_UPDATE_TIMESTAMP, {
@@ -136,7 +123,7 @@ class ScopeStateManager:
         key = self._key(identifier, **parts)
         with self._engine.begin() as connection:
             connection.execute(models.ScopeState.__table__.insert().values(
-                last_processed_timestamp=to_db(last_processed_timestamp),
+                last_processed_timestamp=timeutils.to_db(last_processed_timestamp),
                 active=active, **key))
         return self.get_state(identifier, **parts)
 
@@ -150,7 +137,8 @@ class ScopeStateManager:
         with self._engine.begin() as connection:
             connection.execute(table.update().where(
                 where, table.c.active != active).values(
-                    active=active, scope_activation_toggle_date=to_db(utcnow())))
+                    active=active, scope_activation_toggle_date=timeutils.to_db(
+                        timeutils.utcnow())))
         return self.get_state(identifier, **parts)
 
     def get_all(self, identifier=None, fetcher=None, collector=None,
@@ -182,9 +170,9 @@ class ScopeStateManager:
 def _scope_dict(row):
     state = dict(row)
     state.pop('id', None)
-    state['last_processed_timestamp'] = from_db(
+    state['last_processed_timestamp'] = timeutils.from_db(
         state['last_processed_timestamp'])
-    state['scope_activation_toggle_date'] = from_db(
+    state['scope_activation_toggle_date'] = timeutils.from_db(
         state['scope_activation_toggle_date'])
     return state
 

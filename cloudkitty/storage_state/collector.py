@@ -2,7 +2,9 @@
 
 The meta collector dispatches each metric (service) to the collector it is
 mapped to and skips disabled collectors; operators manage both through
-``/v1/collector``. The tables are created by migration 0004.
+``/v1/collector``. The tables (:class:`cloudkitty.db.models.CollectorMapping`
+and :class:`~cloudkitty.db.models.CollectorState`) are created by migration
+0004.
 """
 
 import sqlalchemy as sa
@@ -10,22 +12,10 @@ import sqlalchemy as sa
 from cloudkitty.db import models
 
 
-class CollectorMapping(models.Base):
-    """The collector that gathers one service (metric type)."""
-
-    __tablename__ = 'service_to_collector_mappings'
-
-    service = sa.Column(sa.String(255), primary_key=True)
-    collector = sa.Column(sa.String(255), nullable=False)
-
-
-class CollectorState(models.Base):
-    """Whether a collector is enabled."""
-
-    __tablename__ = 'collector_states'
-
-    name = sa.Column(sa.String(255), primary_key=True)
-    enabled = sa.Column(sa.Boolean, nullable=False, server_default=sa.false())
+# The models live in cloudkitty.db.models; these names are kept for the
+# callers that import them from here (cloudkitty.importer.states).
+CollectorMapping = models.CollectorMapping
+CollectorState = models.CollectorState
 
 
 def _upsert(engine, table, key, values):
@@ -42,7 +32,7 @@ class CollectorMappingManager:
 
     def __init__(self, engine):
         self._engine = engine
-        self._table = CollectorMapping.__table__
+        self._table = models.CollectorMapping.__table__
 
     def get(self, service):
         """Return ``{"service", "collector"}``, or ``None`` if unmapped."""
@@ -78,7 +68,7 @@ class CollectorStateManager:
 
     def __init__(self, engine):
         self._engine = engine
-        self._table = CollectorState.__table__
+        self._table = models.CollectorState.__table__
 
     def get_state(self, name):
         """The state set for collector ``name``; ``False`` if never set.

@@ -9,8 +9,7 @@ the task is finished once it reaches ``end_reprocess_time``.
 import sqlalchemy as sa
 
 from cloudkitty.db import models
-from cloudkitty.storage_state import from_db
-from cloudkitty.storage_state import to_db
+from cloudkitty import timeutils
 
 ORDERS = ('asc', 'desc')
 
@@ -33,8 +32,8 @@ class ReprocessingScheduleManager:
         with self._engine.begin() as connection:
             for identifier in identifiers:
                 values = {'identifier': identifier, 'reason': reason,
-                          'start_reprocess_time': to_db(start),
-                          'end_reprocess_time': to_db(end),
+                          'start_reprocess_time': timeutils.to_db(start),
+                          'end_reprocess_time': timeutils.to_db(end),
                           'current_reprocess_time': None}
                 result = connection.execute(
                     self._table.insert().values(**values))
@@ -77,8 +76,8 @@ class ReprocessingScheduleManager:
             sa.or_(table.c.current_reprocess_time.is_(None),
                    table.c.current_reprocess_time
                    < table.c.end_reprocess_time),
-            table.c.start_reprocess_time <= to_db(end),
-            table.c.end_reprocess_time >= to_db(start),
+            table.c.start_reprocess_time <= timeutils.to_db(end),
+            table.c.end_reprocess_time >= timeutils.to_db(start),
         ).order_by(table.c.id)
         with self._engine.connect() as connection:
             return [_task_dict(row)
@@ -90,12 +89,12 @@ class ReprocessingScheduleManager:
         with self._engine.begin() as connection:
             connection.execute(self._table.update().where(
                 self._table.c.id == task_id).values(
-                    current_reprocess_time=to_db(timestamp)))
+                    current_reprocess_time=timeutils.to_db(timestamp)))
 
 
 def _task_dict(row):
     task = dict(row)
     for name in ('start_reprocess_time', 'end_reprocess_time',
                  'current_reprocess_time'):
-        task[name] = from_db(task[name])
+        task[name] = timeutils.from_db(task[name])
     return task

@@ -4,6 +4,7 @@ from sqlalchemy import exc as sa_exc
 
 from cloudkitty.db import models
 from cloudkitty import storage_state
+from cloudkitty import timeutils
 
 
 class ScopeConflict(ValueError):
@@ -36,8 +37,8 @@ class ScopeAdmin(storage_state.ScopeStateManager):
                   for name in new_key if name != 'identifier'}
         if active is not None and bool(active) != state['active']:
             values['active'] = bool(active)
-            values['scope_activation_toggle_date'] = storage_state.to_db(
-                storage_state.utcnow())
+            values['scope_activation_toggle_date'] = timeutils.to_db(
+                timeutils.utcnow())
         try:
             with self._engine.begin() as connection:
                 connection.execute(table.update().where(

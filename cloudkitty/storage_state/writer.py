@@ -12,8 +12,7 @@ import json
 import sqlalchemy as sa
 
 from cloudkitty.db import models
-from cloudkitty.storage_state import from_db
-from cloudkitty.storage_state import to_db
+from cloudkitty import timeutils
 
 
 @dataclasses.dataclass
@@ -45,7 +44,7 @@ class WriterStateManager:
         table = self._table
         return sa.and_(table.c.scope_id == scope_id,
                        table.c.writer == writer,
-                       table.c.month == to_db(month))
+                       table.c.month == timeutils.to_db(month))
 
     def get(self, scope_id, writer, month):
         """Return the :class:`FileState` of a file, or ``None``."""
@@ -55,7 +54,7 @@ class WriterStateManager:
         if row is None:
             return None
         return FileState(
-            written_until=from_db(row['written_until']),
+            written_until=timeutils.from_db(row['written_until']),
             qty=decimal.Decimal(row['qty']),
             total=decimal.Decimal(row['total']),
             body_size=row['body_size'], body_sha256=row['body_sha256'],
@@ -64,7 +63,7 @@ class WriterStateManager:
     def save(self, scope_id, writer, month, state):
         """Record ``state`` (a :class:`FileState`) as the file's."""
         values = {
-            'written_until': to_db(state.written_until),
+            'written_until': timeutils.to_db(state.written_until),
             'qty': format(state.qty, 'f'), 'total': format(state.total, 'f'),
             'body_size': state.body_size, 'body_sha256': state.body_sha256,
             'file_sha256': state.file_sha256,
@@ -74,5 +73,5 @@ class WriterStateManager:
                 self._where(scope_id, writer, month)).values(**values))
             if not updated.rowcount:
                 connection.execute(self._table.insert().values(
-                    scope_id=scope_id, writer=writer, month=to_db(month),
+                    scope_id=scope_id, writer=writer, month=timeutils.to_db(month),
                     **values))

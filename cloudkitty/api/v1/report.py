@@ -12,6 +12,7 @@ from cloudkitty.api import errors
 from cloudkitty.api import utils
 from cloudkitty.api.v1 import module_config as mc
 from cloudkitty.policies import report as report_policies
+from cloudkitty import timeutils
 
 #: What v1 groups by, and the storage groupby key each stands for.
 GROUPBY = {'tenant_id': None, 'res_type': 'type'}
@@ -19,9 +20,9 @@ ALL = 'ALL'
 _ZERO = decimal.Decimal(0)
 
 
-def naive_utc(moment):
-    """v1 writes datetimes as naive UTC."""
-    return moment.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+#: v1 writes datetimes as naive UTC. Its home is cloudkitty.timeutils;
+#: kept for api/v1/storage.py, which imports it from here.
+naive_utc = timeutils.to_db
 
 
 class SummaryModel(wtypes.Base):
@@ -133,8 +134,8 @@ class ReportController(rest.RestController):
         summary = []
         for row in result['results']:
             summary.append(SummaryModel(
-                begin=naive_utc(utils.utc(row.get('begin') or begin)),
-                end=naive_utc(utils.utc(row.get('end') or end)),
+                begin=timeutils.to_db(utils.utc(row.get('begin') or begin)),
+                end=timeutils.to_db(utils.utc(row.get('end') or end)),
                 tenant_id=row.get(scope_key) or ALL,
                 res_type=row.get('type') or ALL,
                 rate=row.get('rate') or _ZERO))

@@ -33,9 +33,10 @@ import decimal
 import voluptuous
 import yaml
 
-from cloudkitty import dataframe
 from cloudkitty.rating.hash import exceptions as exc
 from cloudkitty.rating.hash import rules
+from cloudkitty import timeutils
+from cloudkitty import validation
 
 #: Who the audit fields name as the creator of the mappings loaded.
 CREATOR = 'cloudkitty-rate'
@@ -61,15 +62,6 @@ def _decimal(loader, node):
 _Loader.add_constructor('tag:yaml.org,2002:float', _decimal)
 
 
-def _number(value):
-    if isinstance(value, bool):
-        raise voluptuous.Invalid('expected a number')
-    try:
-        return dataframe.to_decimal(value)
-    except ValueError as error:
-        raise voluptuous.Invalid(str(error)) from None
-
-
 def _text(value):
     """A label value as rules compare it: a string (numbers as written)."""
     if isinstance(value, bool) or not isinstance(
@@ -80,14 +72,14 @@ def _text(value):
 
 def _date(value):
     try:
-        return dataframe.parse_datetime(value)
+        return timeutils.parse(value)
     except (TypeError, ValueError):
         raise voluptuous.Invalid('expected an ISO 8601 date') from None
 
 
 _NAME = voluptuous.All(str, voluptuous.Length(min=1, max=255))
 _RULE = {
-    voluptuous.Required('cost'): _number,
+    voluptuous.Required('cost'): validation.decimal_number,
     voluptuous.Optional('type', default='flat'): voluptuous.In(
         rules.RULE_TYPES),
     voluptuous.Optional('group'): _NAME,
@@ -101,7 +93,7 @@ _MAPPING = {
     voluptuous.Optional('start'): _date,
     voluptuous.Optional('end'): _date,
 }
-_THRESHOLD = {**_RULE, voluptuous.Required('level'): _number}
+_THRESHOLD = {**_RULE, voluptuous.Required('level'): validation.decimal_number}
 _RULES = {
     voluptuous.Optional('mappings', default=list): [_MAPPING],
     voluptuous.Optional('thresholds', default=list): [_THRESHOLD],
