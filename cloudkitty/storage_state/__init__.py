@@ -34,9 +34,10 @@ utcnow = timeutils.utcnow
 class ScopeStateManager:
     """Reads and writes the ``cloudkitty_storage_states`` table.
 
-    A scope is identified by (identifier, scope_key, fetcher, collector); the
+    A scope is identified by (scope_id, scope_key, fetcher, collector); the
     three last parts default to the values given at construction, which the
-    processor takes from its configuration.
+    processor takes from its configuration. The scope id is stored in the
+    ``identifier`` column, the name the states handed out keep.
     """
 
     def __init__(self, engine, scope_key, fetcher, collector):
@@ -44,8 +45,8 @@ class ScopeStateManager:
         self._defaults = {'scope_key': scope_key, 'fetcher': fetcher,
                           'collector': collector}
 
-    def _key(self, identifier, **parts):
-        key = {'identifier': identifier}
+    def _key(self, scope_id, **parts):
+        key = {'identifier': scope_id}
         for name, default in self._defaults.items():
             key[name] = parts.get(name) or default
         return key
@@ -55,7 +56,7 @@ class ScopeStateManager:
         table = models.ScopeState.__table__
         return sa.and_(*(table.c[name] == value for name, value in key.items()))
 
-    def get_state(self, identifier, **parts):
+    def get_state(self, scope_id, **parts):
         """Return the scope's row as a dict, or ``None`` if it has none.
 
         Keys: identifier, scope_key, fetcher, collector,
@@ -63,21 +64,21 @@ class ScopeStateManager:
         """
         with self._engine.connect() as connection:
             row = connection.execute(
-                _SELECT_STATE, _key_params(self._key(identifier, **parts))
+                _SELECT_STATE, _key_params(self._key(scope_id, **parts))
             ).mappings().first()
         return _scope_dict(row) if row else None
 
-    def get_last_processed_timestamp(self, identifier, **parts):
+    def get_last_processed_timestamp(self, scope_id, **parts):
         """Start of the last period processed for the scope, or ``None``."""
-        state = self.get_state(identifier, **parts)
+        state = self.get_state(scope_id, **parts)
         return state['last_processed_timestamp'] if state else None
 
-    def get_last_processed_timestamps(self, identifiers):
-        """``{identifier: start of the last period processed, or None}``
-        of the active scopes among ``identifiers`` (with this manager's
+    def get_last_processed_timestamps(self, scope_ids):
+        """``{scope_id: start of the last period processed, or None}``
+        of the active scopes among ``scope_ids`` (with this manager's
         scope_key, fetcher and collector), in one query; a scope without a
         state yet maps to ``None``, an inactive one is left out."""
-        wanted = set(identifiers)
+        wanted = set(scope_ids)
         query = sa.select(
             _STATES.c.identifier, _STATES.c.last_processed_timestamp,
             _STATES.c.active).where(*(
@@ -97,14 +98,14 @@ class ScopeStateManager:
                     del found[row.identifier]
         return found
 
-    def set_last_processed_timestamp(self, identifier, timestamp,
+    def set_last_processed_timestamp(self, scope_id, timestamp,
                                      connection=None, **parts):
         """Record ``timestamp`` as the scope's last processed period start.
 
         Creates the scope's row (active) when it has none. With
         ``connection``, runs inside the caller's transaction.
         """
-        key = self._key(identifier, **parts)
+        key = self._key(scope_id, **parts)
         if connection is None:
             with self._engine.begin() as own:
                 return self._upsert(own, key, timeutils.to_db(timestamp))
@@ -117,40 +118,45 @@ class ScopeStateManager:
             connection.execute(_STATES.insert().values(
                 last_processed_timestamp=timestamp, active=True, **key))
 
-    def create_scope(self, identifier, last_processed_timestamp=None,
+    def create_scope(self, scope_id, last_processed_timestamp=None,
                      active=True, **parts):
         """Insert a scope; raises ``sqlalchemy.exc.IntegrityError`` if it exists."""
-        key = self._key(identifier, **parts)
+        key = self._key(scope_id, **parts)
         with self._engine.begin() as connection:
             connection.execute(models.ScopeState.__table__.insert().values(
                 last_processed_timestamp=timeutils.to_db(last_processed_timestamp),
                 active=active, **key))
-        return self.get_state(identifier, **parts)
+        return self.get_state(scope_id, **parts)
 
-    def set_active(self, identifier, active, **parts):
+    def set_active(self, scope_id, active, **parts):
         """Activate or deactivate a scope, stamping the toggle date on change.
 
         Returns the updated state, or ``None`` if the scope does not exist.
         """
         table = models.ScopeState.__table__
-        where = self._where(self._key(identifier, **parts))
+        where = self._where(self._key(scope_id, **parts))
         with self._engine.begin() as connection:
             connection.execute(table.update().where(
                 where, table.c.active != active).values(
                     active=active, scope_activation_toggle_date=timeutils.to_db(
                         timeutils.utcnow())))
-        return self.get_state(identifier, **parts)
+        return self.get_state(scope_id, **parts)
 
-    def get_all(self, identifier=None, fetcher=None, collector=None,
-                scope_key=None, active=None, offset=0, limit=None):
+    def get_all(self, scope_id=None, fetcher=None, collector=None,
+                scope_key=None, active=None, offset=0, limit=None,
+                identifier=None):
         """List scope states, filtered by any of the given values.
 
-        ``identifier``, ``fetcher``, ``collector`` and ``scope_key`` may be
-        a value or a list of values. Ordered by identifier.
+        ``scope_id``, ``fetcher``, ``collector`` and ``scope_key`` may be
+        a value or a list of values. Ordered by scope id. ``identifier`` is
+        the former name of ``scope_id``, still accepted from the API's
+        callers.
         """
+        if scope_id is None:
+            scope_id = identifier
         table = models.ScopeState.__table__
         query = sa.select(table).order_by(table.c.identifier, table.c.id)
-        for name, value in (('identifier', identifier), ('fetcher', fetcher),
+        for name, value in (('identifier', scope_id), ('fetcher', fetcher),
                             ('collector', collector),
                             ('scope_key', scope_key)):
             if value is None:

@@ -21,17 +21,17 @@ class ReprocessingScheduleManager:
         self._engine = engine
         self._table = models.ReprocessingTask.__table__
 
-    def create(self, identifiers, reason, start, end):
-        """Schedule the reprocessing of each scope of ``identifiers`` over
+    def create(self, scope_ids, reason, start, end):
+        """Schedule the reprocessing of each scope of ``scope_ids`` over
         [start, end], in one transaction.
 
         Returns the tasks as dicts (see :meth:`get_all`), in the order of
-        ``identifiers``.
+        ``scope_ids``.
         """
         tasks = []
         with self._engine.begin() as connection:
-            for identifier in identifiers:
-                values = {'identifier': identifier, 'reason': reason,
+            for scope_id in scope_ids:
+                values = {'identifier': scope_id, 'reason': reason,
                           'start_reprocess_time': timeutils.to_db(start),
                           'end_reprocess_time': timeutils.to_db(end),
                           'current_reprocess_time': None}
@@ -64,15 +64,15 @@ class ReprocessingScheduleManager:
             return [_task_dict(row)
                     for row in connection.execute(query).mappings()]
 
-    def get_unfinished_overlapping(self, identifier, start, end):
-        """Unfinished tasks of scope ``identifier`` whose window meets [start, end].
+    def get_unfinished_overlapping(self, scope_id, start, end):
+        """Unfinished tasks of scope ``scope_id`` whose window meets [start, end].
 
         Both windows include their ends, so a task ending at ``start``
         overlaps. Ordered by id.
         """
         table = self._table
         query = sa.select(table).where(
-            table.c.identifier == identifier,
+            table.c.identifier == scope_id,
             sa.or_(table.c.current_reprocess_time.is_(None),
                    table.c.current_reprocess_time
                    < table.c.end_reprocess_time),

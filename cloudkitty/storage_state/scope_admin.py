@@ -49,5 +49,5 @@ class ScopeAdmin(storage_state.ScopeStateManager):
                 f"{new_key['scope_key']!r}, fetcher {new_key['fetcher']!r} "
                 f"and collector {new_key['collector']!r} already exists") \
                 from None
-        identifier = new_key.pop('identifier')
-        return self.get_state(identifier, **new_key)
+        scope_id = new_key.pop('identifier')
+        return self.get_state(scope_id, **new_key)
