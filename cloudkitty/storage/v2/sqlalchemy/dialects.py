@@ -8,9 +8,9 @@ Each holds the engine and answers, for the shared writes and reads of
 - ``sum``: the SQL function that sums a NUMERIC column exactly;
 - :meth:`~Dialect.insert_points`: the bulk point insert (``COPY ... FROM
   STDIN`` on PostgreSQL, batched multi-row ``INSERT`` elsewhere);
-- :meth:`~Dialect.insert_batches`, :meth:`~Dialect.insert_totals`,
+- :meth:`~Dialect.insert_batches`, :meth:`~Dialect.store_totals`,
   :meth:`~Dialect.store_labels`: the other bulk inserts;
-- :meth:`~Dialect.upsert_daily`: the statement adding to the daily sums;
+- :attr:`~Dialect.upsert_daily`: the statement adding to the daily sums;
 - :meth:`~Dialect.label_value`, :meth:`~Dialect.bytewise`,
   :meth:`~Dialect.day`, :meth:`~Dialect.materialized`: expressions;
 - :meth:`~Dialect.snapshot`, :meth:`~Dialect.aggregating`,
@@ -22,6 +22,7 @@ Nothing outside this module asks which database it talks to.
 import contextlib
 import datetime
 import decimal
+import functools
 import queue
 import threading
 
@@ -139,12 +140,14 @@ class Dialect:
                 models.RatedBatch.__table__.c.id,
                 sort_by_parameter_order=True), rows).scalars().all()
 
-    def insert_totals(self, conn, totals):
+    def store_totals(self, conn, totals, add_daily):
         """Insert ``totals`` (tuples of :data:`TOTAL_COLUMNS`) into
-        ``rated_totals``."""
+        ``rated_totals``, and add them to the daily sums (here by
+        ``add_daily(conn, totals)``)."""
         sql = self._insert_sql('rated_totals', TOTAL_COLUMNS)
         for chunk in chunks(self._bind_totals(totals)):
             conn.exec_driver_sql(sql, chunk)
+        add_daily(conn, totals)
 
     @staticmethod
     def _bind_totals(totals):
@@ -168,6 +171,7 @@ class Dialect:
         return (row for chunk in chunks(ids) for row in
                 conn.execute(select.where(column.in_(chunk))))
 
+    @functools.cached_property
     def upsert_daily(self):
         """INSERT of ``rated_daily_totals`` rows that adds to a stored
         row of the same key."""
@@ -301,14 +305,27 @@ class PostgreSQL(Dialect):
             {column: [row[column] for row in rows]
              for column in rows[0]}).scalars())
 
-    def insert_totals(self, conn, totals):
-        # One insert of arrays, sent in binary.
+    def store_totals(self, conn, totals, add_daily):
+        # One statement, arrays sent in binary: the totals, and their sums
+        # by day added to the daily ones (in key order: concurrent writers
+        # lock rows in the same order).
         conn.exec_driver_sql(
-            f'INSERT INTO rated_totals ({", ".join(TOTAL_COLUMNS)}) '
-            f'SELECT * FROM unnest(%(batch_id)b::int8[], '
-            f'%(type)b::text[], %(period_begin)b::timestamp[], '
-            f'%(period_end)b::timestamp[], %(scope_id)b::text[], '
-            f'%(qty)b::numeric[], %(price)b::numeric[])',
+            f'WITH totals AS (INSERT INTO rated_totals '
+            f'({", ".join(TOTAL_COLUMNS)}) SELECT * FROM unnest('
+            f'%(batch_id)b::int8[], %(type)b::text[], '
+            f'%(period_begin)b::timestamp[], %(period_end)b::timestamp[], '
+            f'%(scope_id)b::text[], %(qty)b::numeric[], '
+            f'%(price)b::numeric[]) RETURNING scope_id, type, period_begin, '
+            f'qty, price) '
+            f'INSERT INTO rated_daily_totals AS daily (scope_id, type, day, '
+            f'qty, price, totals) SELECT scope_id, type, '
+            f'CAST(period_begin AS date) AS day, sum(qty), sum(price), '
+            f'count(*) FROM totals WHERE scope_id IS NOT NULL '
+            f'GROUP BY scope_id, type, day ORDER BY scope_id, type, day '
+            f'ON CONFLICT (scope_id, type, day) DO UPDATE SET '
+            f'qty = daily.qty + excluded.qty, '
+            f'price = daily.price + excluded.price, '
+            f'totals = daily.totals + excluded.totals',
             dict(zip(TOTAL_COLUMNS, map(list, zip(*totals)))))
 
     def store_labels(self, conn, new_labels, label_ids, check_stored):
@@ -370,6 +387,7 @@ class MySQL(Dialect):
 
     _insert_label_suffix = ' ON DUPLICATE KEY UPDATE id = id'
 
+    @functools.cached_property
     def upsert_daily(self):
         insert = mysql.insert(_DAILY)
         return insert.on_duplicate_key_update({

@@ -78,6 +78,13 @@ def label_hash(canonical):
     return int.from_bytes(digest.digest(), 'big', signed=True)
 
 
+# The batches of some scopes whose period begins in [begin, end).
+_PERIOD_BATCHES = sa.select(_BATCHES.c.id).where(
+    _BATCHES.c.period_begin >= sa.bindparam('begin'),
+    _BATCHES.c.period_begin < sa.bindparam('end'),
+    _BATCHES.c.scope_id.in_(sa.bindparam('scopes', expanding=True)))
+
+
 class Stored(typing.NamedTuple):
     """What a write teaches once committed: the ids of the labels it
     stored, and ``{label contents: id}`` of the labels its points use."""
@@ -320,9 +327,12 @@ class Writer:
         """Insert the ``rated_totals`` rows of ``totals`` (tuples of
         :data:`~.dialects.TOTAL_COLUMNS`, as :meth:`point_runs` makes them)
         in bulk, and add them to the daily sums."""
-        if not totals:
-            return
-        self.dialect.insert_totals(conn, totals)
+        if totals:
+            self.dialect.store_totals(conn, totals, self._add_to_daily)
+
+    def _add_to_daily(self, conn, totals):
+        """Add ``totals`` (as :meth:`store_totals` takes them), summed by
+        day, to the daily sums."""
         daily = {}
         with decimal.localcontext(v2.DECIMAL_CONTEXT):
             for _, type_, begin, _, scope, qty, price in totals:
@@ -393,7 +403,7 @@ class Writer:
                          price=row['price'].copy_negate(),
                          totals=-row['totals']) for row in rows]
         for chunk in dialects.chunks(rows):
-            conn.execute(self.dialect.upsert_daily(), chunk)
+            conn.execute(self.dialect.upsert_daily, chunk)
         if sign < 0:
             keys = [(row['scope_id'], row['type'], row['day'])
                     for row in rows]
@@ -416,8 +426,15 @@ class Writer:
             return
         # Ids first, then primary-key ranges: fast on every database
         # (MariaDB does not turn DELETE ... IN (SELECT) into a join).
-        ids = conn.execute(sa.select(_BATCHES.c.id).where(
-            *conditions)).scalars().all()
+        if query.begin is not None and query.end is not None:
+            # A period's (replace): the statement is built once.
+            ids = conn.execute(_PERIOD_BATCHES, {
+                'begin': reads.naive_utc(query.begin),
+                'end': reads.naive_utc(query.end),
+                'scopes': query.scopes}).scalars().all()
+        else:
+            ids = conn.execute(sa.select(_BATCHES.c.id).where(
+                *conditions)).scalars().all()
         for chunk in dialects.chunks(ids):
             conn.execute(sa.delete(_POINTS).where(
                 _POINTS.c.batch_id.in_(chunk)))
