@@ -6,7 +6,7 @@ tags the point's ``groupby`` and ``type``, its fields the ``metadata``,
 ``qty`` and ``price`` (floats), ``unit``, ``description``, ``groupby`` and
 ``metadata`` (the keys of each, joined by ``|``) and
 ``__ck_collect_period`` (the period in seconds). This module reads them
-back with ``SELECT *`` (streamed in chunks) and sums them with
+back with ``SELECT * ... GROUP BY *`` and sums them with
 ``SUM(qty), SUM(price) ... GROUP BY type, <scope key>``.
 """
 
@@ -21,7 +21,6 @@ from cloudkitty import importer
 
 _UTC = datetime.timezone.utc
 _PERIOD_FIELD = '__ck_collect_period'
-_CHUNK_SIZE = 20000
 
 
 class InfluxSource(importer.RatedSource):
@@ -55,32 +54,27 @@ class InfluxSource(importer.RatedSource):
     def __str__(self):
         return f'InfluxDB {self._base} database {self.database}'
 
-    def _query(self, query, chunked=False):
-        """Yield each result of ``query`` (one per statement, or per chunk
-        when ``chunked``) as InfluxDB's JSON answers it."""
+    def _query(self, query):
+        """Yield each result of ``query`` (one per statement) as
+        InfluxDB's JSON answers it."""
         params = {'db': self.database, 'q': query, 'epoch': 's',
                   **self._auth}
-        if chunked:
-            params.update(chunked='true', chunk_size=str(_CHUNK_SIZE))
         request = urllib.request.Request(
             f'{self._base}/query?{urllib.parse.urlencode(params)}')
         try:
             with urllib.request.urlopen(request,
                                         timeout=self.timeout) as answer:
-                # Chunked answers are one JSON document per line.
-                for line in answer:
-                    if not line.strip():
-                        continue
-                    for result in json.loads(line)['results']:
-                        if 'error' in result:
-                            raise importer.ImportFailed(
-                                f'{self}: {result["error"]} ({query})')
-                        yield result
+                results = json.load(answer)['results']
         except (urllib.error.URLError, OSError) as exc:
             raise importer.ImportFailed(f'{self}: {exc}') from None
+        for result in results:
+            if 'error' in result:
+                raise importer.ImportFailed(
+                    f'{self}: {result["error"]} ({query})')
+            yield result
 
-    def _series(self, query, chunked=False):
-        for result in self._query(query, chunked):
+    def _series(self, query):
+        for result in self._query(query):
             for series in result.get('series', ()):
                 yield series
 
@@ -102,12 +96,21 @@ class InfluxSource(importer.RatedSource):
 
     def frames(self, begin, end):
         frames = {}
+        # GROUP BY *: one series per tag set, the tags given once per
+        # series; three times faster than InfluxDB merging every series
+        # into one time-ordered answer.
         for series in self._series(
-                f'SELECT * FROM "dataframes" {self._where(begin, end)}',
-                chunked=True):
+                f'SELECT * FROM "dataframes" {self._where(begin, end)} '
+                f'GROUP BY *'):
+            if series.get('partial'):
+                raise importer.ImportFailed(
+                    f'{self}: the answer for [{_iso(begin)}, {_iso(end)}) '
+                    f'was cut by [http] max-row-limit: lower --chunk-hours '
+                    f'or raise the limit')
             columns = series['columns']
+            tags = series.get('tags') or {}
             for values in series['values']:
-                row = dict(zip(columns, values))
+                row = dict(zip(columns, values), **tags)
                 start = _time(row['time'])
                 period = row.get(_PERIOD_FIELD) or self.period
                 key = (start, start + datetime.timedelta(seconds=period))

@@ -26,6 +26,8 @@ from cloudkitty import conf as ck_conf
 from cloudkitty import db
 from cloudkitty.tests.functional.upstream import conftest
 
+D = decimal.Decimal
+
 
 
 def write_conf(tmp_path, url):
@@ -155,6 +157,22 @@ def test_import_resumed_repeated_and_compared(upstream, ours, tmp_path,
                 'service': row['type']}).json)
             assert total == pytest.approx(decimal.Decimal(row['rate']),
                                           rel=decimal.Decimal('1e-9'))
+
+    # Our quotes are upstream's, with the rules imported.
+    resources = [
+        {'service': 'instance', 'volume': '1', 'desc': {
+            'groupby': {'id': 'vm'}, 'metadata': {'flavor_name': flavor}}}
+        for flavor in ('m1.small', 'm1.large', 'm1.xlarge', 'm1.tiny')] + [
+        {'service': 'volume', 'volume': size, 'desc': {
+            'groupby': {'id': 'vol'}, 'metadata': {}}}
+        for size in ('10', '49.5', '50', '250')]
+    upstream_quotes = upstream.side('quote', {'resources': resources})
+    assert [D(q) for q in upstream_quotes] == [
+        D('0.0123'), D('0.0471'), D('0.1337'), 0,
+        D('0.009'), D('0.04455'), D('0.0441'), D('0.2205')]
+    assert [D(app.post_json('/v1/rating/quote', {
+        'resources': [resource]}).text) for resource in resources] == [
+        D(q) for q in upstream_quotes]
 
     # Another run stores nothing.
     assert import_upstream.main(argv(path, upstream)) == 0

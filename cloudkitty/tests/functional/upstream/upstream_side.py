@@ -14,7 +14,10 @@ and writes a JSON answer on stdout:
   priced by upstream's hashmap processor for the scope, pushed through
   upstream's storage (InfluxDB); answers the number of points;
 - ``totals``: ``{"windows": [[begin, end]]}``: upstream's storage
-  ``total`` grouped by type and project_id per window.
+  ``total`` grouped by type and project_id per window;
+- ``quote``: ``{"resources": [{"service", "volume", "desc"}]}``: for each
+  resource, upstream's quote of it alone (its hashmap processor's
+  ``quote``, as upstream's RPC quote endpoint runs it: no tenant).
 """
 
 import datetime
@@ -145,7 +148,25 @@ def totals(arg):
     return answer
 
 
+def quote(arg):
+    processor = HashMap()
+    prices = []
+    for resource in arg['resources']:
+        frame = dataframe.DataFrame(
+            start=datetime.datetime.now(UTC),
+            end=datetime.datetime.now(UTC) + datetime.timedelta(hours=1))
+        desc = resource['desc']
+        frame.add_point(dataframe.DataPoint(
+            'unit', decimal.Decimal(resource['volume']), 0,
+            desc.get('groupby', {}), desc.get('metadata', {})),
+            resource['service'])
+        prices.append(str(sum(point.price for _, point in
+                              processor.quote(frame).iterpoints())))
+    return prices
+
+
 if __name__ == '__main__':
     service.prepare_service(['upstream_side', '--config-file', sys.argv[1]])
-    command = {'setup': setup, 'rate': rate, 'totals': totals}[sys.argv[2]]
+    command = {'setup': setup, 'rate': rate, 'totals': totals,
+               'quote': quote}[sys.argv[2]]
     json.dump(command(json.load(sys.stdin)), sys.stdout)
