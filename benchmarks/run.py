@@ -33,10 +33,15 @@ def benchmarks(points):
         # A script over 10,000 points a period, whatever --points says.
         'pyscripts': [['pyscripts_bench.py']],
         'api': [['api_bench.py', '--points', points]],
+        # The API's workers and the processor's processes, idle and warm;
+        # 10,000 points whatever --points says.
+        'memory': [['memory_bench.py']],
         # 1,000 scopes x 10 metrics, whatever --points says.
         'collect': [['collect_bench.py']],
         # 3 workers x 10,000 scopes, whatever --points says.
         'lock': [['lock_bench.py']],
+        # From an InfluxDB of its own into PostgreSQL.
+        'import': [['import_bench.py', '--points', points]],
     }
 
 
