@@ -24,12 +24,22 @@ from cloudkitty import dataframe
 
 COLLECTORS_NAMESPACE = 'cloudkitty.collector.backends'
 
-# The public names of the metrics configuration and quantities, re-exported.
+# The names of metrics_conf and quantity that collectors (the published
+# guide's and doc/source/developer/collector.rst's) and the services import
+# from here.
+
+#: The schema of one metric definition
+#: (:data:`cloudkitty.collector.metrics_conf.METRIC_BASE_SCHEMA`);
+#: collectors that take ``extra_args`` extend it
+#: (``voluptuous.Schema(METRIC_BASE_SCHEMA).extend(...)``).
 METRIC_BASE_SCHEMA = metrics_conf.METRIC_BASE_SCHEMA
 InvalidConfiguration = metrics_conf.InvalidConfiguration
 ValidationContext = metrics_conf.ValidationContext
 validate_metrics_conf = metrics_conf.validate_metrics_conf
 load_metrics_conf = metrics_conf.load_metrics_conf
+check_extra_args = metrics_conf.check_extra_args
+one_of = metrics_conf.one_of
+source_metric_name = metrics_conf.source_metric_name
 time_keys = quantity.time_keys
 
 
