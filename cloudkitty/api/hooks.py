@@ -8,6 +8,7 @@ and :class:`ContextHook` sets ``pecan.request.context`` (an
 ``config_controller``, take what they need from these two attributes.
 """
 
+import functools
 import json
 import logging
 import uuid
@@ -22,7 +23,7 @@ from webob import exc as webob_exc
 from cloudkitty.api import errors
 from cloudkitty.api import utils
 from cloudkitty import db
-from cloudkitty.orchestrator import rpc
+from cloudkitty import messaging
 from cloudkitty import policies
 from cloudkitty.policies import base as base_policies
 from cloudkitty import rating
@@ -57,13 +58,15 @@ class RatingModules:
     """The installed rating modules, loaded at start and on reload.
 
     ``loader(conf, module_state)`` returns ``{name: module}``; it defaults
-    to :func:`cloudkitty.rating.load_modules` (the installed entry points).
+    to :func:`cloudkitty.rating.load_modules` (the installed entry points),
+    handing ``engine`` to the modules that take one.
     """
 
-    def __init__(self, conf, module_state, loader=None):
+    def __init__(self, conf, module_state, loader=None, engine=None):
         self._conf = conf
         self._module_state = module_state
-        self._loader = loader or rating.load_modules
+        self._loader = loader or functools.partial(rating.load_modules,
+                                                   engine=engine)
         self._modules = {}
         self.reload()
 
@@ -87,13 +90,13 @@ class RatingModules:
 
     def quote(self, frame):
         """The total price (a Decimal) of ``frame`` with the enabled
-        modules and their current rules (:func:`cloudkitty.orchestrator.rpc.
-        price_quote`), computed in this process. While a module that runs
+        modules and their current rules (:meth:`cloudkitty.rating.Pipeline.
+        quote`), computed in this process. While a module that runs
         in the processors only (``processor_only``: pyscripts) is enabled,
         :class:`ProcessorUnavailable` (503): none is reachable from here."""
-        states = self._module_state.get_all()
-        remote = [module.module_name for module in
-                  rating.enabled_pipeline(self._modules, states)
+        pipeline = rating.Pipeline(self._modules,
+                                   self._module_state.get_all())
+        remote = [module.module_name for module in pipeline.modules
                   if module.processor_only]
         if remote:
             LOG.warning('Quote refused: the %s module(s) run in the '
@@ -103,7 +106,7 @@ class RatingModules:
                 f'The rating module(s) {", ".join(remote)} price quotes in '
                 f'the processors only, reached over [DEFAULT] '
                 f'transport_url, which is not set on this API.')
-        return rpc.price_quote(frame, self._modules, states)
+        return messaging.total_price(pipeline.quote(frame))
 
 
 class ProcessorUnavailable(errors.APIError):
@@ -121,7 +124,7 @@ class QuoteFailed(errors.APIError):
 class ProcessorRPC:
     """The scope reset and quote of :class:`Backends` over RPC.
 
-    Wraps a :class:`cloudkitty.orchestrator.rpc.ProcessorClient` (``client``)
+    Wraps a :class:`cloudkitty.messaging.ProcessorClient` (``client``)
     and turns its failures into API errors.
     """
 
@@ -131,7 +134,7 @@ class ProcessorRPC:
     def scope_reset(self, scopes, last_processed_timestamp):
         try:
             self.client.reset_state(scopes, last_processed_timestamp)
-        except rpc.ProcessorUnavailable as exc:
+        except messaging.ProcessorUnavailable as exc:
             LOG.error('Scope reset not sent: %s', exc)
             raise ProcessorUnavailable(
                 f'The processors cannot be reached: {exc}.') from None
@@ -139,11 +142,11 @@ class ProcessorRPC:
     def quote(self, frame):
         try:
             return self.client.quote(frame)
-        except rpc.ProcessorUnavailable as exc:
+        except messaging.ProcessorUnavailable as exc:
             LOG.error('Quote not answered: %s', exc)
             raise ProcessorUnavailable(
                 f'The processors cannot be reached: {exc}.') from None
-        except rpc.QuoteFailed as exc:
+        except messaging.QuoteFailed as exc:
             LOG.error('Quote failed on the processor: %s', exc)
             raise QuoteFailed('The processor could not price the '
                               'quote.') from None
@@ -159,6 +162,10 @@ class Backends:
     (see :class:`RatingModules`) may be handed in (tests, or a service
     embedding the API); otherwise the storage comes from
     ``[storage] backend`` and the rating modules from their entry points.
+    ``engine`` is the process's one engine of ``[database] connection``
+    (:func:`cloudkitty.db.get_engine`, with the ``[database]`` pool
+    settings), handed to the state managers and to the rating modules
+    that take one.
     Scope resets and quotes go to the processors over RPC
     (:class:`ProcessorRPC`, kept as ``processor_rpc``) when ``[DEFAULT]
     transport_url`` is set; without it quotes are priced in this process
@@ -180,7 +187,7 @@ class Backends:
             conf.collect.collector)
         self.module_state = storage_state.ModuleStateManager(self.engine)
         self.rating_modules = RatingModules(conf, self.module_state,
-                                            module_loader)
+                                            module_loader, self.engine)
         self.reprocessing = reprocessing.ReprocessingScheduleManager(
             self.engine)
         self.collector_mappings = collector_state.CollectorMappingManager(
@@ -188,10 +195,11 @@ class Backends:
         self.collector_states = collector_state.CollectorStateManager(
             self.engine)
         self.processor_rpc = None
+        messaging.register_opts(conf)
         if (scope_reset is None or quote is None) and \
-                rpc.is_configured(conf):
+                messaging.is_configured(conf):
             self.processor_rpc = ProcessorRPC(
-                rpc.ProcessorClient.from_conf(conf))
+                messaging.ProcessorClient.from_conf(conf))
             scope_reset = scope_reset or self.processor_rpc.scope_reset
             quote = quote or self.processor_rpc.quote
         self.scope_reset = scope_reset or refuse_scope_reset

@@ -127,17 +127,14 @@ def main(argv=None):
     store = storage.get_storage(conf)
     store.init()
     scope_ids = None
-    # One engine for the whole set-up; the processor builds its own.
-    engine = db.create_engine(conf.database.connection)
-    try:
-        migration.upgrade(engine)
-        if conf.rules:
-            print(_load_rules(engine, conf.rules, begin))
-        if begin is not None:
-            scope_ids = list(fetcher.get_fetcher(conf).get_tenants())
-            _start_new_scopes(conf, engine, scope_ids, begin)
-    finally:
-        engine.dispose()
+    # The process's one engine, which the processor's passes share.
+    engine = db.get_engine(conf)
+    migration.upgrade(engine)
+    if conf.rules:
+        print(_load_rules(engine, conf.rules, begin))
+    if begin is not None:
+        scope_ids = list(fetcher.get_fetcher(conf).get_tenants())
+        _start_new_scopes(conf, engine, scope_ids, begin)
     try:
         summary = processor.run_until_caught_up(
             conf, scope_ids=scope_ids, clock=_clock(conf, end))

@@ -21,8 +21,6 @@ import logging
 import os
 import time
 
-from cloudkitty.orchestrator import worker as ck_worker
-
 LOG = logging.getLogger(__name__)
 
 #: The counters of a scope, in the order the endpoint lists them.
@@ -32,8 +30,11 @@ COLLECTION_ERRORS = 'collection_errors'
 RATING_ERRORS = 'rating_errors'
 NAMES = (PERIODS_RATED, PERIODS_REPROCESSED, COLLECTION_ERRORS,
          RATING_ERRORS)
-_ERROR_COUNTERS = {ck_worker.COLLECTION: COLLECTION_ERRORS,
-                   ck_worker.RATING: RATING_ERRORS}
+
+#: What failed when a scope was abandoned (:attr:`~cloudkitty.orchestrator.
+#: worker.ScopeResult.failure`): a metric's collection, or anything else.
+COLLECTION, RATING = 'collection', 'rating'
+_ERROR_COUNTERS = {COLLECTION: COLLECTION_ERRORS, RATING: RATING_ERRORS}
 
 #: Least seconds between two writes of a worker's file within a pass.
 FLUSH_SECONDS = 1.0

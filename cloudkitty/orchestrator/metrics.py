@@ -9,7 +9,7 @@ format 0.0.4, per scope (label ``scope``):
   ``cloudkitty_scope_last_processed_timestamp_seconds`` (start of the last
   period rated) and, for the active scopes, ``cloudkitty_scope_lag_periods``
   (periods due and not yet rated, by the rule the workers follow, see
-  :func:`cloudkitty.orchestrator.worker.due_periods`) and
+  :func:`cloudkitty.orchestrator.periods.due_periods`) and
   ``cloudkitty_scope_lag_seconds`` (the same in seconds);
 - from the counters of this host's workers since the processor started
   (:mod:`cloudkitty.orchestrator.health`):
@@ -32,7 +32,7 @@ import cotyledon
 
 from cloudkitty import db
 from cloudkitty.orchestrator import health
-from cloudkitty.orchestrator import worker as ck_worker
+from cloudkitty.orchestrator import periods
 from cloudkitty import storage_state
 
 LOG = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ def families(states, counters, period, wait_periods, now):
         if stamp is not None:
             last.append((labels, int(stamp.timestamp())))
         if state['active']:
-            due = ck_worker.due_periods(stamp, period, wait_periods, now)
+            due = periods.due_periods(stamp, period, wait_periods, now)
             lag_periods.append((labels, due))
             lag_seconds.append((labels, due * period))
     result = [
@@ -233,7 +233,7 @@ class MetricsService(cotyledon.Service):
         options = self._conf.orchestrator
         engine = None
         try:
-            engine = db.create_engine(self._conf.database.connection)
+            engine = db.get_engine(self._conf)
             page = Page(self._conf, self._counters_dir, engine)
             try:
                 server = MetricsServer(options.metrics_host,

@@ -17,10 +17,10 @@ API's scope resets and quotes (:mod:`cloudkitty.orchestrator.rpc`).
 until no scope has a due period, for one-shot commands.
 """
 
-import contextlib
 import dataclasses
 import functools
 import logging
+import operator
 import random
 import shutil
 import tempfile
@@ -32,10 +32,12 @@ from stevedore import extension
 from cloudkitty import collector as ck_collector
 from cloudkitty import db
 from cloudkitty import fetcher as ck_fetcher
+from cloudkitty import messaging
 from cloudkitty.orchestrator import health as ck_health
 from cloudkitty.orchestrator import lock as ck_lock
 from cloudkitty.orchestrator import metrics as ck_metrics
 from cloudkitty.orchestrator import rpc as ck_rpc
+from cloudkitty.orchestrator import shared as ck_shared
 from cloudkitty.orchestrator import skip as ck_skip
 from cloudkitty.orchestrator import worker as ck_worker
 from cloudkitty import rating
@@ -119,151 +121,78 @@ class PassSummary:
         return sum(self.rated.values())
 
 
-class Processor:
-    """Passes over the scopes: lock, rate what is due, release.
+class _Passes:
+    """What the rating and the reprocessing passes share: the start of a
+    pass (coordination, listing, this worker's share), the visit of one
+    scope under its lock, and the loop of passes (:meth:`run_forever`)
+    over the ``run_pass(scope_ids=None) -> PassSummary`` of each kind."""
 
-    :param scope_worker: a :class:`~cloudkitty.orchestrator.worker.ScopeWorker`
-    :param fetcher: has ``get_tenants() -> [scope_id]``
-    :param locks: a :class:`~cloudkitty.orchestrator.lock.ScopeLocks`
-        (or anything with ``start()``, ``share(scope_ids)``,
-        ``share_changed()`` and ``hold(scope_id)``); a pass tries only the
-        scopes of its share, and ends early once the share changed.
-    :param stop_event: once set, the current period is finished or
-        abandoned and the pass ends.
-    :param health: a :class:`~cloudkitty.orchestrator.health.Health`,
-        told of every scope's result and of the end of every pass of
-        :meth:`run_forever` (default: counts kept in memory, no lag
-        warnings).
-    :param sweep: after each pass of :meth:`run_forever`, have ``health``
-        check the scopes the pass did not visit for stalls (one worker of
-        each processor does).
-    """
+    _what = None  # what a pass lists, for the log
 
-    def __init__(self, scope_worker, fetcher, locks, stop_event=None,
-                 shuffle=True, health=None, sweep=False):
+    def __init__(self, scope_worker, locks, stop_event=None, health=None,
+                 sweep=False):
         self._worker = scope_worker
-        self._fetcher = fetcher
         self._locks = locks
         self._stop = stop_event or threading.Event()
-        self._shuffle = shuffle
         self._health = health or ck_health.Health()
         self._sweep = sweep
 
-    def run_pass(self, scope_ids=None):
-        """One pass over ``scope_ids`` (default: the fetcher's scopes).
-
-        Each scope rates its due periods under its lock. When the worker
-        shares collections (a collector with grouped collection), the pass
-        goes in rounds: in each, the scopes due in the oldest period among
-        them rate that period, sharing its collections (see
-        :class:`~cloudkitty.orchestrator.worker.SharedCollection`); a scope
-        leaves the pass once nothing is due (it is then not visited), or
-        it failed or was locked.
-        Else each scope rates all its due periods in turn.
-        """
-        summary = PassSummary()
+    def _share(self, summary, listing, scope_of):
+        """The items of ``listing()`` this worker rates in the pass, in
+        order, or ``None`` when the pass cannot run (``summary`` says why);
+        ``scope_of(item)`` is an item's scope."""
         if not self._locks.start():
             summary.unavailable = 'coordination backend unreachable'
-            return summary
+            return None
         try:
-            items = self._list(scope_ids)
+            items = listing()
         except Exception as exc:  # noqa: BLE001 - any listing failure
             LOG.warning('Could not list the %s, will retry: %s: %s',
                         self._what, exc.__class__.__name__, exc)
             summary.unavailable = f'listing the {self._what} failed: {exc}'
-            return summary
-        listed = [self._scope_of(item) for item in items]
+            return None
+        listed = [scope_of(item) for item in items]
         mine = self._locks.share(listed)
         if mine is None:
             summary.unavailable = 'coordination backend unreachable'
-            return summary
+            return None
         mine = set(mine)
         summary.others = [s for s in listed if s not in mine]
-        items = [i for i in items if self._scope_of(i) in mine]
-        summary.scopes = [self._scope_of(item) for item in items]
-        with self._sharing(summary.scopes) as shared:
-            if shared is None:
-                self._round(items, summary)
-                return summary
-            # In rounds of one period per scope, the oldest period first,
-            # so that the scopes due in a period ask for it together.
-            while items and not self._ending():
-                if shared.next_round(
-                        [self._scope_of(i) for i in items]) is None:
-                    break
-                now = [i for i in items
-                       if shared.in_round(self._scope_of(i))]
-                done = {self._scope_of(i) for i in now}.difference(
-                    self._scope_of(i) for i in self._round(
-                        now, summary, max_periods=1))
-                items = [i for i in items if self._scope_of(i) not in done]
-        return summary
+        items = [i for i in items if scope_of(i) in mine]
+        summary.scopes = [scope_of(item) for item in items]
+        return items
 
-    def _round(self, items, summary, max_periods=None):
-        """Rate up to ``max_periods`` periods of each item, each under its
-        scope's lock; return the items that rated as many and may have
-        more."""
-        again = []
-        for item in items:
-            if self._ending():
-                break
-            scope_id = self._scope_of(item)
-            with self._locks.hold(scope_id) as held:
-                if not held:
-                    summary.locked.append(scope_id)
-                    continue
-                with self._fence(scope_id):
-                    result = self._rate(item, max_periods)
-            self._health.record(scope_id, result)
-            if result.rated:
-                summary.rated[scope_id] = (summary.rated.get(scope_id, 0)
-                                           + len(result.rated))
-            if result.error is not None:
-                summary.failed[scope_id] = result.error
-            if result.inactive:
-                summary.inactive.append(scope_id)
-            elif result.error is None and max_periods is not None and \
-                    len(result.rated) == max_periods:
-                again.append(item)
-        return again
+    def _visit(self, scope_id, summary, rate):
+        """``rate(still_held=...)`` under the scope's lock, told to
+        ``summary`` and the health; returns its
+        :class:`~cloudkitty.orchestrator.worker.ScopeResult`, or ``None``
+        when another worker holds the lock.
+
+        ``still_held`` checks that the lock is still this worker's, where
+        the locks can tell (:meth:`~cloudkitty.orchestrator.lock.
+        ScopeLocks.still_held`), else it is ``None``.
+        """
+        with self._locks.hold(scope_id) as held:
+            if not held:
+                summary.locked.append(scope_id)
+                return None
+            still_held = getattr(self._locks, 'still_held', None)
+            result = rate(still_held=None if still_held is None
+                          else functools.partial(still_held, scope_id))
+        self._health.record(scope_id, result)
+        if result.rated:
+            summary.rated[scope_id] = (summary.rated.get(scope_id, 0)
+                                       + len(result.rated))
+        if result.error is not None:
+            summary.failed[scope_id] = result.error
+        if result.inactive:
+            summary.inactive.append(scope_id)
+        return result
 
     def _ending(self):
         """Stop asked for, or the share of the scopes changed (a worker
         joined or left): the pass ends, the next one tries the new share."""
         return self._stop.is_set() or self._locks.share_changed()
-
-    def _fence(self, scope_id):
-        """The worker checks before each store that the scope's lock is
-        still its own, where the locks can tell (:meth:`~cloudkitty.
-        orchestrator.lock.ScopeLocks.still_held`)."""
-        still_held = getattr(self._locks, 'still_held', None)
-        if still_held is None:
-            return contextlib.nullcontext()
-        return self._worker.fenced(functools.partial(still_held, scope_id))
-
-    def _sharing(self, scope_ids):
-        """The worker's :meth:`~cloudkitty.orchestrator.worker.ScopeWorker.
-        shared_collection` of the pass's scopes."""
-        return self._worker.shared_collection(scope_ids)
-
-    _what = 'scopes'
-
-    def _list(self, scope_ids):
-        if scope_ids is None:
-            scope_ids = self._fetcher.get_tenants()
-        scope_ids = list(scope_ids)
-        if self._shuffle:
-            # Workers walking the scopes in different orders meet less often
-            # on the same lock.
-            random.shuffle(scope_ids)
-        return scope_ids
-
-    @staticmethod
-    def _scope_of(item):
-        return item
-
-    def _rate(self, scope_id, max_periods=None):
-        return self._worker.rate_scope(scope_id, max_periods=max_periods)
 
     def run_forever(self, interval):
         """Pass after pass until the stop event is set; never raises.
@@ -285,7 +214,97 @@ class Processor:
                 self._stop.wait(interval)
 
 
-class ReprocessingProcessor(Processor):
+class Processor(_Passes):
+    """Passes over the scopes: lock, rate what is due, release.
+
+    :param scope_worker: a :class:`~cloudkitty.orchestrator.worker.ScopeWorker`
+    :param fetcher: has ``get_tenants() -> [scope_id]``
+    :param locks: a :class:`~cloudkitty.orchestrator.lock.ScopeLocks`
+        (or anything with ``start()``, ``share(scope_ids)``,
+        ``share_changed()`` and ``hold(scope_id)``, and optionally
+        ``still_held(scope_id)``); a pass tries only the scopes of its
+        share, and ends early once the share changed.
+    :param stop_event: once set, the current period is finished or
+        abandoned and the pass ends.
+    :param health: a :class:`~cloudkitty.orchestrator.health.Health`,
+        told of every scope's result and of the end of every pass of
+        :meth:`run_forever` (default: counts kept in memory, no lag
+        warnings).
+    :param sweep: after each pass of :meth:`run_forever`, have ``health``
+        check the scopes the pass did not visit for stalls (one worker of
+        each processor does).
+    """
+
+    _what = 'scopes'
+
+    def __init__(self, scope_worker, fetcher, locks, stop_event=None,
+                 shuffle=True, health=None, sweep=False):
+        super().__init__(scope_worker, locks, stop_event, health, sweep)
+        self._fetcher = fetcher
+        self._shuffle = shuffle
+
+    def run_pass(self, scope_ids=None):
+        """One pass over ``scope_ids`` (default: the fetcher's scopes).
+
+        The plan of the pass: the scopes of this worker's share; then,
+        where the collector groups collections (``grouped_collection``),
+        their next due periods (one read of their states) and the rounds
+        they are rated in, through one :class:`~cloudkitty.orchestrator.
+        shared.SharedCollection`. In each round the scopes due in the
+        oldest period among them rate that period, each metric of it
+        collected once for them all; a scope leaves the pass once nothing
+        is due, or it failed or was locked. Without grouped collection,
+        each scope rates all its due periods in turn.
+        Each scope is rated under its lock (:meth:`_visit`).
+        """
+        summary = PassSummary()
+        scopes = self._share(summary, lambda: self._list(scope_ids),
+                             lambda scope_id: scope_id)
+        if scopes is None:
+            return summary
+        collector = self._worker.collector
+        if not getattr(collector, 'grouped_collection', False):
+            for scope_id in scopes:
+                if self._ending():
+                    break
+                self._visit(scope_id, summary, functools.partial(
+                    self._worker.rate_scope, scope_id))
+            return summary
+        shared = ck_shared.SharedCollection(
+            collector, self._worker.next_starts(scopes),
+            self._worker.next_start)
+        states = functools.partial(shared.round_modules,
+                                   read=self._worker.module_states)
+        while scopes and not self._ending():
+            if shared.next_round(scopes) is None:
+                break
+            done = set()
+            for scope_id in [s for s in scopes if shared.in_round(s)]:
+                if self._ending():
+                    break
+                result = self._visit(scope_id, summary, functools.partial(
+                    self._worker.rate_scope, scope_id, max_periods=1,
+                    usage_of=shared.usage, states=states))
+                if result is not None and result.rated:
+                    shared.advance(scope_id, result.rated[-1])
+                if result is None or result.inactive or \
+                        result.error is not None or not result.rated:
+                    done.add(scope_id)
+            scopes = [s for s in scopes if s not in done]
+        return summary
+
+    def _list(self, scope_ids):
+        if scope_ids is None:
+            scope_ids = self._fetcher.get_tenants()
+        scope_ids = list(scope_ids)
+        if self._shuffle:
+            # Workers walking the scopes in different orders meet less often
+            # on the same lock.
+            random.shuffle(scope_ids)
+        return scope_ids
+
+
+class ReprocessingProcessor(_Passes):
     """Passes over the unfinished reprocessing tasks, oldest first.
 
     :param schedule: a :class:`~cloudkitty.storage_state.reprocessing.
@@ -293,38 +312,42 @@ class ReprocessingProcessor(Processor):
         ``set_current_reprocess_time``).
 
     A task is worked on under its scope's lock, so that it never runs
-    beside the scope's regular rating or another worker's reprocessing.
+    beside the scope's regular rating or another worker's reprocessing;
+    its periods are not its scope's next ones, so nothing is shared.
     """
 
     _what = 'reprocessing tasks'
 
     def __init__(self, scope_worker, schedule, locks, stop_event=None,
                  health=None):
-        super().__init__(scope_worker, None, locks, stop_event,
-                         shuffle=False, health=health)
+        super().__init__(scope_worker, locks, stop_event, health)
         self._schedule = schedule
 
-    def _list(self, scope_ids):
-        tasks = self._schedule.get_all(scope_ids=scope_ids, order='asc')
-        return [task for task in tasks if not _finished(task)]
+    def run_pass(self, scope_ids=None):
+        """One pass over the unfinished tasks of ``scope_ids`` (default:
+        every scope's), each re-read under its scope's lock (another worker
+        may have moved it on) and reprocessed
+        (:meth:`~cloudkitty.orchestrator.worker.ScopeWorker.reprocess`)."""
+        summary = PassSummary()
+        tasks = self._share(summary, lambda: [
+            task for task in self._schedule.get_all(
+                scope_ids=scope_ids, order='asc') if not _finished(task)],
+            operator.itemgetter('identifier'))
+        for task in tasks or ():
+            if self._ending():
+                break
+            self._visit(task['identifier'], summary,
+                        functools.partial(self._reprocess, task))
+        return summary
 
-    @staticmethod
-    def _scope_of(task):
-        return task['identifier']
-
-    @staticmethod
-    def _sharing(scope_ids):
-        # A task's periods are not its scope's next ones: nothing to share.
-        return contextlib.nullcontext(None)
-
-    def _rate(self, task, max_periods=None):
-        # Read again under the lock: another worker may have moved it on.
+    def _reprocess(self, task, *, still_held):
         fresh = [t for t in self._schedule.get_all(
             scope_ids=[task['identifier']], order='asc')
             if t['id'] == task['id']]
         if not fresh or _finished(fresh[0]):
             return ck_worker.ScopeResult(task['identifier'])
-        return self._worker.reprocess(fresh[0], self._schedule)
+        return self._worker.reprocess(fresh[0], self._schedule,
+                                      still_held=still_held)
 
 
 def _finished(task):
@@ -334,7 +357,8 @@ def _finished(task):
 
 @dataclasses.dataclass
 class Collaborators:
-    """Everything a processor process builds from its configuration."""
+    """Everything a processor process builds from its configuration, on
+    the process's one database engine (``engine``)."""
 
     scope_worker: ck_worker.ScopeWorker
     fetcher: object
@@ -349,14 +373,22 @@ class Collaborators:
 def build(conf, plan, stop_event=None, clock=None):
     """Build the scope worker and fetcher for ``conf`` (in this process:
     engines and connections must not cross a fork). ``clock`` returns the
-    current aware UTC time (default: the real one)."""
-    engine = db.create_engine(conf.database.connection)
+    current aware UTC time (default: the real one).
+
+    The process's one engine of ``[database] connection``, with the
+    ``[database]`` pool settings (:func:`cloudkitty.db.get_engine`), is
+    handed to the scope and module states, the reprocessing schedule, the
+    collector and the rating modules that take an ``engine``; the storage
+    gets the same one from :func:`~cloudkitty.db.get_engine` where it
+    keeps its data in that database.
+    """
+    engine = db.get_engine(conf)
     scope_state = storage_state.ScopeStateManager(
         engine, conf.collect.scope_key, conf.fetcher.backend,
         conf.collect.collector)
     module_state = storage_state.ModuleStateManager(engine)
-    modules = rating.load_modules(conf, module_state)
-    collector = ck_collector.get_collector(conf, plan.metrics)
+    modules = rating.load_modules(conf, module_state, engine)
+    collector = ck_collector.get_collector(conf, plan.metrics, engine=engine)
     storage = ck_storage.get_storage(conf)
     scope_worker = ck_worker.ScopeWorker(
         collector, storage, scope_state, list(collector.conf),
@@ -534,7 +566,8 @@ class RPCServer:
     ``started`` is set once the server listens.
     """
 
-    def __init__(self, conf, parts, locks, stop_event, topic=ck_rpc.TOPIC):
+    def __init__(self, conf, parts, locks, stop_event,
+                 topic=messaging.TOPIC):
         self._conf = conf
         self._stop = stop_event
         self._topic = topic
@@ -550,7 +583,7 @@ class RPCServer:
     def run_forever(self, interval=None):
         """Serve until the stop event; never raises (failures are logged)."""
         try:
-            transport = ck_rpc.get_transport(self._conf)
+            transport = messaging.get_transport(self._conf)
             server = ck_rpc.get_server(transport, self._conf.host,
                                        self.endpoint, self._topic)
         except Exception as exc:  # invalid transport_url, missing driver
@@ -618,6 +651,7 @@ def serve(conf, plan):
     the counters the workers write to a temporary directory, removed when
     the master exits.
     """
+    messaging.register_opts(conf)
     counters_dir = None
     if conf.orchestrator.metrics_port:
         counters_dir = tempfile.mkdtemp(prefix='cloudkitty-processor-')
@@ -630,11 +664,10 @@ def serve(conf, plan):
 
 
 def _serve(conf, plan, counters_dir):
-    # Import the rating modules (and the API code they bring) once, before
-    # the workers are forked: each worker, and each one started again
-    # after a crash, then starts without seconds of imports. Nothing is
-    # instantiated here; a module that fails to import is reported by the
-    # workers' own loading.
+    # Import the rating modules once, before the workers are forked: each
+    # worker, and each one started again after a crash, then starts
+    # without their imports. Nothing is instantiated here; a module that
+    # fails to import is reported by the workers' own loading.
     extension.ExtensionManager(rating.NAMESPACE,
                                on_load_failure_callback=lambda *_: None)
     manager = cotyledon.ServiceManager()
@@ -648,7 +681,7 @@ def _serve(conf, plan, counters_dir):
     if counters_dir is not None:
         manager.add(ck_metrics.MetricsService, workers=1,
                     args=(conf, counters_dir))
-    if ck_rpc.is_configured(conf):
+    if messaging.is_configured(conf):
         manager.add(RPCService, workers=1, args=(conf, plan))
     else:
         LOG.warning('[DEFAULT] transport_url is not set: the scope resets '

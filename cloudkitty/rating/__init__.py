@@ -4,11 +4,15 @@ A rating module (stevedore namespace ``cloudkitty.rating.processors``) takes
 a :class:`~cloudkitty.dataframe.DataFrame` and returns a priced one.
 Whether a module is enabled, and its priority, is stored in the database
 (:class:`cloudkitty.storage_state.ModuleStateManager`); the processor reads
-those states once per pass, so a change applies from the next period rated.
+those states once per period, so a change applies from the next period
+rated. :class:`Pipeline` is the one way a frame goes through the enabled
+modules, for the processor's periods and for quotes alike.
 """
 
 import abc
+import inspect
 import logging
+import warnings
 
 from stevedore import extension
 
@@ -23,10 +27,11 @@ class RatingProcessorBase(abc.ABC):
     Class attributes: ``module_name`` (the entry point name),
     ``description``, ``hot_config`` (whether rules can change without a
     restart) and ``config_controller`` (the Pecan controller of the module's
-    own API under ``/v1/rating/module_config/<module_name>``, or ``None``)
-    and ``processor_only`` (the module runs nothing in the API process: the
-    API has a quote priced by a processor, or refuses it, while it is
-    enabled).
+    own API under ``/v1/rating/module_config/<module_name>``, or ``None``:
+    a dotted path ``'package.module:Class'`` that only the API process
+    imports, or the class itself) and ``processor_only`` (the module runs
+    nothing in the API process: the API has a quote priced by a processor,
+    or refuses it, while it is enabled).
     ``default_enabled``/``default_priority`` apply while the database holds
     no state for the module.
 
@@ -78,28 +83,57 @@ class RatingProcessorBase(abc.ABC):
     def process(self, data):
         """Price ``data`` (a DataFrame) and return the priced DataFrame."""
 
+    def rate(self, frame, scope_id):
+        """Price ``frame``, a period of scope ``scope_id``, and return the
+        priced DataFrame. By default :meth:`process`: modules with
+        scope-specific rules override it."""
+        return self.process(frame)
+
     def quote(self, data):
         """Price a quote request; by default the same as :meth:`process`."""
         return self.process(data)
 
     def for_scope(self, scope_id):
-        """This module rating ``scope_id``: an object with ``process`` and
-        ``quote``. Modules with scope-specific rules return a view bound to
-        the scope; the others, themselves."""
+        """Deprecated: call :meth:`rate` with the scope. This module rating
+        ``scope_id`` (itself, for a module without scope-specific rules)."""
+        warnings.warn('for_scope(scope_id).process(frame) is deprecated: '
+                      'use rate(frame, scope_id)', DeprecationWarning,
+                      stacklevel=2)
         return self
 
 
-def load_modules(conf=None, module_state=None):
-    """Instantiate every installed rating module: ``{name: module}``."""
+def load_modules(conf=None, module_state=None, engine=None):
+    """Instantiate every installed rating module: ``{name: module}``.
+
+    Each is built with ``conf`` and ``module_state``, and with ``engine``
+    (the process's one database engine) where its constructor has an
+    ``engine`` parameter; a module that cannot be imported or built is
+    logged and left out.
+    """
     manager = extension.ExtensionManager(
-        NAMESPACE, invoke_on_load=True,
-        invoke_kwds={'conf': conf, 'module_state': module_state},
-        on_load_failure_callback=_log_load_failure)
+        NAMESPACE, on_load_failure_callback=_log_load_failure)
     modules = {}
     for ext in manager:
-        ext.obj.module_name = ext.name
-        modules[ext.name] = ext.obj
+        kwargs = {'conf': conf, 'module_state': module_state}
+        if engine is not None and _takes_engine(ext.plugin):
+            kwargs['engine'] = engine
+        try:
+            module = ext.plugin(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - a broken plugin, logged
+            _log_load_failure(manager, ext.entry_point, exc)
+            continue
+        module.module_name = ext.name
+        modules[ext.name] = module
     return modules
+
+
+def _takes_engine(cls):
+    """Whether ``cls(...)`` has a parameter named ``engine`` (not merely
+    ``**kwargs``, which a third-party module may hand on to the base)."""
+    try:
+        return 'engine' in inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _log_load_failure(_manager, entrypoint, exc):
@@ -119,14 +153,45 @@ def enabled_pipeline(modules, states):
     return ordered
 
 
-def rate(frame, pipeline, scope_id=None):
-    """Run ``frame`` through each module of ``pipeline`` in order.
-
-    With ``scope_id``, each module rates through :meth:`for_scope
-    <RatingProcessorBase.for_scope>` so that scope-specific rules apply.
-    """
-    for module in pipeline:
-        if scope_id is not None:
-            module = module.for_scope(scope_id)
-        frame = module.process(frame)
+def rate(frame, modules, scope_id=None):
+    """Run ``frame`` through each module of ``modules`` in order
+    (:meth:`RatingProcessorBase.rate`), each on the previous one's output;
+    their rules are those they loaded last."""
+    for module in modules:
+        frame = module.rate(frame, scope_id)
     return frame
+
+
+class Pipeline:
+    """The enabled rating modules, in the order they price a frame.
+
+    :param modules: ``{name: RatingProcessorBase}``
+    :param states: their stored states (:meth:`~cloudkitty.storage_state.
+        ModuleStateManager.get_all`), loaded into them
+        (:func:`enabled_pipeline`)
+
+    Each method first has every module load the rules valid at the frame's
+    start (``reload_config``), then runs the frame through them in
+    descending priority, each on the previous one's output.
+    """
+
+    def __init__(self, modules, states):
+        self.modules = enabled_pipeline(modules, states)
+
+    def rate(self, frame, scope_id):
+        """``frame``, a period of ``scope_id``, priced
+        (:meth:`RatingProcessorBase.rate`)."""
+        self._reload(frame.start)
+        return rate(frame, self.modules, scope_id)
+
+    def quote(self, frame):
+        """``frame``, a quote request, priced
+        (:meth:`RatingProcessorBase.quote`)."""
+        self._reload(frame.start)
+        for module in self.modules:
+            frame = module.quote(frame)
+        return frame
+
+    def _reload(self, start):
+        for module in self.modules:
+            module.reload_config(start)

@@ -2,6 +2,7 @@
 
 import collections.abc
 import datetime
+import importlib
 
 import pecan
 from pecan import rest
@@ -68,8 +69,11 @@ class ModulesController(rest.RestController):
 class ModuleConfigController:
     """``/v1/rating/module_config/<module>/...``: the module's own API.
 
-    A rating module exposes it with its ``config_controller`` attribute (a
-    Pecan controller class, instantiated per request, or instance).
+    A rating module exposes it with its ``config_controller`` attribute: a
+    dotted path ``'package.module:Class'`` (imported here, on the first
+    request, so that the processor loading the module never imports the
+    API's code), a Pecan controller class (instantiated per request) or an
+    instance.
     """
 
     @pecan.expose()
@@ -79,10 +83,18 @@ class ModuleConfigController:
         if controller is None:
             raise errors.Conflict(
                 f"Rating module '{module_id}' has no configuration API.")
+        if isinstance(controller, str):
+            controller = _resolve(controller)
         if isinstance(controller, type):
             controller = controller()
         # A list: Pecan compares the remainder with [""] (a trailing slash).
         return controller, list(remainder)
+
+
+def _resolve(path):
+    """The object a ``'package.module:name'`` path names."""
+    module_name, _, name = path.partition(':')
+    return getattr(importlib.import_module(module_name), name)
 
 
 def _quantity(value):

@@ -38,7 +38,6 @@ import threading
 from cloudkitty import db as ck_db
 from cloudkitty import rating
 from cloudkitty.rating import common
-from cloudkitty.rating.pyscripts import api
 from cloudkitty.rating.pyscripts import db as scripts_db
 from cloudkitty.rating.pyscripts import exceptions as exc
 from cloudkitty.rating.pyscripts import sandbox
@@ -49,9 +48,10 @@ class PyScripts(rating.RatingProcessorBase):
     """Rates frames with the administrators' Python scripts.
 
     ``scripts_db`` is the :class:`~cloudkitty.rating.pyscripts.db.
-    PyScriptsDB` to read scripts from (default: one on the shared engine
-    of ``[database] connection`` of ``conf``, :func:`cloudkitty.db.
-    get_engine`, made on first use); ``pool`` the
+    PyScriptsDB` to read scripts from (default: one made on first use on
+    ``engine``, the process's one engine handed in by the service that
+    loads the module, or else on the shared engine of ``[database]
+    connection`` of ``conf``, :func:`cloudkitty.db.get_engine`); ``pool`` the
     :class:`~cloudkitty.rating.pyscripts.sandbox.SandboxPool` to run them
     in (default: one with the ``[pyscripts]`` limits, started on first
     use).
@@ -61,14 +61,16 @@ class PyScripts(rating.RatingProcessorBase):
                    'scripts run in sandbox processes.')
     hot_config = True
     processor_only = True
-    config_controller = api.PyScriptsConfigController
+    config_controller = (
+        'cloudkitty.rating.pyscripts.api:PyScriptsConfigController')
     default_enabled = False
     default_priority = 1
 
     def __init__(self, conf=None, module_state=None, tenant_id=None,
-                 scripts_db=None, pool=None):
+                 scripts_db=None, pool=None, engine=None):
         super().__init__(conf, module_state, tenant_id)
         self._db = scripts_db
+        self._engine = engine
         self._pool = pool
         self._lock = threading.Lock()
         self._revision = None
@@ -78,7 +80,8 @@ class PyScripts(rating.RatingProcessorBase):
 
     def _scripts_db(self):
         if self._db is None:
-            self._db = scripts_db.PyScriptsDB(ck_db.get_engine(self.conf))
+            self._db = scripts_db.PyScriptsDB(
+                self._engine or ck_db.get_engine(self.conf))
         return self._db
 
     def _read_revision(self):

@@ -2,7 +2,7 @@
 price correction, scope creation, activation and reset.
 
 The processor is the real command on SQLite with the file collector and
-hashmap (:class:`test_processor.Scenario`); the API is the application
+hashmap (:class:`harness.Scenario`); the API is the application
 through WebTest on the same database; resets travel over the RabbitMQ of
 the machine, in a virtual host of the test's own (:mod:`shared_servers`).
 Prices are checked to the last digit against the scenario's usage.
@@ -17,9 +17,9 @@ import webtest
 
 from cloudkitty.api import app as api_app
 from cloudkitty.api import hooks
-from cloudkitty.orchestrator import rpc
+from cloudkitty import messaging
+from cloudkitty.tests.functional import harness
 from cloudkitty.tests.functional import shared_servers
-from cloudkitty.tests.functional import test_processor as harness
 
 D = decimal.Decimal
 HOUR = harness.HOUR
@@ -68,7 +68,7 @@ class Steered(harness.Scenario):
     def api(self):
         conf = self.conf()
         conf.set_override('auth_strategy', 'noauth')
-        rpc.register_opts(conf)
+        messaging.register_opts(conf)
         backends = hooks.Backends(conf)
         return webtest.TestApp(api_app.setup_app(conf, backends)), backends
 

@@ -20,7 +20,7 @@ from tooz import hashring
 
 from cloudkitty.tests.functional import coordination
 from cloudkitty.tests.functional import shared_servers
-from cloudkitty.tests.functional import test_processor as harness
+from cloudkitty.tests.functional import harness
 
 MEMBER_TIMEOUT = 3
 #: How soon after a kill every scope of the killed processor has moved.

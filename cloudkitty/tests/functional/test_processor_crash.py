@@ -12,7 +12,7 @@ import random
 import signal
 import time
 
-from cloudkitty.tests.functional import test_processor as harness
+from cloudkitty.tests.functional import harness
 
 #: Kills that must hit a processor while reprocessing tasks run (at most
 #: MAX_KILLS kills in all); one in WHOLE kills the whole processor.

@@ -27,7 +27,7 @@ from cloudkitty.tests.functional import live_server
 from cloudkitty.tests.functional import own_postgresql
 from cloudkitty.tests.functional import own_rabbitmq
 from cloudkitty.tests.functional import shared_servers
-from cloudkitty.tests.functional import test_processor as harness
+from cloudkitty.tests.functional import harness
 from cloudkitty.tests.functional import test_processor_api as steering
 from cloudkitty.tests.functional import test_processor_metrics as watching
 

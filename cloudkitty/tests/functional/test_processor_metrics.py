@@ -19,7 +19,7 @@ import urllib.request
 import pytest
 
 from cloudkitty.tests.functional import live_server
-from cloudkitty.tests.functional import test_processor as harness
+from cloudkitty.tests.functional import harness
 
 HOUR = harness.HOUR
 SAMPLE = re.compile(r'^(cloudkitty_\w+)(?:\{scope="([^"]*)"\})? (\S+)$')

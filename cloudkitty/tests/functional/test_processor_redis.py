@@ -5,7 +5,7 @@ machine's redis in a namespace of the test's own (:mod:`shared_servers`).
 import collections
 
 from cloudkitty.tests.functional import shared_servers
-from cloudkitty.tests.functional import test_processor as harness
+from cloudkitty.tests.functional import harness
 
 #: A key namespace of the test's own on the machine's redis (a fixture).
 redis_namespace = shared_servers.redis_namespace

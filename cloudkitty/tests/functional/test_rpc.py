@@ -11,12 +11,10 @@ import webtest
 
 from cloudkitty.api import app as api_app
 from cloudkitty.api import hooks
+from cloudkitty import messaging
 from cloudkitty.orchestrator import processor
-from cloudkitty.orchestrator import rpc
-from cloudkitty.tests.functional import test_processor as harness
+from cloudkitty.tests.functional import harness
 from cloudkitty.tests.functional.api import conftest as api_fixtures
-from cloudkitty.tests.functional.api.conftest import database  # noqa: F401
-from cloudkitty.tests.functional.api.conftest import template_db  # noqa: F401
 from cloudkitty.tests import waiting
 
 
@@ -27,9 +25,9 @@ def no_stray_threads():
 
 
 @pytest.fixture
-def conf(tmp_path, database):  # noqa: F811 - the imported fixture
+def conf(tmp_path, database):
     conf = api_fixtures.make_conf(tmp_path, database)
-    rpc.register_opts(conf)
+    messaging.register_opts(conf)
     return conf
 
 
@@ -105,7 +103,7 @@ def test_handed_in_fakes_win_over_the_transport(conf, backends_of):
 def test_an_unreachable_broker_is_503_not_a_lost_reset(conf, backends_of):
     # Nothing listens on port 1: the bounded retries end in an error.
     conf.set_override('transport_url', 'rabbit://guest:guest@127.0.0.1:1/')
-    for group, options in rpc.messaging_opts.list_opts():
+    for group, options in messaging.messaging_opts.list_opts():
         if group == 'oslo_messaging_rabbit':
             conf.register_opts(options, group=group)
     conf.set_override('rabbit_retry_backoff', 0, 'oslo_messaging_rabbit')

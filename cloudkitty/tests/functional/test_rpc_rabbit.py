@@ -24,9 +24,9 @@ from cloudkitty.api import app as api_app
 from cloudkitty.api import hooks
 from cloudkitty import db
 from cloudkitty.db import migration
+from cloudkitty import messaging
 from cloudkitty.orchestrator import lock as ck_lock
 from cloudkitty.orchestrator import processor
-from cloudkitty.orchestrator import rpc
 from cloudkitty.rating.hash import db as hash_db
 from cloudkitty import storage
 from cloudkitty import storage_state
@@ -50,7 +50,7 @@ def conf(tmp_path, rabbitmq_vhost):
                       'orchestrator')
     conf.set_override('reset_lock_timeout', 10, 'orchestrator')
     conf.set_override('quote_timeout', 5, 'api')
-    rpc.register_opts(conf)
+    messaging.register_opts(conf)
     conf.set_override('transport_url', rabbitmq_vhost.url)
     engine = db.create_engine(conf.database.connection)
     migration.upgrade(engine)
@@ -109,8 +109,9 @@ def processor_rpc(conf, topic):
 
 def make_api(conf, topic, quote_timeout):
     """The API with the real RPC client, on ``topic``; and its backends."""
-    client = rpc.ProcessorClient(rpc.get_transport(conf), quote_timeout,
-                                 owns_transport=True, topic=topic)
+    client = messaging.ProcessorClient(
+        messaging.get_transport(conf), quote_timeout, owns_transport=True,
+        topic=topic)
     backends = hooks.Backends(conf, scope_reset=None, quote=None)
     # What Backends builds from [DEFAULT] transport_url, on the test topic.
     backends.processor_rpc.close()

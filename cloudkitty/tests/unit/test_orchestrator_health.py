@@ -1,5 +1,6 @@
 """Lag, failure kinds, the workers' counters and the lag warnings."""
 
+import contextlib
 import datetime
 import json
 import logging
@@ -10,8 +11,10 @@ import pytest
 
 from cloudkitty import collector
 from cloudkitty.orchestrator import health
+from cloudkitty.orchestrator import periods
 from cloudkitty.orchestrator import processor
 from cloudkitty.orchestrator import worker
+from cloudkitty import testing
 from cloudkitty.tests.unit import test_orchestrator_worker as fakes
 
 HOUR = fakes.HOUR
@@ -35,9 +38,9 @@ SECOND = datetime.timedelta(seconds=1)
     (None, MONTH + 5 * HOUR, 3),
 ])
 def test_due_periods(last, now, due):
-    assert worker.due_periods(last, 3600, 2, now) == due
+    assert periods.due_periods(last, 3600, 2, now) == due
     # 0 exactly when no period is due.
-    assert (due == 0) == (worker.next_period_start(last, 3600, 2, now)
+    assert (due == 0) == (periods.next_period_start(last, 3600, 2, now)
                           is None)
 
 
@@ -63,8 +66,8 @@ def test_lags_of_many_scopes_are_their_due_periods_now():
 
 
 def test_due_periods_with_other_periods_and_waits():
-    assert worker.due_periods(MONTH, 600, 0, MONTH + 3000 * SECOND) == 4
-    assert worker.due_periods(MONTH, 600, 1, MONTH + 3001 * SECOND) == 4
+    assert periods.due_periods(MONTH, 600, 0, MONTH + 3000 * SECOND) == 4
+    assert periods.due_periods(MONTH, 600, 1, MONTH + 3001 * SECOND) == 4
 
 
 # -- failure kinds ----------------------------------------------------------
@@ -74,17 +77,17 @@ def test_collection_failure_is_a_collection_failure():
         raise collector.CollectError('fake', 'cpu', scope, 'down')
     scope_worker, *_ = fakes.make_worker(behaviour={'cpu': down},
                                          last={'p1': MONTH})
-    assert scope_worker.rate_scope('p1').failure == worker.COLLECTION
+    assert scope_worker.rate_scope('p1').failure == health.COLLECTION
 
 
 def test_storage_failure_is_a_rating_failure():
-    journal = fakes.Journal()
-    storage = fakes.FakeStorage(journal)
-    storage.fail_push = True
+    journal = []
+    storage = testing.Storage(journal)
+    storage.fail = ConnectionError('database went away')
     scope_worker, *_ = fakes.make_worker(last={'p1': MONTH}, storage=storage,
                                          journal=journal)
     result = scope_worker.rate_scope('p1')
-    assert result.failure == worker.RATING
+    assert result.failure == health.RATING
     assert 'database went away' in result.error
 
 
@@ -253,7 +256,7 @@ class PartLocks(processor.ck_lock.NoLocks):
     def share(self, scope_ids):
         return [s for s in scope_ids if s in self.mine]
 
-    @processor.contextlib.contextmanager
+    @contextlib.contextmanager
     def hold(self, scope_id):
         yield scope_id not in self.held
 
@@ -295,11 +298,10 @@ class FakeWorker:
         self.lag_reads = []
         self.sweeps = []
 
-    def rate_scope(self, scope_id, max_periods=None):
-        return worker.ScopeResult(scope_id, **self.outcomes[scope_id])
+    collector = None  # no grouped collection
 
-    def shared_collection(self, scope_ids):
-        return processor.contextlib.nullcontext(None)
+    def rate_scope(self, scope_id, max_periods=None, still_held=None):
+        return worker.ScopeResult(scope_id, **self.outcomes[scope_id])
 
     sweep_lags = {'b': (MONTH + HOUR, 1), 'c': (MONTH, 2), 'd': (MONTH, 9)}
 
@@ -336,9 +338,9 @@ def test_a_pass_counts_each_scope_and_checks_the_lag_of_the_failed(caplog):
     caplog.set_level(logging.INFO)
     fake = FakeWorker(
         {'ok': {'rated': [MONTH, MONTH + HOUR]},
-         'coll': {'error': 'x', 'failure': worker.COLLECTION},
-         'rate': {'rated': [MONTH], 'error': 'y', 'failure': worker.RATING},
-         'down': {'error': 'z', 'failure': worker.RATING},
+         'coll': {'error': 'x', 'failure': health.COLLECTION},
+         'rate': {'rated': [MONTH], 'error': 'y', 'failure': health.RATING},
+         'down': {'error': 'z', 'failure': health.RATING},
          'off': {'inactive': True}},
         {'coll': (MONTH, 9), 'rate': (MONTH, 2),
          'down': ConnectionError('no database')})

@@ -1,6 +1,8 @@
 """Passes over the scopes, with a fake worker, fetcher and locks."""
 
 import contextlib
+import subprocess
+import sys
 import threading
 
 from cloudkitty.orchestrator import processor
@@ -8,17 +10,21 @@ from cloudkitty.orchestrator import worker
 
 
 class FakeWorker:
+    """Rates each scope as ``outcomes`` says: ``(periods, error,
+    inactive)``; its collector groups no collections."""
+
+    collector = None
+
     def __init__(self, outcomes=None, on_rate=None):
         self.outcomes = outcomes or {}
         self.calls = []
+        self.checks = []
         self.on_rate = on_rate
 
-    @contextlib.contextmanager
-    def shared_collection(self, scope_ids):
-        yield None
-
-    def rate_scope(self, scope_id, max_periods=None):
+    def rate_scope(self, scope_id, max_periods=None, still_held=None):
         self.calls.append(scope_id)
+        if still_held is not None:
+            self.checks.append((scope_id, still_held()))
         if self.on_rate:
             self.on_rate(scope_id)
         rated, error, inactive = self.outcomes.get(scope_id, (1, None, False))
@@ -215,7 +221,7 @@ class ReprocessingWorker:
     def __init__(self):
         self.calls = []
 
-    def reprocess(self, task, schedule):
+    def reprocess(self, task, schedule, still_held=None):
         self.calls.append(task['id'])
         return worker.ScopeResult(task['identifier'], rated=[1, 2])
 
@@ -288,35 +294,33 @@ def test_make_locks_on_files_tries_every_scope_and_says_so(caplog):
             'backend file:// keeps no live group membership') in caplog.text
 
 
-class FencedWorker(FakeWorker):
-    """Records the lock check it rates under, and runs it once."""
-
-    def __init__(self):
-        super().__init__()
-        self.checks = []
-        self._check = None
-
-    @contextlib.contextmanager
-    def fenced(self, still_held):
-        self._check = still_held
-        try:
-            yield
-        finally:
-            self._check = None
-
-    def rate_scope(self, scope_id, max_periods=None):
-        self.checks.append((scope_id, self._check()))
-        return super().rate_scope(scope_id, max_periods)
-
-
 class CheckedLocks(FakeLocks):
     def still_held(self, scope_id):
         return scope_id in self.held and scope_id not in self.released
 
 
 def test_each_scope_is_rated_fenced_by_its_own_lock():
-    fenced = FencedWorker()
+    fenced = FakeWorker()
     proc = processor.Processor(fenced, FakeFetcher(['a', 'b']),
                                CheckedLocks(), shuffle=False)
     proc.run_pass()
     assert fenced.checks == [('a', True), ('b', True)]
+    # Locks that cannot tell: no check.
+    unfenced, unfenced_worker, _ = make(scopes=['a'])
+    unfenced.run_pass()
+    assert unfenced_worker.calls == ['a'] and unfenced_worker.checks == []
+
+
+def test_the_processor_and_its_rating_modules_import_no_web_framework():
+    """Rating modules name their API controllers by dotted path: loading
+    them in the processor leaves Pecan and WSME to the API process."""
+    code = ('import sys\n'
+            'from cloudkitty.orchestrator import processor\n'
+            'from cloudkitty import rating\n'
+            'modules = rating.load_modules()\n'
+            'assert {"hashmap", "noop", "pyscripts"} <= set(modules)\n'
+            'print(sorted(name for name in sys.modules\n'
+            '             if name.partition(".")[0] in ("pecan", "wsme")))\n')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.splitlines()[-1] == '[]'

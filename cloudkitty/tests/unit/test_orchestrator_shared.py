@@ -6,7 +6,9 @@ import logging
 from cloudkitty import collector
 from cloudkitty import dataframe
 from cloudkitty.orchestrator import processor
+from cloudkitty.orchestrator import shared as ck_shared
 from cloudkitty.orchestrator import worker
+from cloudkitty import testing
 from cloudkitty.tests.unit import test_orchestrator_processor
 from cloudkitty.tests.unit import test_orchestrator_worker as fakes
 
@@ -47,9 +49,9 @@ def run(scopes, last=None, grouped=True, down=False, taken=()):
     source = Source(conf=METRICS, period=3600)
     source.grouped_collection = grouped
     source.down = down
-    journal = fakes.Journal()
-    storage = fakes.FakeStorage(journal)
-    state = fakes.FakeScopeState(journal, last)
+    journal = []
+    storage = testing.Storage(journal)
+    state = testing.ScopeState(journal, last)
     scope_worker = worker.ScopeWorker(
         source, storage, state, list(source.conf),
         worker.Settings(period=3600, wait_periods=2, max_threads=4,
@@ -119,7 +121,7 @@ def test_a_scope_locked_elsewhere_is_left_alone():
 
 def test_outside_the_group_a_scope_is_collected_alone():
     source = Source(conf=METRICS, period=3600)
-    shared = worker.SharedCollection(
+    shared = ck_shared.SharedCollection(
         source, {'a': MONTH, 'b': MONTH, 'c': MONTH + HOUR, 'd': None},
         lambda last: last + HOUR)
     assert shared.next_round(['a', 'b', 'c', 'd']) == MONTH
@@ -147,13 +149,17 @@ def test_outside_the_group_a_scope_is_collected_alone():
 
 
 def test_without_grouped_collection_nothing_is_shared():
-    scope_worker = fakes.make_worker()[0]
-    with scope_worker.shared_collection(['a']) as shared:
-        assert shared is None
+    summary, source, _, state = run(['a', 'b'], grouped=False)
+    assert summary.rated == {'a': 3, 'b': 3}
+    # Scope after scope, each period of each metric collected alone.
+    assert sorted(source.calls) == sorted(
+        (metric, MONTH + i * HOUR, (scope,))
+        for scope in 'ab' for i in range(3) for metric in ('cpu', 'ram'))
+    assert state.reads == 2
 
 
 def test_the_modules_state_is_read_once_per_round():
-    shared = worker.SharedCollection(
+    shared = ck_shared.SharedCollection(
         Source(conf=METRICS, period=3600), {'a': MONTH, 'b': MONTH},
         lambda last: last + HOUR)
     reads = []
@@ -176,11 +182,11 @@ def test_the_modules_state_is_read_once_per_round():
 
 
 def test_a_pass_reads_the_modules_state_once_per_period():
-    module_state = fakes.FakeModuleState()
+    module_state = testing.ModuleState()
     source = Source(conf=METRICS, period=3600)
-    journal = fakes.Journal()
+    journal = []
     scope_worker = worker.ScopeWorker(
-        source, fakes.FakeStorage(journal), fakes.FakeScopeState(journal),
+        source, testing.Storage(journal), testing.ScopeState(journal),
         list(source.conf), worker.Settings(
             period=3600, wait_periods=2, max_threads=4,
             collector_request_timeout=5),
@@ -195,7 +201,7 @@ def test_a_pass_reads_the_modules_state_once_per_period():
 
 def test_a_part_is_answered_once_its_group_answer_is_there():
     source = Source(conf=METRICS, period=3600)
-    shared = worker.SharedCollection(
+    shared = ck_shared.SharedCollection(
         source, {'a': MONTH, 'b': MONTH, 'c': MONTH + HOUR},
         lambda last: last + HOUR)
     shared.next_round(['a', 'b', 'c'])

@@ -14,9 +14,12 @@ import pytest
 
 from cloudkitty import collector
 from cloudkitty import dataframe
-from cloudkitty import rating
+from cloudkitty.orchestrator import health
+from cloudkitty.orchestrator import periods
 from cloudkitty.orchestrator import skip
 from cloudkitty.orchestrator import worker
+from cloudkitty import rating
+from cloudkitty import testing
 
 UTC = datetime.timezone.utc
 HOUR = datetime.timedelta(hours=1)
@@ -51,76 +54,6 @@ class FakeCollector:
             with self._lock:
                 self.running -= 1
         return metric_name + '_type', points
-
-
-class Journal(list):
-    pass
-
-
-class FakeStorage:
-    def __init__(self, journal):
-        self.journal = journal
-        self.points = []   # (scope, start, type, point)
-        self.fail_push = False
-
-    def delete(self, begin=None, end=None, filters=None):
-        self.journal.append(('delete', filters['project_id'], begin, end))
-        scope = filters['project_id']
-        self.points = [p for p in self.points
-                       if not (p[0] == scope and begin <= p[1] < end)]
-
-    def push(self, frames, scope_id=None):
-        for frame in frames:
-            self.journal.append(('push', scope_id, frame.start))
-            for type_, p in frame.iterpoints():
-                self.points.append((scope_id, frame.start, type_, p))
-        if self.fail_push:
-            raise ConnectionError('database went away')
-
-
-class ReplacingStorage(FakeStorage):
-    def replace(self, frame, scope_id):
-        self.journal.append(('replace', scope_id, frame.start))
-        self.points = [p for p in self.points
-                       if not (p[0] == scope_id and p[1] == frame.start)]
-        self.points.extend((scope_id, frame.start, t, p)
-                           for t, p in frame.iterpoints())
-
-
-class FakeScopeState:
-    def __init__(self, journal, last=None, inactive=()):
-        self.journal = journal
-        self.last = dict(last or {})
-        self.inactive = set(inactive)
-        self.reads = 0
-
-    def get_last_processed_timestamp(self, identifier):
-        return self.last.get(identifier)
-
-    def set_last_processed_timestamp(self, identifier, timestamp):
-        self.journal.append(('state', identifier, timestamp))
-        self.last[identifier] = timestamp
-
-    def get_state(self, identifier):
-        self.reads += 1
-        if identifier not in self.last and identifier not in self.inactive:
-            return None
-        return {'last_processed_timestamp': self.last.get(identifier),
-                'active': identifier not in self.inactive}
-
-    def get_last_processed_timestamps(self, identifiers):
-        return {i: self.last.get(i) for i in identifiers
-                if i not in self.inactive}
-
-
-class FakeModuleState:
-    def __init__(self, states=None):
-        self.states = dict(states or {})
-        self.reads = 0
-
-    def get_all(self):
-        self.reads += 1
-        return {k: dict(v) for k, v in self.states.items()}
 
 
 class PriceModule(rating.RatingProcessorBase):
@@ -158,15 +91,15 @@ def no_data(scope, start):
 
 def make_worker(behaviour=None, last=None, settings=None, storage=None,
                 journal=None, **kwargs):
-    journal = journal if journal is not None else Journal()
+    journal = journal if journal is not None else []
     settings = settings or worker.Settings(period=3600, wait_periods=2,
                                            max_threads=4,
                                            collector_request_timeout=5)
     behaviour = behaviour or {'cpu': constant(point(1)),
                               'ram': constant(point(2))}
     fake_collector = FakeCollector(behaviour)
-    storage = storage or FakeStorage(journal)
-    state = kwargs.pop('scope_state', None) or FakeScopeState(journal, last)
+    storage = storage or testing.Storage(journal)
+    state = kwargs.pop('scope_state', None) or testing.ScopeState(journal, last)
     scope_worker = worker.ScopeWorker(
         fake_collector, storage, state, list(behaviour), settings,
         clock=kwargs.pop('clock', lambda: NOW), **kwargs)
@@ -187,19 +120,19 @@ def test_a_visit_reads_the_scope_state_once_whatever_it_rates():
 
 
 def test_new_scope_starts_at_the_month_start():
-    assert worker.next_period_start(None, 3600, 2, NOW) == MONTH
+    assert periods.next_period_start(None, 3600, 2, NOW) == MONTH
 
 
 def test_month_start_is_utc():
     local = datetime.datetime(2024, 4, 1, 1, 30,
                               tzinfo=datetime.timezone(HOUR * 3))
     # 2024-03-31T22:30Z: still March in UTC.
-    assert worker.month_start(local) == MONTH
+    assert periods.month_start(local) == MONTH
 
 
 def test_first_period_of_a_new_scope_waits_like_any_other():
-    assert worker.next_period_start(None, 3600, 2, MONTH + 2 * HOUR) is None
-    assert worker.next_period_start(
+    assert periods.next_period_start(None, 3600, 2, MONTH + 2 * HOUR) is None
+    assert periods.next_period_start(
         None, 3600, 2, MONTH + 2 * HOUR + datetime.timedelta(seconds=1)
     ) == MONTH
 
@@ -208,12 +141,12 @@ def test_next_period_due_strictly_after_wait_periods():
     last = MONTH + 5 * HOUR
     nxt = last + HOUR
     # due iff next + wait_periods * period < now
-    assert worker.next_period_start(last, 3600, 2, nxt + 2 * HOUR) is None
-    assert worker.next_period_start(
+    assert periods.next_period_start(last, 3600, 2, nxt + 2 * HOUR) is None
+    assert periods.next_period_start(
         last, 3600, 2, nxt + 2 * HOUR + datetime.timedelta(microseconds=1)
     ) == nxt
-    assert worker.next_period_start(last, 3600, 0, nxt) is None
-    assert worker.next_period_start(
+    assert periods.next_period_start(last, 3600, 0, nxt) is None
+    assert periods.next_period_start(
         last, 3600, 0, nxt + datetime.timedelta(seconds=1)) == nxt
 
 
@@ -256,48 +189,46 @@ def test_a_lost_lock_stores_nothing_more():
     its own, and abandons the scope, storing nothing, once it is not."""
     scope_worker, _, storage, state, _ = make_worker(last={'p1': MONTH})
     checks = iter([True, True, False])
-    with scope_worker.fenced(lambda: next(checks)):
-        result = scope_worker.rate_scope('p1')
+    result = scope_worker.rate_scope('p1', still_held=lambda: next(checks))
     start = MONTH + HOUR
     assert result.rated == [start, start + HOUR]
     assert 'its lock was lost' in result.error
-    assert result.failure == worker.RATING
+    assert result.failure == health.RATING
     assert state.last['p1'] == start + HOUR
     assert {p[1] for p in storage.points} == {start, start + HOUR}
-    # Outside the block nothing is checked.
+    # Without a check, nothing is checked.
     assert len(scope_worker.rate_scope('p1', max_periods=1).rated) == 1
 
 
-def test_store_order_is_delete_push_then_state():
+def test_store_order_is_replace_then_state():
     scope_worker, _, _, _, journal = make_worker(last={'p1': MONTH})
     scope_worker.rate_scope('p1', max_periods=2)
     start = MONTH + HOUR
     assert journal == [
-        ('delete', 'p1', start, start + HOUR), ('push', 'p1', start),
-        ('state', 'p1', start),
-        ('delete', 'p1', start + HOUR, start + 2 * HOUR),
-        ('push', 'p1', start + HOUR), ('state', 'p1', start + HOUR)]
+        ('replace', 'p1', start), ('state', 'p1', start),
+        ('replace', 'p1', start + HOUR), ('state', 'p1', start + HOUR)]
 
 
-def test_replace_is_used_when_the_storage_has_it():
-    journal = Journal()
-    scope_worker, *_ = make_worker(last={'p1': MONTH}, journal=journal,
-                                   storage=ReplacingStorage(journal))
-    scope_worker.rate_scope('p1', max_periods=1)
-    assert journal == [('replace', 'p1', MONTH + HOUR),
-                       ('state', 'p1', MONTH + HOUR)]
+def test_a_period_is_recorded_as_the_caller_says():
+    scope_worker, _, storage, state, journal = make_worker(last={'p1': MONTH})
+    start = MONTH + HOUR
+    frame = scope_worker.rate_period(
+        'p1', start, usage=scope_worker.usage('p1', start, start + HOUR),
+        record=lambda: journal.append(('recorded', start)))
+    assert journal == [('replace', 'p1', start), ('recorded', start)]
+    assert state.last['p1'] == MONTH and len(frame) == 2
 
 
 def test_a_period_attempted_twice_is_stored_once():
     # The push succeeds but the process "dies" before the state is written:
     # the period is still due and its second store replaces the first.
     scope_worker, _, storage, state, _ = make_worker(last={'p1': MONTH})
-    storage.fail_push = True
+    storage.fail = ConnectionError('database went away')
     result = scope_worker.rate_scope('p1')
     assert 'database went away' in result.error
     assert state.last['p1'] == MONTH
     assert len(storage.points) == 2
-    storage.fail_push = False
+    storage.fail = None
     scope_worker.rate_scope('p1', max_periods=1)
     assert state.last['p1'] == MONTH + HOUR
     assert len(storage.points) == 2
@@ -319,7 +250,7 @@ def test_no_data_at_all_still_records_the_period():
     scope_worker.rate_scope('p1', max_periods=1)
     assert storage.points == []
     assert state.last['p1'] == MONTH + HOUR
-    assert [j[0] for j in journal] == ['delete', 'push', 'state']
+    assert [j[0] for j in journal] == ['replace', 'state']
 
 
 def test_failing_collector_abandons_only_that_scope(caplog):
@@ -398,9 +329,9 @@ def test_collection_is_concurrent_and_bounded_by_max_threads():
 
 
 def test_inactive_scope_is_skipped():
-    journal = Journal()
+    journal = []
     scope_worker, fake_collector, *_ = make_worker(
-        journal=journal, scope_state=FakeScopeState(journal, inactive=['p1']))
+        journal=journal, scope_state=testing.ScopeState(journal, inactive=['p1']))
     result = scope_worker.rate_scope('p1')
     assert result.inactive and result.rated == []
     assert fake_collector.calls == [] and journal == []
@@ -442,9 +373,9 @@ def test_modules_run_in_descending_priority_each_on_the_previous_output():
     order = []
     first = PriceModule('first', 1, order)
     second = PriceModule('second', 2, order)
-    module_state = FakeModuleState({'first': {'enabled': True, 'priority': 5},
-                                    'second': {'enabled': True,
-                                               'priority': 1}})
+    module_state = testing.ModuleState({
+        'first': {'enabled': True, 'priority': 5},
+        'second': {'enabled': True, 'priority': 1}})
     scope_worker, _, storage, _, _ = make_worker(
         behaviour={'cpu': constant(point(1))}, last={'p1': MONTH},
         modules={'second': second, 'first': first},
@@ -456,21 +387,22 @@ def test_modules_run_in_descending_priority_each_on_the_previous_output():
 
 
 class ScopePriceModule(PriceModule):
-    """Prices through for_scope(): scope p2 has a rule of its own."""
+    """Prices through rate(frame, scope_id): scope p2 has a rule of its
+    own."""
 
-    def for_scope(self, scope_id):
-        view = PriceModule(self.module_name, 100 if scope_id == 'p2' else 1,
-                           self.log)
-        return view
+    def rate(self, frame, scope_id):
+        return PriceModule(self.module_name,
+                           100 if scope_id == 'p2' else 1,
+                           self.log).process(frame)
 
 
-def test_modules_rate_through_the_view_of_the_scope_being_rated():
+def test_modules_rate_with_the_scope_being_rated():
     module = ScopePriceModule('hashmap', 0, [])
     scope_worker, _, storage, _, _ = make_worker(
         behaviour={'cpu': constant(point(1))},
         last={'p1': MONTH, 'p2': MONTH}, modules={'hashmap': module},
-        module_state=FakeModuleState({'hashmap': {'enabled': True,
-                                                  'priority': 1}}))
+        module_state=testing.ModuleState(
+            {'hashmap': {'enabled': True, 'priority': 1}}))
     scope_worker.rate_scope('p1', max_periods=1)
     scope_worker.rate_scope('p2', max_periods=1)
     assert [p[3].price for p in storage.points] == [1, 100]
@@ -479,8 +411,8 @@ def test_modules_rate_through_the_view_of_the_scope_being_rated():
 def test_module_changes_apply_from_the_next_period():
     order = []
     module = PriceModule('hashmap', 7, order, default_enabled=False)
-    module_state = FakeModuleState({'hashmap': {'enabled': True,
-                                                'priority': 1}})
+    module_state = testing.ModuleState(
+        {'hashmap': {'enabled': True, 'priority': 1}})
 
     def disable_after_first_period():
         module_state.states['hashmap']['enabled'] = False
@@ -594,9 +526,9 @@ def test_an_abandoned_scope_is_said_once_in_an_oslo_log_line(error):
 
 @pytest.mark.parametrize('metrics', [[]])
 def test_no_metrics_stores_empty_periods(metrics):
-    journal = Journal()
-    storage = FakeStorage(journal)
-    state = FakeScopeState(journal, {'p1': MONTH})
+    journal = []
+    storage = testing.Storage(journal)
+    state = testing.ScopeState(journal, {'p1': MONTH})
     scope_worker = worker.ScopeWorker(
         FakeCollector({}), storage, state, metrics, worker.Settings(),
         clock=lambda: NOW)
@@ -620,12 +552,12 @@ def task(start, end, current=None):
 
 def test_next_reprocess_start():
     end = MONTH + 2 * HOUR
-    assert worker.next_reprocess_start(MONTH, end, None, 3600) == MONTH
-    assert worker.next_reprocess_start(MONTH, end, MONTH, 3600) == \
+    assert periods.next_reprocess_start(MONTH, end, None, 3600) == MONTH
+    assert periods.next_reprocess_start(MONTH, end, MONTH, 3600) == \
         MONTH + HOUR
-    assert worker.next_reprocess_start(MONTH, end, end - HOUR, 3600) == end
-    assert worker.next_reprocess_start(MONTH, end, end, 3600) is None
-    assert worker.next_reprocess_start(MONTH, MONTH, None, 3600) == MONTH
+    assert periods.next_reprocess_start(MONTH, end, end - HOUR, 3600) == end
+    assert periods.next_reprocess_start(MONTH, end, end, 3600) is None
+    assert periods.next_reprocess_start(MONTH, MONTH, None, 3600) == MONTH
 
 
 def test_reprocessing_clears_the_window_then_rates_each_period():
@@ -656,9 +588,9 @@ def test_reprocessing_resumes_without_clearing_again():
         task(MONTH, MONTH + 3 * HOUR, current=MONTH + HOUR),
         FakeSchedule(journal))
     assert result.rated == [MONTH + 2 * HOUR, MONTH + 3 * HOUR]
-    deletes = [j for j in journal if j[0] == 'delete']
-    assert deletes == [('delete', 'p1', MONTH + 2 * HOUR, MONTH + 3 * HOUR),
-                       ('delete', 'p1', MONTH + 3 * HOUR, MONTH + 4 * HOUR)]
+    assert [j for j in journal if j[0] != 'current'] == [
+        ('replace', 'p1', MONTH + 2 * HOUR),
+        ('replace', 'p1', MONTH + 3 * HOUR)]
 
 
 def test_reprocessing_failure_keeps_the_task_where_it_was(caplog):

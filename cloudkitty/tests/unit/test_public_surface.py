@@ -54,3 +54,68 @@ def test_base_classes_are_abstract():
     for base in (collector.BaseCollector, fetcher.BaseFetcher,
                  rating.RatingProcessorBase, v2.BaseStorage):
         assert base.__abstractmethods__, base
+
+
+RATING_NAMES = [
+    ('cloudkitty.rating', 'Pipeline'),
+    ('cloudkitty.testing', 'Storage'),
+    ('cloudkitty.testing', 'ScopeState'),
+    ('cloudkitty.testing', 'ModuleState'),
+]
+
+
+@pytest.mark.parametrize('module, name', RATING_NAMES)
+def test_rating_and_testing_names_importable(module, name):
+    assert getattr(importlib.import_module(module), name) is not None
+
+
+def doubling_module():
+    """A third-party rating module as the guide has it: ``process(data)``
+    only, and a constructor of its own taking ``**kwargs``."""
+    from cloudkitty import dataframe
+    from cloudkitty import rating
+
+    class Doubling(rating.RatingProcessorBase):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+
+        def process(self, data):
+            priced = dataframe.DataFrame(data.start, data.end)
+            for type_, point in data.iterpoints():
+                priced.add_point(point.set_price(point.qty * 2), type_)
+            return priced
+
+    module = Doubling()
+    module.module_name = 'doubling'
+    return module
+
+
+def test_a_module_written_for_process_alone_rates_and_quotes():
+    import datetime
+    import decimal
+
+    from cloudkitty import dataframe
+    from cloudkitty import rating
+    start = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
+    frame = dataframe.DataFrame(start, start + datetime.timedelta(hours=1))
+    frame.add_point(dataframe.DataPoint('u', '1.5', 0, {}, {}), 'cpu')
+    module = doubling_module()
+    pipeline = rating.Pipeline({'doubling': module},
+                               {'doubling': {'enabled': True, 'priority': 1}})
+    for priced in (pipeline.rate(frame, 'scope-a'), pipeline.quote(frame),
+                   rating.rate(frame, [module], 'scope-a')):
+        assert [p.price for _, p in priced.iterpoints()] == [
+            decimal.Decimal('3.0')]
+    with pytest.warns(DeprecationWarning):
+        assert module.for_scope('scope-a') is module
+    # A constructor without an ``engine`` parameter is not handed one.
+    assert not rating._takes_engine(type(module))
+
+
+def test_the_shipped_modules_get_the_process_engine():
+    from cloudkitty import rating
+    engine = object()
+    modules = rating.load_modules(engine=engine)
+    assert modules['hashmap']._engine is engine
+    assert modules['pyscripts']._engine is engine
+    assert set(modules) >= {'hashmap', 'noop', 'pyscripts'}

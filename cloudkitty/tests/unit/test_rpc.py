@@ -4,6 +4,7 @@ driver."""
 import contextlib
 import datetime
 import decimal
+import importlib
 import json
 import logging
 import threading
@@ -11,11 +12,14 @@ import time
 
 from oslo_config import cfg
 import oslo_messaging
+from oslo_messaging import opts as messaging_opts
 import pytest
 
 from cloudkitty import dataframe
+from cloudkitty import messaging
 from cloudkitty.orchestrator import rpc
 from cloudkitty import rating
+from cloudkitty import testing
 from cloudkitty.tests import waiting
 
 D = decimal.Decimal
@@ -61,14 +65,6 @@ class Multiply(rating.RatingProcessorBase):
         return self.process(data)
 
 
-class FakeModuleState:
-    def __init__(self, states):
-        self.states = states
-
-    def get_all(self):
-        return self.states
-
-
 class FakeLocks:
     """Each scope's lock is busy for its first ``busy[scope]`` attempts."""
 
@@ -95,47 +91,35 @@ class FakeLocks:
             self.held.discard(scope_id)
 
 
-class FakeScopeState:
-    def __init__(self, locks, events, error=None):
+class Events(list):
+    """The journal of the doubles: each write noted with whether its
+    scope's lock was held then."""
+
+    def __init__(self, locks):
+        super().__init__()
         self.locks = locks
-        self.events = events
-        self.error = error
 
-    def set_last_processed_timestamp(self, identifier, timestamp, **parts):
-        if self.error:
-            raise self.error
-        self.events.append(('state', identifier, timestamp, parts,
-                            identifier in self.locks.held))
-
-
-class FakeStorage:
-    def __init__(self, locks, events, error=None):
-        self.locks = locks
-        self.events = events
-        self.error = error
-
-    def delete(self, begin=None, end=None, filters=None):
-        if self.error:
-            raise self.error
-        scope_id = next(iter(filters.values()))
-        self.events.append(('delete', begin, end, filters,
-                            scope_id in self.locks.held))
+    def append(self, event):
+        super().append((*event, event[1] in self.locks.held))
 
 
 def make_endpoint(busy=None, lock_timeout=5.0, states=None,
                   scope_error=None, storage_error=None, stop=None):
     locks = FakeLocks(busy)
-    events = []
+    events = Events(locks)
     modules = {'double': Multiply('double', 2), 'tenth': Multiply('tenth',
                                                                   '0.1'),
                'off': Multiply('off', 1000)}
     states = states or {'double': {'enabled': True, 'priority': 1},
                         'tenth': {'enabled': True, 'priority': 5},
                         'off': {'enabled': False, 'priority': 9}}
+    storage = testing.Storage(events)
+    storage.fail = storage_error
+    state = testing.ScopeState(events)
+    state.fail = scope_error
     endpoint = rpc.ProcessorEndpoint(
-        FakeStorage(locks, events, storage_error),
-        FakeScopeState(locks, events, scope_error), modules,
-        FakeModuleState(states), locks, lock_timeout, 3600, stop)
+        storage, state, modules, testing.ModuleState(states), locks,
+        lock_timeout, 3600, stop)
     return endpoint, events, modules
 
 
@@ -143,14 +127,14 @@ def make_endpoint(busy=None, lock_timeout=5.0, states=None,
 def conf():
     conf = cfg.ConfigOpts()
     conf([], project='cloudkitty', default_config_files=[])
-    rpc.register_opts(conf)
+    messaging.register_opts(conf)
     conf.set_override('transport_url', 'fake:/')
     return conf
 
 
 @pytest.fixture
 def transport(conf):
-    transport = rpc.get_transport(conf)
+    transport = messaging.get_transport(conf)
     yield transport
     transport.cleanup()
 
@@ -181,20 +165,49 @@ def wait_for(predicate, timeout=5.0):
 def test_transport_url_counts_only_when_set():
     conf = cfg.ConfigOpts()
     conf([], project='cloudkitty', default_config_files=[])
+    messaging.register_opts(conf)
     # oslo.messaging's own default ("rabbit://") is no configuration.
-    assert not rpc.is_configured(conf)
+    assert not messaging.is_configured(conf)
     conf.set_override('transport_url', 'rabbit://h:5672/')
-    assert rpc.is_configured(conf)
+    assert messaging.is_configured(conf)
     # Registering twice is harmless.
-    rpc.register_opts(conf)
+    messaging.register_opts(conf)
     assert conf.transport_url == 'rabbit://h:5672/'
+
+
+def test_asking_registers_nothing():
+    conf = cfg.ConfigOpts()
+    conf([], project='cloudkitty', default_config_files=[])
+    with pytest.raises(cfg.NoSuchOptError):
+        messaging.is_configured(conf)
+
+
+def test_the_option_groups_oslo_messaging_keeps_global_are_still_there():
+    """The adapter of :func:`cloudkitty.messaging.register_opts`: each
+    group is still defined where it reaches for it, still left out of
+    oslo.messaging's public ``list_opts()`` (else the adapter can go), and
+    registered on the conf it is given, where the RPC client reads it."""
+    public = {group for group, _ in messaging_opts.list_opts()}
+    conf = cfg.ConfigOpts()
+    conf([], project='cloudkitty', default_config_files=[])
+    messaging.register_opts(conf)
+    for module_name, group in messaging.GLOBAL_ONLY_OPTS:
+        options = getattr(importlib.import_module(module_name), group)
+        assert options and all(isinstance(o, cfg.Opt) for o in options)
+        assert group not in public
+        assert {o.dest for o in options} <= set(conf[group])
+    transport = messaging.get_transport(conf, 'fake:/')
+    try:
+        messaging.ProcessorClient(transport, 1)
+    finally:
+        transport.cleanup()
 
 
 # The wire format -----------------------------------------------------------
 
 def test_frames_travel_as_json_native_values_and_come_back_exact():
     frame = make_frame()
-    wire = rpc.frame_to_wire(frame)
+    wire = messaging.frame_to_wire(frame)
     # What the JSON of the drivers does to it changes nothing...
     assert json.loads(json.dumps(wire)) == wire
 
@@ -209,7 +222,7 @@ def test_frames_travel_as_json_native_values_and_come_back_exact():
     assert wire['usage']['cpu'][0]['vol']['qty'] == '0.1'
     assert wire['usage']['cpu'][0]['rating']['price'] == \
         '1E-21'
-    back = rpc.frame_from_wire(json.loads(json.dumps(wire)))
+    back = messaging.frame_from_wire(json.loads(json.dumps(wire)))
     assert back == frame
     assert [p.qty for _t, p in back.iterpoints()] == [
         D('0.1'), D('12345678901234567890.123456789')]
@@ -218,21 +231,21 @@ def test_frames_travel_as_json_native_values_and_come_back_exact():
 
 @pytest.mark.parametrize('qty, price', [(0.1, '0'), ('0.1', 0.5)])
 def test_a_float_quantity_or_price_is_refused(qty, price):
-    wire = rpc.frame_to_wire(make_frame())
+    wire = messaging.frame_to_wire(make_frame())
     wire['usage']['cpu'][0]['vol']['qty'] = qty
     wire['usage']['cpu'][0]['rating']['price'] = price
     with pytest.raises(ValueError, match='as strings'):
-        rpc.frame_from_wire(wire)
+        messaging.frame_from_wire(wire)
 
 
 def test_prices_travel_as_strings():
-    assert rpc.price_from_wire('0.30000000000000000001') == \
+    assert messaging.price_from_wire('0.30000000000000000001') == \
         D('0.30000000000000000001')
     for bad in (0.3, 3, None):
         with pytest.raises(ValueError):
-            rpc.price_from_wire(bad)
+            messaging.price_from_wire(bad)
     with pytest.raises(ValueError):
-        rpc.price_from_wire('NaN')
+        messaging.price_from_wire('NaN')
 
 
 # Quotes --------------------------------------------------------------------
@@ -252,7 +265,7 @@ def test_price_quote_runs_the_enabled_modules_by_priority_with_current_rules():
 
 def test_quote_over_the_transport_is_an_exact_decimal(transport):
     endpoint, _events, modules = make_endpoint()
-    client = rpc.ProcessorClient(transport, quote_timeout=5)
+    client = messaging.ProcessorClient(transport, quote_timeout=5)
     with serving(transport, endpoint):
         price = client.quote(make_frame())
     qty = D('0.1') + D('12345678901234567890.123456789')
@@ -262,9 +275,9 @@ def test_quote_over_the_transport_is_an_exact_decimal(transport):
 
 
 def test_quote_without_a_processor_times_out(transport):
-    client = rpc.ProcessorClient(transport, quote_timeout=0.2)
+    client = messaging.ProcessorClient(transport, quote_timeout=0.2)
     started = time.monotonic()
-    with pytest.raises(rpc.ProcessorUnavailable, match='0.2s'):
+    with pytest.raises(messaging.ProcessorUnavailable, match='0.2s'):
         client.quote(make_frame())
     assert time.monotonic() - started < 3
 
@@ -275,9 +288,9 @@ def test_a_failing_quote_is_reported(transport, caplog):
     def boom(frame):
         raise RuntimeError('rules table missing')
     modules['double'].quote = boom
-    client = rpc.ProcessorClient(transport, quote_timeout=5)
+    client = messaging.ProcessorClient(transport, quote_timeout=5)
     with serving(transport, endpoint), pytest.raises(
-            rpc.QuoteFailed, match='^RuntimeError: rules table missing$'):
+            messaging.QuoteFailed, match='^RuntimeError: rules table missing$'):
         client.quote(make_frame())
     assert 'Quote failed' in caplog.text
 
@@ -291,9 +304,9 @@ def test_a_malformed_answer_is_refused(transport, answer, words):
 
         def quote(self, ctxt, frame):
             return answer
-    client = rpc.ProcessorClient(transport, quote_timeout=5)
+    client = messaging.ProcessorClient(transport, quote_timeout=5)
     with serving(transport, OddEndpoint()), pytest.raises(
-            rpc.QuoteFailed, match=words):
+            messaging.QuoteFailed, match=words):
         client.quote(make_frame())
 
 
@@ -302,27 +315,22 @@ def test_a_malformed_answer_is_refused(transport, answer, words):
 def test_reset_casts_one_message_per_scope_and_the_processor_applies_it(
         transport):
     endpoint, events, _modules = make_endpoint()
-    client = rpc.ProcessorClient(transport, quote_timeout=5)
+    client = messaging.ProcessorClient(transport, quote_timeout=5)
     other = dict(SCOPE, scope_id='s2', collector='prometheus')
     with serving(transport, endpoint):
         client.reset_state([SCOPE, other], T0)
         assert wait_for(lambda: len(events) == 4)
     parts = {'scope_key': 'project_id', 'fetcher': 'source'}
-    by_scope = sorted(events, key=lambda e: (e[0], str(e[1])))
-    # Rated again from T0: the last period kept is the one before.
+    # Rated again from T0: the last period kept is the one before; each
+    # scope under its lock, its state first, then its data from T0 on.
     before = T0 - datetime.timedelta(hours=1)
-    assert ('state', 's1', before, dict(parts, collector='file'),
-            True) in events
-    assert ('state', 's2', before, dict(parts, collector='prometheus'),
-            True) in events
-    deletes = [e for e in by_scope if e[0] == 'delete']
-    assert sorted(e[3]['project_id'] for e in deletes) == ['s1', 's2']
-    assert all(e[1:3] == (T0, None) and e[4] for e in deletes)
-    # Each scope: its state first, then its data.
     for scope_id in ('s1', 's2'):
-        kinds = [e[0] for e in events
-                 if scope_id in (e[1], (e[3] or {}).get('project_id'))]
-        assert kinds == ['state', 'delete']
+        assert [e for e in events if e[1] == scope_id] == [
+            ('state', scope_id, before, True),
+            ('delete', scope_id, T0, None, True)]
+    assert endpoint._scope_state.parts == {
+        's1': dict(parts, collector='file'),
+        's2': dict(parts, collector='prometheus')}
 
 
 def test_a_reset_nobody_listens_to_is_refused_not_lost(
@@ -341,9 +349,9 @@ def test_a_reset_nobody_listens_to_is_refused_not_lost(
                 Exception('NO_ROUTE'), target.exchange, target.topic,
                 message)
     monkeypatch.setattr(transport._driver, 'send', no_queue)
-    client = rpc.ProcessorClient(transport, quote_timeout=5)
+    client = messaging.ProcessorClient(transport, quote_timeout=5)
     other = dict(SCOPE, scope_id='s2')
-    with pytest.raises(rpc.ProcessorUnavailable,
+    with pytest.raises(messaging.ProcessorUnavailable,
                        match='reset of scope s1 was returned by the broker: '
                              'no processor listens'):
         client.reset_state([SCOPE, other], T0)
@@ -395,7 +403,7 @@ def test_a_failed_delete_is_logged(caplog):
     endpoint, events, _modules = make_endpoint(
         storage_error=RuntimeError('storage is down'))
     assert not endpoint.reset_state({}, SCOPE, T0.isoformat())
-    assert [e[0] for e in events] == ['state']
+    assert [e[0] for e in events] == ['state', 'delete']
     assert 'state set, but deleting' in caplog.text
     assert 'storage is down' in caplog.text
 
@@ -418,7 +426,7 @@ def test_hold_waiting_releases_the_lock_on_error():
 
 def test_private_methods_are_not_served(transport):
     endpoint, events, _modules = make_endpoint()
-    client = rpc.ProcessorClient(transport, quote_timeout=1)
+    client = messaging.ProcessorClient(transport, quote_timeout=1)
     with serving(transport, endpoint):
         call = client._client.prepare(timeout=1)
         with pytest.raises(Exception) as info:

@@ -17,8 +17,6 @@ import pytest
 
 from cloudkitty.api import app as api_app
 from cloudkitty.tests.functional.api import conftest as api_conftest
-from cloudkitty.tests.functional.api.conftest import (  # noqa: F401
-    backends, conf, database, rated, scope_reset, template_db)
 from cloudkitty.tests.functional import live_server
 
 #: When p1 and p2 were processed up to.

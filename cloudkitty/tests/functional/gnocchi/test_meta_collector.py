@@ -28,8 +28,6 @@ from cloudkitty import db
 from cloudkitty.orchestrator import processor
 from cloudkitty import storage_state
 from cloudkitty.tests.functional.api import conftest as api_conftest
-from cloudkitty.tests.functional.api.conftest import database  # noqa: F401
-from cloudkitty.tests.functional.api.conftest import template_db  # noqa: F401,E501
 from cloudkitty.tests.functional.gnocchi import conftest as gnocchi_conftest
 from cloudkitty.tests.functional.prometheus import conftest as prom_conftest
 from cloudkitty.tests.functional.prometheus.conftest import prometheus  # noqa: F401,E501

@@ -27,7 +27,6 @@ from cloudkitty.api import app as api_app
 from cloudkitty import conf as ck_conf
 from cloudkitty import storage
 from cloudkitty.tests.functional.api import conftest as api_conftest
-from cloudkitty.tests.functional.api.conftest import template_db  # noqa: F401
 from cloudkitty.tests.functional.keystone import server
 from cloudkitty.tests.functional import live_server
 

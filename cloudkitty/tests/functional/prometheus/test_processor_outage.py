@@ -29,7 +29,7 @@ import pytest
 from cloudkitty.tests.functional.prometheus import conftest
 from cloudkitty.tests.functional.prometheus import proxy
 from cloudkitty.tests.functional.prometheus import server
-from cloudkitty.tests.functional import test_processor as harness
+from cloudkitty.tests.functional import harness
 
 HOUR = datetime.timedelta(hours=1)
 HOURS = 96

@@ -37,13 +37,10 @@ from cloudkitty.rating.pyscripts import db as scripts_db
 from cloudkitty.rating.pyscripts import exceptions as exc
 from cloudkitty.rating.pyscripts import sandbox
 from cloudkitty.tests.functional.api import conftest as api_fixtures
-from cloudkitty.tests.functional.api.conftest import conf  # noqa: F401
-from cloudkitty.tests.functional.api.conftest import database  # noqa: F401
-from cloudkitty.tests.functional.api.conftest import template_db  # noqa: F401
 from cloudkitty.tests.functional import live_server
 from cloudkitty.tests.functional.rating import test_pyscripts_sandbox as base
 from cloudkitty.tests.functional import shared_servers
-from cloudkitty.tests.functional import test_processor as harness
+from cloudkitty.tests.functional import harness
 from cloudkitty.tests.functional import test_processor_api as steered
 
 D = decimal.Decimal
