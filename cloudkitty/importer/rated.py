@@ -20,6 +20,7 @@ import dataclasses
 import datetime
 import time
 
+from cloudkitty import importer
 from cloudkitty.importer import influx
 from cloudkitty.importer import v1sql
 from cloudkitty.storage import v2
@@ -116,6 +117,12 @@ def copy_rated(source, storage, begin, end, step=_DAY, out=print,
     progress = Progress(points=source.count(begin, end))
     for first, last in chunks(begin, end, step):
         frames = source.frames(first, last)
+        stray = [f.start for f in frames if not first <= f.start < last]
+        if stray:
+            # Stored, they would escape the chunk's replace.
+            raise importer.ImportFailed(
+                f'{source} gave a period starting {stray[0].isoformat()} '
+                f'for [{first.isoformat()}, {last.isoformat()})')
         count = sum(len(frame) for frame in frames)
         if sums(frames, storage.scope_key) == stored_sums(storage, first,
                                                           last):

@@ -15,9 +15,13 @@ from cloudkitty import dataframe
 from cloudkitty import importer
 from cloudkitty import storage_state
 
-_TABLE = sa.table('rated_data_frames', *(sa.column(name) for name in (
-    'id', 'tenant_id', 'begin', 'end', 'unit', 'qty', 'res_type', 'rate',
-    'desc')))
+_TABLE = sa.table(
+    'rated_data_frames', sa.column('id', sa.Integer),
+    sa.column('tenant_id', sa.String), sa.column('begin', sa.DateTime),
+    sa.column('end', sa.DateTime), sa.column('unit', sa.String),
+    sa.column('qty', sa.Numeric(asdecimal=True)),
+    sa.column('res_type', sa.String), sa.column('rate', sa.Float),
+    sa.column('desc', sa.Text))
 
 
 class V1SQLSource(importer.RatedSource):

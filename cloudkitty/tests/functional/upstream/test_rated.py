@@ -50,7 +50,8 @@ class MemorySource(importer.RatedSource):
                     {'project_id': scope, 'id': f'vm-{scope}'},
                     {'flavor': 'm1'}), 'instance')
                 frame.add_point(dataframe.DataPoint(
-                    'GiB', D('2.5'), D('0.0485'), {'project_id': scope}, {}), 'volume')
+                    'GiB', D('2.5'), D('0.0485'), {'project_id': scope},
+                    {}), 'volume')
             self.points.append(frame)
             moment += HOUR
 
@@ -145,6 +146,20 @@ def test_verification_finds_a_missing_day(storage):
     assert 'DIFFERS' in verify.table(lines)
 
 
+class SloppySource(MemorySource):
+    """Gives every frame whatever the window."""
+
+    def frames(self, begin, end):
+        return self.points
+
+
+def test_a_period_outside_the_chunk_is_refused(storage):
+    with pytest.raises(importer.ImportFailed, match='a period starting '
+                       '2026-01-31T00:00:00'):
+        copy(SloppySource(), storage, [])
+    assert rated.stored_sums(storage, BEGIN, END) == {}
+
+
 UPSTREAM_DDL = """
 -- Costs and levels as text: MariaDB's DECIMAL is exact, SQLite's
 -- NUMERIC would turn them into floats.
@@ -235,3 +250,50 @@ def test_upstream_database_is_only_read(engines):
     with pytest.raises(sa.exc.OperationalError, match='readonly|read-only'):
         with upstream.begin() as conn:
             conn.exec_driver_sql('DELETE FROM hashmap_services')
+
+
+# Dates as SQLAlchemy writes them on SQLite (text, compared as text).
+V1_DDL = """
+CREATE TABLE rated_data_frames (id INTEGER PRIMARY KEY, tenant_id TEXT,
+    begin DATETIME, "end" DATETIME, unit TEXT, qty NUMERIC, res_type TEXT,
+    rate FLOAT, "desc" TEXT);
+INSERT INTO rated_data_frames VALUES
+    (1, 'p1', '2026-01-31 23:00:00.000000', '2026-02-01 00:00:00.000000',
+     'instance', '1.00000', 'instance', 0.1, '{"flavor": "m1"}'),
+    (2, 'p1', '2026-01-31 23:00:00.000000', '2026-02-01 00:00:00.000000',
+     'instance', '1.00000', 'instance', 0.2, '{"flavor": "m2"}'),
+    (3, 'p2', '2026-02-01 00:00:00.000000', '2026-02-01 01:00:00.000000',
+     'GiB', '2.50000', 'volume', 0.0485, '{}'),
+    (4, NULL, '2026-02-01 00:00:00.000000', '2026-02-01 01:00:00.000000',
+     'GiB', '1.00000', 'volume', 1e-07, '{}');
+"""
+
+
+def test_v1_sql_rated_data_frames_are_copied_and_agree(tmp_path, storage):
+    url = f'sqlite:///{tmp_path}/upstream.sqlite'
+    setup = db.create_engine(url)
+    with setup.begin() as conn:
+        for statement in V1_DDL.split(';'):
+            if statement.strip():
+                conn.exec_driver_sql(statement)
+    setup.dispose()
+    source = rated.SOURCES['v1sql'](importer.upstream_engine(url))
+    begin, end = rated.default_window(source)
+    assert (begin, end) == (datetime.datetime(2026, 1, 31, tzinfo=UTC),
+                            datetime.datetime(2026, 2, 2, tzinfo=UTC))
+    progress = rated.copy_rated(source, storage, begin, end,
+                                out=lambda line: None)
+    assert (progress.points, progress.stored) == (4, 4)
+    # Prices are floats upstream: Decimal(repr(value)), summed exactly.
+    assert rated.stored_sums(storage, begin, end) == {
+        ('p1', 'instance'): (D(2), D('0.3')),
+        ('p2', 'volume'): (D('2.5'), D('0.0485')),
+        (None, 'volume'): (D(1), D('1E-7'))}
+    lines = verify.compare(source, storage, begin, end)
+    assert [line.agrees for line in lines] == [True, True, True]
+    # Upstream's SUM of 0.1 and 0.2 is a float sum, within tolerance.
+    assert lines[0].upstream == (D(2), D('0.30000000000000004'))
+    retrieved = storage.retrieve(begin, end, paginate=False)['dataframes']
+    assert [dict(point.metadata) for frame in retrieved
+            for _, point in frame.iterpoints()][:2] == [
+        {'flavor': 'm1'}, {'flavor': 'm2'}]
