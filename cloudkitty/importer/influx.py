@@ -11,7 +11,9 @@ back with ``SELECT * ... GROUP BY *`` and sums them with
 """
 
 import datetime
+import functools
 import json
+import types
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -96,6 +98,7 @@ class InfluxSource(importer.RatedSource):
 
     def frames(self, begin, end):
         frames = {}
+        periods = {}
         # GROUP BY *: one series per tag set, the tags given once per
         # series; three times faster than InfluxDB merging every series
         # into one time-ordered answer.
@@ -109,15 +112,21 @@ class InfluxSource(importer.RatedSource):
                     f'or raise the limit')
             columns = series['columns']
             tags = series.get('tags') or {}
+            # A resource's labels repeat period after period: one frozen
+            # copy of each, shared by its points.
+            labels = {}
             for values in series['values']:
                 row = dict(zip(columns, values), **tags)
-                start = _time(row['time'])
-                period = row.get(_PERIOD_FIELD) or self.period
-                key = (start, start + datetime.timedelta(seconds=period))
-                frame = frames.get(key)
+                period = periods.get((row['time'], row.get(_PERIOD_FIELD)))
+                if period is None:
+                    start = _time(row['time'])
+                    period = periods[(row['time'], row.get(_PERIOD_FIELD))] = (
+                        start, start + datetime.timedelta(
+                            seconds=row.get(_PERIOD_FIELD) or self.period))
+                frame = frames.get(period)
                 if frame is None:
-                    frame = frames[key] = dataframe.DataFrame(*key)
-                frame.add_point(_point(row), row['type'])
+                    frame = frames[period] = dataframe.DataFrame(*period)
+                frame.add_point(_point(row, labels), row['type'])
         return [frames[key] for key in sorted(frames)]
 
     def totals(self, begin, end):
@@ -133,18 +142,26 @@ class InfluxSource(importer.RatedSource):
         return sums
 
 
+@functools.lru_cache(maxsize=1024)
 def _keys(text):
-    return [key for key in (text or '').split('|') if key]
+    return tuple(key for key in (text or '').split('|') if key)
 
 
-def _point(row):
+def _point(row, labels):
     """A DataPoint from a row of ``SELECT *``, as upstream's storage
-    rebuilds it (a key without value reads ``''``)."""
-    return dataframe.DataPoint(
-        row.get('unit'), row['qty'], row['price'],
-        {key: _value(row.get(key)) for key in _keys(row.get('groupby'))},
-        {key: _value(row.get(key)) for key in _keys(row.get('metadata'))},
-        row.get('description'))
+    rebuilds it (a key without value reads ``''``); ``labels`` caches the
+    frozen groupby and metadata by their keys and values."""
+    signature = tuple((key, row.get(key)) for key in _keys(
+        row.get('groupby'))), tuple((key, row.get(key)) for key in _keys(
+            row.get('metadata')))
+    frozen = labels.get(signature)
+    if frozen is None:
+        frozen = labels[signature] = tuple(
+            types.MappingProxyType({key: _value(value)
+                                    for key, value in pairs})
+            for pairs in signature)
+    return dataframe.DataPoint(row.get('unit'), row['qty'], row['price'],
+                               *frozen, row.get('description'))
 
 
 def _value(value):
