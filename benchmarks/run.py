@@ -42,8 +42,6 @@ def benchmarks(points):
         'lock': [['lock_bench.py']],
         # From an InfluxDB of its own into PostgreSQL.
         'import': [['import_bench.py', '--points', points]],
-        # From an InfluxDB of its own into PostgreSQL.
-        'import': [['import_bench.py', '--points', points]],
     }
 
 
