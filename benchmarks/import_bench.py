@@ -107,7 +107,8 @@ def timed(what, points, storage, influxdb, work):
     print(f'{what}: {points:,} points in {wall:.1f} s, '
           f'{points / wall:,.0f} points/s; CPU: import {cpu[0]:.1f} s, '
           f'influxd {cpu[1]:.1f} s, PostgreSQL {cpu[2]:.1f} s, '
-          f'{points / sum(cpu):,.0f} points per CPU second', flush=True)
+          f'{points / max(sum(cpu), 0.01):,.0f} points per CPU second',
+          flush=True)
     return result
 
 

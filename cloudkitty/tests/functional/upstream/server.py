@@ -1,8 +1,10 @@
 """A real upstream CloudKitty 25.0.0 for the import tests.
 
-Upstream lives in a virtualenv of its own (:mod:`cached_venv`, pinned by
-``constraints.txt``: it is a peer system the tests talk to, never a
-dependency), its database on MariaDB (its ``cloudkitty-dbsync`` fails on
+Upstream lives in a virtualenv of its own,
+``$XDG_CACHE_HOME/cloudkitty-test/upstream-venv`` (or
+``$CLOUDKITTY_TEST_UPSTREAM_VENV``; see :mod:`cached_venv`), pinned by
+``constraints.txt`` (SQLAlchemy below 2 among them): it is a peer system
+the tests talk to, never a dependency. Its database on MariaDB (its ``cloudkitty-dbsync`` fails on
 SQLite, and on PostgreSQL under SQLAlchemy 2), its rated data in an
 InfluxDB 1.x (Debian's ``influxdb``) that :class:`InfluxDB` starts on free
 ports in a temporary directory, never the system service.
@@ -16,7 +18,6 @@ Run as a script to install and time it::
     python -m cloudkitty.tests.functional.upstream.server
 """
 
-import hashlib
 import json
 import os
 import pathlib
@@ -46,11 +47,10 @@ class UpstreamUnavailable(Exception):
 
 
 def venv_dir():
+    # ensure_venv installs anew when REQUIREMENTS or the pins change.
     override = os.environ.get('CLOUDKITTY_TEST_UPSTREAM_VENV')
-    if override:
-        return pathlib.Path(override)
-    digest = hashlib.sha256('\n'.join(REQUIREMENTS).encode()).hexdigest()
-    return cached_venv.cache_dir() / f'upstream-venv-{digest[:12]}'
+    return pathlib.Path(override or cached_venv.cache_dir() /
+                        'upstream-venv')
 
 
 def ensure_installed():

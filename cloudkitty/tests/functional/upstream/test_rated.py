@@ -188,15 +188,22 @@ INSERT INTO hashmap_thresholds VALUES (4, 'thr-uuid', '50', '0.98', 'rate',
 """
 
 
-@pytest.fixture
-def engines(tmp_path):
-    up_url = f'sqlite:///{tmp_path}/upstream.sqlite'
-    setup = db.create_engine(up_url)
+def upstream_sqlite(tmp_path, script):
+    """The URL of an SQLite file standing for upstream's database, made
+    by ``script`` (statements separated by semicolons)."""
+    url = f'sqlite:///{tmp_path}/upstream.sqlite'
+    setup = db.create_engine(url)
     with setup.begin() as conn:
-        for statement in UPSTREAM_DDL.split(';'):
+        for statement in script.split(';'):
             if statement.strip():
                 conn.exec_driver_sql(statement)
     setup.dispose()
+    return url
+
+
+@pytest.fixture
+def engines(tmp_path):
+    up_url = upstream_sqlite(tmp_path, UPSTREAM_DDL)
     ours = db.create_engine(f'sqlite:///{tmp_path}/ours.sqlite')
     migration.upgrade(ours)
     upstream = importer.upstream_engine(up_url)
@@ -270,14 +277,8 @@ INSERT INTO rated_data_frames VALUES
 
 
 def test_v1_sql_rated_data_frames_are_copied_and_agree(tmp_path, storage):
-    url = f'sqlite:///{tmp_path}/upstream.sqlite'
-    setup = db.create_engine(url)
-    with setup.begin() as conn:
-        for statement in V1_DDL.split(';'):
-            if statement.strip():
-                conn.exec_driver_sql(statement)
-    setup.dispose()
-    source = rated.SOURCES['v1sql'](importer.upstream_engine(url))
+    source = rated.SOURCES['v1sql'](importer.upstream_engine(
+        upstream_sqlite(tmp_path, V1_DDL)))
     begin, end = rated.default_window(source)
     assert (begin, end) == (datetime.datetime(2026, 1, 31, tzinfo=UTC),
                             datetime.datetime(2026, 2, 2, tzinfo=UTC))
