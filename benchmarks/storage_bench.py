@@ -25,10 +25,10 @@ the four time keys collectors add) and 3 metadata keys, fresh dicts for
 every point as a collector builds them.
 
 The functions (:func:`make_frames`, :func:`make_storage`,
-:func:`bench_push`, :func:`bench_per_frame`, :func:`settle`, :func:`bench_total`, :func:`run`) are
-meant to be called by other benchmark drivers too. The database servers are
-those of the storage tests (``CLOUDKITTY_TEST_POSTGRESQL_URL``,
-``CLOUDKITTY_TEST_MARIADB_URL``).
+:func:`bench_push`, :func:`bench_per_frame`, :func:`settle`,
+:func:`bench_total`, :func:`run`) are meant to be called by other benchmark
+drivers too. The database servers are those of the storage tests
+(``CLOUDKITTY_TEST_POSTGRESQL_URL``, ``CLOUDKITTY_TEST_MARIADB_URL``).
 """
 
 import argparse

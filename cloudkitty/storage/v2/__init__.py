@@ -2,15 +2,18 @@
 
 :class:`BaseStorage` holds the public methods (``init``, ``push``,
 ``retrieve``, ``total``, ``delete``, ``replace``, ``replace_many``) with
-their contracts and everything backends share: argument checking, the default ``[begin, end)``
-window, the mapping of ``time-*`` groupby keys, ``custom_fields`` parsing
-and the shape of the results. A backend implements small primitives
-(``_push``, ``_retrieve``, ``_total``, ``_delete``) that receive arguments
-already normalised into a :class:`Query`, :class:`GroupKey` list and
+their contracts and everything backends share: argument checking, the
+default ``[begin, end)`` window, the mapping of ``time-*`` groupby keys,
+``custom_fields`` parsing and the shape of the results. A backend
+implements small primitives (``_push``, ``_retrieve``, ``_total``,
+``_delete``, optionally ``_replace_many``) that receive arguments already
+normalised into a :class:`Query`, :class:`GroupKey` list and
 :class:`Field` list.
 
 Backends are entry points of ``cloudkitty.storage.v2.backends`` and are
-built with the service's ``ConfigOpts``: ``Backend(conf)``.
+built with the service's ``ConfigOpts``: ``Backend(conf)``, and
+``engine=`` the process's database engine where the constructor takes it
+(:func:`cloudkitty.storage.get_storage`).
 """
 
 import abc

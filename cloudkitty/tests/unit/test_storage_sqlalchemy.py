@@ -5,26 +5,26 @@ import decimal
 
 import pytest
 
+from cloudkitty.db import types as db_types
 from cloudkitty.storage.v2.sqlalchemy import dialects
-from cloudkitty.storage.v2.sqlalchemy import models
 from cloudkitty.storage.v2.sqlalchemy import writes
 
 D = decimal.Decimal
 
 
 @pytest.mark.parametrize('column, value, text', [
-    (models.PRICE, D('0.1'), '0.1'),
-    (models.PRICE, D('0.00000000000000000000000000015'),
+    (db_types.PRICE, D('0.1'), '0.1'),
+    (db_types.PRICE, D('0.00000000000000000000000000015'),
      '2E-28'),
-    (models.PRICE, D('-0.00000000000000000000000000015'),
+    (db_types.PRICE, D('-0.00000000000000000000000000015'),
      '-2E-28'),
-    (models.PRICE, D('0.00000000000000000000000000014'), '1E-28'),
+    (db_types.PRICE, D('0.00000000000000000000000000014'), '1E-28'),
     # A tie after an even digit: half-even would give 2E-28.
-    (models.PRICE, D('0.00000000000000000000000000025'), '3E-28'),
-    (models.PRICE, D('999999999999.9999999999999999999999999999'),
+    (db_types.PRICE, D('0.00000000000000000000000000025'), '3E-28'),
+    (db_types.PRICE, D('999999999999.9999999999999999999999999999'),
      '999999999999.9999999999999999999999999999'),
-    (models.QTY, D('99999999999999999999.5'), '99999999999999999999.5'),
-    (models.QTY, D('1E+5'), '1E+5'),
+    (db_types.QTY, D('99999999999999999999.5'), '99999999999999999999.5'),
+    (db_types.QTY, D('1E+5'), '1E+5'),
 ])
 def test_sqlite_decimal_rounds_half_up_at_28_digits(column, value, text):
     sqlite_type = column._variant_mapping['sqlite']
@@ -32,10 +32,10 @@ def test_sqlite_decimal_rounds_half_up_at_28_digits(column, value, text):
 
 
 @pytest.mark.parametrize('column, value', [
-    (models.PRICE, D(10) ** 12),
-    (models.PRICE, -D(10) ** 12),
-    (models.QTY, D(10) ** 20),
-    (models.QTY, D('99999999999999999999.99999999999999999999999999995')),
+    (db_types.PRICE, D(10) ** 12),
+    (db_types.PRICE, -D(10) ** 12),
+    (db_types.QTY, D(10) ** 20),
+    (db_types.QTY, D('99999999999999999999.99999999999999999999999999995')),
 ])
 def test_sqlite_decimal_refuses_what_numeric_refuses(column, value):
     with pytest.raises(ValueError):

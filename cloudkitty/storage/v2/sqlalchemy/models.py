@@ -40,88 +40,15 @@ which has no decimal type, exact decimal text summed by a registered
 aggregate); timestamps are naive UTC.
 """
 
-import decimal
-
 import sqlalchemy as sa
 from sqlalchemy import orm
-from sqlalchemy.dialects import mysql
-from sqlalchemy.dialects import postgresql
 
 from cloudkitty.db import models
+from cloudkitty.db import types as db_types
 
-#: Digits after the decimal point of stored quantities and prices.
-SCALE = 28
-#: Integer digits: quantities (bytes, seconds...) can be large; costs
-#: stay below a trillion.
-QTY_INTEGER_DIGITS = 20
-PRICE_INTEGER_DIGITS = 12
-
-
-class SQLiteDecimal(sa.types.TypeDecorator):
-    """Decimal stored as exact text on SQLite, which has no decimal type.
-
-    Values are rounded half-up to ``scale`` digits and refused beyond
-    ``precision``, as ``NUMERIC(precision, scale)`` does elsewhere.
-    """
-
-    impl = sa.String(80)
-    cache_ok = True
-
-    def __init__(self, precision, scale):
-        super().__init__()
-        self.precision = precision
-        self.scale = scale
-        self._quantum = decimal.Decimal(1).scaleb(-scale)
-        self._limit = decimal.Decimal(10) ** (precision - scale)
-
-    def to_text(self, value):
-        """Return the stored text of a Decimal (``ValueError`` if too big)."""
-        text = str(value)
-        dot = text.find('.')
-        # Small numbers may be written 1E-30: let quantize() tell.
-        if 'E-' in text or (dot >= 0 and len(text) - dot - 1 > self.scale):
-            value = value.quantize(self._quantum, decimal.ROUND_HALF_UP,
-                                   context=_WIDE)
-            text = str(value)
-        if value.copy_abs() >= self._limit:
-            raise ValueError(f'{value} does not fit NUMERIC('
-                             f'{self.precision}, {self.scale})')
-        return text
-
-    def process_bind_param(self, value, dialect):
-        return None if value is None else self.to_text(
-            decimal.Decimal(value))
-
-    def process_result_value(self, value, dialect):
-        return None if value is None else decimal.Decimal(value)
-
-
-_WIDE = decimal.Context(prec=100)
-
-
-def money(integer_digits):
-    """``NUMERIC(integer_digits + SCALE, SCALE)``, exact text on SQLite."""
-    precision = integer_digits + SCALE
-    return sa.Numeric(precision, SCALE, asdecimal=True).with_variant(
-        SQLiteDecimal(precision, SCALE), 'sqlite')
-
-
-def key_string(length):
-    """A string compared byte-wise on every database."""
-    return sa.String(length).with_variant(
-        postgresql.VARCHAR(length, collation='C'), 'postgresql').with_variant(
-        mysql.VARCHAR(length, charset='utf8mb4',
-                      collation='utf8mb4_nopad_bin'), 'mysql', 'mariadb')
-
-
-TIMESTAMP = sa.DateTime().with_variant(mysql.DATETIME(fsp=6),
-                                       'mysql', 'mariadb')
-JSON = sa.JSON().with_variant(postgresql.JSONB(), 'postgresql')
-BIG_ID = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
-QTY = money(QTY_INTEGER_DIGITS)
-PRICE = money(PRICE_INTEGER_DIGITS)
-#: Sums of quantities or of prices: as wide as a quantity.
-SUM = money(QTY_INTEGER_DIGITS)
+# The column types live in cloudkitty.db.types; rating/hash/models.py
+# still reads ``money`` here.
+money = db_types.money
 
 
 class RatedBatch(models.Base):
@@ -132,11 +59,12 @@ class RatedBatch(models.Base):
         sa.Index('ix_rated_batches_scope_begin', 'scope_id', 'period_begin'),
     )
 
-    id: orm.Mapped[int] = orm.mapped_column(BIG_ID, primary_key=True,
+    id: orm.Mapped[int] = orm.mapped_column(db_types.BIG_ID,
+                                            primary_key=True,
                                             autoincrement=True)
-    scope_id = orm.mapped_column(key_string(255), nullable=True)
-    period_begin = orm.mapped_column(TIMESTAMP, nullable=False)
-    period_end = orm.mapped_column(TIMESTAMP, nullable=False)
+    scope_id = orm.mapped_column(db_types.key_string(255), nullable=True)
+    period_begin = orm.mapped_column(db_types.TIMESTAMP, nullable=False)
+    period_end = orm.mapped_column(db_types.TIMESTAMP, nullable=False)
 
 
 class RatedLabel(models.Base):
@@ -148,9 +76,9 @@ class RatedLabel(models.Base):
                                             autoincrement=False)
     unit = orm.mapped_column(sa.String(255), nullable=False)
     description = orm.mapped_column(sa.Text, nullable=True)
-    groupby = orm.mapped_column(JSON, nullable=False)
+    groupby = orm.mapped_column(db_types.JSON, nullable=False)
     # ``metadata`` is reserved on declarative classes.
-    meta = orm.mapped_column('metadata', JSON, nullable=False)
+    meta = orm.mapped_column('metadata', db_types.JSON, nullable=False)
 
 
 class RatedPoint(models.Base):
@@ -167,13 +95,13 @@ class RatedPoint(models.Base):
         sa.BigInteger, primary_key=True, autoincrement=False)
     seq: orm.Mapped[int] = orm.mapped_column(
         sa.Integer, primary_key=True, autoincrement=False)
-    period_begin = orm.mapped_column(TIMESTAMP, nullable=False)
-    period_end = orm.mapped_column(TIMESTAMP, nullable=False)
-    scope_id = orm.mapped_column(key_string(255), nullable=True)
-    type = orm.mapped_column(key_string(255), nullable=False)
+    period_begin = orm.mapped_column(db_types.TIMESTAMP, nullable=False)
+    period_end = orm.mapped_column(db_types.TIMESTAMP, nullable=False)
+    scope_id = orm.mapped_column(db_types.key_string(255), nullable=True)
+    type = orm.mapped_column(db_types.key_string(255), nullable=False)
     label_id = orm.mapped_column(sa.BigInteger, nullable=False)
-    qty = orm.mapped_column(QTY, nullable=False)
-    price = orm.mapped_column(PRICE, nullable=False)
+    qty = orm.mapped_column(db_types.QTY, nullable=False)
+    price = orm.mapped_column(db_types.PRICE, nullable=False)
 
 
 class RatedTotal(models.Base):
@@ -187,12 +115,12 @@ class RatedTotal(models.Base):
 
     batch_id: orm.Mapped[int] = orm.mapped_column(
         sa.BigInteger, primary_key=True, autoincrement=False)
-    type = orm.mapped_column(key_string(255), primary_key=True)
-    period_begin = orm.mapped_column(TIMESTAMP, nullable=False)
-    period_end = orm.mapped_column(TIMESTAMP, nullable=False)
-    scope_id = orm.mapped_column(key_string(255), nullable=True)
-    qty = orm.mapped_column(SUM, nullable=False)
-    price = orm.mapped_column(SUM, nullable=False)
+    type = orm.mapped_column(db_types.key_string(255), primary_key=True)
+    period_begin = orm.mapped_column(db_types.TIMESTAMP, nullable=False)
+    period_end = orm.mapped_column(db_types.TIMESTAMP, nullable=False)
+    scope_id = orm.mapped_column(db_types.key_string(255), nullable=True)
+    qty = orm.mapped_column(db_types.SUM, nullable=False)
+    price = orm.mapped_column(db_types.SUM, nullable=False)
 
 
 class RatedDailyTotal(models.Base):
@@ -200,10 +128,10 @@ class RatedDailyTotal(models.Base):
 
     __tablename__ = 'rated_daily_totals'
 
-    scope_id = orm.mapped_column(key_string(255), primary_key=True)
-    type = orm.mapped_column(key_string(255), primary_key=True)
+    scope_id = orm.mapped_column(db_types.key_string(255), primary_key=True)
+    type = orm.mapped_column(db_types.key_string(255), primary_key=True)
     day = orm.mapped_column(sa.Date, primary_key=True)
-    qty = orm.mapped_column(SUM, nullable=False)
-    price = orm.mapped_column(SUM, nullable=False)
+    qty = orm.mapped_column(db_types.SUM, nullable=False)
+    price = orm.mapped_column(db_types.SUM, nullable=False)
     totals: orm.Mapped[int] = orm.mapped_column(sa.BigInteger,
                                                 nullable=False)

@@ -16,6 +16,7 @@ import typing
 import sqlalchemy as sa
 
 from cloudkitty import dataframe
+from cloudkitty.db import types as db_types
 from cloudkitty.storage import v2
 from cloudkitty.storage.v2.sqlalchemy import dialects
 from cloudkitty.storage.v2.sqlalchemy import models
@@ -26,7 +27,7 @@ _LABELS = models.RatedLabel.__table__
 _BATCHES = models.RatedBatch.__table__
 _TOTALS = models.RatedTotal.__table__
 _DAILY = models.RatedDailyTotal.__table__
-_QUANTUM = decimal.Decimal(1).scaleb(-models.SCALE)
+_QUANTUM = decimal.Decimal(1).scaleb(-db_types.SCALE)
 _QTY = operator.itemgetter(1)    # of a DataPoint
 _PRICE = operator.itemgetter(2)
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(',', ':'))
@@ -38,10 +39,11 @@ _LABEL_CACHE_MAX = 200_000
 
 
 def stored(value):
-    """``value`` as a NUMERIC column of :data:`~.models.SCALE` decimals
-    stores it: rounded half away from zero (as PostgreSQL and MariaDB
-    round, and :class:`~.models.SQLiteDecimal`)."""
-    if value.as_tuple().exponent >= -models.SCALE:
+    """``value`` as a NUMERIC column of
+    :data:`~cloudkitty.db.types.SCALE` decimals stores it: rounded half
+    away from zero (as PostgreSQL and MariaDB round, and
+    :class:`~cloudkitty.db.types.SQLiteDecimal`)."""
+    if value.as_tuple().exponent >= -db_types.SCALE:
         return value
     return value.quantize(_QUANTUM, decimal.ROUND_HALF_UP,
                           context=v2.DECIMAL_CONTEXT)
@@ -202,7 +204,7 @@ class Writer:
         ``rated_totals``
         row (a tuple of :data:`~.dialects.TOTAL_COLUMNS`): the sums of its
         values as the database stores them (rounded to
-        :data:`~.models.SCALE` decimals).
+        :data:`~cloudkitty.db.types.SCALE` decimals).
 
         The inner loop runs once per point: it is written for speed (strings
         rather than tuples also spare the garbage collector; a value's
