@@ -5,9 +5,10 @@
 
 Stores ``--points`` rated points (:func:`storage_bench.make_frames`: 1,000
 scopes, 10 types) in a throwaway PostgreSQL database, serves the API
-(noauth) with gunicorn (``cloudkitty.wsgi.api:application``, ``--workers``
-processes of ``--threads`` threads, by default 4 of 2 as the shipped
-``etc/systemd/cloudkitty-api.service`` runs it) on a free loopback port,
+(noauth) with gunicorn (``cloudkitty.wsgi.api:application``) as the
+shipped ``etc/systemd/cloudkitty-api.service`` runs it (one worker per CPU
+of two threads, ``etc/cloudkitty/gunicorn.conf.py``; ``--workers`` and
+``--threads`` change them) on a free loopback port,
 and has
 ``--clients`` concurrent clients (8), each on its own keep-alive
 connection, send ``--requests`` requests in a row to
@@ -27,6 +28,7 @@ the number of groups).
 """
 
 import argparse
+import collections
 import contextlib
 import datetime
 import decimal
@@ -43,6 +45,8 @@ import threading
 import time
 import urllib.parse
 
+import psutil
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 
@@ -56,9 +60,11 @@ from cloudkitty.tests.functional import storage as db_servers  # noqa: E402
 
 TOP = pathlib.Path(__file__).resolve().parent.parent
 PASTE_CONFIG = TOP / 'etc' / 'cloudkitty' / 'api_paste.ini'
+API_UNIT = TOP / 'etc' / 'systemd' / 'cloudkitty-api.service'
+GUNICORN_CONFIG = TOP / 'etc' / 'cloudkitty' / 'gunicorn.conf.py'
 WINDOW = (storage_bench.START,
           storage_bench.START + datetime.timedelta(days=366))
-START_TIMEOUT = 60
+START_TIMEOUT = 120
 #: Latency target of the routes, p50 with 8 clients (README).
 TARGET_P50_MS = 100
 
@@ -102,22 +108,51 @@ connection = {url}
     return path
 
 
+def unit_environment(unit=API_UNIT):
+    """The ``Environment=`` variables of a systemd unit file, but the
+    configuration file's path (the benchmark has its own)."""
+    env = {}
+    for line in unit.read_text().splitlines():
+        if line.startswith('Environment='):
+            for assignment in line[len('Environment='):].split():
+                name, _, value = assignment.partition('=')
+                env[name] = value
+    env.pop('CLOUDKITTY_CONFIG_FILE', None)
+    return env
+
+
+#: A running server: its address, process id and the seconds from its
+#: start to its first 200.
+Server = collections.namedtuple('Server', 'address pid first_200_s')
+
+
 @contextlib.contextmanager
-def serve(config, workers=4, threads=2):
-    """Run gunicorn on ``config``; yield ``(host, port)``."""
+def serve(config, workers=None, threads=None):
+    """Run gunicorn on ``config`` as ``etc/systemd/cloudkitty-api.service``
+    does (its environment, ``etc/cloudkitty/gunicorn.conf.py``), on a free
+    loopback port, with ``workers`` and ``threads`` instead of the
+    configuration's when given; yield a :data:`Server`."""
     port = live_server.free_port()
+    argv = [sys.executable, '-m', 'gunicorn', '--config',
+            str(GUNICORN_CONFIG), '--bind', f'127.0.0.1:{port}',
+            '--access-logfile', '/dev/null', '--keep-alive', '30',
+            '--timeout', '300']
+    if workers:
+        argv += ['--workers', str(workers)]
+    if threads:
+        argv += ['--threads', str(threads)]
     log = open(config.parent / 'gunicorn.log', 'ab')  # noqa: SIM115
+    started = time.monotonic()
     process = subprocess.Popen(
-        [sys.executable, '-m', 'gunicorn', '--bind', f'127.0.0.1:{port}',
-         '--workers', str(workers), '--threads', str(threads),
-         '--worker-class', 'gthread', '--keep-alive', '30',
-         '--timeout', '300', 'cloudkitty.wsgi.api:application'],
-        env=dict(os.environ, CLOUDKITTY_CONFIG_FILE=str(config)),
+        argv + ['cloudkitty.wsgi.api:application'],
+        env=dict(os.environ, **unit_environment(),
+                 CLOUDKITTY_CONFIG_FILE=str(config)),
         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
         cwd=TOP, start_new_session=True)
     try:
         _wait_until_up(process, port, config.parent / 'gunicorn.log')
-        yield '127.0.0.1', port
+        yield Server(('127.0.0.1', port), process.pid,
+                     time.monotonic() - started)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -138,7 +173,7 @@ def _wait_until_up(process, port, log_path):
             if status == 200:
                 return
         except OSError:
-            time.sleep(0.2)
+            time.sleep(0.02)
     raise RuntimeError(f'the API did not start: '
                        f'{log_path.read_text(errors="replace")[-3000:]}')
 
@@ -217,7 +252,7 @@ def _check(name, body, expected):
                            f'{expected["groups"]} expected')
 
 
-def run(n_points=1000000, clients=8, requests=20, workers=4, threads=2,
+def run(n_points=1000000, clients=8, requests=20, workers=None, threads=None,
         n_scopes=1000, n_types=10, url=None, max_seconds=300,
         single_requests=5):
     """Store the data, serve the API, load each route; return the figures.
@@ -241,8 +276,7 @@ def run(n_points=1000000, clients=8, requests=20, workers=4, threads=2,
                        for type_, _ in frame.iterpoints()}),
     }
     result = {'points': n_points, 'clients': clients,
-              'requests_per_client': requests,
-              'server': f'gunicorn, {workers} workers x {threads} threads'}
+              'requests_per_client': requests}
     with contextlib.ExitStack() as stack:
         if url is None:
             url = stack.enter_context(
@@ -259,8 +293,13 @@ def run(n_points=1000000, clients=8, requests=20, workers=4, threads=2,
 
         directory = pathlib.Path(stack.enter_context(
             tempfile.TemporaryDirectory(prefix='ck-api-bench.')))
-        address = stack.enter_context(serve(
+        server = stack.enter_context(serve(
             _write_config(directory, url), workers=workers, threads=threads))
+        address = server.address
+        threads_text = threads or "the unit's"
+        result['server'] = (
+            f'gunicorn, {len(psutil.Process(server.pid).children())} '
+            f'workers x {threads_text} threads')
         result['routes'] = {}
         for name, path in routes().items():
             # Warm-up: every worker thread builds its backends and caches.
@@ -303,10 +342,12 @@ def main(argv=None):
     parser.add_argument('--clients', type=int, default=8)
     parser.add_argument('--requests', type=int, default=20,
                         help='requests per client and route')
-    parser.add_argument('--workers', type=int, default=4,
-                        help='gunicorn worker processes')
-    parser.add_argument('--threads', type=int, default=2,
-                        help='threads per gunicorn worker')
+    parser.add_argument('--workers', type=int,
+                        help='gunicorn worker processes (default: the '
+                        "unit's, one per CPU)")
+    parser.add_argument('--threads', type=int,
+                        help="threads per gunicorn worker (default: the "
+                        "unit's, 2)")
     parser.add_argument('--url', help='use this database instead of a '
                         'throwaway one (the data stays)')
     parser.add_argument('--json', action='store_true',

@@ -50,31 +50,14 @@ import storage_bench  # noqa: E402
 from cloudkitty import db  # noqa: E402
 from cloudkitty.db import migration  # noqa: E402
 from cloudkitty import storage as ck_storage  # noqa: E402
-from cloudkitty.tests.functional import live_server  # noqa: E402
 from cloudkitty.tests.functional import storage as db_servers  # noqa: E402
 from cloudkitty.tests.functional import test_processor  # noqa: E402
 
 TOP = pathlib.Path(__file__).resolve().parent.parent
-API_UNIT = TOP / 'etc' / 'systemd' / 'cloudkitty-api.service'
 PROCESSOR_UNIT = TOP / 'etc' / 'systemd' / 'cloudkitty-processor.service'
-GUNICORN_CONFIG = TOP / 'etc' / 'cloudkitty' / 'gunicorn.conf.py'
 #: What an API worker may hold after the warm-up (issue 17), MiB.
 TARGET_WORKER_RSS_MIB = 100
 MIB = 2 ** 20
-START_TIMEOUT = 120
-
-
-def unit_environment(unit):
-    """The ``Environment=`` variables of a systemd unit file, but the
-    configuration file's path (the benchmark has its own)."""
-    env = {}
-    for line in unit.read_text().splitlines():
-        if line.startswith('Environment='):
-            for assignment in line[len('Environment='):].split():
-                name, _, value = assignment.partition('=')
-                env[name] = value
-    env.pop('CLOUDKITTY_CONFIG_FILE', None)
-    return env
 
 
 def routes(scope_id):
@@ -131,47 +114,6 @@ def _settled(processes, timeout=60):
         before = now
 
 
-@contextlib.contextmanager
-def serve_api(config, workers=None):
-    """gunicorn as the unit runs it, on a free loopback port; yields
-    ``(address, server process, seconds from start to the first 200)``."""
-    port = live_server.free_port()
-    argv = [sys.executable, '-m', 'gunicorn', '--config',
-            str(GUNICORN_CONFIG), '--bind', f'127.0.0.1:{port}',
-            '--access-logfile', '/dev/null']
-    if workers:
-        argv += ['--workers', str(workers)]
-    log = open(config.parent / 'gunicorn.log', 'ab')  # noqa: SIM115
-    started = time.monotonic()
-    process = subprocess.Popen(
-        argv + ['cloudkitty.wsgi.api:application'],
-        env=dict(os.environ, **unit_environment(API_UNIT),
-                 CLOUDKITTY_CONFIG_FILE=str(config)),
-        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-        cwd=TOP, start_new_session=True)
-    try:
-        first_200 = _first_200(process, port, started)
-        yield ('127.0.0.1', port), psutil.Process(process.pid), first_200
-    finally:
-        live_server.stop_process(process)
-        log.close()
-
-
-def _first_200(process, port, started):
-    deadline = started + START_TIMEOUT
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            connection = http.client.HTTPConnection('127.0.0.1', port,
-                                                    timeout=5)
-            connection.request('GET', '/')
-            if connection.getresponse().status == 200:
-                return time.monotonic() - started
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError('the API did not answer 200 within '
-                       f'{START_TIMEOUT}s')
-
-
 def warm_up(address, requests, clients=4, rounds=3):
     """``clients`` threads, each on its own keep-alive connection, send
     every request of ``requests`` (from :func:`routes`) ``rounds`` times;
@@ -226,16 +168,16 @@ def bench_api(n_points=10000, workers=None, clients=4, rounds=3, url=None):
         directory = pathlib.Path(stack.enter_context(
             tempfile.TemporaryDirectory(prefix='ck-mem-bench.')))
         config = api_bench._write_config(directory, url)
-        address, server, first_200 = stack.enter_context(
-            serve_api(config, workers))
-        children = server.children()
+        server = stack.enter_context(api_bench.serve(config, workers))
+        master = psutil.Process(server.pid)
+        children = master.children()
         idle = _settled(children)
-        statuses = warm_up(address, routes(scope_id), clients=clients,
+        statuses = warm_up(server.address, routes(scope_id), clients=clients,
                            rounds=rounds)
         warm = _settled(children)
         return {'workers': len(children),
-                'start_to_first_200_s': first_200,
-                'master': memory(server), 'idle': idle, 'warm': warm,
+                'start_to_first_200_s': server.first_200_s,
+                'master': memory(master), 'idle': idle, 'warm': warm,
                 'requests': sum(statuses.values()), 'statuses': statuses}
 
 
@@ -250,7 +192,7 @@ def bench_processor(workers=2, scopes=10, hours=24, timeout=300):
         process = subprocess.Popen(
             [sys.executable, '-m', 'cloudkitty.cli.processor',
              '--config-file', str(scenario.config)],
-            env=dict(os.environ, **unit_environment(PROCESSOR_UNIT)),
+            env=dict(os.environ, **api_bench.unit_environment(PROCESSOR_UNIT)),
             cwd=TOP, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, start_new_session=True)
         try:
