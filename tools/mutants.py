@@ -130,16 +130,17 @@ MUTATIONS = (
         'the flat costs of one group add up instead of the largest '
         'applying',
         HASH_RULES,
-        '        acc[0] = max(acc[0], cost)\n',
-        '        acc[0] = acc[0] + cost\n',
+        '    return (other[0] if other[0] > fold[0] else fold[0], '
+        'fold[1] * other[1])\n',
+        '    return (other[0] + fold[0], fold[1] * other[1])\n',
         HASH_TESTS),
     Mutation(
         'threshold-tie-break-flipped-fields',
         'on equal levels the last field threshold by name wins, not the '
         'first',
         HASH_RULES,
-        'levels[i] > field_best[group][0]',
-        'levels[i] >= field_best[group][0]',
+        'entry[0] > field_best[group][0]',
+        'entry[0] >= field_best[group][0]',
         (f'{HASH_PROPERTY}::test_thresholds_of_equal_level',
          f'{HASH_PROPERTY}::test_worked_cases')),
     Mutation(

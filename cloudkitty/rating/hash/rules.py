@@ -31,7 +31,9 @@ and on the string values of the few fields that carry rules. The groups'
 contributions are therefore folded, per combination of those values, into
 a piecewise linear function of qty (``price += M * qty + C``, with one
 piece per interval between service threshold levels): the point's plan,
-computed once per combination and memoised. The points of a service are
+computed once per combination and memoised, from what each value
+contributes (its mappings folded per group, the threshold it reaches in
+each), worked out once per value. The points of a service are
 then priced column by column, each step one C-level ``map`` over all of
 them: their label values looked up in the memo, their qtys bisected into a
 piece, ``price + (M * qty + C)``, the new points built. No Python code
@@ -44,12 +46,12 @@ step-by-step definition above gives.
 
 import bisect
 import collections
-import contextlib
 import decimal
-import gc
 import itertools
 import operator
+import types
 
+from cloudkitty import _perf
 from cloudkitty import dataframe
 
 # 12 integer + 28 decimal digits per cost; a price multiplies a few of them
@@ -63,6 +65,9 @@ RULE_TYPES = (FLAT, RATE)
 
 _ZERO = decimal.Decimal(0)
 _ONE = decimal.Decimal(1)
+# What a group's matched mappings fold into, before any: (flat, rate).
+_NEUTRAL = (_ZERO, _ONE)
+_NO_FOLDS = types.MappingProxyType({})
 # x + _NO_CONSTANT is x, digit for digit, for any x CONTEXT computes: the
 # sum of two numbers takes the smaller exponent, and adding a negative zero
 # keeps the sign of a zero. Pieces without a constant add it, so that a
@@ -122,6 +127,18 @@ def _field_piece(flat, rate, field_threshold):
     return rate * cost * flat
 
 
+def _combined(fold, other):
+    """Two folds of mappings matched in one group as one: the larger flat
+    (the first on a tie), the product of the rates."""
+    return (other[0] if other[0] > fold[0] else fold[0], fold[1] * other[1])
+
+
+def _fold_mapping(folds, rule):
+    """Fold the mapping ``rule`` into ``folds`` (group -> (flat, rate))."""
+    own = (rule.cost, _ONE) if rule.type == FLAT else (_ZERO, rule.cost)
+    folds[rule.group] = _combined(folds.get(rule.group, _NEUTRAL), own)
+
+
 class _ServicePlan:
     """The rules of one service in one scope, and the memo of point plans.
 
@@ -142,6 +159,11 @@ class _ServicePlan:
     since ``8``, ``8.0`` and ``True`` would be one dict key but are three
     different strings; it serves every point whose rule fields are all in
     its metadata as strings, and nothing else needs to be computed then.
+
+    What a plan is made of is worked out once per field value, whatever
+    the plans it takes part in: the mappings a value matches, folded per
+    group (``flat``, ``rate``), and the threshold a value reaches in each
+    group.
     """
 
     __slots__ = (
@@ -150,9 +172,10 @@ class _ServicePlan:
         '_by_index',
         '_constants',
         '_crossings',
+        '_field_levels',
         '_field_maps',
-        '_field_thresholds',
         '_layout',
+        '_reached',
         '_service_groups',
         'constant',
         'fast',
@@ -165,15 +188,14 @@ class _ServicePlan:
     )
 
     def __init__(self, mappings, thresholds):
-        base = {}                        # group -> [flat, rate]
-        field_maps = collections.defaultdict(dict)  # field -> value -> [..]
+        base = {}                        # group -> (flat, rate)
+        field_maps = collections.defaultdict(dict)  # field -> value -> ..
         for rule in mappings:
             if rule.field is None:
-                _fold_mapping(base.setdefault(rule.group, [_ZERO, _ONE]),
-                              rule.type, rule.cost)
+                _fold_mapping(base, rule)
             else:
-                field_maps[rule.field].setdefault(rule.value, []).append(
-                    (rule.group, rule.type, rule.cost))
+                _fold_mapping(field_maps[rule.field].setdefault(
+                    rule.value, {}), rule)
         service_thresholds = collections.defaultdict(list)
         field_thresholds = collections.defaultdict(
             lambda: collections.defaultdict(list))
@@ -185,19 +207,21 @@ class _ServicePlan:
                 field_thresholds[rule.field][rule.group].append(entry)
         self._base = base
         self._field_maps = dict(field_maps)
-        self._field_thresholds = {
-            field: {group: _sorted_levels(entries)
-                    for group, entries in by_group.items()}
+        self._field_levels = {
+            field: tuple((group,) + _sorted_levels(entries)
+                         for group, entries in by_group.items())
             for field, by_group in field_thresholds.items()}
+        # Field -> value as a string -> group -> the threshold reached.
+        self._reached = {field: {} for field in field_thresholds}
         self._init_service_thresholds(service_thresholds)
         self.fields = tuple(sorted(set(field_maps) | set(field_thresholds)))
         specs = []
         self._by_index = {}
         for field in self.fields:
-            if field in self._field_thresholds:
+            if field in field_thresholds:
                 specs.append((field, None))
             else:
-                # Fields without thresholds: value -> index of its matches.
+                # Fields without thresholds: value -> index of its folds.
                 values = sorted(self._field_maps[field])
                 specs.append((field, {v: i for i, v in enumerate(values)}))
                 self._by_index[field] = [self._field_maps[field][v]
@@ -268,35 +292,51 @@ class _ServicePlan:
             self.fast[self.getter(metadata)] = plan
         return plan
 
+    def _reached_by(self, field, value):
+        """``{group: (level, type, cost)}``: the highest threshold of
+        ``field`` that ``value`` (a string) reaches in each group."""
+        reached = self._reached[field].get(value)
+        if reached is None:
+            reached = {}
+            try:
+                number = dataframe.to_decimal(value)
+            except ValueError:
+                number = None            # not a number: reaches nothing
+            if number is not None:
+                for group, levels, entries in self._field_levels[field]:
+                    i = bisect.bisect_right(levels, number) - 1
+                    if i >= 0:
+                        reached[group] = entries[i]
+            if len(self._reached[field]) >= _MEMO_LIMIT:
+                self._reached[field].clear()
+            self._reached[field][value] = reached
+        return reached
+
     def _plan(self, parts):
-        groups = {g: list(acc) for g, acc in self._base.items()}
+        groups = dict(self._base)
         field_best = {}                  # group -> (level, type, cost)
         for field, part in zip(self.fields, parts):
             if part is None:
                 continue
             if field in self._by_index:
-                matches = self._by_index[field][part]
+                folds = self._by_index[field][part]
             else:
-                matches = self._field_maps.get(field, {}).get(part, ())
-            for group, type_, cost in matches:
-                _fold_mapping(groups.setdefault(group, [_ZERO, _ONE]),
-                              type_, cost)
-            by_group = self._field_thresholds.get(field)
-            if by_group is None:
+                folds = self._field_maps.get(field, _NO_FOLDS).get(
+                    part, _NO_FOLDS)
+            for group, fold in folds.items():
+                known = groups.get(group)
+                groups[group] = (fold if known is None
+                                 else _combined(known, fold))
+            if field not in self._reached:
                 continue
-            try:
-                number = dataframe.to_decimal(part)
-            except ValueError:
-                continue
-            for group, (levels, entries) in by_group.items():
-                i = bisect.bisect_right(levels, number) - 1
-                if i >= 0 and (group not in field_best
-                               or levels[i] > field_best[group][0]):
-                    field_best[group] = entries[i]
+            # Fields in name order: on equal levels the first one wins.
+            for group, entry in self._reached_by(field, part).items():
+                if group not in field_best or entry[0] > field_best[group][0]:
+                    field_best[group] = entry
         static = _ZERO
-        for group, best in field_best.items():
+        for group in field_best:
             if group not in groups:
-                groups[group] = [_ZERO, _ONE]
+                groups[group] = _NEUTRAL
         for group, (flat, rate) in groups.items():
             if group not in self._service_groups:
                 static += _field_piece(flat, rate, field_best.get(group))
@@ -304,7 +344,7 @@ class _ServicePlan:
             return static or self.unpriced
         by_group = []                    # per _layout group: its pieces
         for group, entries, _levels in self._layout:
-            flat, rate = groups.get(group, (_ZERO, _ONE))
+            flat, rate = groups.get(group, _NEUTRAL)
             best = field_best.get(group)
             alone = (_field_piece(flat, rate, best), _ZERO)
             own = [alone]
@@ -349,26 +389,27 @@ class _ServicePlan:
         """The plans of the points labelled ``groupbys`` and ``metadatas``
         (two sequences), as a list.
 
-        Looked up in ``fast``, one C-level ``map`` per step. Values met for
-        the first time get one plan each (from one of their points) before
-        the lookup runs again; what ``fast`` cannot hold (values that are
-        not strings) is then looked up point by point, as is every point
-        when one lacks a rule field, has an unhashable value or has a rule
-        field in its groupby.
+        Looked up in ``fast``, one C-level ``map``. When some miss, values
+        met for the first time get one plan each (from one of their points)
+        before the lookup runs again; what ``fast`` cannot hold (values
+        that are not strings) is then looked up point by point, as is every
+        point when one lacks a rule field, has an unhashable value or has a
+        rule field in its groupby.
         """
+        fast = self.fast
         try:
             if all(map(self.fieldset.isdisjoint, groupbys)):
                 keys = list(map(self.getter, metadatas))
-                plans = list(map(self.fast.get, keys,
-                                 itertools.repeat(_MISSING)))
-                if _holds(plans, _MISSING):
-                    for key, i in dict(zip(keys, itertools.count())).items():
-                        if key not in self.fast:
-                            self.slow_plan(groupbys[i], metadatas[i])
-                    plans = list(map(self.fast.get, keys,
-                                     itertools.repeat(_MISSING)))
-                    for i in _where(plans, _MISSING):
-                        plans[i] = self.slow_plan(groupbys[i], metadatas[i])
+                try:
+                    return list(map(fast.__getitem__, keys))
+                except KeyError:
+                    pass
+                firsts = dict(zip(keys, itertools.count()))
+                for i in map(firsts.__getitem__, set(keys) - fast.keys()):
+                    self.slow_plan(groupbys[i], metadatas[i])
+                plans = list(map(fast.get, keys, itertools.repeat(_MISSING)))
+                for i in _where(plans, _MISSING):
+                    plans[i] = self.slow_plan(groupbys[i], metadatas[i])
                 return plans
         except (KeyError, TypeError):  # a field missing, or unhashable
             pass
@@ -389,7 +430,7 @@ class _ServicePlan:
         elif self.constant is self.unpriced:
             return points
         else:  # no field rules: every point has the same plan
-            plans = [self.constant] * len(points)
+            plans = itertools.repeat(self.constant, len(points))
         pieces = plans
         if self._breaks:
             pieces = map(operator.getitem, plans,
@@ -405,17 +446,10 @@ class _ServicePlan:
             _new_tuple, itertools.repeat(dataframe.DataPoint),
             zip(units, qtys, map(operator.add, prices, added), groupbys,
                 metadatas, descriptions)))
-        if _holds(plans, self.unpriced):
+        if self.fields and _holds(plans, self.unpriced):
             return [point if plan is self.unpriced else new
                     for point, new, plan in zip(points, priced, plans)]
         return priced
-
-
-def _fold_mapping(acc, type_, cost):
-    if type_ == FLAT:
-        acc[0] = max(acc[0], cost)
-    else:
-        acc[1] = acc[1] * cost
 
 
 def _where(values, marker):
@@ -434,26 +468,6 @@ def _holds(values, marker):
 def _sorted_levels(entries):
     entries = sorted(entries, key=lambda entry: entry[0])
     return tuple(e[0] for e in entries), tuple(entries)
-
-
-@contextlib.contextmanager
-def _collector_paused():
-    """Pause the cyclic garbage collector, if it runs, for the block.
-
-    Pricing allocates one tuple per point and makes no reference cycle,
-    but each allocation counts towards a collection, and a full one scans
-    every live point: 20 to 60 % of a million-point frame's time. The
-    previous state is restored (a concurrent pause that found it off
-    leaves it to the first one).
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _compile(mappings, thresholds):
@@ -478,7 +492,7 @@ class ScopeRules:
     def process(self, frame):
         """Return a new DataFrame with every point of ``frame`` priced."""
         priced = dataframe.DataFrame(frame.start, frame.end)
-        with decimal.localcontext(CONTEXT), _collector_paused():
+        with decimal.localcontext(CONTEXT), _perf.gc_paused():
             for type_, points in frame.itertypes():
                 plan = self._services.get(type_)
                 priced.add_points(
@@ -517,14 +531,20 @@ class RuleSet:
             self._global = ScopeRules(
                 None, _compile(global_mappings, global_thresholds))
         self._scopes = {}
+        self._sorted = None
 
     def __eq__(self, other):
         if not isinstance(other, RuleSet):
             return NotImplemented
-        return (sorted(map(_sort_key, self.mappings))
-                == sorted(map(_sort_key, other.mappings))
-                and sorted(map(_sort_key, self.thresholds))
-                == sorted(map(_sort_key, other.thresholds)))
+        return self is other or self._contents() == other._contents()
+
+    def _contents(self):
+        # What equality compares, in an order of its own; worked out once,
+        # since a processor compares each set it loads with those it holds.
+        if self._sorted is None:
+            self._sorted = (sorted(map(_sort_key, self.mappings)),
+                            sorted(map(_sort_key, self.thresholds)))
+        return self._sorted
 
     __hash__ = None
 
