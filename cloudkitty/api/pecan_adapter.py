@@ -11,11 +11,15 @@ modules call a cached ``getargspec``.
 v2 needs no patch (its routes are a table, :mod:`cloudkitty.api.v2`); it
 gains too, as Pecan still reads the signature of the endpoint it calls.
 
+:func:`content_types` reads the media types a controller is served in,
+which Pecan keeps in a private attribute (``pecan.util._cfg``).
+
 What this relies on, checked by ``cloudkitty/tests/unit/api/
 test_pecan_adapter.py`` so that a Pecan release changing it fails a test
 rather than the service: each module of :data:`PATCHED_MODULES` has a
-module-level ``getargspec`` that it calls by that name, and
-``requirements.txt`` bounds Pecan to the releases checked.
+module-level ``getargspec`` that it calls by that name, ``pecan.util._cfg``
+holds what ``pecan.expose`` says, and ``requirements.txt`` bounds Pecan
+to the releases checked.
 """
 
 import functools
@@ -57,3 +61,11 @@ def remember_argspecs():
     for module in PATCHED_MODULES:
         if getattr(module, 'getargspec', None) is original:
             module.getargspec = getargspec
+
+
+def content_types(controller):
+    """The media types ``controller`` (a handler exposed with
+    ``pecan.expose``) is served in, sorted; none for ``None``."""
+    if controller is None:
+        return []
+    return sorted(util._cfg(controller).get('content_types', {}))

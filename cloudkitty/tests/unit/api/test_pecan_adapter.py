@@ -20,8 +20,10 @@ TOP = pathlib.Path(__file__).resolve().parents[4]
 
 def _pecan_requirement():
     for line in (TOP / 'requirements.txt').read_text().splitlines():
-        if line and not line.startswith('#') and requirements.Requirement(line).name == 'pecan':
-            return requirements.Requirement(line)
+        if line and not line.startswith('#'):
+            requirement = requirements.Requirement(line)
+            if requirement.name == 'pecan':
+                return requirement
     raise AssertionError('pecan is not in requirements.txt')
 
 
@@ -86,3 +88,18 @@ def test_an_unhashable_callable_is_inspected_each_time():
 
     assert pecan_adapter.util.getargspec(Unhashable()).args == \
         ['self', 'value']
+
+
+def test_content_types_are_those_pecan_expose_declares():
+    assert pecan_adapter.content_types(_Books().get_one) == \
+        ['application/json']
+
+    class Page:
+        @pecan.expose(content_type='text/html')
+        @pecan.expose('json', content_type='application/json')
+        def show(self):
+            return {}
+
+    assert pecan_adapter.content_types(Page().show) == \
+        ['application/json', 'text/html']
+    assert pecan_adapter.content_types(None) == []
