@@ -41,12 +41,10 @@ fetch is two bisections. A malformed record makes every fetch fail with a
 
 import array
 import bisect
-import contextlib
 import csv
 import datetime
 import decimal
 import functools
-import gc
 import itertools
 import json
 import math
@@ -58,6 +56,7 @@ import types
 
 import voluptuous
 
+from cloudkitty import _perf
 from cloudkitty import collector
 from cloudkitty.collector import metrics_conf
 from cloudkitty.collector import quantity
@@ -428,19 +427,6 @@ class _Columns:
         self.labels = array.array('I', self.labels)
 
 
-@contextlib.contextmanager
-def _gc_paused():
-    # Parsing allocates millions of objects that all survive; letting the
-    # collector scan them again and again would double the indexing time.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def parse_file(path):
     """Parse one usage file.
 
@@ -454,8 +440,11 @@ def parse_file(path):
     buckets = {}
     parse = _parse_csv if path.lower().endswith('.csv') else _parse_jsonl
     try:
+        # Parsing allocates millions of objects that all survive; letting
+        # the garbage collector scan them again and again would double the
+        # indexing time.
         with open(path, encoding='utf-8-sig', newline='') as stream, \
-                _gc_paused():
+                _perf.gc_paused():
             parse(path, stream, parser, buckets)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise UsageFileError(f'{path}: cannot read: {exc}') from None
@@ -481,7 +470,7 @@ class UsageIndex:
             self.labels.extend(label_table)
             for key, columns in buckets.items():
                 parts.setdefault(key, []).append((columns, offset))
-        with _gc_paused():
+        with _perf.gc_paused():
             self.buckets = {key: _Columns.merge(p) for key, p in parts.items()}
         scopes = {}
         for metric, scope in self.buckets:
