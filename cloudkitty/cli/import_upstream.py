@@ -109,6 +109,7 @@ def run(conf, out=print):
         out(f'{source}: no rated data')
         return 0
     backend = storage.get_storage(conf)
+    backend.init()
     out(f'rated data of [{begin:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M}) '
         f'from {source}')
     progress = rated.copy_rated(

@@ -9,6 +9,7 @@ storage totals for the same windows, a run killed half-way then resumed
 stores everything once, and another run stores nothing.
 """
 
+import datetime
 import decimal
 import signal
 import subprocess
@@ -24,6 +25,7 @@ from cloudkitty.api import hooks
 from cloudkitty.cli import import_upstream
 from cloudkitty import conf as ck_conf
 from cloudkitty import db
+from cloudkitty import storage
 from cloudkitty.tests.functional.upstream import conftest
 
 D = decimal.Decimal
@@ -79,11 +81,15 @@ def upstream_rows(upstream, table, columns):
                 f'ORDER BY id')
 
 
-def our_app(url):
+def our_conf(url):
     conf = ck_conf.register_all(cfg.ConfigOpts())
     conf([], project='cloudkitty', default_config_files=[])
     conf.set_override('connection', url, 'database')
     conf.set_override('auth_strategy', 'noauth')
+    return conf
+
+
+def our_app(conf):
     return webtest.TestApp(api_app.setup_app(conf, hooks.Backends(
         conf, scope_reset=lambda *args: None)))
 
@@ -138,7 +144,7 @@ def test_import_resumed_repeated_and_compared(upstream, ours, tmp_path,
     # Our API gives upstream's storage totals, month by month.
     windows = [[b.isoformat(), e.isoformat()] for b, e in conftest.MONTHS]
     theirs = upstream.side('totals', {'windows': windows})
-    app = our_app(ours)
+    app = our_app(our_conf(ours))
     for (begin, end), their_rows in zip(windows, theirs):
         summary = app.get('/v2/summary', params={
             'begin': begin, 'end': end, 'groupby': ['type', 'project_id'],
@@ -157,6 +163,24 @@ def test_import_resumed_repeated_and_compared(upstream, ours, tmp_path,
                 'service': row['type']}).json)
             assert total == pytest.approx(decimal.Decimal(row['rate']),
                                           rel=decimal.Decimal('1e-9'))
+
+    # Point by point, a day of each month: upstream's own retrieve and
+    # ours give the same points, labels and Decimal(repr(float)) prices.
+    backend = storage.get_storage(our_conf(ours))
+    for begin, _ in conftest.MONTHS:
+        window = {'begin': begin.isoformat(),
+                  'end': (begin + datetime.timedelta(days=1)).isoformat()}
+        theirs = sorted(
+            (type_, unit, D(qty), D(price), sorted(groupby.items()),
+             sorted(metadata.items()))
+            for type_, unit, qty, price, groupby, metadata in
+            upstream.side('retrieve', window))
+        assert len(theirs) == 24 * len(conftest.SCOPES) * 2 * 2
+        assert sorted(
+            (type_, point.unit, point.qty, point.price,
+             sorted(point.groupby.items()), sorted(point.metadata.items()))
+            for frame in backend.retrieve(paginate=False, **window)[
+                'dataframes'] for type_, point in frame.iterpoints()) == theirs
 
     # Our quotes are upstream's, with the rules imported.
     resources = [

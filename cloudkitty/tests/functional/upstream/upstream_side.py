@@ -15,6 +15,9 @@ and writes a JSON answer on stdout:
   upstream's storage (InfluxDB); answers the number of points;
 - ``totals``: ``{"windows": [[begin, end]]}``: upstream's storage
   ``total`` grouped by type and project_id per window;
+- ``retrieve``: ``{"begin", "end"}``: every point upstream's storage
+  ``retrieve`` gives for the window, as ``[type, unit, qty, price,
+  groupby, metadata]`` (quantities and prices as text);
 - ``quote``: ``{"resources": [{"service", "volume", "desc"}]}``: for each
   resource, upstream's quote of it alone (its hashmap processor's
   ``quote``, as upstream's RPC quote endpoint runs it: no tenant).
@@ -148,6 +151,16 @@ def totals(arg):
     return answer
 
 
+def retrieve(arg):
+    frames = storage.get_storage().retrieve(
+        begin=datetime.datetime.fromisoformat(arg['begin']),
+        end=datetime.datetime.fromisoformat(arg['end']),
+        paginate=False)['dataframes']
+    return [[type_, point.unit, str(point.qty), str(point.price),
+             dict(point.groupby), dict(point.metadata)]
+            for frame in frames for type_, point in frame.iterpoints()]
+
+
 def quote(arg):
     processor = HashMap()
     prices = []
@@ -168,5 +181,5 @@ def quote(arg):
 if __name__ == '__main__':
     service.prepare_service(['upstream_side', '--config-file', sys.argv[1]])
     command = {'setup': setup, 'rate': rate, 'totals': totals,
-               'quote': quote}[sys.argv[2]]
+               'retrieve': retrieve, 'quote': quote}[sys.argv[2]]
     json.dump(command(json.load(sys.stdin)), sys.stdout)
