@@ -17,11 +17,11 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 
 from cloudkitty.db import models
+from cloudkitty.db import types
 from cloudkitty.rating import common
-from cloudkitty.storage.v2.sqlalchemy import models as storage_models
 
-COST = storage_models.money(12)
-LEVEL = storage_models.money(20)
+COST = types.money(types.PRICE_INTEGER_DIGITS)
+LEVEL = types.money(types.QTY_INTEGER_DIGITS)
 RULE_TYPES = ('flat', 'rate')
 
 
