@@ -17,6 +17,7 @@ import datetime
 import decimal
 
 from cloudkitty.importer import rated
+from cloudkitty.storage import v2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,4 +85,5 @@ def table(lines):
 
 
 def _text(value):
-    return '-' if value is None else str(value)
+    # SQL sums come with the column's scale: 1.0000000000 reads 1.
+    return '-' if value is None else str(v2.normalize_decimal(value))

@@ -9,6 +9,7 @@ import decimal
 import pytest
 import sqlalchemy as sa
 
+from cloudkitty.cli import import_upstream
 from cloudkitty import dataframe
 from cloudkitty import db
 from cloudkitty.db import migration
@@ -298,3 +299,34 @@ def test_v1_sql_rated_data_frames_are_copied_and_agree(tmp_path, storage):
     assert [dict(point.metadata) for frame in retrieved
             for _, point in frame.iterpoints()][:2] == [
         {'flavor': 'm1'}, {'flavor': 'm2'}]
+
+
+def test_command_exit_status_says_whether_totals_agree(tmp_path, capsys):
+    upstream = upstream_sqlite(tmp_path, V1_DDL)
+    conf = tmp_path / 'cloudkitty.conf'
+    conf.write_text(f'[database]\nconnection = sqlite:///{tmp_path}/ck.db\n')
+    argv = ['--config-file', str(conf), '--upstream-db', upstream,
+            '--source', 'v1sql']
+    assert import_upstream.main(argv) == 0
+    out = capsys.readouterr().out
+    # An upstream without rating modules or scope tables.
+    assert "hashmap: not in upstream's database, skipped" in out
+    assert "service_to_collector_mappings: not in upstream's database" in out
+    assert '4 points stored, 0 chunks already there' in out
+    assert out.endswith('all 3 totals agree (tolerance 1e-09 relative)\n')
+
+    # A price below our 28 decimal places is stored as 0: reported.
+    writer = db.create_engine(upstream)
+    with writer.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO rated_data_frames VALUES (5, 'p3', "
+            "'2026-03-01 00:00:00.000000', '2026-03-01 01:00:00.000000', "
+            "'GiB', 1, 'volume', 1e-30, '{}')")
+    writer.dispose()
+    assert import_upstream.main(argv) == 1
+    out = capsys.readouterr().out
+    assert [line.split() for line in out.splitlines()
+            if line.startswith('2026-03')] == [
+        ['2026-03', 'p3', 'volume', '1', '1', '1E-30', '0', 'DIFFERS']]
+    assert out.endswith('1 of 4 totals differ beyond the tolerance (1e-09 '
+                        'relative)\n')
