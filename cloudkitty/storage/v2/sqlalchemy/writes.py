@@ -30,7 +30,12 @@ _DAILY = models.RatedDailyTotal.__table__
 _QUANTUM = decimal.Decimal(1).scaleb(-db_types.SCALE)
 _QTY = operator.itemgetter(1)    # of a DataPoint
 _PRICE = operator.itemgetter(2)
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(',', ':'))
+# What json.JSONEncoder(sort_keys=True, separators=(',', ':')).encode()
+# writes, through the C encoder it would build on every call, built once
+# (without the check for circular references: labels are JSON values).
+_ENCODE = json.encoder.c_make_encoder(
+    None, json.JSONEncoder().default, json.encoder.encode_basestring_ascii,
+    None, ':', ',', True, False, True)
 # Label ids known to be stored; beyond this many the memory starts over.
 _KNOWN_LABELS_MAX = 1_000_000
 # Label contents remembered with their ids (a few hundred bytes each): the
@@ -52,7 +57,7 @@ def stored(value):
 def _json(value):
     """Canonical JSON: sorted keys, no spaces (Decimals as numbers)."""
     try:
-        return _ENCODER.encode(value)
+        return ''.join(_ENCODE(value, 0))
     except TypeError:
         return dataframe.dumps(value, sort_keys=True, separators=(',', ':'))
 
