@@ -9,6 +9,11 @@ per process, whoever asks (API backends, rating modules, storage), with
 the pool ``[database]`` sizes. :func:`is_unavailable` tells a database
 that cannot be reached (refused, dropped or exhausted connections) from
 any other failure.
+
+- :mod:`.models`: the service's own tables;
+- :mod:`.types`: the column types every model uses;
+- :mod:`.replica`: reads served by a streaming replica while it keeps up;
+- :mod:`.migration`: the alembic environment and its versions.
 """
 
 import os

@@ -8,7 +8,9 @@ and appends bytes to the file's body, period after period; the footer
 (totals) is written after the body and replaced on every run.
 
 Writers are entry points of ``cloudkitty.output.writers`` named in
-``[output] pipeline`` and built as ``Writer(conf)``.
+``[output] pipeline`` and built as ``Writer(conf)``: :mod:`.osrf` (JSON) and
+:mod:`.csv_report` (CSV) ship with the service; :mod:`.report_file` is the
+file a writer is handed.
 """
 
 import abc
