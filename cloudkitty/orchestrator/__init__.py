@@ -1,11 +1,18 @@
 """The processor: which scope, which period, and rating it.
 
-- :mod:`.worker`: the scope worker, pure (collect -> rate -> skip -> store
-  -> record), the time-state rules and reprocessing;
+- :mod:`.processor`: start-up validation, the plan of each pass of the
+  rating and reprocessing worker processes, their cotyledon services and
+  :func:`~.processor.run_until_caught_up`;
+- :mod:`.worker`: the scope worker, one call per scope-period (collect ->
+  rate -> skip -> store -> record) with no mode of its own, and
+  reprocessing;
+- :mod:`.periods`: the rules of which period is due, and when;
+- :mod:`.shared`: a pass's usage collected once per metric and period for
+  the scopes due in it (grouped collection);
 - :mod:`.skip`: skip expressions, compiled without ``eval``;
 - :mod:`.lock`: per-scope tooz locks;
-- :mod:`.processor`: start-up validation, the passes of the rating and
-  reprocessing worker processes, their cotyledon services and
-  :func:`~.processor.run_until_caught_up`;
-- :mod:`.rpc`: scope resets and quotes from the API, over oslo.messaging.
+- :mod:`.health`: counters and lag warnings of the workers;
+- :mod:`.metrics`: the ``/metrics`` endpoint that adds them up;
+- :mod:`.rpc`: the processors' side of the scope resets and quotes the API
+  asks for (:mod:`cloudkitty.messaging`).
 """

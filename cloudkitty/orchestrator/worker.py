@@ -161,11 +161,12 @@ class ScopeWorker:
 
     @property
     def period(self):
+        """The length of a period, a ``timedelta``."""
         return datetime.timedelta(seconds=self._settings.period)
 
     def lag(self, scope_id):
         """``(last processed period start or None, due periods)`` of the
-        scope now (:func:`due_periods`)."""
+        scope now (:func:`~cloudkitty.orchestrator.periods.due_periods`)."""
         last = self._scope_state.get_last_processed_timestamp(scope_id)
         return last, ck_periods.due_periods(
             last, self._settings.period, self._settings.wait_periods,

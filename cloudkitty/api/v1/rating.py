@@ -15,6 +15,7 @@ from cloudkitty.api import errors
 from cloudkitty.api import utils
 from cloudkitty import dataframe
 from cloudkitty.policies import rating as rating_policies
+from cloudkitty import validation
 
 
 class CloudkittyModule(wtypes.Base):
@@ -97,15 +98,6 @@ def _resolve(path):
     return getattr(importlib.import_module(module_name), name)
 
 
-def _quantity(value):
-    if isinstance(value, bool):
-        raise voluptuous.Invalid('expected a number')
-    try:
-        return dataframe.to_decimal(value)
-    except ValueError as exc:
-        raise voluptuous.Invalid(str(exc)) from None
-
-
 def _labels(value):
     if not isinstance(value, collections.abc.Mapping) or \
             not all(isinstance(key, str) for key in value):
@@ -117,7 +109,7 @@ _QUOTE_SCHEMA = voluptuous.Schema({
     voluptuous.Required('resources'): voluptuous.All([{
         voluptuous.Required('service'): voluptuous.All(
             str, voluptuous.Length(min=1)),
-        voluptuous.Required('volume'): _quantity,
+        voluptuous.Required('volume'): validation.decimal_number,
         voluptuous.Optional('desc', default=dict): _labels,
     }], voluptuous.Length(min=1, msg='expected at least one resource')),
 })

@@ -9,6 +9,9 @@ process) and computes the expected rated data from the generated usage,
 independently of the collector and the storage. :func:`stop` ends a
 processor; :data:`STARTED` and :data:`RATED` match its log lines;
 :func:`run_cli` runs it on a configuration meant to be refused.
+:class:`Steered` adds RPC on a broker and an API on the scenario's
+database, :class:`Watched` the ``/metrics`` endpoint; :func:`lines` reads
+a log.
 """
 
 import collections
@@ -20,12 +23,20 @@ import os
 import random
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 
 import pytest
+import webtest
+
+from cloudkitty.api import app as api_app
+from cloudkitty.api import hooks
+from cloudkitty import messaging
+from cloudkitty.tests.functional import live_server
 
 UTC = datetime.timezone.utc
 HOUR = datetime.timedelta(hours=1)
@@ -387,3 +398,98 @@ def our_lines(stderr):
     warning is not ours to count: see test_third_party_warnings_...)."""
     return [line for line in stderr.splitlines()
             if line.startswith('cloudkitty-processor:')]
+
+
+#: Queues deleted with their last consumer: a processor cut off from the
+#: broker leaves no queue behind it, and a reset sent before it is back is
+#: refused rather than queued (as after a broker restart).
+RABBIT_CONF = """
+[DEFAULT]
+transport_url = {url}
+[oslo_messaging_rabbit]
+amqp_auto_delete = true
+rabbit_transient_queues_ttl = 1
+"""
+
+
+class Steered(Scenario):
+    """A scenario whose processor talks RPC on ``transport_url``, with an
+    API on its database."""
+
+    def __init__(self, tmp_path, transport_url, unstarted=0, **kwargs):
+        self.transport_url = transport_url
+        self.unstarted = unstarted
+        super().__init__(tmp_path, **kwargs)
+
+    def _setup_database(self):
+        """The first ``unstarted`` scopes have no state yet."""
+        super()._setup_database()
+        with sqlite3.connect(self.database) as connection:
+            connection.executemany(
+                'DELETE FROM cloudkitty_storage_states WHERE identifier = ?',
+                [(scope,) for scope in self.scopes[:self.unstarted]])
+
+    def write_config(self, name, max_workers=1, debug=False):
+        path = super().write_config(name, max_workers, debug)
+        path.write_text(path.read_text() + RABBIT_CONF.format(
+            url=self.transport_url))
+        return path
+
+    def api(self):
+        conf = self.conf()
+        conf.set_override('auth_strategy', 'noauth')
+        messaging.register_opts(conf)
+        backends = hooks.Backends(conf)
+        return webtest.TestApp(api_app.setup_app(conf, backends)), backends
+
+    def cpu_hours(self, scope):
+        """``{period start: instance hours}`` of ``scope`` (skip applied)."""
+        hours = {}
+        for (scope_id, type_, period, _), qty in self.expected().items():
+            if scope_id == scope and type_ == 'cpu':
+                hours[period] = hours.get(period, 0) + qty
+        return hours
+
+
+SAMPLE = re.compile(r'^(cloudkitty_\w+)(?:\{scope="([^"]*)"\})? (\S+)$')
+
+
+class Watched(Scenario):
+    """A scenario whose processor serves /metrics on a port of its own."""
+
+    def __init__(self, tmp_path, **kwargs):
+        self.metrics_port = live_server.free_port()
+        super().__init__(tmp_path, **kwargs)
+
+    def write_config(self, name, max_workers=1, debug=False):
+        path = super().write_config(name, max_workers, debug)
+        path.write_text(path.read_text().replace(
+            'process_interval = 0.2\n',
+            'process_interval = 0.2\nlag_warning_periods = 3\n'
+            f'metrics_port = {self.metrics_port}\n'))
+        return path
+
+    def scrape(self, path='/metrics'):
+        """``(content type, text)`` of the endpoint."""
+        with urllib.request.urlopen(
+                f'http://127.0.0.1:{self.metrics_port}{path}',
+                timeout=10) as response:
+            return (response.headers['Content-Type'],
+                    response.read().decode('utf-8'))
+
+    def samples(self):
+        """``{(metric, scope or None): value}`` of one scrape."""
+        _, text = self.scrape()
+        found = {}
+        for line in text.splitlines():
+            if line.startswith('#'):
+                continue
+            name, scope, value = SAMPLE.match(line).groups()
+            found[(name, scope)] = int(value)
+        return found
+
+
+def lines(log, *words):
+    """The lines of the file ``log`` holding every one of ``words``."""
+    return [line for line in log.read_text().splitlines()
+            if all(word in line for word in words)]

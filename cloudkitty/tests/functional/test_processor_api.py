@@ -11,13 +11,8 @@ Prices are checked to the last digit against the scenario's usage.
 import datetime
 import decimal
 import json
-import sqlite3
 
-import webtest
 
-from cloudkitty.api import app as api_app
-from cloudkitty.api import hooks
-from cloudkitty import messaging
 from cloudkitty.tests.functional import harness
 from cloudkitty.tests.functional import shared_servers
 
@@ -27,58 +22,8 @@ HASHMAP = '/v1/rating/module_config/hashmap'
 #: The price of an instance hour, and the corrected one of the window.
 PRICE, CORRECTED = D('0.5'), D('0.75')
 
-#: Queues deleted with their last consumer: a processor cut off from the
-#: broker leaves no queue behind it, and a reset sent before it is back is
-#: refused rather than queued (as after a broker restart).
-RABBIT_CONF = """
-[DEFAULT]
-transport_url = {url}
-[oslo_messaging_rabbit]
-amqp_auto_delete = true
-rabbit_transient_queues_ttl = 1
-"""
-
 #: A virtual host of the test's own on the machine's RabbitMQ (a fixture).
 rabbitmq_vhost = shared_servers.rabbitmq_vhost
-
-
-class Steered(harness.Scenario):
-    """A scenario whose processor talks RPC on ``transport_url``, with an
-    API on its database."""
-
-    def __init__(self, tmp_path, transport_url, unstarted=0, **kwargs):
-        self.transport_url = transport_url
-        self.unstarted = unstarted
-        super().__init__(tmp_path, **kwargs)
-
-    def _setup_database(self):
-        """The first ``unstarted`` scopes have no state yet."""
-        super()._setup_database()
-        with sqlite3.connect(self.database) as connection:
-            connection.executemany(
-                'DELETE FROM cloudkitty_storage_states WHERE identifier = ?',
-                [(scope,) for scope in self.scopes[:self.unstarted]])
-
-    def write_config(self, name, max_workers=1, debug=False):
-        path = super().write_config(name, max_workers, debug)
-        path.write_text(path.read_text() + RABBIT_CONF.format(
-            url=self.transport_url))
-        return path
-
-    def api(self):
-        conf = self.conf()
-        conf.set_override('auth_strategy', 'noauth')
-        messaging.register_opts(conf)
-        backends = hooks.Backends(conf)
-        return webtest.TestApp(api_app.setup_app(conf, backends)), backends
-
-    def cpu_hours(self, scope):
-        """``{period start: instance hours}`` of ``scope`` (skip applied)."""
-        hours = {}
-        for (scope_id, type_, period, _), qty in self.expected().items():
-            if scope_id == scope and type_ == 'cpu':
-                hours[period] = hours.get(period, 0) + qty
-        return hours
 
 
 def enable_hashmap(app, start):
@@ -113,8 +58,8 @@ def task_done(app, scope, end):
 
 
 def test_reprocessing_applies_a_price_correction(tmp_path, rabbitmq_vhost):
-    scenario = Steered(tmp_path, rabbitmq_vhost.url, scopes=2, hours=8,
-                       seed=21)
+    scenario = harness.Steered(tmp_path, rabbitmq_vhost.url, scopes=2,
+                               hours=8, seed=21)
     app, backends = scenario.api()
     service = enable_hashmap(app, scenario.base - 24 * HOUR)
     process = scenario.start()
@@ -166,8 +111,8 @@ def reset_and_wait(scenario, app, process, scope, timestamp):
 
 def test_scope_creation_activation_and_reset_reach_the_processor(
         tmp_path, rabbitmq_vhost):
-    scenario = Steered(tmp_path, rabbitmq_vhost.url, scopes=3, hours=8,
-                       seed=22, unstarted=1)
+    scenario = harness.Steered(tmp_path, rabbitmq_vhost.url, scopes=3,
+                               hours=8, seed=22, unstarted=1)
     app, backends = scenario.api()
     enable_hashmap(app, scenario.base - 24 * HOUR)
     created, reset, plain = scenario.scopes

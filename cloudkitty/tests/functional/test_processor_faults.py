@@ -28,8 +28,6 @@ from cloudkitty.tests.functional import own_postgresql
 from cloudkitty.tests.functional import own_rabbitmq
 from cloudkitty.tests.functional import shared_servers
 from cloudkitty.tests.functional import harness
-from cloudkitty.tests.functional import test_processor_api as steering
-from cloudkitty.tests.functional import test_processor_metrics as watching
 
 HOUR = harness.HOUR
 #: How long the database stays down (the issue asks for a minute).
@@ -70,13 +68,13 @@ def restarted(periods):
 def failures(log, scope):
     """The lines of the passes over ``scope`` abandoned for a failure
     (collection or other), not for a stop."""
-    return [line for line in watching.lines(log, f'Scope {scope} abandoned')
+    return [line for line in harness.lines(log, f'Scope {scope} abandoned')
             if 'stop requested' not in line]
 
 
 def test_database_stopped_for_a_minute(tmp_path, postgresql):
-    scenario = watching.Watched(tmp_path, scopes=3, hours=36, seed=41,
-                                url=postgresql.url)
+    scenario = harness.Watched(tmp_path, scopes=3, hours=36, seed=41,
+                               url=postgresql.url)
     log = tmp_path / 'ck.log'
     process = scenario.start()
     try:
@@ -246,7 +244,7 @@ class BrokerRestart:
         self._node.start()
 
 
-class BrokerOutage(steering.Steered):
+class BrokerOutage(harness.Steered):
     """The steered scenario, its processor and API reaching RabbitMQ at
     ``outage.url`` (through a proxy, or a node of the test's own),
     retrying the broker every second at most."""
@@ -344,7 +342,7 @@ def test_message_broker_cut_off(tmp_path, broker_outage):
         app.post_json('/v1/rating/quote', QUOTE, status=503)
         assert time.monotonic() - began < 20
 
-        reconnected = len(watching.lines(log, 'Reconnected to AMQP'))
+        reconnected = len(harness.lines(log, 'Reconnected to AMQP'))
         outage.bring_back()
         # A reset sent as soon as the broker is back is refused until a
         # processor listens again (a restarted broker has no queue for it
@@ -355,7 +353,7 @@ def test_message_broker_cut_off(tmp_path, broker_outage):
             app, reset, scenario.base + 4 * HOUR, refused), 30, process,
             poll=0.05)
         assert scenario.wait_until(
-            lambda: len(watching.lines(log, 'Reconnected to AMQP'))
+            lambda: len(harness.lines(log, 'Reconnected to AMQP'))
             > reconnected, 30, process)
         # Quotes are answered again once the processor consumes again.
         assert scenario.wait_until(lambda: app.post_json(

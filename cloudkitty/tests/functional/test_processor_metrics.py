@@ -14,50 +14,12 @@ import re
 import shutil
 import subprocess
 import urllib.error
-import urllib.request
 
 import pytest
 
-from cloudkitty.tests.functional import live_server
 from cloudkitty.tests.functional import harness
 
 HOUR = harness.HOUR
-SAMPLE = re.compile(r'^(cloudkitty_\w+)(?:\{scope="([^"]*)"\})? (\S+)$')
-
-
-class Watched(harness.Scenario):
-    """A scenario whose processor serves /metrics on a port of its own."""
-
-    def __init__(self, tmp_path, **kwargs):
-        self.metrics_port = live_server.free_port()
-        super().__init__(tmp_path, **kwargs)
-
-    def write_config(self, name, max_workers=1, debug=False):
-        path = super().write_config(name, max_workers, debug)
-        path.write_text(path.read_text().replace(
-            'process_interval = 0.2\n',
-            'process_interval = 0.2\nlag_warning_periods = 3\n'
-            f'metrics_port = {self.metrics_port}\n'))
-        return path
-
-    def scrape(self, path='/metrics'):
-        """``(content type, text)`` of the endpoint."""
-        with urllib.request.urlopen(
-                f'http://127.0.0.1:{self.metrics_port}{path}',
-                timeout=10) as response:
-            return (response.headers['Content-Type'],
-                    response.read().decode('utf-8'))
-
-    def samples(self):
-        """``{(metric, scope or None): value}`` of one scrape."""
-        _, text = self.scrape()
-        found = {}
-        for line in text.splitlines():
-            if line.startswith('#'):
-                continue
-            name, scope, value = SAMPLE.match(line).groups()
-            found[(name, scope)] = int(value)
-        return found
 
 
 def due(last, now):
@@ -68,13 +30,8 @@ def due(last, now):
     return count
 
 
-def lines(log, *words):
-    return [line for line in log.read_text().splitlines()
-            if all(word in line for word in words)]
-
-
 def test_metrics_and_lag_warnings_of_a_running_processor(tmp_path):
-    scenario = Watched(tmp_path, scopes=3, hours=8, seed=31)
+    scenario = harness.Watched(tmp_path, scopes=3, hours=8, seed=31)
     # A malformed record: every collection fails while the file is there.
     broken = scenario.usage / 'broken.jsonl'
     broken.write_text('{"metric": "cpu", "scope": "x", "qty": "NaN?"}\n')
@@ -86,7 +43,7 @@ def test_metrics_and_lag_warnings_of_a_running_processor(tmp_path):
                     f'{scenario.metrics_port}/metrics' in log.read_text(),
             30, process)
         assert scenario.wait_until(lambda: all(
-            lines(log, 'WARNING', f'Scope {scope} is ', 'periods behind')
+            harness.lines(log, 'WARNING', f'Scope {scope} is ', 'periods behind')
             for scope in scenario.scopes), 30, process)
 
         # Behind: the lag, the last period, the errors; nothing rated.
@@ -111,7 +68,7 @@ def test_metrics_and_lag_warnings_of_a_running_processor(tmp_path):
                             scope)] == 0
             assert samples[('cloudkitty_scope_collection_errors_total',
                             scope)] >= 1
-            warning, *_ = lines(log, 'WARNING', f'Scope {scope} is ')
+            warning, *_ = harness.lines(log, 'WARNING', f'Scope {scope} is ')
             assert re.search(
                 rf'Scope {scope} is (\d+) periods behind \(more than '
                 r'lag_warning_periods = 3\): last processed period '
@@ -143,7 +100,7 @@ def test_metrics_and_lag_warnings_of_a_running_processor(tmp_path):
                  if s == scope]
         assert final[('cloudkitty_scope_periods_rated_total', scope)] == \
             len(rated) == (states[scope] - scenario.base) // HOUR
-        failed = lines(log, f'Scope {scope} abandoned', ' metric ')
+        failed = harness.lines(log, f'Scope {scope} abandoned', ' metric ')
         assert final[('cloudkitty_scope_collection_errors_total',
                       scope)] == len(failed) >= 1
         assert final[('cloudkitty_scope_rating_errors_total', scope)] == 0
@@ -152,10 +109,10 @@ def test_metrics_and_lag_warnings_of_a_running_processor(tmp_path):
         assert final[('cloudkitty_scope_lag_periods', scope)] in (0, 1)
         # One warning while behind (two if an hour began meanwhile), one
         # info line once caught up.
-        assert 1 <= len(lines(log, f'Scope {scope} is ',
-                              'periods behind')) <= 2
-        recovered, = lines(log, 'INFO', f'Scope {scope} is no longer '
-                                        'behind')
+        assert 1 <= len(harness.lines(log, f'Scope {scope} is ',
+                                      'periods behind')) <= 2
+        recovered, = harness.lines(
+            log, 'INFO', f'Scope {scope} is no longer behind')
         assert re.search(r'no longer behind: [01] periods due, last '
                          r'processed period ', recovered)
     scenario.assert_stored_exactly_once()
@@ -188,7 +145,7 @@ def test_the_workers_and_the_endpoint_share_a_directory_removed_at_exit(
             assert os.path.isdir(added[-1][2])
 
     monkeypatch.setattr(processor.cotyledon, 'ServiceManager', Manager)
-    processor.serve(Watched(tmp_path, scopes=1, hours=1).conf(), plan=None)
+    processor.serve(harness.Watched(tmp_path, scopes=1, hours=1).conf(), plan=None)
     assert [(service, workers) for service, workers, _ in added] == [
         (processor.ProcessorService, 1), (processor.ReprocessingService, 1),
         (metrics.MetricsService, 1)]

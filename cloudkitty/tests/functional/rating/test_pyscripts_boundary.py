@@ -41,7 +41,7 @@ from cloudkitty.tests.functional import live_server
 from cloudkitty.tests.functional.rating import test_pyscripts_sandbox as base
 from cloudkitty.tests.functional import shared_servers
 from cloudkitty.tests.functional import harness
-from cloudkitty.tests.functional import test_processor_api as steered
+from cloudkitty.tests.functional import harness as steered
 
 D = decimal.Decimal
 HOUR = datetime.timedelta(hours=1)
