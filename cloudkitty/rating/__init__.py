@@ -7,6 +7,12 @@ Whether a module is enabled, and its priority, is stored in the database
 those states once per period, so a change applies from the next period
 rated. :class:`Pipeline` is the one way a frame goes through the enabled
 modules, for the processor's periods and for quotes alike.
+
+- :mod:`.common`: what the modules' dated rules share (validity windows,
+  audit fields, soft deletes, the rules of a period start);
+- :mod:`.noop`: the module that prices nothing;
+- :mod:`.hash`: the hashmap module;
+- :mod:`.pyscripts`: the module running administrators' scripts.
 """
 
 import abc

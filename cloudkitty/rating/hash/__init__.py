@@ -4,7 +4,10 @@ Prices points from rules attached to services and to fields of services:
 mappings (valid over a window of time) and thresholds, flat or rate,
 grouped, global or for one scope. The semantics are those of
 rating.md; :mod:`cloudkitty.rating.hash.rules` implements them,
-:mod:`cloudkitty.rating.hash.db` stores the rules and
+:mod:`cloudkitty.rating.hash.db` stores the rules (tables in
+:mod:`cloudkitty.rating.hash.models`, errors in
+:mod:`cloudkitty.rating.hash.exceptions`),
+:mod:`cloudkitty.rating.hash.rules_file` reads them from a file and
 :mod:`cloudkitty.rating.hash.api` serves them under
 ``/v1/rating/module_config/hashmap``.
 

@@ -1,8 +1,10 @@
 """The pyscripts rating module (entry point ``pyscripts``).
 
 Administrators write Python scripts (stored by
-:mod:`cloudkitty.rating.pyscripts.db`, managed through
-``/v1/rating/module_config/pyscripts/scripts``). Each script valid at a
+:mod:`cloudkitty.rating.pyscripts.db` in the table of
+:mod:`cloudkitty.rating.pyscripts.models`, managed through
+``/v1/rating/module_config/pyscripts/scripts``, served by
+:mod:`cloudkitty.rating.pyscripts.api`). Each script valid at a
 period's start runs on the period's frame, in name order, each on the
 previous one's output: the script sees a global ``data`` holding
 ``frame.as_dict(mutable=True)`` (``period.begin``/``end`` datetimes,
@@ -16,21 +18,21 @@ previous one's output: the script sees a global ``data`` holding
             point['rating']['price'] = (point['vol']['qty']
                                         * decimal.Decimal('0.01'))
 
-Scripts run in sandbox processes (:mod:`cloudkitty.rating.pyscripts.
-sandbox`), one interpreter per script revision, each confined by the
-kernel so that a script can compute a price and nothing else (no file,
-socket, signal, process, configuration, database or environment of the
-service: see ``doc/source/admin/pyscripts.rst``), under the ``[pyscripts]``
-limits: a script that raises, loops, sleeps, allocates without bound,
-writes too much, ends its process or leaves something that is not a frame
-raises :class:`~cloudkitty.rating.pyscripts.exceptions.ScriptFailed` naming
-it, which fails that scope's period only (the scope worker logs it and
-rates the period again on a later pass). Where the boundary cannot be set
-up, every script fails saying what is missing, unless ``[pyscripts]
-allow_unconfined`` is set. Whenever the scripts change, every idle sandbox
-is ended. Scripts run in the processors only (:attr:`PyScripts.
-processor_only`): the API never prices a quote itself while this module is
-enabled.
+Scripts run in sandbox processes
+(:mod:`cloudkitty.rating.pyscripts.sandbox`), one interpreter per script
+revision, each confined by the kernel so that a script can compute a price
+and nothing else (no file, socket, signal, process, configuration, database
+or environment of the service: see ``doc/source/admin/pyscripts.rst``),
+under the ``[pyscripts]`` limits: a script that raises, loops, sleeps,
+allocates without bound, writes too much, ends its process or leaves
+something that is not a frame raises
+:class:`~cloudkitty.rating.pyscripts.exceptions.ScriptFailed` naming it,
+which fails that scope's period only (the scope worker logs it and rates the
+period again on a later pass). Where the boundary cannot be set up, every
+script fails saying what is missing, unless ``[pyscripts] allow_unconfined``
+is set. Whenever the scripts change, every idle sandbox is ended. Scripts
+run in the processors only (:attr:`PyScripts.processor_only`): the API never
+prices a quote itself while this module is enabled.
 """
 
 import threading

@@ -279,3 +279,18 @@ def test_a_reprocessing_task_rates_its_window_again(tmp_path):
     # passed meanwhile may have made one more period due).
     for scope_id, before in scenario.states().items():
         assert states[scope_id] <= before <= states[scope_id] + HOUR
+
+
+def test_the_processor_and_its_rating_modules_import_no_web_framework():
+    """Rating modules name their API controllers by dotted path: loading
+    them in the processor leaves Pecan and WSME to the API process."""
+    code = ('import sys\n'
+            'from cloudkitty.orchestrator import processor\n'
+            'from cloudkitty import rating\n'
+            'modules = rating.load_modules()\n'
+            'assert {"hashmap", "noop", "pyscripts"} <= set(modules)\n'
+            'print(sorted(name for name in sys.modules\n'
+            '             if name.partition(".")[0] in ("pecan", "wsme")))\n')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.splitlines()[-1] == '[]'

@@ -1,8 +1,6 @@
 """Passes over the scopes, with a fake worker, fetcher and locks."""
 
 import contextlib
-import subprocess
-import sys
 import threading
 
 from cloudkitty.orchestrator import processor
@@ -309,18 +307,3 @@ def test_each_scope_is_rated_fenced_by_its_own_lock():
     unfenced, unfenced_worker, _ = make(scopes=['a'])
     unfenced.run_pass()
     assert unfenced_worker.calls == ['a'] and unfenced_worker.checks == []
-
-
-def test_the_processor_and_its_rating_modules_import_no_web_framework():
-    """Rating modules name their API controllers by dotted path: loading
-    them in the processor leaves Pecan and WSME to the API process."""
-    code = ('import sys\n'
-            'from cloudkitty.orchestrator import processor\n'
-            'from cloudkitty import rating\n'
-            'modules = rating.load_modules()\n'
-            'assert {"hashmap", "noop", "pyscripts"} <= set(modules)\n'
-            'print(sorted(name for name in sys.modules\n'
-            '             if name.partition(".")[0] in ("pecan", "wsme")))\n')
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True,
-                         text=True, check=True).stdout
-    assert out.splitlines()[-1] == '[]'
