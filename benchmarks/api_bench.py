@@ -252,6 +252,26 @@ def _check(name, body, expected):
                            f'{expected["groups"]} expected')
 
 
+def stored(stack, frames, url=None):
+    """Store ``frames`` (from :func:`storage_bench.make_frames`) in ``url``,
+    by default a throwaway database on the PostgreSQL server, dropped when
+    ``stack`` (a ``contextlib.ExitStack``) closes; its tables are created
+    first and its planner statistics refreshed after. Returns ``(url, the
+    push figures)``."""
+    if url is None:
+        url = stack.enter_context(
+            db_servers.fresh_database('postgresql', prefix='ck_bench'))
+    engine = db.create_engine(url)
+    migration.upgrade(engine)
+    engine.dispose()
+    storage = ck_storage.get_storage(db_servers.make_conf(url))
+    storage.init()
+    push = storage_bench.bench_push(storage, frames)
+    storage_bench.settle(storage)
+    storage.engine.dispose()
+    return url, push
+
+
 def run(n_points=1000000, clients=8, requests=20, workers=None, threads=None,
         n_scopes=1000, n_types=10, url=None, max_seconds=300,
         single_requests=5):
@@ -278,19 +298,8 @@ def run(n_points=1000000, clients=8, requests=20, workers=None, threads=None,
     result = {'points': n_points, 'clients': clients,
               'requests_per_client': requests}
     with contextlib.ExitStack() as stack:
-        if url is None:
-            url = stack.enter_context(
-                db_servers.fresh_database('postgresql', prefix='ck_bench'))
-        engine = db.create_engine(url)
-        migration.upgrade(engine)
-        engine.dispose()
-        storage = ck_storage.get_storage(db_servers.make_conf(url))
-        storage.init()
-        result['push'] = storage_bench.bench_push(storage, frames)
+        url, result['push'] = stored(stack, frames, url)
         del frames
-        storage_bench.settle(storage)
-        storage.engine.dispose()
-
         directory = pathlib.Path(stack.enter_context(
             tempfile.TemporaryDirectory(prefix='ck-api-bench.')))
         server = stack.enter_context(serve(

@@ -47,11 +47,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
 import api_bench  # noqa: E402
 import storage_bench  # noqa: E402
 
-from cloudkitty import db  # noqa: E402
-from cloudkitty.db import migration  # noqa: E402
-from cloudkitty import storage as ck_storage  # noqa: E402
-from cloudkitty.tests.functional import storage as db_servers  # noqa: E402
-from cloudkitty.tests.functional import test_processor  # noqa: E402
+from cloudkitty.tests.functional import harness  # noqa: E402
 
 TOP = pathlib.Path(__file__).resolve().parent.parent
 PROCESSOR_UNIT = TOP / 'etc' / 'systemd' / 'cloudkitty-processor.service'
@@ -150,21 +146,11 @@ def bench_api(n_points=10000, workers=None, clients=4, rounds=3, url=None):
     "master": {...}, "idle": [...], "warm": [...], "requests",
     "statuses"}`` (memory in MiB, one entry per worker)."""
     with contextlib.ExitStack() as stack:
-        if url is None:
-            url = stack.enter_context(
-                db_servers.fresh_database('postgresql', prefix='ck_mem'))
-        engine = db.create_engine(url)
-        migration.upgrade(engine)
-        engine.dispose()
-        storage = ck_storage.get_storage(db_servers.make_conf(url))
-        storage.init()
         frames = storage_bench.make_frames(n_points, n_scopes=100,
                                            n_types=10)
         scope_id = frames[0][0]
-        storage_bench.bench_push(storage, frames)
+        url, _push = api_bench.stored(stack, frames, url)
         del frames
-        storage_bench.settle(storage)
-        storage.engine.dispose()
         directory = pathlib.Path(stack.enter_context(
             tempfile.TemporaryDirectory(prefix='ck-mem-bench.')))
         config = api_bench._write_config(directory, url)
@@ -185,7 +171,7 @@ def bench_processor(workers=2, scopes=10, hours=24, timeout=300):
     """The processor's figures once idle: ``{"workers", "rated_s",
     "processes": [{"role", "rss_mib", "pss_mib"}]}``."""
     with tempfile.TemporaryDirectory(prefix='ck-mem-proc.') as tmp:
-        scenario = test_processor.Scenario(
+        scenario = harness.Scenario(
             pathlib.Path(tmp), scopes=scopes, hours=hours,
             max_workers=workers)
         started = time.monotonic()
