@@ -198,6 +198,16 @@ def test_import_resumed_repeated_and_compared(upstream, ours, tmp_path,
         'resources': [resource]}).text) for resource in resources] == [
         D(q) for q in upstream_quotes]
 
+    # New rules get ids after upstream's (PostgreSQL's sequences moved).
+    url = '/v1/rating/module_config/hashmap'
+    service = app.post_json(f'{url}/services', {'name': 'ip'},
+                            status=201).json['service_id']
+    app.post_json(f'{url}/mappings', {'service_id': service, 'type': 'flat',
+                                      'cost': '0.01'}, status=201)
+    assert rows(ours, "SELECT s.id, m.id FROM hashmap_services s JOIN "
+                      "hashmap_mappings m ON m.service_id = s.id WHERE "
+                      "s.name = 'ip'") == [(3, 6)]
+
     # Another run stores nothing.
     assert import_upstream.main(argv(path, upstream)) == 0
     again = capsys.readouterr().out
