@@ -1,15 +1,9 @@
-"""Options: registration on a given ConfigOpts, and the shipped sample."""
-
-import os
-import subprocess
-import sys
+"""Options: registration on a given ConfigOpts (the shipped sample is
+compared with the generator in tests/functional/test_samples.py)."""
 
 from oslo_config import cfg
 
 from cloudkitty import conf as ck_conf
-
-TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))))
 
 
 def test_register_all_on_a_fresh_conf_has_compatible_defaults():
@@ -23,15 +17,3 @@ def test_register_all_on_a_fresh_conf_has_compatible_defaults():
     assert conf.database.connection.startswith('sqlite:')
     # Nothing was registered on the global object.
     assert 'collect' not in cfg.CONF
-
-
-def test_shipped_sample_matches_the_generator(tmp_path):
-    output = tmp_path / 'cloudkitty.conf.sample'
-    subprocess.run(
-        [sys.executable, '-m', 'oslo_config.generator',
-         '--config-file',
-         os.path.join(TOP, 'etc/cloudkitty/cloudkitty-config-generator.conf'),
-         '--output-file', str(output)],
-        check=True, cwd=TOP)
-    shipped = open(os.path.join(TOP, 'etc/cloudkitty/cloudkitty.conf.sample'))
-    assert output.read_text() == shipped.read()
