@@ -1,1 +1,5 @@
-"""WSGI entry points."""
+"""WSGI entry points.
+
+- :mod:`.api`: ``cloudkitty.wsgi.api:application``, the API for any WSGI
+  server (``etc/systemd/cloudkitty-api.service`` runs it under gunicorn).
+"""
