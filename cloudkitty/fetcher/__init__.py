@@ -3,7 +3,10 @@
 A fetcher answers one question, :meth:`BaseFetcher.get_tenants`: the ids of
 the scopes (projects, domains, whatever ``[collect] scope_key`` names) that
 the processor rates. Fetchers are stevedore plugins of the namespace
-``cloudkitty.fetchers``, chosen by ``[fetcher] backend``.
+``cloudkitty.fetchers``, chosen by ``[fetcher] backend``: :mod:`.keystone`
+(projects), :mod:`.gnocchi` (attribute values of resources),
+:mod:`.prometheus` (label values of a metric) and :mod:`.source` (a static
+list) ship with the service.
 """
 
 import abc

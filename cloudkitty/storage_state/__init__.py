@@ -1,4 +1,10 @@
-"""Scope state, reprocessing schedule and rating module state.
+"""The service's small state tables, managers only (the models are in
+:mod:`cloudkitty.db.models`).
+
+Here: scope state and rating module state. Beside it:
+:mod:`.reprocessing` (the reprocessing schedule), :mod:`.scope_admin`
+(scope changes only operators make), :mod:`.collector` (which collector
+gathers which service) and :mod:`.writer` (the report writer's progress).
 
 All datetimes handed in may be aware or naive (naive means UTC); all
 datetimes handed out are timezone-aware UTC. The tables store naive UTC.
