@@ -1,7 +1,9 @@
 """A scope lock that vanishes while held is noticed before the next store:
 a redis-server of the test's own is restarted empty under a held lock, and
-the lease of an etcd lock expires while an etcd of the test's own is up."""
+the lease of an etcd lock expires while an etcd of the test's own is up.
+A backend nobody answers for does not hold up a worker asked to stop."""
 
+import threading
 import time
 
 from tooz import coordination as tooz_coordination
@@ -93,3 +95,15 @@ def test_file_locks_are_held_until_released(tmp_path):
         assert not locks.still_held('s1')
     finally:
         locks.stop()
+
+
+def test_a_stop_request_ends_the_wait_for_a_dead_backend():
+    # tooz's redis driver retries for about a minute on a refused
+    # connection (nothing listens on port 1); stopping must not wait for it.
+    stop = threading.Event()
+    locks = ck_lock.ScopeLocks('redis://127.0.0.1:1', b'member',
+                               stop_event=stop)
+    threading.Timer(0.3, stop.set).start()
+    began = time.monotonic()
+    assert not locks.start()
+    assert time.monotonic() - began < 3
