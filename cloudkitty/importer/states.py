@@ -18,7 +18,6 @@ import sqlalchemy as sa
 from cloudkitty.db import models
 from cloudkitty import importer
 from cloudkitty.importer import rows
-from cloudkitty.storage_state import collector
 
 
 def _priority(value):
@@ -50,7 +49,7 @@ STATES = (
                                           'start_reprocess_time'),
                    where=_pending),
     rows.TableCopy('service_to_collector_mappings',
-                   collector.CollectorMapping.__table__,
+                   models.CollectorMapping.__table__,
                    {'service': 'service', 'collector': 'collector'},
                    key=('service',)),
 )
