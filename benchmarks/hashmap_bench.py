@@ -24,9 +24,11 @@ machine; the CPU-time figures less so.
 """
 
 import argparse
+import contextlib
 import cProfile
 import datetime
 import decimal
+import gc
 import pstats
 import random
 import sys
@@ -253,6 +255,28 @@ def report(result):
     return '\n'.join(lines)
 
 
+@contextlib.contextmanager
+def _collections_timed():
+    """Yield ``{generation: [collections, seconds]}``, filled while the
+    block runs."""
+    collections = {}
+    started = []
+
+    def callback(phase, info):
+        if phase == 'start':
+            started.append(time.perf_counter())
+            return
+        entry = collections.setdefault(info['generation'], [0, 0.0])
+        entry[0] += 1
+        entry[1] += time.perf_counter() - started.pop()
+
+    gc.callbacks.append(callback)
+    try:
+        yield collections
+    finally:
+        gc.callbacks.remove(callback)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--points', type=int, default=1_000_000)
@@ -262,15 +286,24 @@ def main(argv=None):
                         help='points per frame of the processor pattern')
     parser.add_argument('--profile', action='store_true',
                         help='profile one cold pass of each pattern, print '
-                             'the top functions')
+                             'the top functions and the time the garbage '
+                             'collector took')
     args = parser.parse_args(argv)
     if args.profile:
         for name, (build, price, fresh) in _patterns(
                 args.points, args.rules, args.frame_points).items():
             print(f'== {name}: one cold pass')
             profiler = cProfile.Profile()
-            profiler.runcall(price, fresh(), build())
+            rules_in_force, data = fresh(), build()
+            with _collections_timed() as collections:
+                profiler.runcall(price, rules_in_force, data)
             pstats.Stats(profiler).sort_stats('tottime').print_stats(12)
+            print('garbage collector (within the figures above, charged '
+                  'to whatever ran): '
+                  + ', '.join(f'generation {generation}: {count} '
+                              f'collections, {seconds:.3f} s'
+                              for generation, (count, seconds)
+                              in sorted(collections.items())))
         return 0
     print(report(run(args.points, args.rules, args.repeat,
                      args.frame_points)))

@@ -321,7 +321,7 @@ def main(argv=None):
                   flush=True)
             rows.append((mutation.name, caught, failed, seconds))
     print()
-    print(f'| mutation | caught by | tests failed | s |')
+    print('| mutation | caught by | tests failed | s |')
     print('|---|---|---|---|')
     for name, caught, failed, seconds in rows:
         by = ', '.join(test.split('::')[-1] for test in failed[:3])
