@@ -1,28 +1,19 @@
-"""The API's own WSGI middleware: keystonemiddleware's token check, except
-for the version documents, the request body limit and the check of the
-path and query string."""
+"""The API's own WSGI middleware: the request body limit and the check of
+the path and query string. The token check is
+:class:`cloudkitty.api.authtoken.AuthTokenMiddleware`, still found here by
+the name ``api_paste.ini`` files use, and imported only when asked for."""
 
+import importlib
 import io
 import json
 import urllib.parse
 
-from keystonemiddleware import auth_token
 
-#: Paths served without a token (the versions documents).
-PUBLIC_PATHS = ('/', '/v1', '/v2')
-
-
-class AuthTokenMiddleware(auth_token.AuthProtocol):
-    """``auth_token.AuthProtocol`` reading ``[keystone_authtoken]`` from
-    the service's ``ConfigOpts``, letting :data:`PUBLIC_PATHS` through."""
-
-    def __init__(self, app, conf):
-        super().__init__(app, {'oslo_config_config': conf})
-
-    def __call__(self, environ, start_response):
-        if (environ.get('PATH_INFO', '').rstrip('/') or '/') in PUBLIC_PATHS:
-            return self._app(environ, start_response)
-        return super().__call__(environ, start_response)
+def __getattr__(name):
+    if name == 'AuthTokenMiddleware':
+        return importlib.import_module(
+            'cloudkitty.api.authtoken').AuthTokenMiddleware
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 
 class RequestBodyLimit:

@@ -26,7 +26,6 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import pool as sa_pool
 
 from cloudkitty import dataframe
-from cloudkitty.db import migration  # noqa: F401  (alembic env location)
 
 #: Execution option of a connection whose transactions only read
 #: (``connection.execution_options(**{READ_ONLY: True})``). On SQLite they
