@@ -30,6 +30,10 @@ def benchmarks(points):
                     '--backend', backend]
                    for backend in ('sqlite', 'postgresql')],
         'hashmap': [['hashmap_bench.py', '--points', points]],
+        # File collector -> hashmap (1,000 rules) -> storage, end to end.
+        'pipeline': [['pipeline_bench.py', '--points', points,
+                      '--backend', backend]
+                     for backend in ('sqlite', 'postgresql')],
         # A script over 10,000 points a period, whatever --points says.
         'pyscripts': [['pyscripts_bench.py']],
         'api': [['api_bench.py', '--points', points]],
