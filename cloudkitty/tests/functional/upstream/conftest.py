@@ -1,9 +1,10 @@
 """Fixtures of the tests against a real upstream CloudKitty 25.0.0.
 
 ``upstream`` (session): upstream installed in its virtualenv, its database
-on a throwaway MariaDB database, its storage on an InfluxDB of its own;
-upstream's own code has created rules and states (``upstream.ids``) and
-rated and stored :data:`POINTS` points (:data:`SCOPES` scopes, two types,
+on a throwaway MariaDB database, its storage on an InfluxDB of its own,
+its API server running (``upstream.api``, stopped at teardown); rules
+created through that API (``upstream.ids``); states created, and
+:data:`POINTS` points rated and stored, by upstream's own code (:data:`SCOPES` scopes, two types,
 :data:`RESOURCES` resources each, hourly over :data:`MONTHS`). When
 something is missing (no influxd, no MariaDB, no PyPI) the tests skip,
 except under ``CI=true`` where they fail.
@@ -17,6 +18,7 @@ import pytest
 
 from cloudkitty.tests.functional import storage as db_servers
 from cloudkitty.tests.functional.upstream import server
+from cloudkitty.tests.functional.upstream import upstream_api
 
 UTC = datetime.timezone.utc
 BEGIN = datetime.datetime(2026, 1, 1, tzinfo=UTC)
@@ -49,10 +51,15 @@ def upstream(tmp_path_factory):
             instance = server.Upstream(tmp_path_factory.mktemp('upstream'),
                                        url, influx)
             instance.setup()
+            api = upstream_api.UpstreamAPI(instance)
+            api.start()
+            stack.callback(api.stop)
         except (server.UpstreamUnavailable,
                 db_servers.ServerUnavailable) as exc:
             unavailable(exc)
-        instance.ids = instance.side('setup', {})
+        instance.api = api
+        instance.ids = upstream_api.create_rules(api)
+        instance.side('setup', {})
         rated = instance.side('rate', {
             'begin': BEGIN.isoformat(), 'periods': PERIODS, 'period': 3600,
             'scopes': SCOPES, 'resources': RESOURCES})

@@ -11,7 +11,8 @@ ports in a temporary directory, never the system service.
 
 :class:`Upstream` writes upstream's configuration, runs its
 ``cloudkitty-dbsync upgrade`` and ``cloudkitty-storage-init``, and runs
-:mod:`upstream_side` (upstream's own code) in its virtualenv.
+:mod:`upstream_side` (upstream's own code) in its virtualenv; its API
+server is :class:`upstream_api.UpstreamAPI`.
 
 Run as a script to install and time it::
 
@@ -170,24 +171,29 @@ database = {self.influx_database}
             if command == 'cloudkitty-dbsync':
                 argv.append('upgrade')
             cached_venv.run(argv, 300, command, UpstreamUnavailable,
-                            cwd=self.state, env=self._env())
+                            cwd=self.state, env=self.env())
 
-    def _env(self):
+    def env(self):
+        """The environment of upstream's processes."""
         env = dict(os.environ)
         env.pop('PYTHONPATH', None)
         # Upstream's dependencies warn at import; errors must show.
         env['PYTHONWARNINGS'] = 'ignore'
         return env
 
+    def side_argv(self, command):
+        """The command line running ``command`` of :mod:`upstream_side`."""
+        return [str(self.venv / 'bin' / 'python'), str(SIDE),
+                str(self.config), command]
+
     def side(self, command, argument):
         """Run ``command`` of :mod:`upstream_side` with its JSON argument;
         return its JSON answer."""
         try:
             done = subprocess.run(
-                [str(self.venv / 'bin' / 'python'), str(SIDE),
-                 str(self.config), command], input=json.dumps(argument),
+                self.side_argv(command), input=json.dumps(argument),
                 capture_output=True, text=True, timeout=SIDE_TIMEOUT,
-                cwd=self.state, env=self._env(), check=True)
+                cwd=self.state, env=self.env(), check=True)
         except subprocess.CalledProcessError as exc:
             raise AssertionError(f'upstream {command} failed: '
                                  f'{exc.stderr[-3000:]}') from None

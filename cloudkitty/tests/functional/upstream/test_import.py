@@ -1,7 +1,8 @@
 """``cloudkitty-import-upstream`` against a real upstream CloudKitty.
 
-Upstream 25.0.0 (its own code, in its own virtualenv) created the rules
-and states and rated and stored the points in InfluxDB; the command copies
+Upstream 25.0.0 (in its own virtualenv) created the rules through its own
+REST API, and its own code created the states and rated and stored the
+points in InfluxDB; the command copies
 them into a PostgreSQL database of ours. The proofs: the rules keep their
 ids and values, the states and pending tasks are there, the verification
 agrees, our ``/v2/summary`` and ``/v1/report/total`` give upstream's
@@ -29,7 +30,6 @@ from cloudkitty import storage
 from cloudkitty.tests.functional.upstream import conftest
 
 D = decimal.Decimal
-
 
 
 def write_conf(tmp_path, url):
@@ -128,7 +128,7 @@ def test_import_resumed_repeated_and_compared(upstream, ours, tmp_path,
         '# priced by hashmap\nfor period in data:\n    pass\n',)]
     assert rows(ours, 'SELECT name, enabled, priority FROM '
                       'rated_data_modules ORDER BY name') == [
-        ('hashmap', True, 100), ('pyscripts', False, 1)]
+        ('hashmap', True, 100), ('pyscripts', False, 2)]
     assert rows(ours, 'SELECT service, collector FROM '
                       'service_to_collector_mappings') == [
         ('instance', 'gnocchi')]

@@ -1,14 +1,14 @@
 """Run by upstream CloudKitty's python, in its virtualenv (never imported
-by the test suite): upstream's own code creates the rules and states,
+by the test suite): upstream's own code serves its API (through which
+the tests create the rules, see :mod:`upstream_api`), creates the states,
 rates and stores the points, and sums them.
 
 ``python upstream_side.py CONFIG COMMAND`` reads a JSON argument on stdin
 and writes a JSON answer on stdout:
 
-- ``setup``: hashmap rules (a service mapping, field mappings in a group,
-  a service threshold, a tenant's threshold, a deleted mapping), a
-  pyscript, module states, scope states, reprocessing tasks (one pending,
-  one finished) and a collector mapping; answers the ids upstream gave;
+- ``setup``: scope states, reprocessing tasks (one pending, one
+  finished) and a collector mapping;
+- ``serve``: ``{"port"}``: upstream's API on 127.0.0.1, until killed;
 - ``rate``: ``{"begin", "periods", "period", "scopes", "resources"}``:
   for each period, scope and resource an instance and a volume point,
   priced by upstream's hashmap processor for the scope, pushed through
@@ -25,14 +25,15 @@ and writes a JSON answer on stdout:
 
 import datetime
 import decimal
+import importlib
 import json
 import sys
+from wsgiref import simple_server
 
+from cloudkitty.api import app as api_app
 from cloudkitty import dataframe
 from cloudkitty.db import api as ck_db_api
 from cloudkitty.rating.hash import HashMap
-from cloudkitty.rating.hash.db import api as hash_api
-from cloudkitty.rating.pyscripts.db import api as py_api
 from cloudkitty import service
 from cloudkitty import storage
 from cloudkitty import storage_state
@@ -40,49 +41,9 @@ from cloudkitty.storage_state import models as state_models
 
 UTC = datetime.timezone.utc
 FLAVORS = ('m1.small', 'm1.large', 'm1.xlarge')
-SCRIPT = b"# priced by hashmap\nfor period in data:\n    pass\n"
 
 
 def setup(_arg):
-    hashmap = hash_api.get_instance()
-    start = datetime.datetime(2020, 1, 1)
-    instance = hashmap.create_service('instance')
-    volume = hashmap.create_service('volume')
-    flavor = hashmap.create_field(instance.service_id, 'flavor_name')
-    group = hashmap.create_group('instance_uptime_flavor')
-    ids = {'services': [instance.service_id, volume.service_id],
-           'fields': [flavor.field_id], 'groups': [group.group_id],
-           'mappings': [], 'thresholds': []}
-    for value, cost in zip(FLAVORS, ('0.0123', '0.0471', '0.1337')):
-        ids['mappings'].append(hashmap.create_mapping(
-            decimal.Decimal(cost), map_type='flat', value=value,
-            field_id=flavor.field_id, group_id=group.group_id,
-            start=start, name=f'flavor {value}', created_by='admin',
-            description=f'{value} per hour').mapping_id)
-    ids['mappings'].append(hashmap.create_mapping(
-        decimal.Decimal('0.0009'), map_type='flat',
-        service_id=volume.service_id, start=start, name='volume GiB',
-        created_by='admin').mapping_id)
-    gone = hashmap.create_mapping(
-        decimal.Decimal('5'), map_type='flat', service_id=instance.service_id,
-        start=start, name='old', created_by='admin')
-    hashmap.delete_mapping(gone.mapping_id)
-    ids['mappings'].append(gone.mapping_id)
-    ids['thresholds'].append(hashmap.create_threshold(
-        level=decimal.Decimal(50), cost=decimal.Decimal('0.98'),
-        map_type='rate',
-        service_id=volume.service_id).threshold_id)
-    ids['thresholds'].append(hashmap.create_threshold(
-        level=decimal.Decimal(50), cost=decimal.Decimal('0.95'),
-        map_type='rate',
-        service_id=volume.service_id, tenant_id='scope-1').threshold_id)
-    script = py_api.get_instance().create_script(
-        'noop', SCRIPT, start=start, created_by='admin')
-    ids['scripts'] = [script.script_id]
-    modules = ck_db_api.get_instance().get_module_info()
-    modules.set_state('hashmap', True)
-    modules.set_priority('hashmap', 100)
-    modules.set_state('pyscripts', False)
     ck_db_api.get_instance().get_service_to_collector_mapping(
     ).set_mapping('instance', 'gnocchi')
     states = storage_state.StateManager()
@@ -97,7 +58,22 @@ def setup(_arg):
             start_reprocess_time=datetime.datetime(2026, 1, 1),
             end_reprocess_time=datetime.datetime(2026, 2, 1),
             current_reprocess_time=current))
-    return ids
+    return {}
+
+
+def serve(arg):
+    """Serve upstream's API (its WSGI application, as its
+    ``cloudkitty-api`` builds it without the paste pipeline) on
+    127.0.0.1, port ``arg['port']``, until killed.
+
+    Upstream's rule controllers read ``[keystone_authtoken]`` for the
+    request's user even under noauth (answering ``unknown`` without a
+    token), options that only its keystone pipeline registers: importing
+    that pipeline's middleware registers them."""
+    importlib.import_module('keystonemiddleware.auth_token')
+    server = simple_server.make_server('127.0.0.1', arg['port'],
+                                       api_app.setup_app())
+    server.serve_forever()
 
 
 def _points(scope, resource, index):
@@ -180,6 +156,6 @@ def quote(arg):
 
 if __name__ == '__main__':
     service.prepare_service(['upstream_side', '--config-file', sys.argv[1]])
-    command = {'setup': setup, 'rate': rate, 'totals': totals,
-               'retrieve': retrieve, 'quote': quote}[sys.argv[2]]
+    command = {'setup': setup, 'serve': serve, 'rate': rate,
+               'totals': totals, 'retrieve': retrieve, 'quote': quote}[sys.argv[2]]
     json.dump(command(json.load(sys.stdin)), sys.stdout)
