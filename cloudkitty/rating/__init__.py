@@ -25,6 +25,9 @@ from stevedore import extension
 LOG = logging.getLogger(__name__)
 
 NAMESPACE = 'cloudkitty.rating.processors'
+#: Said when ``for_scope`` is called.
+FOR_SCOPE_DEPRECATED = ('for_scope(scope_id).process(frame) is deprecated: '
+                        'use rate(frame, scope_id)')
 
 
 class RatingProcessorBase(abc.ABC):
@@ -102,9 +105,7 @@ class RatingProcessorBase(abc.ABC):
     def for_scope(self, scope_id):
         """Deprecated: call :meth:`rate` with the scope. This module rating
         ``scope_id`` (itself, for a module without scope-specific rules)."""
-        warnings.warn('for_scope(scope_id).process(frame) is deprecated: '
-                      'use rate(frame, scope_id)', DeprecationWarning,
-                      stacklevel=2)
+        warnings.warn(FOR_SCOPE_DEPRECATED, DeprecationWarning, stacklevel=2)
         return self
 
 

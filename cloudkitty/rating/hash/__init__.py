@@ -27,6 +27,7 @@ the same rules keeps the compiled set (and what it memoised). A plain
 """
 
 import copy
+import warnings
 
 from cloudkitty import db as ck_db
 from cloudkitty import rating
@@ -107,7 +108,8 @@ class HashMap(rating.RatingProcessorBase):
         """Deprecated: call :meth:`rate` with the scope. This module
         pricing for ``scope_id`` by default (a shallow copy sharing its
         rules and caches)."""
-        super().for_scope(scope_id)
+        warnings.warn(rating.FOR_SCOPE_DEPRECATED, DeprecationWarning,
+                      stacklevel=2)
         scoped = copy.copy(self)
         scoped._tenant_id = scope_id
         return scoped
