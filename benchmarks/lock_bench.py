@@ -21,7 +21,6 @@ worker, median over ``--passes``).
 """
 
 import argparse
-import contextlib
 import multiprocessing
 import os
 import statistics
@@ -56,26 +55,21 @@ class StandInWorker:
     """Rates a scope's period when it is due in the current pass: ``rated``
     (shared between the processes) holds each scope's last rated pass."""
 
+    collector = None  # no grouped collection: each scope in turn
+
     def __init__(self, scopes, rated, current, work):
         self._index = {scope: i for i, scope in enumerate(scopes)}
         self._rated = rated
         self._current = current
         self._work = work
-        self._still_held = None
 
-    @contextlib.contextmanager
-    def shared_collection(self, scope_ids):
-        yield None
-
-    # As the real worker: the lock checked once before each store.
-    fenced = ck_worker.ScopeWorker.fenced
-
-    def rate_scope(self, scope_id, max_periods=None):
+    def rate_scope(self, scope_id, max_periods=None, still_held=None):
         i = self._index[scope_id]
         if self._rated[i] >= self._current.value:
             return ck_worker.ScopeResult(scope_id)
         time.sleep(self._work)
-        if self._still_held is not None and not self._still_held():
+        # As the real worker: the lock checked once before each store.
+        if still_held is not None and not still_held():
             return ck_worker.ScopeResult(scope_id, error='lock lost')
         self._rated[i] = self._current.value
         return ck_worker.ScopeResult(scope_id, rated=[self._current.value])
