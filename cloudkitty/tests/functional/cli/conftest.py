@@ -76,7 +76,7 @@ class Cli:
 
 
 @pytest.fixture
-def scopes(backends):  # noqa: F811
+def scopes(backends):
     for scope_id in ('p1', 'p2'):
         backends.scope_state.set_last_processed_timestamp(scope_id,
                                                           PROCESSED)
@@ -84,7 +84,7 @@ def scopes(backends):  # noqa: F811
 
 
 @pytest.fixture
-def endpoint(conf, backends, rated, scopes):  # noqa: F811
+def endpoint(conf, backends, rated, scopes):
     """The API's URL; the app shares ``backends`` with the test."""
     with live_server.serve(api_app.setup_app(conf, backends)) as url:
         yield url

@@ -201,7 +201,7 @@ def serve_api(directory, template, identities, policy_file=None):
 
 
 @pytest.fixture(scope='module')
-def keystone_api(keystone, template_db, tmp_path_factory):  # noqa: F811
+def keystone_api(keystone, template_db, tmp_path_factory):
     with serve_api(tmp_path_factory.mktemp('api'), template_db,
                    keystone) as url:
         yield url

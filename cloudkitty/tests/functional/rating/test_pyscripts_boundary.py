@@ -41,7 +41,6 @@ from cloudkitty.tests.functional import live_server
 from cloudkitty.tests.functional.rating import test_pyscripts_sandbox as base
 from cloudkitty.tests.functional import shared_servers
 from cloudkitty.tests.functional import harness
-from cloudkitty.tests.functional import harness as steered
 
 D = decimal.Decimal
 HOUR = datetime.timedelta(hours=1)
@@ -192,7 +191,7 @@ def test_allow_unconfined_runs_with_a_warning_at_every_start(caplog):
     assert all('seccomp (disabled)' in warning for warning in warnings)
 
 
-def test_the_option_is_off_by_default(conf):  # noqa: F811
+def test_the_option_is_off_by_default(conf):
     assert sandbox.Boundary.from_conf(conf) == sandbox.Boundary()
 
 
@@ -231,7 +230,7 @@ if set(os.environ) - {{'LC_CTYPE'}}:
     lives_on(module)
 
 
-def test_opens_no_socket_to_the_api_or_anywhere(module, conf,  # noqa: F811
+def test_opens_no_socket_to_the_api_or_anywhere(module, conf,
                                                 tmp_path):
     backends = hooks.Backends(conf, scope_reset=lambda *args: None)
     backends.storage.push([api_fixtures.frame(api_fixtures.at(1), {'cpu': [
@@ -265,7 +264,7 @@ attempt('socketpair', socket.socketpair)
     lives_on(module)
 
 
-def test_cannot_reach_the_database(module, conf, database):  # noqa: F811
+def test_cannot_reach_the_database(module, conf, database):
     backends = hooks.Backends(conf, scope_reset=lambda *args: None)
     backends.storage.push([api_fixtures.frame(api_fixtures.at(1), {'cpu': [
         api_fixtures.point('victim', 1, '7.5')]})])
@@ -457,7 +456,7 @@ def test_reply_is_bounded(module):
 
 # -- through the API and a real processor ----------------------------------
 
-def test_the_api_never_runs_a_script(conf, tmp_path):  # noqa: F811
+def test_the_api_never_runs_a_script(conf, tmp_path):
     backends = hooks.Backends(conf, scope_reset=lambda *args: None)
     app = webtest.TestApp(api_app.setup_app(conf, backends))
     app.post_json('/v1/rating/module_config/pyscripts/scripts?force=true', {
@@ -515,7 +514,7 @@ def _cmdline(pid):
 
 
 def test_a_script_kills_no_processor_process(tmp_path, rabbitmq_vhost):
-    scenario = steered.Steered(tmp_path, rabbitmq_vhost.url, scopes=1,
+    scenario = harness.Steered(tmp_path, rabbitmq_vhost.url, scopes=1,
                                hours=3, seed=15)
     app, backends = scenario.api()
     app.post_json('/v1/rating/module_config/pyscripts/scripts?force=true', {
