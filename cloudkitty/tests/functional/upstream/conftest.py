@@ -4,8 +4,9 @@
 on a throwaway MariaDB database, its storage on an InfluxDB of its own,
 its API server running (``upstream.api``, stopped at teardown); rules
 created through that API (``upstream.ids``); states created, and
-:data:`POINTS` points rated and stored, by upstream's own code (:data:`SCOPES` scopes, two types,
-:data:`RESOURCES` resources each, hourly over :data:`MONTHS`). When
+:data:`POINTS` points rated and stored, by upstream's own code
+(:data:`SCOPES`, :data:`TYPES`, :data:`RESOURCES` resources of each type
+in each scope, hourly over :data:`MONTHS`). When
 something is missing (no influxd, no MariaDB, no PyPI) the tests skip,
 except under ``CI=true`` where they fail.
 """
@@ -27,10 +28,13 @@ MONTHS = ((BEGIN, datetime.datetime(2026, 2, 1, tzinfo=UTC)),
           (datetime.datetime(2026, 2, 1, tzinfo=UTC),
            datetime.datetime(2026, 3, 1, tzinfo=UTC)),
           (datetime.datetime(2026, 3, 1, tzinfo=UTC), END))
-SCOPES = ('scope-0', 'scope-1', 'scope-2')
-RESOURCES = 2
+SCOPES = tuple(f'scope-{n}' for n in range(10))
+TYPES = ('instance', 'volume', 'ip')
+RESOURCES = 3
 PERIODS = int((END - BEGIN).total_seconds()) // 3600
-POINTS = PERIODS * len(SCOPES) * RESOURCES * 2
+#: 194,400: the whole import test (rules, rating, import, a killed and a
+#: resumed run, comparisons) takes about 2 minutes on 2 busy cores.
+POINTS = PERIODS * len(SCOPES) * RESOURCES * len(TYPES)
 
 
 def unavailable(reason):

@@ -114,7 +114,9 @@ def test_import_resumed_repeated_and_compared(upstream, ours, tmp_path,
     resumed = capsys.readouterr().out
     assert resumed.count(' points already stored;') >= 29
     assert f'/{conftest.POINTS:,} points' in resumed
-    assert f'all {3 * len(conftest.SCOPES) * 2} totals agree' in resumed
+    totals = len(conftest.MONTHS) * len(conftest.SCOPES) * len(
+        conftest.TYPES)
+    assert f'all {totals} totals agree' in resumed
 
     # Rules and states: upstream's ids and values.
     for table, columns in RULES.items():
@@ -154,7 +156,8 @@ def test_import_resumed_repeated_and_compared(upstream, ours, tmp_path,
             (row[columns.index('project_id')], row[columns.index('type')]):
             decimal.Decimal(str(row[columns.index('rate')]))
             for row in summary['results']}
-        assert len(ours_by_key) == len(their_rows) == 6
+        assert len(ours_by_key) == len(their_rows) == len(
+            conftest.SCOPES) * len(conftest.TYPES)
         for row in their_rows:
             assert ours_by_key[(row['scope'], row['type'])] == pytest.approx(
                 decimal.Decimal(row['rate']), rel=decimal.Decimal('1e-9'))
@@ -175,7 +178,8 @@ def test_import_resumed_repeated_and_compared(upstream, ours, tmp_path,
              sorted(metadata.items()))
             for type_, unit, qty, price, groupby, metadata in
             upstream.side('retrieve', window))
-        assert len(theirs) == 24 * len(conftest.SCOPES) * 2 * 2
+        assert len(theirs) == 24 * len(conftest.SCOPES) * len(
+            conftest.TYPES) * conftest.RESOURCES
         assert sorted(
             (type_, point.unit, point.qty, point.price,
              sorted(point.groupby.items()), sorted(point.metadata.items()))
@@ -200,13 +204,13 @@ def test_import_resumed_repeated_and_compared(upstream, ours, tmp_path,
 
     # New rules get ids after upstream's (PostgreSQL's sequences moved).
     url = '/v1/rating/module_config/hashmap'
-    service = app.post_json(f'{url}/services', {'name': 'ip'},
+    service = app.post_json(f'{url}/services', {'name': 'network'},
                             status=201).json['service_id']
     app.post_json(f'{url}/mappings', {'service_id': service, 'type': 'flat',
                                       'cost': '0.01'}, status=201)
     assert rows(ours, "SELECT s.id, m.id FROM hashmap_services s JOIN "
                       "hashmap_mappings m ON m.service_id = s.id WHERE "
-                      "s.name = 'ip'") == [(3, 6)]
+                      "s.name = 'network'") == [(4, 7)]
 
     # Another run stores nothing.
     assert import_upstream.main(argv(path, upstream)) == 0

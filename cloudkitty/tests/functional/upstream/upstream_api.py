@@ -6,7 +6,7 @@ application, ``auth_strategy = noauth``, its database the test's MariaDB
 one) on a free loopback port. :func:`create_rules` creates, through
 upstream's REST API only (``/v1/rating/module_config/hashmap/...``,
 ``/v1/rating/module_config/pyscripts/...``, ``/v1/rating/modules/...``),
-the rules the import tests carry over: a service mapping, field mappings
+the rules the import tests carry over: service mappings, field mappings
 in a group, a service threshold, a tenant's threshold, a deleted mapping,
 a pyscript, and the modules' states and priorities. Upstream's quote goes
 through RPC to a processor, so quotes are asked of upstream's hashmap code
@@ -97,10 +97,11 @@ def create_rules(api):
 
     instance = post('services', {'name': 'instance'})['service_id']
     volume = post('services', {'name': 'volume'})['service_id']
+    address = post('services', {'name': 'ip'})['service_id']
     flavor = post('fields', {'service_id': instance,
                              'name': 'flavor_name'})['field_id']
     group = post('groups', {'name': 'instance_uptime_flavor'})['group_id']
-    ids = {'services': [instance, volume], 'fields': [flavor],
+    ids = {'services': [instance, volume, address], 'fields': [flavor],
            'groups': [group], 'mappings': [], 'thresholds': []}
     for value, cost in FLAVORS:
         ids['mappings'].append(post('mappings', {
@@ -111,6 +112,9 @@ def create_rules(api):
     ids['mappings'].append(post('mappings', {
         'type': 'flat', 'cost': '0.0009', 'service_id': volume,
         'start': START, 'name': 'volume GiB'})['mapping_id'])
+    ids['mappings'].append(post('mappings', {
+        'type': 'flat', 'cost': '0.005', 'service_id': address,
+        'start': START, 'name': 'floating ip'})['mapping_id'])
     gone = post('mappings', {'type': 'flat', 'cost': '5',
                              'service_id': instance, 'start': START,
                              'name': 'old'})['mapping_id']

@@ -10,7 +10,8 @@ and writes a JSON answer on stdout:
   finished) and a collector mapping;
 - ``serve``: ``{"port"}``: upstream's API on 127.0.0.1, until killed;
 - ``rate``: ``{"begin", "periods", "period", "scopes", "resources"}``:
-  for each period, scope and resource an instance and a volume point,
+  for each period, scope and resource an instance, a volume and an ip
+  point,
   priced by upstream's hashmap processor for the scope, pushed through
   upstream's storage (InfluxDB); answers the number of points;
 - ``totals``: ``{"windows": [[begin, end]]}``: upstream's storage
@@ -87,7 +88,10 @@ def _points(scope, resource, index):
         'GiB', size, 0,
         {'project_id': scope, 'id': f'{scope}-vol-{resource}'},
         {'volume_type': 'ssd' if resource % 2 else 'hdd'})
-    return (('instance', instance), ('volume', volume))
+    address = dataframe.DataPoint(
+        'ip', 1, 0, {'project_id': scope, 'id': f'{scope}-ip-{resource}'},
+        {'pool': 'public'})
+    return (('instance', instance), ('volume', volume), ('ip', address))
 
 
 def rate(arg):
