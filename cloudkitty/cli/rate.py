@@ -18,7 +18,6 @@ import sys
 
 from oslo_config import cfg
 
-from cloudkitty import dataframe
 from cloudkitty import db
 from cloudkitty.db import migration
 from cloudkitty import fetcher
@@ -29,6 +28,7 @@ from cloudkitty import service
 from cloudkitty import storage
 from cloudkitty import storage_state
 from cloudkitty.storage import v2 as storage_v2
+from cloudkitty import timeutils
 
 CLI_OPTS = [
     cfg.StrOpt('begin',
@@ -52,7 +52,7 @@ def _date(conf, name):
     if value is None:
         return None
     try:
-        return dataframe.parse_datetime(value)
+        return timeutils.parse(value)
     except ValueError as exc:
         raise SystemExit(f'cloudkitty-rate: --{name}: {exc}') from None
 
@@ -85,10 +85,10 @@ def _load_rules(engine, path, begin):
 def _clock(conf, end):
     """A clock under which exactly the periods starting before ``end`` are due."""
     if end is None:
-        return storage_state.utcnow
+        return timeutils.utcnow
     shifted = end + datetime.timedelta(
         seconds=conf.collect.wait_periods * conf.collect.period)
-    return lambda: min(storage_state.utcnow(), shifted)
+    return lambda: min(timeutils.utcnow(), shifted)
 
 
 def format_report(results, scope_key):
@@ -143,8 +143,8 @@ def main(argv=None):
         return 2
 
     scope_key = conf.collect.scope_key
-    window_begin = begin or dataframe.parse_datetime('1970-01-01')
-    window_end = end or storage_state.utcnow()
+    window_begin = begin or timeutils.parse('1970-01-01')
+    window_end = end or timeutils.utcnow()
     totals = store.total(groupby=[scope_key, 'type'], begin=window_begin,
                          end=window_end, paginate=False)
     print(f'Rated {summary["periods"]} periods of {len(summary["scopes"])} '

@@ -16,10 +16,10 @@ import sys
 
 from oslo_config import cfg
 
-from cloudkitty import dataframe
 from cloudkitty import db
 from cloudkitty import service
 from cloudkitty import storage
+from cloudkitty import timeutils
 from cloudkitty import writer
 from cloudkitty.writer import orchestrator
 
@@ -45,7 +45,7 @@ def _date(value, option):
     if value is None:
         return None
     try:
-        return dataframe.parse_datetime(value)
+        return timeutils.parse(value)
     except ValueError as exc:
         raise writer.WriterError(f'{option}: {exc}') from None
 

@@ -34,6 +34,7 @@ from cloudkitty import db
 from cloudkitty.orchestrator import health
 from cloudkitty.orchestrator import periods
 from cloudkitty import storage_state
+from cloudkitty import timeutils
 
 LOG = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ class Page:
     """
 
     def __init__(self, conf, counters_dir, engine,
-                 clock=storage_state.utcnow):
+                 clock=timeutils.utcnow):
         self._conf = conf
         self._counters_dir = counters_dir
         self._states = storage_state.ScopeStateManager(

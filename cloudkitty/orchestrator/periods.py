@@ -10,11 +10,7 @@ window of a reprocessing task.
 
 import datetime
 
-
-def month_start(now):
-    """Midnight UTC of the first day of ``now``'s month, aware."""
-    now = now.astimezone(datetime.timezone.utc)
-    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+from cloudkitty import timeutils
 
 
 def next_period_start(last, period, wait_periods, now):
@@ -34,7 +30,7 @@ def next_period_start(last, period, wait_periods, now):
     in the first hours of a month does not rate an unfinished period.
     """
     step = datetime.timedelta(seconds=period)
-    candidate = month_start(now) if last is None else last + step
+    candidate = timeutils.month_start(now) if last is None else last + step
     if candidate + wait_periods * step < now:
         return candidate
     return None

@@ -44,6 +44,7 @@ from cloudkitty import rating
 from cloudkitty import storage as ck_storage
 from cloudkitty import storage_state
 from cloudkitty.storage_state import reprocessing
+from cloudkitty import timeutils
 
 LOG = logging.getLogger(__name__)
 
@@ -394,7 +395,7 @@ def build(conf, plan, stop_event=None, clock=None):
         collector, storage, scope_state, list(collector.conf),
         ck_worker.Settings.from_conf(conf), modules=modules,
         module_state=module_state, skip_predicates=plan.skip_predicates,
-        stop_event=stop_event, clock=clock or storage_state.utcnow)
+        stop_event=stop_event, clock=clock or timeutils.utcnow)
     return Collaborators(
         scope_worker, ck_fetcher.get_fetcher(conf), storage, engine,
         reprocessing.ReprocessingScheduleManager(engine), scope_state,

@@ -15,9 +15,9 @@ import time
 
 import oslo_messaging
 
-from cloudkitty import dataframe
 from cloudkitty import messaging
 from cloudkitty import rating
+from cloudkitty import timeutils
 
 LOG = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class ProcessorEndpoint:
         scope_id = scope['scope_id']
         parts = {part: scope[part] for part in messaging.SCOPE_PARTS}
         try:
-            timestamp = dataframe.parse_datetime(last_processed_timestamp)
+            timestamp = timeutils.parse(last_processed_timestamp)
         except ValueError as exc:
             LOG.error('Reset of scope %s refused: %s', scope_id, exc)
             return False

@@ -41,7 +41,7 @@ from cloudkitty.orchestrator import health as ck_health
 from cloudkitty.orchestrator import periods as ck_periods
 from cloudkitty.orchestrator import skip as ck_skip
 from cloudkitty import rating
-from cloudkitty import storage_state
+from cloudkitty import timeutils
 
 LOG = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ class ScopeWorker:
 
     def __init__(self, collector, storage, scope_state, metrics, settings,
                  modules=None, module_state=None, skip_predicates=None,
-                 stop_event=None, clock=storage_state.utcnow):
+                 stop_event=None, clock=timeutils.utcnow):
         self.collector = collector
         self._storage = storage
         self._scope_state = scope_state

@@ -149,17 +149,12 @@ class ScopeStateManager:
         return self.get_state(scope_id, **parts)
 
     def get_all(self, scope_id=None, fetcher=None, collector=None,
-                scope_key=None, active=None, offset=0, limit=None,
-                identifier=None):
+                scope_key=None, active=None, offset=0, limit=None):
         """List scope states, filtered by any of the given values.
 
         ``scope_id``, ``fetcher``, ``collector`` and ``scope_key`` may be
-        a value or a list of values. Ordered by scope id. ``identifier`` is
-        the former name of ``scope_id``, still accepted from the API's
-        callers.
+        a value or a list of values. Ordered by scope id.
         """
-        if scope_id is None:
-            scope_id = identifier
         table = models.ScopeState.__table__
         query = sa.select(table).order_by(table.c.identifier, table.c.id)
         for name, value in (('identifier', scope_id), ('fetcher', fetcher),

@@ -34,6 +34,7 @@ from wsme import types as wtypes
 from cloudkitty.api import errors
 from cloudkitty.api import utils
 from cloudkitty import dataframe
+from cloudkitty import timeutils
 
 _TRUE = ('true', '1', 'yes', 'on')
 _FALSE = ('false', '0', 'no', 'off', '')
@@ -208,7 +209,7 @@ def instant(value, name):
     if value is None:
         return None
     try:
-        moment = dataframe.parse_datetime(value)
+        moment = timeutils.parse(value)
     except ValueError:
         raise errors.BadRequest(f'{name} {value!r} is not a date') from None
     try:

@@ -20,11 +20,6 @@ ALL = 'ALL'
 _ZERO = decimal.Decimal(0)
 
 
-#: v1 writes datetimes as naive UTC. Its home is cloudkitty.timeutils;
-#: kept for api/v1/storage.py, which imports it from here.
-naive_utc = timeutils.to_db
-
-
 class SummaryModel(wtypes.Base):
     """One row of a summary; keys not grouped by are ``"ALL"``. The rate
     is written as the storage sums it, without padding zeros

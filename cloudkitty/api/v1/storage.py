@@ -16,9 +16,9 @@ import webob
 from cloudkitty.api import errors
 from cloudkitty.api import utils
 from cloudkitty.api.v1 import module_config as mc
-from cloudkitty.api.v1 import report
 from cloudkitty import dataframe
 from cloudkitty.policies import storage as storage_policies
+from cloudkitty import timeutils
 
 _PARAMETERS = ('begin', 'end', 'tenant_id', 'resource_type')
 
@@ -52,8 +52,8 @@ def _v1_frames(frames, scope_key):
     """One v1 frame per point, in the storage's order."""
     decimal_text = mc.DECIMAL.tobasetype
     for frame in frames:
-        begin = report.naive_utc(frame.start).isoformat()
-        end = report.naive_utc(frame.end).isoformat()
+        begin = timeutils.to_db(frame.start).isoformat()
+        end = timeutils.to_db(frame.end).isoformat()
         for type_, point in frame.iterpoints():
             desc = point.desc
             yield {'begin': begin, 'end': end,

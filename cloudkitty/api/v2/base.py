@@ -10,8 +10,6 @@ datetimes as ISO 8601 with their offset. Handlers are served as
 is answered 406.
 """
 
-import datetime
-
 import pecan
 import voluptuous
 import webob
@@ -19,6 +17,7 @@ import webob
 from cloudkitty.api import errors
 from cloudkitty.api import utils
 from cloudkitty import dataframe
+from cloudkitty import timeutils
 
 
 class Endpoint:
@@ -195,16 +194,6 @@ def integer(minimum, maximum=utils.MAX_INT64):
     return validate
 
 
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
-
-
-def period_start(moment, period):
-    """The start of the collect period of ``period`` seconds (counted from
-    the epoch) holding ``moment``."""
-    seconds = int((moment - _EPOCH).total_seconds())
-    return _EPOCH + datetime.timedelta(seconds=seconds - seconds % period)
-
-
 def check_aligned(period, proposal, **moments):
     """Each of ``moments`` (``name=datetime``) is the start of a collect
     period of ``period`` seconds, else a 400 naming the misaligned ones and
@@ -212,10 +201,10 @@ def check_aligned(period, proposal, **moments):
     covering this request", say)."""
     misaligned = [f'{name} ({moment.isoformat()})'
                   for name, moment in moments.items()
-                  if period_start(moment, period) != moment]
+                  if timeutils.period_start(moment, period) != moment]
     if misaligned:
         aligned = ' '.join(
-            f'{name}={period_start(moment, period).isoformat()}'
+            f'{name}={timeutils.period_start(moment, period).isoformat()}'
             for name, moment in moments.items())
         raise errors.BadRequest(
             f"{' and '.join(misaligned)} not aligned to the collect period "

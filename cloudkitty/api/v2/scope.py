@@ -54,7 +54,7 @@ def list_scopes(*, scope_id=None, scope_key=None, fetcher=None,
                 collector=None, active=None, offset=0, limit=100):
     """List scopes; 404 when none matches."""
     states = _scope_state().get_all(
-        identifier=scope_id, scope_key=scope_key, fetcher=fetcher,
+        scope_id=scope_id, scope_key=scope_key, fetcher=fetcher,
         collector=collector, active=active, offset=offset, limit=limit)
     if not states:
         raise errors.NotFound('No scope found for these filters.')
@@ -87,7 +87,7 @@ def reset_scopes(*, all_scopes=False, scope_id=None, scope_key=None,
         raise errors.BadRequest("'last_processed_timestamp' is required.")
     _check_aligned(last_processed_timestamp)
     states = _scope_state().get_all(
-        identifier=scope_id or None, scope_key=scope_key,
+        scope_id=scope_id or None, scope_key=scope_key,
         fetcher=fetcher, collector=collector)
     if not states:
         raise errors.NotFound('No scope found for these filters.')
@@ -108,7 +108,7 @@ def reset_scopes(*, all_scopes=False, scope_id=None, scope_key=None,
 def update_scope(*, scope_id, scope_key=None, fetcher=None,
                  collector=None, active=None):
     """Change a scope's keys or whether it is active."""
-    states = _scope_state().get_all(identifier=scope_id)
+    states = _scope_state().get_all(scope_id=scope_id)
     if not states:
         raise errors.NotFound(f"Scope '{scope_id}' does not exist.")
     if len(states) > 1:
@@ -138,7 +138,7 @@ def create_scope(*, scope_id, last_processed_timestamp, scope_key=None,
                  fetcher=None, collector=None, active=True):
     """Declare a scope."""
     _check_aligned(last_processed_timestamp)
-    if _scope_state().get_all(identifier=scope_id, active=True):
+    if _scope_state().get_all(scope_id=scope_id, active=True):
         raise errors.NotFound(
             f"An active scope '{scope_id}' already exists; it cannot be "
             'created again.')

@@ -33,7 +33,7 @@ def _scopes(scope_ids):
         if not states:
             raise errors.BadRequest('There is no active scope to reprocess.')
     else:
-        states = scope_state.get_all(identifier=scope_ids)
+        states = scope_state.get_all(scope_id=scope_ids)
         missing = sorted(set(scope_ids) - {s['identifier'] for s in states})
         if missing:
             raise errors.BadRequest(

@@ -33,7 +33,7 @@ from cloudkitty import db as ck_db
 from cloudkitty import rating
 from cloudkitty.rating import common
 from cloudkitty.rating.hash import db as hash_db
-from cloudkitty import storage_state
+from cloudkitty import timeutils
 
 
 class HashMap(rating.RatingProcessorBase):
@@ -80,7 +80,7 @@ class HashMap(rating.RatingProcessorBase):
 
     def reload_config(self, start=None):
         """Make the rules valid at ``start`` (default: now) current."""
-        self._rules.reload(start or storage_state.utcnow())
+        self._rules.reload(start or timeutils.utcnow())
 
     def rate(self, frame, scope_id):
         """Price ``frame`` for ``scope_id`` with the rules valid at its

@@ -43,7 +43,7 @@ from cloudkitty.rating import common
 from cloudkitty.rating.pyscripts import db as scripts_db
 from cloudkitty.rating.pyscripts import exceptions as exc
 from cloudkitty.rating.pyscripts import sandbox
-from cloudkitty import storage_state
+from cloudkitty import timeutils
 
 
 class PyScripts(rating.RatingProcessorBase):
@@ -119,7 +119,7 @@ class PyScripts(rating.RatingProcessorBase):
 
     def reload_config(self, start=None):
         """Make the scripts valid at ``start`` (default: now) current."""
-        self._scripts.reload(start or storage_state.utcnow())
+        self._scripts.reload(start or timeutils.utcnow())
 
     def run_script(self, script, frame):
         """``frame`` as ``script`` (a Script) leaves it; ScriptFailed."""

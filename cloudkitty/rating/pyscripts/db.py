@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from cloudkitty.rating import common
 from cloudkitty.rating.pyscripts import exceptions as exc
 from cloudkitty.rating.pyscripts import models
-from cloudkitty import storage_state
+from cloudkitty import timeutils
 
 _SCRIPTS = models.PyScript.__table__
 _NAME_LENGTH = 255
@@ -97,7 +97,7 @@ class PyScriptsDB:
     ``clock`` returns the current aware UTC time (tests pass their own).
     """
 
-    def __init__(self, engine, clock=storage_state.utcnow):
+    def __init__(self, engine, clock=timeutils.utcnow):
         self.engine = engine
         self._clock = clock
         self._revision = common.Revision(models.PyScriptsRevision.__table__)

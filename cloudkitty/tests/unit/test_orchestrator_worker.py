@@ -123,13 +123,6 @@ def test_new_scope_starts_at_the_month_start():
     assert periods.next_period_start(None, 3600, 2, NOW) == MONTH
 
 
-def test_month_start_is_utc():
-    local = datetime.datetime(2024, 4, 1, 1, 30,
-                              tzinfo=datetime.timezone(HOUR * 3))
-    # 2024-03-31T22:30Z: still March in UTC.
-    assert periods.month_start(local) == MONTH
-
-
 def test_first_period_of_a_new_scope_waits_like_any_other():
     assert periods.next_period_start(None, 3600, 2, MONTH + 2 * HOUR) is None
     assert periods.next_period_start(
