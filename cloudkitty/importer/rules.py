@@ -5,7 +5,11 @@ the foreign keys join on the integer ids, so both are kept. Upstream's
 ``map_type`` is our ``type``; its pyscripts keep their source
 zlib-compressed, ours keep the text, with the same sha512 ``checksum``
 (checked: a script whose checksum does not match its source is refused).
-Each module is copied in one transaction that first increments the
+Upstream's ``hashmap_thresholds.level`` may be NULL (its API always sets
+one, 0 by default; a NULL comes from a hand-written row), ours may not,
+and upstream's own hashmap cannot compare a quantity with a NULL level:
+such a threshold is refused, named, before anything is written. Each
+module is copied in one transaction that first increments the
 module's revision counter, so running processors load the new rules.
 """
 
@@ -61,11 +65,23 @@ PYSCRIPTS = (
                    convert={'data': _script_source}),
 )
 
-#: (module, revision table, copies): what :func:`copy_rules` copies.
-MODULES = (
-    ('hashmap', hash_models.HashMapRevision.__table__, HASHMAP),
-    ('pyscripts', py_models.PyScriptsRevision.__table__, PYSCRIPTS),
-)
+
+def check_thresholds(upstream_conn):
+    """Raise :class:`~cloudkitty.importer.ImportFailed` naming every
+    threshold with no level, and what to do about it."""
+    copy = HASHMAP[-1]
+    missing = [row for row in rows.read_rows(upstream_conn, copy)
+               if row['level'] is None]
+    if missing:
+        names = ', '.join(f'{row["threshold_id"]} (id {row["id"]})'
+                          for row in missing)
+        raise importer.ImportFailed(
+            f'hashmap thresholds with no level: {names}. Ours require '
+            f'one, and upstream\'s hashmap cannot rate with none: set '
+            f'the level in upstream (PUT /v1/rating/module_config/hashmap/'
+            f'thresholds/<threshold_id> with "level"; upstream\'s API '
+            f'sets 0 by default) or delete the threshold there, then run '
+            f'the import again. Nothing was copied.')
 
 
 def check_scripts(upstream_conn):
@@ -81,17 +97,26 @@ def check_scripts(upstream_conn):
                 f'({digest})')
 
 
+#: (module, revision table, copies, check): what :func:`copy_rules`
+#: copies, after ``check(upstream connection)`` found nothing to refuse.
+MODULES = (
+    ('hashmap', hash_models.HashMapRevision.__table__, HASHMAP,
+     check_thresholds),
+    ('pyscripts', py_models.PyScriptsRevision.__table__, PYSCRIPTS,
+     check_scripts),
+)
+
+
 def copy_rules(upstream, engine, report):
     """Copy every module's tables from the ``upstream`` engine into ours
     (``engine``); call ``report(table, counts)`` for each table. A module
     whose tables upstream lacks (never installed there) is skipped."""
-    for module, revision, copies in MODULES:
+    for module, revision, copies, check in MODULES:
         if not all(importer.has_table(upstream, c.source) for c in copies):
             report(module, 'not in upstream\'s database, skipped')
             continue
         with upstream.connect() as upstream_conn:
-            if module == 'pyscripts':
-                check_scripts(upstream_conn)
+            check(upstream_conn)
             with common.Revision(revision).write(engine) as conn:
                 for copy in copies:
                     report(copy.source,

@@ -84,4 +84,3 @@ class V1SQLSource(importer.RatedSource):
             return {(scope or None, type_): (dataframe.to_decimal(qty),
                                              dataframe.to_decimal(price))
                     for scope, type_, qty, price in conn.execute(query)}
-

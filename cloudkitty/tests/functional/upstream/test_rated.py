@@ -260,6 +260,45 @@ def test_upstream_database_is_only_read(engines):
             conn.exec_driver_sql('DELETE FROM hashmap_services')
 
 
+def test_a_threshold_with_no_level_stops_the_import_named(tmp_path,
+                                                          capsys):
+    upstream = upstream_sqlite(tmp_path, UPSTREAM_DDL + """;
+        INSERT INTO hashmap_thresholds VALUES (5, 'thr-null', NULL, '0.5',
+            'flat', 7, NULL, NULL, NULL)""")
+    ours = f'sqlite:///{tmp_path}/ck.db'
+    conf = tmp_path / 'cloudkitty.conf'
+    conf.write_text(f'[database]\nconnection = {ours}\n')
+    argv = ['--config-file', str(conf), '--upstream-db', upstream,
+            '--source', 'none']
+    assert import_upstream.main(argv) == 2
+    assert capsys.readouterr().err == (
+        'cloudkitty-import-upstream: hashmap thresholds with no level: '
+        'thr-null (id 5). Ours require one, and upstream\'s hashmap cannot '
+        'rate with none: set the level in upstream (PUT /v1/rating/'
+        'module_config/hashmap/thresholds/<threshold_id> with "level"; '
+        'upstream\'s API sets 0 by default) or delete the threshold there, '
+        'then run the import again. Nothing was copied.\n')
+    engine = db.create_engine(ours)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql(
+            'SELECT COUNT(*) FROM hashmap_services').scalar() == 0
+    # Given its level, as the message says, the threshold is imported.
+    writer = db.create_engine(upstream)
+    with writer.begin() as conn:
+        conn.exec_driver_sql(
+            "UPDATE hashmap_thresholds SET level = '0' WHERE id = 5")
+    writer.dispose()
+    assert import_upstream.main(argv) == 0
+    thresholds = hash_models.HashMapThreshold.__table__.c
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(
+            thresholds.id, thresholds.threshold_id, thresholds.level,
+            thresholds.cost).order_by(thresholds.id)).all() == [
+            (4, 'thr-uuid', D(50), D('0.98')),
+            (5, 'thr-null', D(0), D('0.5'))]
+    engine.dispose()
+
+
 # Dates as SQLAlchemy writes them on SQLite (text, compared as text).
 V1_DDL = """
 CREATE TABLE rated_data_frames (id INTEGER PRIMARY KEY, tenant_id TEXT,
