@@ -37,9 +37,10 @@ RUNS = {
                 'both passes stored the same totals'),
     'lock': (['lock_bench.py', '--scopes', '30', '--passes', '1'],
              'scopes shared out'),
+    'import': (['import_bench.py', '--points', '2000'], 'second run'),
 }
 #: What a benchmark needs beyond Python: a command on the PATH.
-NEEDS = {'collect': 'promtool', 'lock': 'redis-server'}
+NEEDS = {'collect': 'promtool', 'lock': 'redis-server', 'import': 'influxd'}
 
 
 @pytest.mark.parametrize('name', sorted(RUNS))
