@@ -300,8 +300,11 @@ def test_memo_limit_only_costs_time(monkeypatch):
         + [mapping('vm', 1, 'rate', field='b', value='x')],
         [threshold('vm', 5, 2, 'rate', field='c'),
          threshold('vm', 2, 1, group='G')])
+    # More values than the limit on each field: the plans, the fast memo
+    # and what each threshold field value reaches are all dropped on the
+    # way.
     points = [point(q, a=str(i), b=b, c=str(c))
-              for i in range(12) for b in ('x', 'y') for c in (4, 6)
+              for i in range(12) for b in ('x', 'y') for c in (4, 5, 6, 7)
               for q in (1, 3)]
 
     def expected(p):
