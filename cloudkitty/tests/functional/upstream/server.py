@@ -62,6 +62,19 @@ def ensure_installed():
                                    CONSTRAINTS)
 
 
+def answers(url, process):
+    """Whether ``url`` answers within :data:`START_TIMEOUT` seconds while
+    ``process`` (the server) runs."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return True
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.1)
+    return False
+
+
 class InfluxDB:
     """``influxd`` on free loopback ports, its data under ``state``."""
 
@@ -101,19 +114,11 @@ bind-address = "127.0.0.1:{rpc}"
             [binary, '-config', str(config)], stdin=subprocess.DEVNULL,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                break
-            try:
-                with urllib.request.urlopen(f'{self.url}/ping', timeout=2):
-                    return
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.1)
-        self.stop()
-        raise UpstreamUnavailable(
-            'influxd did not start: ' +
-            live_server.log_tail(self.state / 'influxd.log'))
+        if not answers(f'{self.url}/ping', self.process):
+            self.stop()
+            raise UpstreamUnavailable(
+                'influxd did not start: ' +
+                live_server.log_tail(self.state / 'influxd.log'))
 
     def query(self, statement):
         """Run an InfluxQL statement (POST: it may write)."""

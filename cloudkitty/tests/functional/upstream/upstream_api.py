@@ -15,7 +15,6 @@ directly (``upstream_side.py quote``).
 
 import json
 import subprocess
-import time
 import urllib.error
 import urllib.request
 
@@ -52,16 +51,11 @@ class UpstreamAPI:
                 start_new_session=True)
         self.process.stdin.write(json.dumps({'port': port}))
         self.process.stdin.close()
-        deadline = time.monotonic() + server.START_TIMEOUT
-        while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                with urllib.request.urlopen(self.url + '/', timeout=2):
-                    return
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.2)
-        self.stop()
-        raise server.UpstreamUnavailable(
-            'upstream API did not start: ' + live_server.log_tail(self.log))
+        if not server.answers(self.url + '/', self.process):
+            self.stop()
+            raise server.UpstreamUnavailable(
+                'upstream API did not start: ' +
+                live_server.log_tail(self.log))
 
     def call(self, method, path, body=None, status=201):
         """``method`` ``path`` with the JSON ``body``; assert the answer's
