@@ -12,8 +12,9 @@ import json
 import secrets
 import types
 
-from dateutil import parser as date_parser
 import voluptuous
+
+from cloudkitty import timeutils
 
 _EMPTY = types.MappingProxyType({})
 
@@ -202,22 +203,9 @@ _LEGACY_POINT_SCHEMA = voluptuous.Schema({**_POINT_BASE, **{
 }})
 
 
-def parse_datetime(value):
-    """Return a timezone-aware datetime from a datetime or ISO 8601 string.
-
-    Compact forms (``20190723T122810Z``) are accepted; a naive value is UTC.
-    Raises ``ValueError`` for anything else.
-    """
-    if isinstance(value, str):
-        try:
-            value = date_parser.isoparse(value)
-        except (ValueError, OverflowError):
-            raise ValueError(f'{value!r} is not an ISO 8601 date') from None
-    if not isinstance(value, datetime.datetime):
-        raise ValueError(f'{value!r} is not a date')
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=datetime.timezone.utc)
-    return value
+#: :func:`cloudkitty.timeutils.parse`, by the name this module has always
+#: given it.
+parse_datetime = timeutils.parse
 
 
 class DataFrame:
