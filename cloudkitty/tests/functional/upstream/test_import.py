@@ -126,6 +126,10 @@ def test_import_resumed_repeated_and_compared(upstream, ours, tmp_path,
     assert rows(ours, 'SELECT mapping_id FROM hashmap_mappings WHERE '
                       'deleted IS NOT NULL') == [(
                           upstream.ids['mappings'][-1],)]
+    # Created through upstream's API: noauth's user is 'unknown' there.
+    assert rows(ours, 'SELECT DISTINCT created_by FROM hashmap_mappings '
+                      'UNION SELECT deleted_by FROM hashmap_mappings WHERE '
+                      'deleted IS NOT NULL') == [('unknown',)]
     assert rows(ours, 'SELECT data FROM pyscripts_scripts') == [(
         '# priced by hashmap\nfor period in data:\n    pass\n',)]
     assert rows(ours, 'SELECT name, enabled, priority FROM '
