@@ -181,7 +181,8 @@ class Backends:
                  quote=None, module_loader=None):
         self.conf = conf
         self.engine = db.get_engine(conf)
-        self.storage = storage_backend or storage.get_storage(conf)
+        self.storage = storage_backend or storage.get_storage(
+            conf, engine=self.engine, replica_reads=True)
         self.scope_state = scope_admin.ScopeAdmin(
             self.engine, conf.collect.scope_key, conf.fetcher.backend,
             conf.collect.collector)

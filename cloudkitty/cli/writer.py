@@ -116,10 +116,10 @@ def main(argv=None):
     except cfg.Error as exc:
         print(f'{PROG}: {exc}', file=sys.stderr)
         return 1
-    engine = db.create_engine(conf.database.connection)
+    engine = db.get_engine(conf)
     try:
         write = orchestrator.WriteOrchestrator(
-            conf, storage.get_storage(conf), engine,
+            conf, storage.get_storage(conf, engine=engine), engine,
             writer.get_writers(conf), on_month=_log_month)
         if conf.command.name == 'tenants_list':
             for scope_id in write.scopes():

@@ -390,7 +390,7 @@ def build(conf, plan, stop_event=None, clock=None):
     module_state = storage_state.ModuleStateManager(engine)
     modules = rating.load_modules(conf, module_state, engine)
     collector = ck_collector.get_collector(conf, plan.metrics, engine=engine)
-    storage = ck_storage.get_storage(conf)
+    storage = ck_storage.get_storage(conf, engine=engine)
     scope_worker = ck_worker.ScopeWorker(
         collector, storage, scope_state, list(collector.conf),
         ck_worker.Settings.from_conf(conf), modules=modules,

@@ -4,31 +4,22 @@ The interface is :class:`cloudkitty.storage.v2.BaseStorage`; backends are
 entry points of ``cloudkitty.storage.v2.backends``.
 """
 
-import inspect
-
 from stevedore import driver
 from stevedore import exception
+
+from cloudkitty import signatures
 
 NAMESPACE = 'cloudkitty.storage.v2.backends'
 
 
-def _accepts_engine(cls):
-    try:
-        parameters = inspect.signature(cls).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == 'engine' or p.kind == p.VAR_KEYWORD
-               for p in parameters)
-
-
-def get_storage(conf, engine=None):
+def get_storage(conf, engine=None, replica_reads=False):
     """Return the ``[storage] backend`` named in ``conf``, built with it.
 
-    ``engine`` is the process's database engine, handed to backends whose
-    constructor takes an ``engine`` keyword (the ``sqlalchemy`` backend);
-    others, and every backend when it is ``None``, are built with ``conf``
-    alone (the ``sqlalchemy`` backend then gets its engine from
-    :func:`cloudkitty.db.get_engine`).
+    ``engine`` is the process's database engine and ``replica_reads``
+    whether reads may go to a replica (the API's, not the processor's: a
+    report must find every period already recorded as done); both are
+    handed to backends whose constructor takes them (the ``sqlalchemy``
+    backend), and others are built with ``conf`` alone.
 
     Raises ``RuntimeError`` naming the backend when no such entry point is
     installed (or it failed to import: the cause is logged by stevedore).
@@ -40,6 +31,9 @@ def get_storage(conf, engine=None):
         raise RuntimeError(f'unknown storage backend {name!r} (no entry '
                            f'point in {NAMESPACE})') from None
     backend = manager.driver
-    if engine is not None and _accepts_engine(backend):
-        return backend(conf, engine=engine)
-    return backend(conf)
+    kwargs = {}
+    if engine is not None and signatures.takes_keyword(backend, 'engine'):
+        kwargs['engine'] = engine
+    if replica_reads and signatures.takes_keyword(backend, 'replica_reads'):
+        kwargs['replica_reads'] = True
+    return backend(conf, **kwargs)

@@ -24,6 +24,7 @@ import decimal
 import re
 
 from cloudkitty import dataframe
+from cloudkitty import timeutils
 
 __all__ = ['TIME_GROUPBY_KEYS', 'BaseStorage', 'Field', 'GroupKey',
            'InvalidData', 'InvalidQuery', 'Query', 'StorageError',
@@ -72,17 +73,9 @@ DECIMAL_CONTEXT = decimal.Context(prec=100, rounding=decimal.ROUND_HALF_UP)
 _ONE = decimal.Decimal(1)
 
 
-def month_window(now=None):
-    """Return ``(start of the month, start of the next month)`` of ``now``.
-
-    ``now`` defaults to the current time; both bounds are UTC and
-    timezone-aware.
-    """
-    now = (now or datetime.datetime.now(_UTC)).astimezone(_UTC)
-    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    if start.month == 12:
-        return start, start.replace(year=start.year + 1, month=1)
-    return start, start.replace(month=start.month + 1)
+#: ``(start of the month, start of the next month)`` of ``now``, the
+#: default window of queries (its home is :mod:`cloudkitty.timeutils`).
+month_window = timeutils.month_window
 
 
 def normalize_decimal(value):
@@ -223,7 +216,7 @@ def _datetime(value, what):
     if value is None:
         return None
     try:
-        return dataframe.parse_datetime(value).astimezone(_UTC)
+        return timeutils.parse(value).astimezone(_UTC)
     except ValueError as exc:
         raise InvalidQuery(f'invalid {what}: {exc}') from None
 

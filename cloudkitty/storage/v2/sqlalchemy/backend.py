@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from cloudkitty import db
 from cloudkitty.db import migration
+from cloudkitty.db import replica
 from cloudkitty.storage import v2
 from cloudkitty.storage.v2.sqlalchemy import dialects
 from cloudkitty.storage.v2.sqlalchemy import models
@@ -39,14 +40,25 @@ def _is_deadlock(exc):
     return bool(args) and args[0] in _DEADLOCK_ERRNOS
 
 
+def _same_url(engine, url):
+    """Whether ``engine`` is connected to the database of ``url``."""
+    return (engine.url.render_as_string(hide_password=False)
+            == sa.engine.make_url(url).render_as_string(hide_password=False))
+
+
 class SQLAlchemyStorage(v2.BaseStorage):
     """Rated data in an SQL database reached through SQLAlchemy.
 
     :param conf: the service's ``ConfigOpts``.
-    :param engine: the process's engine of the rated-data database, handed
-        in by the service that builds the storage; without it, the engine
-        the process shares for ``[storage_sqlalchemy] connection``, else
-        ``[database] connection`` (:func:`cloudkitty.db.get_engine`).
+    :param engine: the process's engine (of ``[database] connection``),
+        handed in by the service that builds the storage. The rated data
+        is kept there unless ``[storage_sqlalchemy] connection`` names
+        another database, whose engine the process shares
+        (:func:`cloudkitty.db.get_engine`); so it is without ``engine``.
+    :param replica_reads: whether :meth:`retrieve` and :meth:`total` read
+        from the replica of :func:`cloudkitty.db.replica.for_storage` while
+        it keeps up (the API's reads); otherwise every read is on the
+        primary.
     :raises StorageError: on a database or driver the backend cannot use
         (PostgreSQL needs psycopg 3).
 
@@ -55,15 +67,16 @@ class SQLAlchemyStorage(v2.BaseStorage):
     ``rated_totals`` and ``rated_daily_totals``).
     """
 
-    def __init__(self, conf, engine=None):
+    def __init__(self, conf, engine=None, replica_reads=False):
         super().__init__(conf)
-        if engine is None:
-            url = sa.engine.make_url(conf.storage_sqlalchemy.connection
-                                     or conf.database.connection)
+        apart = conf.storage_sqlalchemy.connection
+        if engine is None or apart and not _same_url(engine, apart):
+            url = sa.engine.make_url(apart or conf.database.connection)
             dialects.check_url(url)
             engine = db.get_engine(conf, url)
         self.engine = engine
-        self._dialect = dialects.of(engine)
+        router = replica.for_storage(conf, engine) if replica_reads else None
+        self._dialect = dialects.of(engine, router)
         self._writer = writes.Writer(self._dialect, self.scope_key)
         self._reader = reads.Reader(self._dialect)
 

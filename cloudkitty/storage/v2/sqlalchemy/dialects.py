@@ -32,6 +32,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 
 from cloudkitty import db
+from cloudkitty.db import replica
 from cloudkitty.storage import v2
 from cloudkitty.storage.v2.sqlalchemy import models
 
@@ -77,8 +78,10 @@ def check_url(url):
             f'postgresql:// or postgresql+psycopg:// URL')
 
 
-def of(engine):
-    """The :class:`Dialect` of ``engine`` (checked by :func:`check_url`)."""
+def of(engine, router=None):
+    """The :class:`Dialect` of ``engine`` (checked by :func:`check_url`),
+    reading through ``router`` (a :class:`cloudkitty.db.replica.ReadRouter`
+    of ``engine``; default: ``engine`` alone)."""
     check_url(engine.url)
     name = engine.dialect.name
     kind = {'postgresql': PostgreSQL, 'sqlite': SQLite, 'mysql': MySQL,
@@ -86,7 +89,7 @@ def of(engine):
     if kind is None:
         raise v2.StorageError(f'the sqlalchemy storage does not support '
                               f'{name}')
-    return kind(engine)
+    return kind(engine, router)
 
 
 class Dialect:
@@ -95,8 +98,9 @@ class Dialect:
 
     sum = sa.func.sum
 
-    def __init__(self, engine):
+    def __init__(self, engine, router=None):
         self.engine = engine
+        self.router = router or replica.ReadRouter(engine)
         mark = '?' if engine.dialect.paramstyle == 'qmark' else '%s'
         self._marks = mark
 
@@ -218,7 +222,7 @@ class Dialect:
         only, set in one round trip with the planner's own; other
         databases ignore them.
         """
-        with self.engine.connect() as conn:
+        with self.router.connect() as conn:
             conn.execution_options(**{db.READ_ONLY: True})
             with conn.begin():
                 yield conn
@@ -365,7 +369,7 @@ class PostgreSQL(Dialect):
 
     @contextlib.contextmanager
     def snapshot(self, settings):
-        with self.engine.connect() as conn:
+        with self.router.connect() as conn:
             conn.execution_options(**{db.READ_ONLY: True})
             # Read committed takes a new snapshot per statement.
             conn.execution_options(isolation_level='REPEATABLE READ')
@@ -421,8 +425,8 @@ class SQLite(Dialect):
     _insert_label_suffix = ' ON CONFLICT DO NOTHING'
     sum = sa.func.ck_decimal_sum
 
-    def __init__(self, engine):
-        super().__init__(engine)
+    def __init__(self, engine, router=None):
+        super().__init__(engine, router)
         db.on_every_connection(engine, _sqlite_functions)
         # pysqlite knows neither datetimes nor Decimals: store what the
         # column types would (SQLAlchemy's datetime text, exact decimal

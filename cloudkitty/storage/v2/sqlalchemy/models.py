@@ -46,10 +46,6 @@ from sqlalchemy import orm
 from cloudkitty.db import models
 from cloudkitty.db import types as db_types
 
-# The column types live in cloudkitty.db.types; rating/hash/models.py
-# still reads ``money`` here.
-money = db_types.money
-
 
 class RatedBatch(models.Base):
     """The points of one scope and period stored by one push."""

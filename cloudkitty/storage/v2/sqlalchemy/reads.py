@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from cloudkitty import dataframe
 from cloudkitty.storage import v2
 from cloudkitty.storage.v2.sqlalchemy import models
+from cloudkitty import timeutils
 
 _UTC = datetime.timezone.utc
 _DAY = datetime.timedelta(days=1)
@@ -34,16 +35,6 @@ _DAILY = models.RatedDailyTotal.__table__
 _LABEL_DECODER = json.JSONDecoder(parse_float=decimal.Decimal)
 
 
-def naive_utc(value):
-    """The aware ``value`` as the naive UTC timestamp stored."""
-    return value.astimezone(_UTC).replace(tzinfo=None)
-
-
-def aware(value):
-    """The stored naive UTC ``value`` as an aware datetime."""
-    return value.replace(tzinfo=_UTC)
-
-
 def label_text(column):
     """``column`` (groupby or metadata) selected as its JSON text."""
     return sa.cast(column, sa.Text).label(column.name)
@@ -60,9 +51,9 @@ def batch_conditions(query, table=_BATCHES):
     columns)."""
     conditions = []
     if query.begin is not None:
-        conditions.append(table.c.period_begin >= naive_utc(query.begin))
+        conditions.append(table.c.period_begin >= timeutils.to_db(query.begin))
     if query.end is not None:
-        conditions.append(table.c.period_begin < naive_utc(query.end))
+        conditions.append(table.c.period_begin < timeutils.to_db(query.end))
     if query.scopes is not None:
         conditions.append(table.c.scope_id.in_(query.scopes))
     return conditions
@@ -169,7 +160,7 @@ class Reader:
                 groupby_metadata = labels[row.label_id] = (
                     decode_labels(row.groupby), decode_labels(row.metadata))
             points.append((
-                aware(row.period_begin), aware(row.period_end), row.type,
+                timeutils.from_db(row.period_begin), timeutils.from_db(row.period_end), row.type,
                 dataframe.DataPoint(
                     row.unit, v2.normalize_decimal(row.qty),
                     v2.normalize_decimal(row.price), *groupby_metadata,
@@ -337,7 +328,7 @@ class Reader:
         for row in rows:
             values = list(row[:width])
             for i in times:
-                values[i] = aware(values[i])
+                values[i] = timeutils.from_db(values[i])
             output.append(tuple(values))
         return total, output
 

@@ -21,6 +21,7 @@ from cloudkitty.storage import v2
 from cloudkitty.storage.v2.sqlalchemy import dialects
 from cloudkitty.storage.v2.sqlalchemy import models
 from cloudkitty.storage.v2.sqlalchemy import reads
+from cloudkitty import timeutils
 
 _POINTS = models.RatedPoint.__table__
 _LABELS = models.RatedLabel.__table__
@@ -187,8 +188,8 @@ class Writer:
             keys.extend((index, value, None if value is None else str(value))
                         for value in found)
         rows = [{'scope_id': scope,
-                 'period_begin': reads.naive_utc(frames[index].start),
-                 'period_end': reads.naive_utc(frames[index].end)}
+                 'period_begin': timeutils.to_db(frames[index].start),
+                 'period_end': timeutils.to_db(frames[index].end)}
                 for index, _, scope in keys]
         ids = self.dialect.insert_batches(conn, rows) if rows else []
         batches = [{} for _ in frames]
@@ -223,8 +224,8 @@ class Writer:
         for frame, scopes in zip(frames, batches):
             if not scopes:
                 continue
-            begin = reads.naive_utc(frame.start)
-            end = reads.naive_utc(frame.end)
+            begin = timeutils.to_db(frame.start)
+            end = timeutils.to_db(frame.end)
             scope_of = dict(scopes.values())  # batch id -> scope id
             several = len(scopes) > 1
             if not several:
@@ -436,8 +437,8 @@ class Writer:
         if query.begin is not None and query.end is not None:
             # A period's (replace): the statement is built once.
             ids = conn.execute(_PERIOD_BATCHES, {
-                'begin': reads.naive_utc(query.begin),
-                'end': reads.naive_utc(query.end),
+                'begin': timeutils.to_db(query.begin),
+                'end': timeutils.to_db(query.end),
                 'scopes': query.scopes}).scalars().all()
         else:
             ids = conn.execute(sa.select(_BATCHES.c.id).where(
