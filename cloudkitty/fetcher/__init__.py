@@ -10,10 +10,11 @@ list) ship with the service.
 """
 
 import abc
-import inspect
 
 from oslo_config import cfg
 from stevedore import driver
+
+from cloudkitty import signatures
 
 FETCHERS_NAMESPACE = 'cloudkitty.fetchers'
 
@@ -43,15 +44,6 @@ class BaseFetcher(metaclass=abc.ABCMeta):
         """
 
 
-def _accepts_conf(cls):
-    try:
-        parameters = inspect.signature(cls).parameters.values()
-    except (TypeError, ValueError):
-        return True
-    return any(p.name == 'conf' or p.kind == p.VAR_KEYWORD
-               for p in parameters)
-
-
 def get_fetcher(conf):
     """Build the fetcher named by ``[fetcher] backend``.
 
@@ -61,6 +53,6 @@ def get_fetcher(conf):
     fetcher_class = driver.DriverManager(FETCHERS_NAMESPACE,
                                          conf.fetcher.backend,
                                          invoke_on_load=False).driver
-    if _accepts_conf(fetcher_class):
+    if signatures.takes_keyword(fetcher_class, 'conf', unknown=True):
         return fetcher_class(conf=conf)
     return fetcher_class()

@@ -16,11 +16,12 @@ modules, for the processor's periods and for quotes alike.
 """
 
 import abc
-import inspect
 import logging
 import warnings
 
 from stevedore import extension
+
+from cloudkitty import signatures
 
 LOG = logging.getLogger(__name__)
 
@@ -122,7 +123,8 @@ def load_modules(conf=None, module_state=None, engine=None):
     modules = {}
     for ext in manager:
         kwargs = {'conf': conf, 'module_state': module_state}
-        if engine is not None and _takes_engine(ext.plugin):
+        if engine is not None and signatures.takes_keyword(
+                ext.plugin, 'engine', var_keyword=False):
             kwargs['engine'] = engine
         try:
             module = ext.plugin(**kwargs)
@@ -132,15 +134,6 @@ def load_modules(conf=None, module_state=None, engine=None):
         module.module_name = ext.name
         modules[ext.name] = module
     return modules
-
-
-def _takes_engine(cls):
-    """Whether ``cls(...)`` has a parameter named ``engine`` (not merely
-    ``**kwargs``, which a third-party module may hand on to the base)."""
-    try:
-        return 'engine' in inspect.signature(cls).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def _log_load_failure(_manager, entrypoint, exc):

@@ -87,6 +87,7 @@ def test_a_module_written_for_process_alone_rates_and_quotes():
 
     from cloudkitty import dataframe
     from cloudkitty import rating
+    from cloudkitty import signatures
     start = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
     frame = dataframe.DataFrame(start, start + datetime.timedelta(hours=1))
     frame.add_point(dataframe.DataPoint('u', '1.5', 0, {}, {}), 'cpu')
@@ -100,7 +101,8 @@ def test_a_module_written_for_process_alone_rates_and_quotes():
     with pytest.warns(DeprecationWarning):
         assert module.for_scope('scope-a') is module
     # A constructor without an ``engine`` parameter is not handed one.
-    assert not rating._takes_engine(type(module))
+    assert not signatures.takes_keyword(
+        type(module), 'engine', var_keyword=False)
 
 
 def test_the_shipped_modules_get_the_process_engine():
