@@ -10,7 +10,9 @@ reads upstream's database and rated-data storage and writes ours:
 - :mod:`.rated`: rated data, period by period through our storage backend,
   read from a :class:`RatedSource` (:mod:`.influx`: InfluxDB 1.x,
   upstream's default; :mod:`.v1sql`: upstream's v1 ``rated_data_frames``);
-- :mod:`.verify`: totals per scope, type and month on both sides.
+- :mod:`.verify`: totals per scope, type and month on both sides;
+- :mod:`.rows`: the idempotent copy of one upstream table into one of ours,
+  which rules and states are made of.
 
 Upstream is only read: its engine (:func:`upstream_engine`) opens every
 session read-only. Every step is idempotent, so a run resumed after a kill,
