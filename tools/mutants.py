@@ -62,6 +62,7 @@ class Mutation:
 
 
 WORKER = 'cloudkitty/orchestrator/worker.py'
+PERIODS = 'cloudkitty/orchestrator/periods.py'
 HASH_RULES = 'cloudkitty/rating/hash/rules.py'
 PROCESSOR_TESTS = 'cloudkitty/tests/functional/test_processor.py'
 CRASH_TEST = ('cloudkitty/tests/functional/test_processor_crash.py::'
@@ -78,9 +79,10 @@ MUTATIONS = (
     Mutation(
         'drop-a-period',
         'the period after 03:00 of every day is never rated',
-        WORKER,
-        'candidate = month_start(now) if last is None else last + step\n',
-        'candidate = month_start(now) if last is None else (\n'
+        PERIODS,
+        'candidate = timeutils.month_start(now) if last is None else '
+        'last + step\n',
+        'candidate = timeutils.month_start(now) if last is None else (\n'
         '        last + step + step * (last.hour == 3))\n',
         (WORKER_TESTS,
          f'{PROCESSOR_TESTS}::test_processor_stores_every_period_exactly_'
@@ -89,9 +91,9 @@ MUTATIONS = (
         'store-a-period-twice',
         'the processor pushes each period again after replacing it',
         WORKER,
-        '            replace(frame, scope_id)\n',
-        '            replace(frame, scope_id)\n'
-        '            self._storage.push([frame], scope_id)\n',
+        '        self._storage.replace(frame, scope_id)\n',
+        '        self._storage.replace(frame, scope_id)\n'
+        '        self._storage.push([frame], scope_id)\n',
         (WORKER_TESTS,
          f'{PROCESSOR_TESTS}::test_processor_stores_every_period_exactly_'
          'once')),
@@ -99,32 +101,29 @@ MUTATIONS = (
         'state-before-store',
         "a period is recorded in the scope's state before it is stored",
         WORKER,
-        '        self._store(scope_id, frame)\n'
+        '        self._storage.replace(frame, scope_id)\n'
         '        if record is None:\n'
         '            self._scope_state.set_last_processed_timestamp('
         'scope_id, start)\n'
-        '            if self._shared is not None:\n'
-        '                self._shared.advance(scope_id, start)\n'
         '        else:\n'
         '            record()\n',
         '        if record is None:\n'
         '            self._scope_state.set_last_processed_timestamp('
         'scope_id, start)\n'
-        '            if self._shared is not None:\n'
-        '                self._shared.advance(scope_id, start)\n'
         '        else:\n'
         '            record()\n'
-        '        self._store(scope_id, frame)\n',
+        '        self._storage.replace(frame, scope_id)\n',
         (CRASH_TEST,)),
     Mutation(
         'replace-without-delete',
         "the storage's replace pushes without deleting the period first",
         'cloudkitty/storage/v2/sqlalchemy/backend.py',
-        '            self._delete_batches(conn, v2.Query(\n'
-        '                begin=frame.start, end=frame.end, '
-        'scopes=(scope_id,)))\n',
-        '',
-        (f'{CONTRACT_TESTS}::test_replace_is_idempotent',)),
+        '                self._writer.delete_batches(conn, v2.Query(\n'
+        '                    begin=begin, end=end, scopes=tuple(scopes)))\n',
+        '                pass\n',
+        (f'{CONTRACT_TESTS}::test_replace_is_idempotent',
+         f'{CONTRACT_TESTS}::test_replace_many_replaces_each_scope_period_'
+         'all_or_none')),
     Mutation(
         'flat-costs-summed',
         'the flat costs of one group add up instead of the largest '
@@ -177,7 +176,7 @@ MUTATIONS = (
     Mutation(
         'rounding-half-even',
         'prices past 28 decimals are stored rounded half-even, not half-up',
-        'cloudkitty/storage/v2/sqlalchemy/backend.py',
+        'cloudkitty/storage/v2/sqlalchemy/writes.py',
         '    return value.quantize(_QUANTUM, decimal.ROUND_HALF_UP,\n',
         '    return value.quantize(_QUANTUM, decimal.ROUND_HALF_EVEN,\n',
         (f'{HASH_API_RATING}::test_prices_past_28_decimals_are_stored_'
@@ -185,7 +184,7 @@ MUTATIONS = (
     Mutation(
         'rounding-half-even-sqlite-column',
         "SQLite's price column rounds past 28 decimals half-even",
-        'cloudkitty/storage/v2/sqlalchemy/models.py',
+        'cloudkitty/db/types.py',
         '            value = value.quantize(self._quantum, '
         'decimal.ROUND_HALF_UP,\n',
         '            value = value.quantize(self._quantum, '
@@ -222,16 +221,16 @@ MUTATIONS = (
         'reader-filter-dropped-v2-summary',
         "v2 summary: a reader's queries are not restricted to their project",
         'cloudkitty/api/v2/summary.py',
-        '        filters = utils.own_scope_filters(filters)\n',
-        '        filters = dict(filters or {})\n',
+        '    filters = utils.own_scope_filters(filters)\n',
+        '    filters = dict(filters or {})\n',
         (f'{API_TESTS}test_v2_summary.py',)),
     Mutation(
         'reader-filter-dropped-v2-dataframes',
         "v2 dataframes: a reader's queries are not restricted to their "
         'project',
         'cloudkitty/api/v2/dataframes.py',
-        '        filters = utils.own_scope_filters(filters)\n',
-        '        filters = dict(filters or {})\n',
+        '    filters = utils.own_scope_filters(filters)\n',
+        '    filters = dict(filters or {})\n',
         (f'{API_TESTS}test_v2_dataframes.py',)),
 )
 
