@@ -4,7 +4,7 @@
 :class:`MappingRule` and :class:`ThresholdRule` records, from
 :meth:`cloudkitty.rating.hash.db.HashMapDB.load_rules` or built by hand)
 and compiles them once into dicts keyed by service name, field name and
-value. :meth:`RuleSet.for_scope` resolves the tenant-specific rules of one
+value. :meth:`RuleSet.for_scope` resolves the scope-specific rules of one
 scope on top of the global ones, recompiling only the services those rules
 touch; every other scope shares the global compilation.
 
@@ -85,36 +85,37 @@ _new_tuple = tuple.__new__
 
 class MappingRule(collections.namedtuple(
         'MappingRule',
-        ['service', 'field', 'value', 'type', 'cost', 'group', 'tenant'])):
+        ['service', 'field', 'value', 'type', 'cost', 'group', 'scope_id'])):
     """One mapping: ``field`` is ``None`` for a service mapping (then
-    ``value`` is ``None`` too); ``group`` and ``tenant`` may be ``None``."""
+    ``value`` is ``None`` too); ``group`` and ``scope_id`` (the scope the rule is for, upstream's
+    ``tenant_id``) may be ``None``."""
 
     __slots__ = ()
 
     def override_key(self):
-        """What a tenant's rule replaces: same parent, group and value."""
+        """What a scope's own rule replaces: same parent, group and value."""
         return ('mapping', self.service, self.field, self.value, self.group)
 
 
 class ThresholdRule(collections.namedtuple(
         'ThresholdRule',
-        ['service', 'field', 'level', 'type', 'cost', 'group', 'tenant'])):
+        ['service', 'field', 'level', 'type', 'cost', 'group', 'scope_id'])):
     """One threshold: ``field`` is ``None`` for a service threshold."""
 
     __slots__ = ()
 
     def override_key(self):
-        """What a tenant's rule replaces: same parent, group and level."""
+        """What a scope's own rule replaces: same parent, group and level."""
         return ('threshold', self.service, self.field, self.level,
                 self.group)
 
 
-def resolve_tenant(global_rules, tenant_rules):
+def resolve_scope(global_rules, scope_rules):
     """The rules one scope sees: its own, plus the global ones they do not
     override (same parent, group and value or level)."""
-    overridden = {rule.override_key() for rule in tenant_rules}
+    overridden = {rule.override_key() for rule in scope_rules}
     return ([r for r in global_rules if r.override_key() not in overridden]
-            + list(tenant_rules))
+            + list(scope_rules))
 
 
 def _field_piece(flat, rate, field_threshold):
@@ -517,15 +518,15 @@ class RuleSet:
         for rule in self.mappings + self.thresholds:
             if rule.type not in RULE_TYPES:
                 raise ValueError(f'unknown rule type {rule.type!r}')
-        self._tenant_rules = collections.defaultdict(lambda: ([], []))
+        self._scope_rules = collections.defaultdict(lambda: ([], []))
         global_mappings, global_thresholds = [], []
         for rule in self.mappings:
-            (global_mappings if rule.tenant is None
-             else self._tenant_rules[rule.tenant][0]).append(rule)
+            (global_mappings if rule.scope_id is None
+             else self._scope_rules[rule.scope_id][0]).append(rule)
         for rule in self.thresholds:
-            (global_thresholds if rule.tenant is None
-             else self._tenant_rules[rule.tenant][1]).append(rule)
-        self._tenant_rules = dict(self._tenant_rules)
+            (global_thresholds if rule.scope_id is None
+             else self._scope_rules[rule.scope_id][1]).append(rule)
+        self._scope_rules = dict(self._scope_rules)
         self._global_rules = (global_mappings, global_thresholds)
         with decimal.localcontext(CONTEXT):
             self._global = ScopeRules(
@@ -551,16 +552,16 @@ class RuleSet:
     def __repr__(self):
         return (f'RuleSet({len(self.mappings)} mappings, '
                 f'{len(self.thresholds)} thresholds, '
-                f'{len(self._tenant_rules)} tenants with own rules)')
+                f'{len(self._scope_rules)} scopes with own rules)')
 
     @property
-    def tenants(self):
+    def scopes(self):
         """The scopes that have rules of their own."""
-        return frozenset(self._tenant_rules)
+        return frozenset(self._scope_rules)
 
     def for_scope(self, scope_id=None):
         """The :class:`ScopeRules` of ``scope_id`` (``None``: global only)."""
-        if scope_id is None or scope_id not in self._tenant_rules:
+        if scope_id is None or scope_id not in self._scope_rules:
             return self._global
         scope = self._scopes.get(scope_id)
         if scope is None:
@@ -568,13 +569,13 @@ class RuleSet:
         return scope
 
     def _compile_scope(self, scope_id):
-        own_mappings, own_thresholds = self._tenant_rules[scope_id]
+        own_mappings, own_thresholds = self._scope_rules[scope_id]
         touched = {r.service for r in own_mappings + own_thresholds}
         global_mappings, global_thresholds = self._global_rules
-        mappings = resolve_tenant(
+        mappings = resolve_scope(
             [r for r in global_mappings if r.service in touched],
             own_mappings)
-        thresholds = resolve_tenant(
+        thresholds = resolve_scope(
             [r for r in global_thresholds if r.service in touched],
             own_thresholds)
         services = dict(self._global._services)

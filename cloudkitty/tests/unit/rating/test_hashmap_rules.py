@@ -174,7 +174,7 @@ def test_tenant_rules_override_by_group_and_value():
                  point(flavor='c')) == [D(3), D(3), D(0)]
     assert price(rule_set, 'vm', point(flavor='a'), point(flavor='b'),
                  point(flavor='c'), scope_id='t') == [D(12), D(3), D(20)]
-    assert rule_set.tenants == {'t'}
+    assert rule_set.scopes == {'t'}
 
 
 def test_tenant_service_mapping_overrides_the_global_one():
