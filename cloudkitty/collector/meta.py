@@ -88,23 +88,18 @@ class DatabaseRouting:
 def read_mappings(context):
     """``{service: collector}`` of the database of a
     :class:`~cloudkitty.collector.ValidationContext`: its ``engine``'s,
-    else (no engine handed in) ``[database] connection`` of its ``conf``,
-    through an engine disposed of after the read.
+    else (no engine handed in) the engine the process shares for
+    ``[database] connection`` of its ``conf``.
 
     :raises InvalidConfiguration: the database cannot be read
     """
-    engine = context.engine
-    if engine is None:
-        engine = db.create_engine(context.conf.database.connection)
+    engine = context.engine or db.get_engine(context.conf)
     try:
         return DatabaseRouting(engine).read()[0]
     except Exception as exc:  # noqa: BLE001 - any failure of the database
         raise ck_collector.InvalidConfiguration(
             'meta collector: cannot read the collector mappings of '
             f'[database] connection: {type(exc).__name__}: {exc}') from None
-    finally:
-        if context.engine is None:
-            engine.dispose()
 
 
 def assign(metrics, mappings, default):
@@ -213,8 +208,7 @@ class MetaCollector(ck_collector.BaseCollector):
         self.default_collector = \
             self.oslo_conf.collector_meta.default_collector
         self._tables = kwargs.get('routing') or DatabaseRouting(
-            kwargs.get('engine') or
-            db.create_engine(self.oslo_conf.database.connection))
+            kwargs.get('engine') or db.get_engine(self.oslo_conf))
         self._load = kwargs.get('loader') or ck_collector.load_collector_class
         self._lock = threading.Lock()
         # The period start the routes were read for; None: read again.
