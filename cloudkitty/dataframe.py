@@ -167,10 +167,19 @@ def dumps(obj, **kwargs):
         _DECIMAL_OPEN_JSON, '').replace(_DECIMAL_CLOSE_JSON, '')
 
 
-def _to_decimal_validator(value):
+def decimal_number(value):
+    """voluptuous validator of a number read from outside (a point, an API
+    body, metrics.yml, a rules file): a finite number -> ``Decimal``.
+
+    Accepts what :func:`to_decimal` converts (int, str, Decimal, float
+    through its ``str()``); a bool, a non-number, an infinity or a NaN is
+    ``voluptuous.Invalid`` with a message naming the value ("expected a
+    number" for a bool).
+    """
+    if isinstance(value, bool):
+        raise voluptuous.Invalid('expected a number')
     try:
-        return to_decimal(value if isinstance(value, (decimal.Decimal, float))
-                          else str(value))
+        return to_decimal(value)
     except ValueError as exc:
         raise voluptuous.Invalid(str(exc)) from None
 
@@ -187,10 +196,10 @@ def _labels(value):
 _POINT_BASE = {
     voluptuous.Required('vol'): {
         voluptuous.Required('unit'): voluptuous.Any(str, None),
-        voluptuous.Required('qty'): _to_decimal_validator,
+        voluptuous.Required('qty'): decimal_number,
     },
     voluptuous.Required('rating', default={}): {
-        voluptuous.Required('price', default=0): _to_decimal_validator,
+        voluptuous.Required('price', default=0): decimal_number,
     },
     voluptuous.Optional('description'): voluptuous.Any(str, None),
 }

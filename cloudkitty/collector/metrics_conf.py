@@ -27,7 +27,7 @@ import voluptuous
 import yaml
 
 from cloudkitty.conf import collect as collect_opts
-from cloudkitty import validation
+from cloudkitty import dataframe
 
 #: Separator between the source metric name and the alt_name in the key of
 #: a source metric that has several definitions.
@@ -74,7 +74,7 @@ def mutate_map(value):
     """voluptuous validator: a number -> number mapping, as Decimals."""
     if not isinstance(value, collections.abc.Mapping):
         raise voluptuous.Invalid('expected a mapping of number to number')
-    return {validation.decimal_number(k): validation.decimal_number(v)
+    return {dataframe.decimal_number(k): dataframe.decimal_number(v)
             for k, v in value.items()}
 
 

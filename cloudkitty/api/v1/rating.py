@@ -15,7 +15,6 @@ from cloudkitty.api import errors
 from cloudkitty.api import utils
 from cloudkitty import dataframe
 from cloudkitty.policies import rating as rating_policies
-from cloudkitty import validation
 
 
 class CloudkittyModule(wtypes.Base):
@@ -109,7 +108,7 @@ _QUOTE_SCHEMA = voluptuous.Schema({
     voluptuous.Required('resources'): voluptuous.All([{
         voluptuous.Required('service'): voluptuous.All(
             str, voluptuous.Length(min=1)),
-        voluptuous.Required('volume'): validation.decimal_number,
+        voluptuous.Required('volume'): dataframe.decimal_number,
         voluptuous.Optional('desc', default=dict): _labels,
     }], voluptuous.Length(min=1, msg='expected at least one resource')),
 })

@@ -33,10 +33,10 @@ import decimal
 import voluptuous
 import yaml
 
+from cloudkitty import dataframe
 from cloudkitty.rating.hash import exceptions as exc
 from cloudkitty.rating.hash import rules
 from cloudkitty import timeutils
-from cloudkitty import validation
 
 #: Who the audit fields name as the creator of the mappings loaded.
 CREATOR = 'cloudkitty-rate'
@@ -79,7 +79,7 @@ def _date(value):
 
 _NAME = voluptuous.All(str, voluptuous.Length(min=1, max=255))
 _RULE = {
-    voluptuous.Required('cost'): validation.decimal_number,
+    voluptuous.Required('cost'): dataframe.decimal_number,
     voluptuous.Optional('type', default='flat'): voluptuous.In(
         rules.RULE_TYPES),
     voluptuous.Optional('group'): _NAME,
@@ -93,7 +93,7 @@ _MAPPING = {
     voluptuous.Optional('start'): _date,
     voluptuous.Optional('end'): _date,
 }
-_THRESHOLD = {**_RULE, voluptuous.Required('level'): validation.decimal_number}
+_THRESHOLD = {**_RULE, voluptuous.Required('level'): dataframe.decimal_number}
 _RULES = {
     voluptuous.Optional('mappings', default=list): [_MAPPING],
     voluptuous.Optional('thresholds', default=list): [_THRESHOLD],

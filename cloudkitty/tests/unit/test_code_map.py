@@ -78,7 +78,7 @@ def test_the_architecture_page_covers_every_top_level_part():
     assert missing == []
 
 
-GROUND = {'dataframe', 'timeutils', 'validation', '_perf', 'signatures',
+GROUND = {'dataframe', 'timeutils', '_perf', 'signatures',
           'conf', 'service', 'db'}
 SERVICES = {'orchestrator', 'api', 'writer', 'importer', 'cli', 'wsgi'}
 WEB = ('pecan', 'wsme', 'cloudkitty.api')

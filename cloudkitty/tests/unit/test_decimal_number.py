@@ -1,11 +1,11 @@
-"""cloudkitty.validation: the one Decimal validator."""
+"""cloudkitty.dataframe.decimal_number: the one Decimal validator."""
 
 import decimal
 
 import pytest
 import voluptuous
 
-from cloudkitty import validation
+from cloudkitty import dataframe
 
 D = decimal.Decimal
 
@@ -15,7 +15,7 @@ D = decimal.Decimal
     (D('1E+2'), D('1E+2')), ('-0.000000000000000000000000001', D('-1E-27')),
 ])
 def test_numbers_become_decimals_digit_for_digit(value, expected):
-    result = validation.decimal_number(value)
+    result = dataframe.decimal_number(value)
     assert type(result) is D
     assert result == expected
     assert str(result) == str(expected)
@@ -30,12 +30,12 @@ def test_numbers_become_decimals_digit_for_digit(value, expected):
 ])
 def test_anything_else_is_invalid_and_named(value, message):
     with pytest.raises(voluptuous.Invalid) as caught:
-        validation.decimal_number(value)
+        dataframe.decimal_number(value)
     assert caught.value.msg == message
 
 
 def test_in_a_schema():
-    schema = voluptuous.Schema({'cost': validation.decimal_number})
+    schema = voluptuous.Schema({'cost': dataframe.decimal_number})
     assert schema({'cost': '0.25'}) == {'cost': D('0.25')}
     with pytest.raises(voluptuous.MultipleInvalid, match=r"data\['cost'\]"):
         schema({'cost': False})
