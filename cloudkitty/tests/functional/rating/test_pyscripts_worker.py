@@ -13,6 +13,7 @@ from cloudkitty.db import migration
 from cloudkitty.rating import pyscripts
 from cloudkitty.rating.pyscripts import db as scripts_db
 from cloudkitty.rating.pyscripts import sandbox
+from cloudkitty import testing
 from cloudkitty.tests.unit import test_orchestrator_worker as fakes
 
 D = decimal.Decimal
@@ -59,7 +60,7 @@ def test_failing_script_fails_only_its_scope_period(store, module, caplog):
         {'cpu': lambda scope, start: [
             fakes.point(250, project_id=scope)]},
         modules={'pyscripts': module},
-        module_state=fakes.FakeModuleState(
+        module_state=testing.ModuleState(
             {'pyscripts': {'enabled': True, 'priority': 1}}))
 
     with caplog.at_level(logging.WARNING):
@@ -95,7 +96,7 @@ def test_scripts_follow_their_validity(store, module):
     scope_worker, _collector, storage, _state, _journal = fakes.make_worker(
         {'cpu': lambda scope, start: [fakes.point(100, project_id=scope)]},
         modules={'pyscripts': module},
-        module_state=fakes.FakeModuleState(
+        module_state=testing.ModuleState(
             {'pyscripts': {'enabled': True, 'priority': 1}}))
     result = scope_worker.rate_scope('p', max_periods=2)
     assert result.rated == [MONTH, MONTH + hour]
