@@ -5,8 +5,8 @@ REST API, and its own code created the states and rated and stored the
 points in InfluxDB; the command copies
 them into a PostgreSQL database of ours. The proofs: the rules keep their
 ids and values, the states and pending tasks are there, the verification
-agrees, our ``/v2/summary`` and ``/v1/report/total`` give upstream's
-storage totals for the same windows, a run killed half-way then resumed
+agrees, our ``/v2/summary`` and ``/v1/report/total`` give what upstream's
+own API and storage answer for the same windows, a run killed half-way then resumed
 stores everything once, and another run stores nothing.
 """
 
@@ -15,6 +15,7 @@ import decimal
 import signal
 import subprocess
 import sys
+import urllib.parse
 
 from oslo_config import cfg
 import pytest
@@ -94,6 +95,14 @@ def our_app(conf):
         conf, scope_reset=lambda *args: None)))
 
 
+def _rates(summary):
+    """``{(project_id, type): rate}`` of a /v2/summary answer."""
+    columns = summary['columns']
+    return {(row[columns.index('project_id')], row[columns.index('type')]):
+            decimal.Decimal(str(row[columns.index('rate')]))
+            for row in summary['results']}
+
+
 def test_import_resumed_repeated_and_compared(upstream, ours, tmp_path,
                                               capsys):
     path = write_conf(tmp_path, ours)
@@ -147,27 +156,35 @@ def test_import_resumed_repeated_and_compared(upstream, ours, tmp_path,
         (f'scope-{n}', 'project_id', 'keystone', 'gnocchi', True)
         for n in range(3)]
 
-    # Our API gives upstream's storage totals, month by month.
+    # Our API answers what upstream's API and storage answer, month by
+    # month: /v2/summary grouped by type and project, /v1/report/total.
     windows = [[b.isoformat(), e.isoformat()] for b, e in conftest.MONTHS]
     theirs = upstream.side('totals', {'windows': windows})
     app = our_app(our_conf(ours))
+    summary_query = {'groupby': ['type', 'project_id'], 'limit': 1000}
     for (begin, end), their_rows in zip(windows, theirs):
-        summary = app.get('/v2/summary', params={
-            'begin': begin, 'end': end, 'groupby': ['type', 'project_id'],
-            'limit': 1000}).json
-        columns = summary['columns']
-        ours_by_key = {
-            (row[columns.index('project_id')], row[columns.index('type')]):
-            decimal.Decimal(str(row[columns.index('rate')]))
-            for row in summary['results']}
-        assert len(ours_by_key) == len(their_rows) == len(
+        window = {'begin': begin, 'end': end}
+        ours_by_key = _rates(app.get('/v2/summary', params={
+            **window, **summary_query}).json)
+        their_api = _rates(upstream.api.call(
+            'GET', '/v2/summary?' + urllib.parse.urlencode(
+                {**window, **summary_query}, doseq=True), status=200))
+        assert len(ours_by_key) == len(their_rows) == len(their_api) == len(
             conftest.SCOPES) * len(conftest.TYPES)
         for row in their_rows:
-            assert ours_by_key[(row['scope'], row['type'])] == pytest.approx(
-                decimal.Decimal(row['rate']), rel=decimal.Decimal('1e-9'))
-            total = decimal.Decimal(app.get('/v1/report/total', params={
-                'begin': begin, 'end': end, 'tenant_id': row['scope'],
-                'service': row['type']}).json)
+            key = (row['scope'], row['type'])
+            for their_rate in (decimal.Decimal(row['rate']), their_api[key]):
+                assert ours_by_key[key] == pytest.approx(
+                    their_rate, rel=decimal.Decimal('1e-9'))
+            report = {**window, 'tenant_id': row['scope'],
+                      'service': row['type']}
+            total = decimal.Decimal(str(app.get(
+                '/v1/report/total', params=report).json))
+            their_total = decimal.Decimal(str(upstream.api.call(
+                'GET', '/v1/report/total?' + urllib.parse.urlencode(report),
+                status=200)))
+            assert total == pytest.approx(their_total,
+                                          rel=decimal.Decimal('1e-9'))
             assert total == pytest.approx(decimal.Decimal(row['rate']),
                                           rel=decimal.Decimal('1e-9'))
 
