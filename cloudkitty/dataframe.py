@@ -212,11 +212,6 @@ _LEGACY_POINT_SCHEMA = voluptuous.Schema({**_POINT_BASE, **{
 }})
 
 
-#: :func:`cloudkitty.timeutils.parse`, by the name this module has always
-#: given it.
-parse_datetime = timeutils.parse
-
-
 class DataFrame:
     """The rated usage of one collect period: ``start``, ``end`` and points.
 
@@ -227,8 +222,8 @@ class DataFrame:
     __slots__ = ('start', 'end', '_usage')
 
     def __init__(self, start, end, usage=None):
-        self.start = parse_datetime(start)
-        self.end = parse_datetime(end)
+        self.start = timeutils.parse(start)
+        self.end = timeutils.parse(end)
         if self.end < self.start:
             raise ValueError(f'period end {self.end} is before its start '
                              f'{self.start}')

@@ -27,7 +27,6 @@ import sys
 
 from oslo_config import cfg
 
-from cloudkitty import dataframe
 from cloudkitty import db
 from cloudkitty.db import migration
 from cloudkitty import importer
@@ -37,6 +36,7 @@ from cloudkitty.importer import states
 from cloudkitty.importer import verify
 from cloudkitty import service
 from cloudkitty import storage
+from cloudkitty import timeutils
 
 CLI_OPTS = [
     cfg.StrOpt('upstream-db', required=True,
@@ -68,7 +68,7 @@ def _date(conf, name):
     if value is None:
         return None
     try:
-        return dataframe.parse_datetime(value).astimezone(
+        return timeutils.parse(value).astimezone(
             datetime.timezone.utc)
     except ValueError as exc:
         raise importer.ImportFailed(f'--{name}: {exc}') from None

@@ -27,7 +27,6 @@ from cloudkitty.rating.hash import rules_file
 from cloudkitty import service
 from cloudkitty import storage
 from cloudkitty import storage_state
-from cloudkitty.storage import v2 as storage_v2
 from cloudkitty import timeutils
 
 CLI_OPTS = [
@@ -74,7 +73,7 @@ def _load_rules(engine, path, begin):
     try:
         loaded = rules_file.apply(
             hash_db.HashMapDB(engine), rules_file.load(path),
-            begin or storage_v2.month_window()[0], path)
+            begin or timeutils.month_window()[0], path)
         storage_state.ModuleStateManager(engine).set_state('hashmap', True)
     except rules_file.RulesFileError as exc:
         raise SystemExit(f'cloudkitty-rate: --rules: {exc}') from None

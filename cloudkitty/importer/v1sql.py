@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from cloudkitty import dataframe
 from cloudkitty import importer
-from cloudkitty import storage_state
+from cloudkitty import timeutils
 
 _TABLE = sa.table(
     'rated_data_frames', sa.column('id', sa.Integer),
@@ -39,8 +39,8 @@ class V1SQLSource(importer.RatedSource):
         return f'rated_data_frames of {self.engine.url!r}'
 
     def _window(self, begin, end):
-        return (_TABLE.c.begin >= storage_state.to_db(begin),
-                _TABLE.c.begin < storage_state.to_db(end))
+        return (_TABLE.c.begin >= timeutils.to_db(begin),
+                _TABLE.c.begin < timeutils.to_db(end))
 
     def bounds(self):
         with self.engine.connect() as conn:
@@ -49,7 +49,7 @@ class V1SQLSource(importer.RatedSource):
             ).one()
         if first is None:
             return None
-        return storage_state.from_db(first), storage_state.from_db(last)
+        return timeutils.from_db(first), timeutils.from_db(last)
 
     def count(self, begin, end):
         with self.engine.connect() as conn:
@@ -62,8 +62,8 @@ class V1SQLSource(importer.RatedSource):
             _TABLE.c.begin, _TABLE.c.end, _TABLE.c.id)
         with self.engine.connect() as conn:
             for row in conn.execute(query):
-                key = (storage_state.from_db(row.begin),
-                       storage_state.from_db(row.end))
+                key = (timeutils.from_db(row.begin),
+                       timeutils.from_db(row.end))
                 frame = frames.get(key)
                 if frame is None:
                     frame = frames[key] = dataframe.DataFrame(*key)

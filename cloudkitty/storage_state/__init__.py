@@ -30,13 +30,6 @@ def _key_params(key):
     return {f'key_{name}': value for name, value in key.items()}
 
 
-# Their home is cloudkitty.timeutils; kept here for the callers outside
-# this package that still import them from storage_state.
-to_db = timeutils.to_db
-from_db = timeutils.from_db
-utcnow = timeutils.utcnow
-
-
 class ScopeStateManager:
     """Reads and writes the ``cloudkitty_storage_states`` table.
 

@@ -12,12 +12,6 @@ import sqlalchemy as sa
 from cloudkitty.db import models
 
 
-# The models live in cloudkitty.db.models; these names are kept for the
-# callers that import them from here (cloudkitty.importer.states).
-CollectorMapping = models.CollectorMapping
-CollectorState = models.CollectorState
-
-
 def _upsert(engine, table, key, values):
     where = sa.and_(*(table.c[name] == value for name, value in key.items()))
     with engine.begin() as connection:

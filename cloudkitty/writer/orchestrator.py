@@ -24,6 +24,7 @@ import urllib.parse
 from cloudkitty import storage_state
 from cloudkitty.storage import v2
 from cloudkitty.storage_state import writer as writer_state
+from cloudkitty import timeutils
 from cloudkitty.writer import report_file
 from cloudkitty.writer import WriterError
 
@@ -145,7 +146,7 @@ class WriteOrchestrator:
                 stop = min(stop, end)
             month = self._first_month(scope_id, begin, stop)
             while month is not None and month < stop:
-                following = v2.month_window(month)[1]
+                following = timeutils.month_window(month)[1]
                 result = self.write_month(scope_id, month,
                                           min(following, stop))
                 if result is not None:
@@ -159,11 +160,11 @@ class WriteOrchestrator:
 
     def _first_month(self, scope_id, begin, stop):
         if begin is not None:
-            return v2.month_window(begin)[0]
+            return timeutils.month_window(begin)[0]
         first = self._storage.total(
             groupby=['time'], begin=_EPOCH, end=stop,
             filters=self._filters(scope_id), limit=1)['results']
-        return v2.month_window(first[0]['begin'])[0] if first else None
+        return timeutils.month_window(first[0]['begin'])[0] if first else None
 
     def _periods(self, scope_id, begin, end):
         """``[(period begin, qty, price)]`` stored for the scope in the

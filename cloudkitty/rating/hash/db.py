@@ -31,7 +31,7 @@ from cloudkitty.rating import common
 from cloudkitty.rating.hash import exceptions as exc
 from cloudkitty.rating.hash import models
 from cloudkitty.rating.hash import rules
-from cloudkitty import storage_state
+from cloudkitty import timeutils
 
 _SERVICES = models.HashMapService.__table__
 _FIELDS = models.HashMapField.__table__
@@ -180,7 +180,7 @@ class HashMapDB:
     ``clock`` returns the current aware UTC time (tests pass their own).
     """
 
-    def __init__(self, engine, clock=storage_state.utcnow):
+    def __init__(self, engine, clock=timeutils.utcnow):
         self.engine = engine
         self._clock = clock
 

@@ -27,8 +27,7 @@ from cloudkitty import dataframe
 from cloudkitty import timeutils
 
 __all__ = ['TIME_GROUPBY_KEYS', 'BaseStorage', 'Field', 'GroupKey',
-           'InvalidData', 'InvalidQuery', 'Query', 'StorageError',
-           'month_window']
+           'InvalidData', 'InvalidQuery', 'Query', 'StorageError']
 
 _UTC = datetime.timezone.utc
 
@@ -71,11 +70,6 @@ _KEY_RE = re.compile(r'^[\w.:/@-]{1,255}$')
 # of prices with 12 integer and 28 decimal digits has 40+ digits.
 DECIMAL_CONTEXT = decimal.Context(prec=100, rounding=decimal.ROUND_HALF_UP)
 _ONE = decimal.Decimal(1)
-
-
-#: ``(start of the month, start of the next month)`` of ``now``, the
-#: default window of queries (its home is :mod:`cloudkitty.timeutils`).
-month_window = timeutils.month_window
 
 
 def normalize_decimal(value):
@@ -447,7 +441,7 @@ class BaseStorage(abc.ABC):
         begin = _datetime(begin, 'begin')
         end = _datetime(end, 'end')
         if default_window:
-            month_start, next_month = month_window()
+            month_start, next_month = timeutils.month_window()
             begin = begin or month_start
             end = end or next_month
         if begin is not None and end is not None and begin > end:

@@ -19,6 +19,7 @@ import pytest
 
 from cloudkitty.tests.functional import live_server
 
+
 def missing(what):
     """Skip the test (fail it under CI) because ``what`` is missing."""
     if os.environ.get('CI') == 'true':

@@ -11,8 +11,8 @@ from cloudkitty.tests.functional import harness
 redis_namespace = shared_servers.redis_namespace
 
 
-def test_two_processors_rate_each_scope_period_once(tmp_path,
-                                                   redis_namespace):
+def test_two_processors_rate_each_scope_period_once(
+        tmp_path, redis_namespace):
     scenario = harness.Scenario(tmp_path, scopes=6, hours=60, seed=5,
                                 coordination_url=redis_namespace.url)
     scenario.write_config('ck2', max_workers=1)

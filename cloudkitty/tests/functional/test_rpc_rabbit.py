@@ -29,10 +29,10 @@ from cloudkitty.orchestrator import lock as ck_lock
 from cloudkitty.orchestrator import processor
 from cloudkitty.rating.hash import db as hash_db
 from cloudkitty import storage
-from cloudkitty import storage_state
 from cloudkitty.tests.functional.api import conftest as api_fixtures
 from cloudkitty.tests.functional import shared_servers
 from cloudkitty.tests import waiting
+from cloudkitty import timeutils
 
 D = decimal.Decimal
 UTC = datetime.timezone.utc
@@ -186,8 +186,8 @@ def test_scope_reset_through_the_api(api):
     assert stored(backends, 'p2') == hours
 
 
-def test_scope_reset_waits_for_the_scope_being_rated(api, conf,
-                                                    processor_rpc):
+def test_scope_reset_waits_for_the_scope_being_rated(
+        api, conf, processor_rpc):
     app, backends = api
     fill(backends)
     # A rating worker holds p1's lock for a while.
@@ -219,7 +219,7 @@ def test_quote_priced_by_the_processor_with_current_rules(api, conf):
     rules = hash_db.HashMapDB(backends.engine)
     service = rules.create_service('cpu')['service_id']
     rules.create_mapping('0.1', service_id=service,
-                         start=storage_state.utcnow() - HOUR, force=True)
+                         start=timeutils.utcnow() - HOUR, force=True)
     response = app.post_json('/v1/rating/quote', {'resources': [
         {'service': 'cpu', 'volume': '3'},
         {'service': 'cpu', 'volume': '0.000000000000000000007'},

@@ -11,6 +11,7 @@ from cloudkitty import dataframe
 from cloudkitty import storage as ck_storage
 from cloudkitty.storage import v2
 from cloudkitty.storage.v2 import sqlalchemy as ck_sqlalchemy
+from cloudkitty import timeutils
 
 D = decimal.Decimal
 UTC = datetime.timezone.utc
@@ -84,7 +85,7 @@ def test_errors_are_value_errors():
      (T0, datetime.datetime(2024, 4, 1, tzinfo=UTC))),
 ])
 def test_month_window(now, expected):
-    begin, end = v2.month_window(now)
+    begin, end = timeutils.month_window(now)
     assert (begin, end) == expected
     assert begin.utcoffset() == datetime.timedelta(0)
 
@@ -174,7 +175,7 @@ def test_retrieve_defaults_and_shapes_frames(storage):
                       (T0 + HOUR, T0 + 2 * HOUR, 'a', p1)]
     result = storage.retrieve()
     (_, query, offset, limit), = storage.calls
-    assert (query.begin, query.end) == v2.month_window()
+    assert (query.begin, query.end) == timeutils.month_window()
     assert (query.types, query.scopes, query.labels) == (None, None, ())
     assert (offset, limit) == (0, 1000)
     assert result['total'] == 3

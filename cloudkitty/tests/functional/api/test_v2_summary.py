@@ -5,8 +5,8 @@ import decimal
 import pytest
 
 from cloudkitty import collector
-from cloudkitty.storage import v2
 from cloudkitty.tests.functional.api import conftest
+from cloudkitty import timeutils
 
 pytestmark = pytest.mark.usefixtures('rated')
 
@@ -96,7 +96,7 @@ def test_groupby_time_keys(app, backends, key, label):
     assert (rows[-1][label], rows[-1]['qty'], rows[-1]['rate']) == (
         None, 14, 4.5)
     # The query's window: by default, the current month.
-    window = tuple(moment.isoformat() for moment in v2.month_window())
+    window = tuple(moment.isoformat() for moment in timeutils.month_window())
     assert {(row['begin'], row['end']) for row in rows} == {window}
     # Asking by the label's own name is the same.
     assert app.get('/v2/summary', params={

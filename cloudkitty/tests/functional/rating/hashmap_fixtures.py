@@ -23,7 +23,7 @@ from cloudkitty.tests.functional import storage as db_servers
 BACKENDS = ['sqlite', 'postgresql', 'mariadb']
 # Children first: what the foreign keys need.
 TABLES = ('hashmap_mappings', 'hashmap_thresholds', 'hashmap_fields',
-           'hashmap_services', 'hashmap_groups')
+          'hashmap_services', 'hashmap_groups')
 UTC = datetime.UTC
 
 

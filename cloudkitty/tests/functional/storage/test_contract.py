@@ -8,6 +8,7 @@ import pytest
 
 from cloudkitty import dataframe
 from cloudkitty.storage import v2
+from cloudkitty import timeutils
 
 D = decimal.Decimal
 UTC = datetime.timezone.utc
@@ -121,7 +122,7 @@ def test_retrieve_round_trips_frames(storage, loaded):
 
 
 def test_retrieve_defaults_to_the_current_month(storage):
-    month_start, next_month = v2.month_window()
+    month_start, next_month = timeutils.month_window()
     last_month = month_start - 2 * HOUR
     storage.push([frame(month_start, a=[point(month_start, 1, 1, 'p')]),
                   frame(last_month, a=[point(last_month, 2, 2, 'p')])])
@@ -482,8 +483,8 @@ def test_replace_is_idempotent(storage, loaded):
         storage.replace(smaller, None)
 
 
-def test_replace_many_replaces_each_scope_period_all_or_none(storage,
-                                                              loaded):
+def test_replace_many_replaces_each_scope_period_all_or_none(
+        storage, loaded):
     before = storage.total(groupby=['project_id', 'type', 'time'],
                            **ALL_TIME)
     # Every scope-period of the data again, in one call: nothing doubles.
