@@ -105,6 +105,17 @@ backend = sqlalchemy
 """
 
 
+def modules_loaded_by(code, prefixes):
+    """The modules under ``prefixes`` (names or dotted prefixes) in
+    ``sys.modules`` once ``code`` has run in a fresh interpreter."""
+    probe = (f'{code}\nimport sys\n'
+             f'print(sorted(name for name in sys.modules if any(\n'
+             f'    name == p or name.startswith(p + ".") for p in {prefixes!r})))\n')
+    out = subprocess.run([sys.executable, '-c', probe], capture_output=True,
+                         text=True, check=True).stdout
+    return out.splitlines()[-1]
+
+
 def floor_hour(moment):
     return moment.replace(minute=0, second=0, microsecond=0)
 
