@@ -15,7 +15,7 @@ from cloudkitty.orchestrator import periods
 from cloudkitty.orchestrator import processor
 from cloudkitty.orchestrator import worker
 from cloudkitty import testing
-from cloudkitty.tests.unit import test_orchestrator_worker as fakes
+from cloudkitty.tests.unit import worker_doubles as fakes
 
 HOUR = fakes.HOUR
 MONTH = fakes.MONTH

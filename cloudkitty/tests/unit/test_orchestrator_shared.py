@@ -10,7 +10,7 @@ from cloudkitty.orchestrator import shared as ck_shared
 from cloudkitty.orchestrator import worker
 from cloudkitty import testing
 from cloudkitty.tests.unit import test_orchestrator_processor
-from cloudkitty.tests.unit import test_orchestrator_worker as fakes
+from cloudkitty.tests.unit import worker_doubles as fakes
 
 UTC = datetime.timezone.utc
 HOUR = datetime.timedelta(hours=1)

@@ -14,7 +14,7 @@ from cloudkitty.rating import pyscripts
 from cloudkitty.rating.pyscripts import db as scripts_db
 from cloudkitty.rating.pyscripts import sandbox
 from cloudkitty import testing
-from cloudkitty.tests.unit import test_orchestrator_worker as fakes
+from cloudkitty.tests.unit import worker_doubles as fakes
 
 D = decimal.Decimal
 MONTH = fakes.MONTH
