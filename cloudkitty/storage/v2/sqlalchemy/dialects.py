@@ -44,7 +44,7 @@ POINT_COLUMNS = ('period_begin', 'period_end', 'scope_id', 'type',
                  'batch_id', 'seq', 'label_id', 'qty', 'price')
 #: Columns of the ``rated_totals`` tuples the writes make.
 TOTAL_COLUMNS = ('batch_id', 'type', 'period_begin', 'period_end',
-                 'scope_id', 'qty', 'price')
+                 'scope_id', 'qty', 'price', 'points')
 _LABEL_COLUMNS = ('id', 'unit', 'description', 'groupby', 'metadata')
 #: Rows per executemany() call and ids per IN list: bounded statements and
 #: memory whatever the size of a push.
@@ -184,7 +184,8 @@ class Dialect:
             index_elements=['scope_id', 'type', 'day'], set_={
                 'qty': self._add(_DAILY.c.qty, insert.excluded.qty),
                 'price': self._add(_DAILY.c.price, insert.excluded.price),
-                'totals': _DAILY.c.totals + insert.excluded.totals})
+                'totals': _DAILY.c.totals + insert.excluded.totals,
+                'points': _DAILY.c.points + insert.excluded.points})
 
     @staticmethod
     def _add(augend, addend):
@@ -319,17 +320,18 @@ class PostgreSQL(Dialect):
             f'%(batch_id)b::int8[], %(type)b::text[], '
             f'%(period_begin)b::timestamp[], %(period_end)b::timestamp[], '
             f'%(scope_id)b::text[], %(qty)b::numeric[], '
-            f'%(price)b::numeric[]) RETURNING scope_id, type, period_begin, '
-            f'qty, price) '
+            f'%(price)b::numeric[], %(points)b::int8[]) RETURNING scope_id, '
+            f'type, period_begin, qty, price, points) '
             f'INSERT INTO rated_daily_totals AS daily (scope_id, type, day, '
-            f'qty, price, totals) SELECT scope_id, type, '
+            f'qty, price, totals, points) SELECT scope_id, type, '
             f'CAST(period_begin AS date) AS day, sum(qty), sum(price), '
-            f'count(*) FROM totals WHERE scope_id IS NOT NULL '
+            f'count(*), sum(points) FROM totals WHERE scope_id IS NOT NULL '
             f'GROUP BY scope_id, type, day ORDER BY scope_id, type, day '
             f'ON CONFLICT (scope_id, type, day) DO UPDATE SET '
             f'qty = daily.qty + excluded.qty, '
             f'price = daily.price + excluded.price, '
-            f'totals = daily.totals + excluded.totals',
+            f'totals = daily.totals + excluded.totals, '
+            f'points = daily.points + excluded.points',
             dict(zip(TOTAL_COLUMNS, map(list, zip(*totals)))))
 
     def store_labels(self, conn, new_labels, label_ids, check_stored):
@@ -396,7 +398,7 @@ class MySQL(Dialect):
         insert = mysql.insert(_DAILY)
         return insert.on_duplicate_key_update({
             name: _DAILY.c[name] + insert.inserted[name]
-            for name in ('qty', 'price', 'totals')})
+            for name in ('qty', 'price', 'totals', 'points')})
 
     def bytewise(self, expression):
         return sa.collate(expression, 'utf8mb4_nopad_bin')
@@ -453,8 +455,9 @@ class SQLite(Dialect):
     def _bind_totals(self, totals):
         date, text = self._date, self._qty_text
         return [(batch, type_, date(begin), date(end), scope, text(qty),
-                 text(price))
-                for batch, type_, begin, end, scope, qty, price in totals]
+                 text(price), points)
+                for batch, type_, begin, end, scope, qty, price, points
+                in totals]
 
     @staticmethod
     def _add(augend, addend):

@@ -1,4 +1,5 @@
-"""Tables of the ``sqlalchemy`` storage backend (migrations 0002 and 0006).
+"""Tables of the ``sqlalchemy`` storage backend (migrations 0002, 0006,
+0008).
 
 Five tables, shaped by what the store does most: append a scope's period
 in bulk, aggregate millions of points by scope, type and period, and
@@ -20,13 +21,15 @@ costs one per batch, and deleting a scope's period reads a few batch rows
 then whole primary-key ranges of points.
 
 ``rated_totals``, one row per (batch, type): the sums of the batch's
-quantities and prices of that type, written in the transaction that writes
+quantities and prices of that type, and how many points they add up
+(migration 0008), written in the transaction that writes
 the points and deleted with them. A ``total`` that groups and filters only
 on scopes, types and periods (the summaries operators and dashboards ask
 for most) reads these rows, a tenth or less of the points, instead.
 
 ``rated_daily_totals``, one row per (scope, type, UTC day) of the batches
-with a scope: their sums and how many ``rated_totals`` rows they add up.
+with a scope: their sums, how many ``rated_totals`` rows and how many
+points they add up.
 Each write adds its own sums, or subtracts them, in its transaction (an
 atomic upsert: concurrent writers of one day add up); a row whose count
 falls to zero is deleted. A ``total`` without time grouping reads the
@@ -117,6 +120,8 @@ class RatedTotal(models.Base):
     scope_id = orm.mapped_column(db_types.key_string(255), nullable=True)
     qty = orm.mapped_column(db_types.SUM, nullable=False)
     price = orm.mapped_column(db_types.SUM, nullable=False)
+    points: orm.Mapped[int] = orm.mapped_column(sa.BigInteger,
+                                                nullable=False)
 
 
 class RatedDailyTotal(models.Base):
@@ -130,4 +135,6 @@ class RatedDailyTotal(models.Base):
     qty = orm.mapped_column(db_types.SUM, nullable=False)
     price = orm.mapped_column(db_types.SUM, nullable=False)
     totals: orm.Mapped[int] = orm.mapped_column(sa.BigInteger,
+                                                nullable=False)
+    points: orm.Mapped[int] = orm.mapped_column(sa.BigInteger,
                                                 nullable=False)

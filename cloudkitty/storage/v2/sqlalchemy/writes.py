@@ -287,7 +287,7 @@ class Writer:
                                 stored, prices)
                     with decimal.localcontext(v2.DECIMAL_CONTEXT):
                         totals.append((run_batch, type_, begin, end, scope,
-                                       sum(qtys), sum(prices)))
+                                       sum(qtys), sum(prices), len(rows)))
                     yield begin, end, scope, type_, run_batch, rows
 
     # -- labels -------------------------------------------------------------
@@ -343,16 +343,18 @@ class Writer:
         day, to the daily sums."""
         daily = {}
         with decimal.localcontext(v2.DECIMAL_CONTEXT):
-            for _, type_, begin, _, scope, qty, price in totals:
+            for _, type_, begin, _, scope, qty, price, points in totals:
                 if scope is None:
                     continue
                 key = (scope, type_, begin.date())
-                day_qty, day_price, count = daily.get(key, (0, 0, 0))
-                daily[key] = (day_qty + qty, day_price + price, count + 1)
+                day_qty, day_price, count, day_points = daily.get(
+                    key, (0, 0, 0, 0))
+                daily[key] = (day_qty + qty, day_price + price, count + 1,
+                              day_points + points)
         self._apply_daily(conn, [
             {'scope_id': scope, 'type': type_, 'day': day, 'qty': qty,
-             'price': price, 'totals': count}
-            for (scope, type_, day), (qty, price, count) in sorted(
+             'price': price, 'totals': count, 'points': points}
+            for (scope, type_, day), (qty, price, count, points) in sorted(
                 daily.items())], 1)
 
     def insert_totals(self, conn, batch_ids, types=None):
@@ -366,10 +368,12 @@ class Writer:
             if types is not None:
                 conditions.append(_POINTS.c.type.in_(types))
             conn.execute(_TOTALS.insert().from_select(
-                [column.name for column in group] + ['qty', 'price'],
+                [column.name for column in group] + ['qty', 'price',
+                                                     'points'],
                 sa.select(*group, *(
                     self.dialect.sum(column, type_=column.type)
-                    for column in (_POINTS.c.qty, _POINTS.c.price))
+                    for column in (_POINTS.c.qty, _POINTS.c.price)),
+                    sa.func.count(),
                 ).where(*conditions).group_by(*group)))
             totals = [_TOTALS.c.batch_id.in_(chunk)]
             if types is not None:
@@ -392,6 +396,7 @@ class Writer:
             *(self.dialect.sum(column, type_=column.type).label(column.name)
               for column in (_TOTALS.c.qty, _TOTALS.c.price)),
             sa.func.count().label('totals'),
+            sa.func.sum(_TOTALS.c.points).label('points'),
         ).where(_TOTALS.c.scope_id.is_not(None), *conditions).group_by(
             _TOTALS.c.scope_id, _TOTALS.c.type, day).order_by(
             _TOTALS.c.scope_id, _TOTALS.c.type, day)).all()
@@ -409,7 +414,8 @@ class Writer:
             # copy_negate(): exact, where the context would round 48 digits.
             rows = [dict(row, qty=row['qty'].copy_negate(),
                          price=row['price'].copy_negate(),
-                         totals=-row['totals']) for row in rows]
+                         totals=-row['totals'], points=-row['points'])
+                    for row in rows]
         for chunk in dialects.chunks(rows):
             conn.execute(self.dialect.upsert_daily, chunk)
         if sign < 0:
