@@ -8,6 +8,11 @@ STORAGE_OPTS = [
                     'cloudkitty.storage.v2.backends).'),
     cfg.IntOpt('version', default=2, min=2, max=2,
                help='Storage interface version; only 2 exists.'),
+    cfg.IntOpt('retention', default=0, min=0,
+               help='Days rated data is kept; older data is deleted by the '
+                    'processors\' storage maintenance (on PostgreSQL, whole '
+                    'time partitions; elsewhere, whole batches, a bounded '
+                    'number per transaction). 0: kept forever.'),
 ]
 
 
@@ -23,6 +28,16 @@ SQLALCHEMY_OPTS = [
                     '[database] slave_connection when ``connection`` is '
                     'not set (the rated data is then in [database]), '
                     'else no replica.'),
+    cfg.StrOpt('partition_interval', default='month',
+               choices=[('day', 'a UTC day'),
+                        ('week', 'an ISO week, from Monday'),
+                        ('month', 'a calendar month'),
+                        ('year', 'a calendar year')],
+               help='On PostgreSQL, the length of the time partitions of '
+                    'the rated data, created ahead by the processors.'),
+    cfg.IntOpt('partitions_ahead', default=2, min=1,
+               help='On PostgreSQL, how many partitions after the current '
+                    'one the processors keep created.'),
 ]
 
 

@@ -249,6 +249,11 @@ class BaseStorage(abc.ABC):
         Run by ``cloudkitty-storage-init`` before the first ``push``.
         """
 
+    def maintain(self, now):
+        """Upkeep the processors run about once an hour (``now``: aware
+        UTC): what the coming writes need made ahead, and the data older
+        than ``[storage] retention`` days deleted. Nothing by default."""
+
     def push(self, dataframes, scope_id=None):
         """Store rated frames.
 

@@ -4,8 +4,10 @@ Every filter, grouping, sort and page is computed by the database. Points
 are written in bulk (``COPY ... FROM STDIN`` streamed on PostgreSQL,
 multi-row ``INSERT`` elsewhere), each write keeping the per-batch and
 daily sums in step, in its own transaction. The tables are described in
-:mod:`.models`; the writes are :mod:`.writes`, the reads :mod:`.reads`, and
-what differs between the databases :mod:`.dialects`.
+:mod:`.models`; the writes are :mod:`.writes`, the reads :mod:`.reads`,
+what differs between the databases :mod:`.dialects`, the time partitions
+of PostgreSQL :mod:`.partitions` and the upkeep (partitions ahead,
+retention) :mod:`.maintenance`.
 """
 
 import logging
@@ -17,6 +19,7 @@ from cloudkitty.db import migration
 from cloudkitty.db import replica
 from cloudkitty.storage import v2
 from cloudkitty.storage.v2.sqlalchemy import dialects
+from cloudkitty.storage.v2.sqlalchemy import maintenance
 from cloudkitty.storage.v2.sqlalchemy import models
 from cloudkitty.storage.v2.sqlalchemy import reads
 from cloudkitty.storage.v2.sqlalchemy import writes
@@ -83,6 +86,13 @@ class SQLAlchemyStorage(v2.BaseStorage):
     def init(self):
         """Run the migrations (every table of the service) on the engine."""
         migration.upgrade(self.engine)
+
+    def maintain(self, now):
+        """Create the time partitions ahead of ``now`` and delete what is
+        past ``[storage] retention``: see :func:`.maintenance.maintain`,
+        whose :class:`~.maintenance.Upkeep` is returned."""
+        return maintenance.maintain(self.engine, self._writer, self.conf,
+                                    now)
 
     # -- writes -------------------------------------------------------------
 

@@ -449,11 +449,24 @@ class Writer:
         else:
             ids = conn.execute(sa.select(_BATCHES.c.id).where(
                 *conditions)).scalars().all()
+        self.delete_ids(conn, ids, query.begin, query.end)
+
+    def delete_ids(self, conn, ids, begin=None, end=None):
+        """Delete the batches ``ids``, their points, their totals and the
+        totals' daily sums. ``begin`` and ``end`` (``None``: unbounded)
+        bound the batches' ``period_begin`` when known: the statements
+        then name them, so that PostgreSQL reads only the partitions of
+        that time (see :mod:`.partitions`)."""
+        within = v2.Query(begin=begin, end=end)
         for chunk in dialects.chunks(ids):
             conn.execute(sa.delete(_POINTS).where(
-                _POINTS.c.batch_id.in_(chunk)))
-            self.drop_totals(conn, [_TOTALS.c.batch_id.in_(chunk)])
-            conn.execute(sa.delete(_BATCHES).where(_BATCHES.c.id.in_(chunk)))
+                _POINTS.c.batch_id.in_(chunk),
+                *reads.batch_conditions(within, _POINTS)))
+            self.drop_totals(conn, [
+                _TOTALS.c.batch_id.in_(chunk),
+                *reads.batch_conditions(within, _TOTALS)])
+            conn.execute(sa.delete(_BATCHES).where(
+                _BATCHES.c.id.in_(chunk), *reads.batch_conditions(within)))
 
 
 def _label_of(point, known, new_labels, as_text=False):
