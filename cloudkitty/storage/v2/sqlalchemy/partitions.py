@@ -264,7 +264,8 @@ class Partitions:
                 default = partitions(conn, table)[0]
                 if default is not None:
                     starts.update(conn.exec_driver_sql(
-                        f'SELECT DISTINCT date_trunc(%(interval)s, {key}) '
+                        f'SELECT DISTINCT date_trunc(%(interval)s, '
+                        f'CAST({key} AS timestamp)) '
                         f'FROM {default}',
                         {'interval': self.interval}).scalars())
         created = []
