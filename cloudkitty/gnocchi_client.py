@@ -12,7 +12,6 @@ from gnocchiclient import auth as g_auth
 from gnocchiclient import client as g_client
 from gnocchiclient import exceptions as g_exc
 from keystoneauth1 import exceptions as ks_exc
-from keystoneauth1 import loading as ks_loading
 from requests import adapters
 
 from cloudkitty import keystone_auth
@@ -74,8 +73,7 @@ def build_client(conf, group):
         where = f' at {keystone_url}' if keystone_url else ''
         source = (f'Gnocchi of the Keystone{where} (catalog interface '
                   f'{options.interface}, region {options.region_name})')
-    session = ks_loading.load_session_from_conf_options(conf, group,
-                                                        auth=auth)
+    session = keystone_auth.load_session(conf, group, auth)
     for prefix in ('http://', 'https://'):
         session.session.mount(prefix, adapters.HTTPAdapter(
             pool_maxsize=options.http_pool_maxsize))

@@ -13,3 +13,12 @@ def load_auth(conf, group):
     # this registers it there.
     ks_loading.register_auth_conf_options(conf, group)
     return ks_loading.load_auth_from_conf_options(conf, group)
+
+
+def load_session(conf, group, auth):
+    """The keystoneauth session of option group ``group`` of ``conf`` (its
+    TLS and timeout options), authenticating with ``auth``."""
+    # Listed with the group for the generator, registered only here
+    # (cloudkitty.conf.keystoneauth).
+    ks_loading.register_session_conf_options(conf, group)
+    return ks_loading.load_session_from_conf_options(conf, group, auth=auth)

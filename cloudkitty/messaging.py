@@ -30,13 +30,17 @@ nothing of the processor.
 oslo.messaging sends JSON: Decimals travel as strings, dates as ISO 8601
 strings, and both are parsed back on arrival (:func:`frame_to_wire`,
 :func:`frame_from_wire`); a float never carries a price.
+
+oslo.messaging itself is imported on first use (:func:`register_opts`,
+:func:`get_transport`, :class:`ProcessorClient`), not with this module: it
+brings eventlet, kombu and amqp, about 6 MiB, which an API without
+``[DEFAULT] transport_url`` never uses (:func:`is_configured` answers
+without it).
 """
 
 import importlib
 
 from oslo_config import cfg
-import oslo_messaging
-from oslo_messaging import opts as messaging_opts
 
 from cloudkitty import dataframe
 
@@ -45,8 +49,6 @@ VERSION = '1.0'
 # Connection attempts of the API before a send counts as failed; without a
 # bound the rabbit driver retries forever and the request never ends.
 SEND_RETRY = 2
-# Resets are returned by the broker when no queue takes them (see above).
-MANDATORY = oslo_messaging.TransportOptions(at_least_once=True)
 #: What names a scope in a reset, besides its id.
 SCOPE_PARTS = ('scope_key', 'fetcher', 'collector')
 
@@ -67,6 +69,11 @@ class QuoteFailed(Exception):
     """The processor that took the quote could not price it."""
 
 
+def _oslo_messaging(module='oslo_messaging'):
+    # Imported here, on first use: see the module's docstring.
+    return importlib.import_module(module)
+
+
 def register_opts(conf):
     """Register oslo.messaging's options on ``conf``; harmless if already
     there. A service does it once, before it asks :func:`is_configured` or
@@ -83,7 +90,7 @@ def register_opts(conf):
     when ``list_opts()`` starts to list them (this adapter can then go).
     A version without them is skipped.
     """
-    for group, options in messaging_opts.list_opts():
+    for group, options in _oslo_messaging('oslo_messaging.opts').list_opts():
         if group is None:
             conf.register_opts(options)
     for module_name, name in GLOBAL_ONLY_OPTS:
@@ -96,9 +103,24 @@ def register_opts(conf):
 
 
 def is_configured(conf):
-    """Whether ``[DEFAULT] transport_url`` is set (in a file, on the command
-    line or by an override); oslo.messaging's own default does not count.
-    The options are registered (:func:`register_opts`)."""
+    """Whether ``[DEFAULT] transport_url`` is set (in a file, in the
+    environment or by an override); oslo.messaging's own default does not
+    count. ``conf`` is parsed.
+
+    Where oslo.messaging's options are not registered on ``conf`` (the
+    API registers them only when this is true), the answer comes from the
+    configuration files and directories ``conf`` was parsed from, and the
+    environment, read again for this one option: oslo.messaging is not
+    imported. An override needs the option registered, and so takes the
+    other way.
+    """
+    if 'transport_url' not in conf:
+        probe = cfg.ConfigOpts()
+        probe.register_opt(cfg.StrOpt('transport_url'))
+        probe(args=[], project=conf.project,
+              default_config_files=list(conf.config_file),
+              default_config_dirs=list(conf.config_dirs))
+        return probe.transport_url is not None
     location = conf.get_location('transport_url').location
     return location not in (cfg.Locations.opt_default,
                             cfg.Locations.set_default)
@@ -110,7 +132,7 @@ def get_transport(conf, url=None):
     Nothing connects before the first message or the server's start. The
     options are registered (:func:`register_opts`).
     """
-    return oslo_messaging.get_rpc_transport(conf, url=url)
+    return _oslo_messaging().get_rpc_transport(conf, url=url)
 
 
 # The wire format -----------------------------------------------------------
@@ -176,6 +198,7 @@ class ProcessorClient:
                  topic=TOPIC):
         self._transport = transport
         self._owns_transport = owns_transport
+        self._messaging = oslo_messaging = _oslo_messaging()
         self._client = oslo_messaging.get_rpc_client(
             transport, oslo_messaging.Target(topic=topic, version=VERSION),
             retry=SEND_RETRY)
@@ -197,14 +220,17 @@ class ProcessorClient:
         were sent).
         """
         timestamp = last_processed_timestamp.isoformat()
-        cast = self._client.prepare(transport_options=MANDATORY)
+        # Published mandatory: returned by a broker no queue takes it from.
+        cast = self._client.prepare(
+            transport_options=self._messaging.TransportOptions(
+                at_least_once=True))
         for scope in scopes:
             message = {'scope_id': scope['scope_id'],
                        **{part: scope[part] for part in SCOPE_PARTS}}
             try:
                 cast.cast({}, 'reset_state', scope=message,
                           last_processed_timestamp=timestamp)
-            except oslo_messaging.MessageUndeliverable:
+            except self._messaging.MessageUndeliverable:
                 raise ProcessorUnavailable(
                     f'the reset of scope {scope["scope_id"]} was returned '
                     f'by the broker: no processor listens (none runs, or '
@@ -228,7 +254,7 @@ class ProcessorClient:
         wire = frame_to_wire(frame)
         try:
             answer = call.call({}, 'quote', frame=wire)
-        except oslo_messaging.MessagingTimeout:
+        except self._messaging.MessagingTimeout:
             raise ProcessorUnavailable(
                 f'no processor answered the quote within '
                 f'{self._quote_timeout:g}s') from None

@@ -196,9 +196,10 @@ class Backends:
         self.collector_states = collector_state.CollectorStateManager(
             self.engine)
         self.processor_rpc = None
-        messaging.register_opts(conf)
         if (scope_reset is None or quote is None) and \
                 messaging.is_configured(conf):
+            # Only then: registering the options imports oslo.messaging.
+            messaging.register_opts(conf)
             self.processor_rpc = ProcessorRPC(
                 messaging.ProcessorClient.from_conf(conf))
             scope_reset = scope_reset or self.processor_rpc.scope_reset

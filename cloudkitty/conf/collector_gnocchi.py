@@ -1,7 +1,8 @@
 """``[collector_gnocchi]``: how the gnocchi collector reaches Gnocchi."""
 
-from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
+
+from cloudkitty.conf import keystoneauth
 
 
 def connection_opts():
@@ -13,7 +14,9 @@ def connection_opts():
     named by ``auth_section``) and the endpoint comes from the catalog;
     with ``basic``, Gnocchi's basic authentication as ``gnocchi_user`` at
     ``gnocchi_endpoint``. The TLS and timeout options are keystoneauth's
-    session options.
+    session options. keystoneauth's options are not in this list: they
+    are listed with the group (:func:`list_opts`) and registered when a
+    client is built (:mod:`cloudkitty.conf.keystoneauth`).
     """
     return [
         cfg.StrOpt('gnocchi_auth_type', default='keystone',
@@ -35,8 +38,7 @@ def connection_opts():
         cfg.IntOpt('http_pool_maxsize', default=10, min=1,
                    help='Connections kept open to Gnocchi (the concurrent '
                         'requests of the collect threads).'),
-    ] + ks_loading.get_auth_common_conf_options() + \
-        ks_loading.get_session_conf_options()
+    ]
 
 
 OPTS = connection_opts()
@@ -48,4 +50,4 @@ def register_opts(conf):
 
 
 def list_opts():
-    return [('collector_gnocchi', OPTS)]
+    return [('collector_gnocchi', OPTS + keystoneauth.list_opts())]

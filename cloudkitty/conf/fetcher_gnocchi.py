@@ -4,13 +4,16 @@ resources."""
 from oslo_config import cfg
 
 from cloudkitty.conf import collector_gnocchi
+from cloudkitty.conf import keystoneauth
 
-OPTS = collector_gnocchi.connection_opts() + [
+CONNECTION_OPTS = collector_gnocchi.connection_opts()
+SCOPE_OPTS = [
     cfg.StrOpt('scope_attribute', default='project_id',
                help='Resource attribute holding the scope id.'),
     cfg.ListOpt('resource_types', default=['generic'],
                 help='Resource types whose resources hold the scopes.'),
 ]
+OPTS = CONNECTION_OPTS + SCOPE_OPTS
 
 
 def register_opts(conf):
@@ -19,4 +22,5 @@ def register_opts(conf):
 
 
 def list_opts():
-    return [('fetcher_gnocchi', OPTS)]
+    return [('fetcher_gnocchi',
+             CONNECTION_OPTS + keystoneauth.list_opts() + SCOPE_OPTS)]

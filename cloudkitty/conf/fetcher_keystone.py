@@ -1,7 +1,8 @@
 """``[fetcher_keystone]``: the scopes are Keystone projects."""
 
-from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
+
+from cloudkitty.conf import keystoneauth
 
 OPTS = [
     cfg.StrOpt('keystone_version', default='3', choices=['3'],
@@ -16,8 +17,7 @@ OPTS = [
                help='Catalog interface of the identity endpoint.'),
     cfg.StrOpt('region_name',
                help='Region of the identity endpoint in the catalog.'),
-] + ks_loading.get_auth_common_conf_options() + \
-    ks_loading.get_session_conf_options()
+]
 
 
 def register_opts(conf):
@@ -26,7 +26,9 @@ def register_opts(conf):
 
 
 def list_opts():
-    # The options of the plugin named by auth_type are keystoneauth's,
-    # registered when it loads (some are required: registered here, they
-    # would be required of every deployment).
-    return [('fetcher_keystone', OPTS)]
+    # keystoneauth's common and session options are registered when the
+    # fetcher builds its client (cloudkitty.conf.keystoneauth); those of the
+    # plugin named by auth_type when keystoneauth loads it (some are
+    # required: registered here, they would be required of every
+    # deployment).
+    return [('fetcher_keystone', OPTS + keystoneauth.list_opts())]

@@ -1,4 +1,5 @@
-"""The one list of every option, for registration and for the generators."""
+"""The one list of every option group, for registration and for the
+generators."""
 
 from cloudkitty.conf import api
 from cloudkitty.conf import collect
@@ -25,5 +26,13 @@ _MODULES = (default, api, collect, collector_file, collector_gnocchi,
 
 
 def list_opts():
-    """``[(group, [opts])]`` for registration and oslo-config-generator."""
+    """``[(group, [opts])]``: every option, for oslo-config-generator."""
     return [item for module in _MODULES for item in module.list_opts()]
+
+
+def register_opts(conf):
+    """Register every group's options on ``conf``, except keystoneauth's
+    (:mod:`cloudkitty.conf.keystoneauth`: registered with the client that
+    reads them)."""
+    for module in _MODULES:
+        module.register_opts(conf)

@@ -12,7 +12,6 @@ projects, and the user's effective ``rating`` role assignments.
 """
 
 from keystoneauth1 import exceptions as ks_exceptions
-from keystoneauth1 import loading as ks_loading
 
 from cloudkitty import fetcher
 from cloudkitty import keystone_auth
@@ -37,8 +36,7 @@ class KeystoneFetcher(fetcher.BaseFetcher):
             raise fetcher.FetchError(
                 f'keystone fetcher: [{GROUP}] auth_type (or an auth_section '
                 f'holding it) is required')
-        self._session = ks_loading.load_session_from_conf_options(
-            self.conf, GROUP, auth=auth)
+        self._session = keystone_auth.load_session(self.conf, GROUP, auth)
         self.source = f'Keystone at {getattr(auth, "auth_url", "?")}'
 
     def _get(self, path, **params):

@@ -6,6 +6,7 @@ The exchanges themselves are tested over ``fake:/`` (unit) and RabbitMQ
 
 import time
 
+from oslo_messaging import opts as messaging_opts
 import pytest
 import webtest
 
@@ -103,7 +104,7 @@ def test_handed_in_fakes_win_over_the_transport(conf, backends_of):
 def test_an_unreachable_broker_is_503_not_a_lost_reset(conf, backends_of):
     # Nothing listens on port 1: the bounded retries end in an error.
     conf.set_override('transport_url', 'rabbit://guest:guest@127.0.0.1:1/')
-    for group, options in messaging.messaging_opts.list_opts():
+    for group, options in messaging_opts.list_opts():
         if group == 'oslo_messaging_rabbit':
             conf.register_opts(options, group=group)
     conf.set_override('rabbit_retry_backoff', 0, 'oslo_messaging_rabbit')

@@ -175,11 +175,31 @@ def test_transport_url_counts_only_when_set():
     assert conf.transport_url == 'rabbit://h:5672/'
 
 
-def test_asking_registers_nothing():
+@pytest.mark.parametrize('where, expected', [
+    ('nowhere', False),
+    ('file', True),
+    ('directory', True),
+    ('environment', True),
+])
+def test_asking_registers_nothing(tmp_path, monkeypatch, where, expected):
+    """Unregistered (an API without RPC), the option is read again from
+    the files, directories and environment ``conf`` was parsed from."""
+    (tmp_path / 'ck.conf').write_text('[DEFAULT]\ndebug = true\n')
+    (tmp_path / 'ck.conf.d').mkdir()
+    url = 'rabbit://h:5672/'
+    if where == 'file':
+        (tmp_path / 'ck.conf').write_text(f'[DEFAULT]\ntransport_url = {url}\n')
+    elif where == 'directory':
+        (tmp_path / 'ck.conf.d' / 'rpc.conf').write_text(
+            f'[DEFAULT]\ntransport_url = {url}\n')
+    elif where == 'environment':
+        monkeypatch.setenv('OS_DEFAULT__TRANSPORT_URL', url)
     conf = cfg.ConfigOpts()
-    conf([], project='cloudkitty', default_config_files=[])
-    with pytest.raises(cfg.NoSuchOptError):
-        messaging.is_configured(conf)
+    conf(['--config-file', str(tmp_path / 'ck.conf'),
+          '--config-dir', str(tmp_path / 'ck.conf.d')],
+         project='cloudkitty', default_config_files=[])
+    assert messaging.is_configured(conf) is expected
+    assert 'transport_url' not in conf
 
 
 def test_the_option_groups_oslo_messaging_keeps_global_are_still_there():

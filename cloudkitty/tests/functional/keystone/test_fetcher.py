@@ -51,6 +51,10 @@ def make_fetcher(auth_url, **options):
     conf([], project='cloudkitty', default_config_files=[])
     conf.set_override('backend', 'keystone', 'fetcher')
     group = ks_fetcher.GROUP
+    # The fetcher registers keystoneauth's options when it builds its
+    # client; set before, they are registered here.
+    loading.register_auth_conf_options(conf, group)
+    loading.register_session_conf_options(conf, group)
     conf.set_override('auth_type', 'password', group)
     # As a configuration file would set them: the plugin's options are
     # registered when keystoneauth loads the plugin.
