@@ -4,6 +4,14 @@
     python benchmarks/run.py --points 100000  # a quicker look
     python benchmarks/run.py --only storage worker
 
+What operators run is measured, not only the best case: the processor's
+push of one 1,000-point frame per scope and period (``storage``), the
+file collector through hashmap's 1,000 rules into the storage
+(``pipeline``), totals grouped by three labels and retrieve at 100,000,
+1,000,000 and 5,000,000 points (``grouping``, ``--grouping-points``),
+push and one-month summary as the stored points grow tenfold (``scale``)
+and the services' memory (``memory``).
+
 Each benchmark runs in a process of its own (so that one's memory and
 garbage do not weigh on the next) against throwaway databases on the
 PostgreSQL server of the machine (``CK_TEST_POSTGRESQL_URL``, default
@@ -19,8 +27,13 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def benchmarks(points):
+#: The sizes of the grouping benchmark (``--grouping-points``).
+GROUPING_POINTS = (100000, 1000000, 5000000)
+
+
+def benchmarks(points, grouping_points=GROUPING_POINTS):
     """``{name: [argv, ...]}``: the runs that make up each benchmark."""
+    scale_sizes = f'{points},{points * 10}'
     points = str(points)
     return {
         'storage': [['storage_bench.py', '--points', points,
@@ -36,6 +49,14 @@ def benchmarks(points):
                      for backend in ('sqlite', 'postgresql')],
         # A script over 10,000 points a period, whatever --points says.
         'pyscripts': [['pyscripts_bench.py']],
+        # total grouped by type, project_id and user_id, and retrieve, at
+        # each size of --grouping-points.
+        'grouping': [['grouping_bench.py', '--points', str(size),
+                      '--backend', backend]
+                     for size in grouping_points
+                     for backend in ('sqlite', 'postgresql')],
+        # PostgreSQL with --points then ten times as many points stored.
+        'scale': [['scale_bench.py', '--sizes', scale_sizes]],
         'api': [['api_bench.py', '--points', points]],
         # The API's workers and the processor's processes, idle and warm;
         # 10,000 points whatever --points says.
@@ -53,11 +74,15 @@ def main(argv=None):
     all_runs = benchmarks(0)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--points', type=int, default=1000000)
+    parser.add_argument('--grouping-points', type=int, nargs='+',
+                        default=list(GROUPING_POINTS),
+                        help='the sizes of the grouping benchmark')
     parser.add_argument('--only', nargs='+', choices=sorted(all_runs),
                         help='run only these benchmarks')
     args = parser.parse_args(argv)
     failed = []
-    for name, runs in benchmarks(args.points).items():
+    for name, runs in benchmarks(args.points,
+                                 args.grouping_points).items():
         if args.only and name not in args.only:
             continue
         for run in runs:
