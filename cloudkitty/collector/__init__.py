@@ -187,12 +187,7 @@ class BaseCollector(metaclass=abc.ABCMeta):
         :raises NoDataCollected: the source had no data
         :raises CollectError: the source failed
         """
-        try:
-            metric = self.conf[metric_name]
-        except KeyError:
-            raise CollectError(self.collector_name, metric_name, project_id,
-                               'metric not in the metrics configuration'
-                               ) from None
+        metric = self._metric(metric_name, project_id)
         alt_name = metric.get('alt_name', metric_name)
         try:
             points = self.fetch_all(metric_name, start, end, project_id,
@@ -252,6 +247,18 @@ class BaseCollector(metaclass=abc.ABCMeta):
                 by_scope.setdefault(scope_id, []).append(point)
         return {scope_id: (alt_name, by_scope[scope_id])
                 for scope_id in scope_ids if scope_id in by_scope}
+
+    def _metric(self, metric_name, project_id):
+        """The definition of ``metric_name``.
+
+        :raises CollectError: the metric is not in the configuration
+        """
+        try:
+            return self.conf[metric_name]
+        except KeyError:
+            raise CollectError(self.collector_name, metric_name, project_id,
+                               'metric not in the metrics configuration'
+                               ) from None
 
     def _finish(self, metric_name, metric, start, points):
         """Converted quantities, time keys and description of ``points``."""

@@ -564,6 +564,9 @@ def load_index(usage_path):
 # --- the collector --------------------------------------------------------------------
 
 _ZERO = decimal.Decimal(0)
+#: ``_new_tuple(DataPoint, fields)``: a point from six fields that already
+#: have their final types, without DataPoint's conversions.
+_new_tuple = tuple.__new__
 
 
 def _aggregate_sum(state, qty):
@@ -594,10 +597,113 @@ _AGGREGATORS = {
 }
 
 
+def _aggregate(method, qtys, gids, label_ids):
+    """Aggregate records by group: ``(qtys, group ids, label ids)``, one
+    each per group, in the order of the groups' first records.
+
+    ``qtys``, ``gids`` and ``label_ids`` are parallel, in time order; a
+    group's label id is its latest record's (its metadata's source).
+    """
+    if len(set(gids)) == len(gids):  # a record a group: nothing to do
+        return qtys, gids, label_ids
+    add = _AGGREGATORS[method]
+    groups = {}
+    for qty, gid, label_id in zip(qtys, gids, label_ids):
+        state = groups.get(gid)
+        if state is None:
+            groups[gid] = [qty, 1, label_id]
+        else:
+            add(state, qty)
+            state[1] += 1
+            state[2] = label_id
+    averaged = method in ('avg', 'mean')
+    qtys = [quantity.ROUNDED.divide(qty, decimal.Decimal(count))
+            if averaged and count > 1 else qty
+            for qty, count, _ in groups.values()]
+    return qtys, list(groups), [state[2] for state in groups.values()]
+
+
+class _MetricView:
+    """How one metric labels its points, memoised over one index.
+
+    Each label set of the index is read once: its *group* (the values of
+    the metric's groupby keys other than the scope key, numbered once per
+    distinct tuple) and its metadata mapping. :meth:`groupbys` builds the
+    groupby mapping of a group once per scope and day, the time keys
+    changing at most daily, and the points of that day share it (it is
+    read-only): only the last day collected of each scope is kept.
+
+    Several threads may use it at once: the numbering of new label sets
+    is done under a lock.
+    """
+
+    def __init__(self, index, group_keys, meta_keys, scope_key):
+        self.index = index
+        self._group_keys = group_keys
+        self._meta_keys = meta_keys
+        self._scope_key = scope_key
+        #: label id -> metadata mapping
+        self.metadata_of = {}
+        self._gid_of = {}     # label id -> group id
+        self._keys = []       # group id -> group key (label values)
+        self._gids = {}       # group key -> group id
+        self._groupbys = {}   # scope -> (time keys, {group id: groupby})
+        self._lock = threading.Lock()
+
+    def gids(self, label_ids):
+        """The group id of each of ``label_ids``, a list."""
+        gid_of = self._gid_of
+        try:
+            return list(map(gid_of.__getitem__, label_ids))
+        except KeyError:
+            pass
+        table = self.index.labels
+        with self._lock:
+            for label_id in set(label_ids).difference(gid_of):
+                labels = table[label_id]
+                key = tuple(labels.get(k, '') for k in self._group_keys)
+                gid = self._gids.get(key)
+                if gid is None:
+                    gid = self._gids[key] = len(self._keys)
+                    self._keys.append(key)
+                self.metadata_of[label_id] = types.MappingProxyType(
+                    {k: labels.get(k, '') for k in self._meta_keys})
+                gid_of[label_id] = gid  # last: published when complete
+        return list(map(gid_of.__getitem__, label_ids))
+
+    def groupbys(self, scope, time_keys, gids):
+        """The groupby mapping of each of ``gids`` in ``scope``, with
+        ``time_keys`` (``{}``: none), a list."""
+        cached = self._groupbys.get(scope)
+        if cached is None or cached[0] != time_keys:
+            cached = self._groupbys[scope] = (time_keys, {})
+        memo = cached[1]
+        try:
+            return list(map(memo.__getitem__, gids))
+        except KeyError:
+            pass
+        for gid in set(gids).difference(memo):
+            groupby = dict(zip(self._group_keys, self._keys[gid]))
+            groupby[self._scope_key] = scope
+            groupby.update(time_keys)
+            memo[gid] = types.MappingProxyType(groupby)
+        return list(map(memo.__getitem__, gids))
+
+
 class FileCollector(collector.BaseCollector):
-    """Collect usage from ``[collector_file] usage_path`` (no server)."""
+    """Collect usage from ``[collector_file] usage_path`` (no server).
+
+    Each point is built once, finished: :meth:`retrieve` and
+    :meth:`retrieve_many` aggregate, convert and label in one step (the
+    base class builds ``fetch_all``'s points, then finished copies) and
+    return what the base class would.
+    """
 
     collector_name = 'file'
+
+    #: One index answers for every scope: :meth:`retrieve_many` reads the
+    #: records of each scope asked for in one call.
+    grouped_collection = True
 
     #: Seconds during which a fetch trusts the index without looking at the
     #: files again (a stat of every file per fetch adds up over millions).
@@ -638,103 +744,133 @@ class FileCollector(collector.BaseCollector):
         Quantities are returned as collected (aggregated); ``retrieve``
         converts them. Each point's groupby holds the scope key.
         """
+        by_scope = self._collect(
+            metric_name, self.conf[metric_name], start, end, project_id,
+            None if project_id is None else [project_id], q_filter, False)
+        return list(itertools.chain.from_iterable(by_scope.values()))
+
+    def retrieve(self, metric_name, start, end, project_id=None,
+                 q_filter=None):
+        """:meth:`BaseCollector.retrieve`'s answer, each point built once."""
+        metric = self._metric(metric_name, project_id)
+        alt_name = metric.get('alt_name', metric_name)
+        by_scope = self._collect(
+            metric_name, metric, start, end, project_id,
+            None if project_id is None else [project_id], q_filter, True)
+        points = list(itertools.chain.from_iterable(by_scope.values()))
+        if not points:
+            raise collector.NoDataCollected(self.collector_name, alt_name,
+                                            project_id)
+        return alt_name, points
+
+    def retrieve_many(self, metric_name, start, end, scope_ids,
+                      q_filter=None):
+        """:meth:`BaseCollector.retrieve_many`'s answer (grouped: a scope
+        key in ``q_filter`` is replaced by ``scope_ids``), from one read
+        of the index, each point built once."""
+        scope_ids = list(dict.fromkeys(scope_ids))
+        if not scope_ids:
+            return {}
+        metric = self._metric(metric_name, None)
+        alt_name = metric.get('alt_name', metric_name)
+        q_filter = {key: value for key, value in (q_filter or {}).items()
+                    if key != self.scope_key}
+        by_scope = self._collect(metric_name, metric, start, end, None,
+                                 scope_ids, q_filter, True)
+        return {scope_id: (alt_name, points)
+                for scope_id, points in by_scope.items()}
+
+    def _collect(self, metric_name, metric, start, end, project_id, scopes,
+                 q_filter, finish):
+        """``{scope id: [DataPoint]}`` of one metric in ``[start, end)``,
+        the scopes without usage left out.
+
+        :param project_id: the scope named in a :class:`CollectError`
+        :param scopes: the scope ids to read, in order; ``None``: every
+            scope with records of the metric, sorted. A scope key in
+            ``q_filter`` narrows them, its other keys the records.
+        :param finish: ``False``: points as :meth:`fetch_all` returns
+            them; ``True``: as :meth:`retrieve` does (converted, with the
+            time keys of ``start`` and the metric's description)
+        :raises CollectError: the usage files cannot be read, or
+            ``q_filter`` holds a value no label can have
+        """
         try:
             index = self.index()
-        except UsageFileError as exc:
+            wanted, match = _split_filter(q_filter, self.scope_key)
+        except (UsageFileError, _BadRecord) as exc:
             raise collector.CollectError(self.collector_name, metric_name,
                                          project_id, str(exc)) from None
-        metric = self.conf[metric_name]
         source = metrics_conf.source_metric_name(metric_name)
-        if project_id is None:
+        if scopes is None:
             scopes = index.scopes.get(source, ())
-        else:
-            scopes = (project_id,)
+        if wanted is not None:
+            scopes = [scope for scope in scopes if scope in wanted]
         start_ts = timeutils.parse(start).timestamp()
         end_ts = timeutils.parse(end).timestamp()
-        points = []
+        view = self._label_view(metric_name, metric, index)
+        transform, time_keys, description = None, {}, None
+        if finish:
+            transform = self._transform(metric_name)
+            if transform is dataframe.to_decimal:  # the qtys are Decimals
+                transform = None
+            time_keys = quantity.time_keys(start)
+            description = metric.get('description')
+        method = metric['extra_args'].get('aggregation_method', 'sum')
+        unit, price = itertools.repeat(metric['unit']), \
+            itertools.repeat(_ZERO)
+        description = itertools.repeat(description)
+        output = {}
         for scope in scopes:
-            qtys, labels = index.records(source, scope, start_ts, end_ts)
-            if qtys:
-                points.extend(self._aggregate(metric_name, metric, index,
-                                              scope, qtys, labels, q_filter))
-        return points
+            qtys, label_ids = index.records(source, scope, start_ts, end_ts)
+            if match is not None and qtys:
+                kept = [i for i, label_id in enumerate(label_ids)
+                        if match(index.labels[label_id])]
+                qtys = [qtys[i] for i in kept]
+                label_ids = [label_ids[i] for i in kept]
+            if not qtys:
+                continue
+            qtys, gids, label_ids = _aggregate(
+                method, qtys, view.gids(label_ids), label_ids)
+            if transform is not None:
+                qtys = map(transform, qtys)
+            output[scope] = list(map(
+                _new_tuple, itertools.repeat(dataframe.DataPoint),
+                zip(unit, qtys, price, view.groupbys(scope, time_keys, gids),
+                    map(view.metadata_of.__getitem__, label_ids),
+                    description)))
+        return output
 
     def _label_view(self, metric_name, metric, index):
-        """``f(label id) -> (group key, metadata)``, memoised per label set."""
-        cached = self._views.get(metric_name)
-        if cached is not None and cached[0] is index:
-            return cached[1]
-        group_keys = [k for k in metric['groupby'] if k != self.scope_key]
-        meta_keys = metric['metadata']
-        table = index.labels
-        memo = {}
-
-        def view(label_id):
-            entry = memo.get(label_id)
-            if entry is None:
-                labels = table[label_id]
-                entry = memo[label_id] = (
-                    tuple(labels.get(k, '') for k in group_keys),
-                    types.MappingProxyType(
-                        {k: labels.get(k, '') for k in meta_keys}))
-            return entry
-
-        view.group_keys = group_keys
-        self._views[metric_name] = (index, view)
+        """The :class:`_MetricView` of ``metric_name`` over ``index``."""
+        view = self._views.get(metric_name)
+        if view is None or view.index is not index:
+            view = self._views[metric_name] = _MetricView(
+                index, [k for k in metric['groupby'] if k != self.scope_key],
+                metric['metadata'], self.scope_key)
         return view
 
-    def _aggregate(self, metric_name, metric, index, scope, qtys, label_ids,
-                   q_filter):
-        view = self._label_view(metric_name, metric, index)
-        method = metric['extra_args'].get('aggregation_method', 'sum')
-        add = _AGGREGATORS[method]
-        match = _matcher(q_filter, self.scope_key, scope)
-        table = index.labels
-        groups = {}
-        for qty, label_id in zip(qtys, label_ids):
-            if match is not None and not match(table[label_id]):
-                continue
-            group_key, metadata = view(label_id)
-            state = groups.get(group_key)
-            if state is None:
-                groups[group_key] = [qty, 1, metadata]
-            else:
-                add(state, qty)
-                state[1] += 1
-                state[2] = metadata  # records are in time order: latest wins
-        unit = metric['unit']
-        group_keys = view.group_keys
-        # Every field below already has its final type (Decimal qty,
-        # read-only label mappings, non-empty unit): no conversion needed.
-        make = dataframe.DataPoint._make
-        points = []
-        for group_key, (qty, count, metadata) in groups.items():
-            if count > 1 and method in ('avg', 'mean'):
-                qty = quantity.ROUNDED.divide(qty, decimal.Decimal(count))
-            groupby = dict(zip(group_keys, group_key))
-            groupby[self.scope_key] = scope
-            points.append(make((unit, qty, _ZERO,
-                                types.MappingProxyType(groupby), metadata,
-                                None)))
-        return points
 
+def _split_filter(q_filter, scope_key):
+    """``(scope ids or None, f(labels) -> bool or None)`` of ``q_filter``
+    ({label: value or [values]}): the scope key's values, and a test of
+    the other labels; ``None``: no condition.
 
-def _matcher(q_filter, scope_key, scope):
-    """``f(labels) -> bool`` for ``q_filter`` ({label: value or [values]})."""
+    :raises _BadRecord: a value no label can have (a list, a dict...)
+    """
     if not q_filter:
-        return None
-    wanted = {}
+        return None, None
+    scopes, wanted = None, {}
     for key, value in q_filter.items():
         values = value if isinstance(value, (list, tuple, set, frozenset)) \
             else [value]
         values = {v if isinstance(v, str) else _label_value(key, v)
                   for v in values}
         if key == scope_key:
-            if scope not in values:
-                return lambda labels: False
-            continue
-        wanted[key] = values
+            scopes = values
+        else:
+            wanted[key] = values
     if not wanted:
-        return None
-    return lambda labels: all(labels.get(k, '') in v
-                              for k, v in wanted.items())
+        return scopes, None
+    return scopes, lambda labels: all(labels.get(k, '') in v
+                                      for k, v in wanted.items())
