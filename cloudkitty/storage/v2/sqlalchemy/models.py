@@ -1,5 +1,5 @@
 """Tables of the ``sqlalchemy`` storage backend (migrations 0002, 0006,
-0008).
+0008, 0009).
 
 Five tables, shaped by what the store does most: append a scope's period
 in bulk, aggregate millions of points by scope, type and period, and
@@ -34,6 +34,17 @@ Each write adds its own sums, or subtracts them, in its transaction (an
 atomic upsert: concurrent writers of one day add up); a row whose count
 falls to zero is deleted. A ``total`` without time grouping reads the
 whole days of its window here, and the ragged ends from ``rated_totals``.
+
+On PostgreSQL (migration 0009), ``rated_batches``, ``rated_points`` and
+``rated_totals`` are partitioned by range of ``period_begin``, and
+``rated_daily_totals`` by range of ``day``, the same intervals in the four
+(``[storage_sqlalchemy] partition_interval``, a month by default; see
+:mod:`.partitions`): a month's reads and a period's replacement read that
+month's partitions only, and the retention drops whole partitions. There
+the primary keys of ``rated_batches``, ``rated_points`` and
+``rated_totals`` end with ``period_begin``, as PostgreSQL requires of a
+partitioned table; the keys written here are those of MariaDB and SQLite,
+unique on PostgreSQL as well (ids come from one sequence).
 
 Text keys compare byte-wise everywhere (``COLLATE "C"`` on PostgreSQL,
 ``utf8mb4_nopad_bin`` on MariaDB, SQLite's default), so grouping and
