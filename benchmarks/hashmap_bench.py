@@ -157,11 +157,27 @@ def build_periods(count=1_000_000, frame_points=1000, seed=1):
 
 
 def price_all(rule_set, frames):
-    """Price each scope's frame with its own view; return the points."""
-    total = 0
+    """Price each scope's frame with its own view; return the number of
+    points and the sum of their prices."""
+    count, total = 0, 0
     for scope, frame in frames.items():
-        total += len(rule_set.for_scope(scope).process(frame))
-    return total
+        count, total = _read(rule_set.for_scope(scope).process(frame),
+                             count, total)
+    return count, total
+
+
+def _read(frame, count, total):
+    """``count`` and ``total`` plus the points of the priced ``frame`` and
+    the sum of their prices: every price is read,
+    as the storage reads the frame's price columns
+    (:meth:`~cloudkitty.dataframe.DataFrame.itercolumns`), so that no
+    pricing work can be left undone; the sum is exact (:data:`rules.
+    CONTEXT`)."""
+    with decimal.localcontext(rules.CONTEXT):
+        for _, points, prices in frame.itercolumns():
+            count += len(points)
+            total += sum(prices)
+    return count, total
 
 
 class _RulesRead:
@@ -183,12 +199,14 @@ def _module(rule_set):
 
 
 def price_periods(module, periods):
-    """Price each frame as the scope worker does; return the points."""
-    total = 0
+    """Price each frame as the scope worker does; return the number of
+    points and the sum of their prices."""
+    count, total = 0, 0
     for start, scope, frame in periods:
         module.reload_config(start)
-        total += len(rating.rate(frame, [module], scope))
-    return total
+        count, total = _read(rating.rate(frame, [module], scope), count,
+                             total)
+    return count, total
 
 
 def _timed(function, *args):
@@ -226,13 +244,16 @@ def _patterns(points, rule_count, frame_points):
 
 def _cold_and_warm(repeat, data, price, fresh):
     """Best of ``repeat`` cold passes (``price(fresh(), data)``), each
-    followed by a warm one on the same rules."""
+    followed by a warm one on the same rules. Every pass must find the
+    same sum of prices, or ``AssertionError``."""
     best = {'cold': (None, None), 'warm': (None, None)}
-    priced = 0
+    priced = totals = None
     for _ in range(repeat):
         rules_in_force = fresh()
         for kind in ('cold', 'warm'):
-            priced, wall, cpu = _timed(price, rules_in_force, data)
+            (priced, total), wall, cpu = _timed(price, rules_in_force, data)
+            assert totals is None or total == totals, (total, totals)
+            totals = total
             old_wall, old_cpu = best[kind]
             best[kind] = (wall if old_wall is None else min(wall, old_wall),
                           cpu if old_cpu is None else min(cpu, old_cpu))

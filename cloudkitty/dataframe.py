@@ -9,7 +9,9 @@ import datetime
 import decimal
 import itertools
 import json
+import operator
 import secrets
+import threading
 import types
 
 import voluptuous
@@ -17,6 +19,11 @@ import voluptuous
 from cloudkitty import timeutils
 
 _EMPTY = types.MappingProxyType({})
+_PRICE = operator.itemgetter(2)
+# Builds a point from fields known to be valid, without DataPoint's checks.
+_new_tuple = tuple.__new__
+# Serialises the building of the points of price columns (see DataFrame).
+_BUILDING = threading.Lock()
 
 
 def to_decimal(value):
@@ -217,9 +224,17 @@ class DataFrame:
 
     Points are kept by type in insertion order; :meth:`itertypes` and the
     dict forms list types sorted by name.
+
+    A frame made by :meth:`with_prices` holds, for the types it priced, the
+    points it was given and a column of their new prices, and builds the
+    priced points only when it is first read point by point
+    (:meth:`itertypes`, :meth:`iterpoints`, the dict forms, equality,
+    adding points to such a type); :meth:`itercolumns` reads the two lists
+    as they are, building nothing. Either way a reader sees the same
+    points.
     """
 
-    __slots__ = ('start', 'end', '_usage')
+    __slots__ = ('start', 'end', '_usage', '_prices')
 
     def __init__(self, start, end, usage=None):
         self.start = timeutils.parse(start)
@@ -228,6 +243,9 @@ class DataFrame:
             raise ValueError(f'period end {self.end} is before its start '
                              f'{self.start}')
         self._usage = collections.defaultdict(list)
+        # type -> the prices of _usage[type], in place of the points' own,
+        # for the types whose priced points are not built yet.
+        self._prices = {}
         for type_, points in (usage or {}).items():
             self.add_points(points, type_)
 
@@ -238,13 +256,39 @@ class DataFrame:
                 and dict(self.itertypes()) == dict(other.itertypes()))
 
     def __repr__(self):
-        counts = {t: len(p) for t, p in self.itertypes()}
+        counts = {t: len(p) for t, p in sorted(self._usage.items()) if p}
         return f'DataFrame({self.start.isoformat()}, {self.end.isoformat()}, {counts})'
+
+    def _build(self, type_=None):
+        """Build the priced points of ``type_`` (``None``: of every type)
+        from their price column."""
+        if not self._prices:
+            return
+        with _BUILDING:
+            for pending in ([type_] if type_ is not None
+                            else list(self._prices)):
+                prices = self._prices.get(pending)
+                if prices is None:
+                    continue
+                points = self._usage[pending]
+                units, qtys, olds, groupbys, metadatas, descriptions = zip(
+                    *points)
+                built = list(map(
+                    _new_tuple, itertools.repeat(DataPoint),
+                    zip(units, qtys, prices, groupbys, metadatas,
+                        descriptions)))
+                # A point whose price is the very one it had stays itself.
+                for i in itertools.compress(itertools.count(), map(
+                        operator.is_, olds, prices)):
+                    built[i] = points[i]
+                self._usage[pending] = built
+                del self._prices[pending]
 
     def add_point(self, point, type_):
         """Append one :class:`DataPoint` of ``type_``."""
         if not isinstance(point, DataPoint):
             raise TypeError(f'expected a DataPoint, got {point!r}')
+        self._build(type_)
         self._usage[type_].append(point)
 
     def add_points(self, points, type_):
@@ -253,10 +297,12 @@ class DataFrame:
         if not all(map(isinstance, points, itertools.repeat(DataPoint))):
             bad = next(p for p in points if not isinstance(p, DataPoint))
             raise TypeError(f'expected a DataPoint, got {bad!r}')
+        self._build(type_)
         self._usage[type_].extend(points)
 
     def itertypes(self):
         """Yield ``(type, [points])`` for each non-empty type, sorted by type."""
+        self._build()
         for type_ in sorted(self._usage):
             if self._usage[type_]:
                 yield type_, self._usage[type_]
@@ -266,6 +312,53 @@ class DataFrame:
         for type_, points in self.itertypes():
             for point in points:
                 yield type_, point
+
+    def itercolumns(self):
+        """Yield ``(type, points, prices)`` for each non-empty type, sorted
+        by type, without building any point: ``prices`` is the list of the
+        points' prices (Decimals), one per point in order, and **the price
+        of** ``points[i]`` **is** ``prices[i]``, whatever ``points[i].price``
+        says (a point of a price column keeps the price it had before
+        :meth:`with_prices`); its other fields are its own. Both lists are
+        the frame's: read them, do not change them. For the types of a
+        price column this is the cheap way to read a priced frame; for
+        the others ``prices`` is made from the points.
+        """
+        for type_ in sorted(self._usage):
+            points = self._usage[type_]
+            if points:
+                prices = self._prices.get(type_)
+                yield type_, points, (list(map(_PRICE, points))
+                                      if prices is None else prices)
+
+    def with_prices(self, prices):
+        """A new frame of the same period and points, the points of each
+        type of ``prices`` (``{type: [Decimal]}``, one finite price per point
+        of the type, in :meth:`itercolumns` order) priced with them.
+
+        The priced points are not built here (see the class); the lists
+        given are kept (and must not change afterwards), the points are
+        shared. Raises ``KeyError`` for a type the frame lacks,
+        ``ValueError`` for a column of another length or a price that is
+        not finite, ``TypeError`` for one that is not a Decimal.
+        """
+        for type_, column in prices.items():
+            count = len(self._usage[type_]) if type_ in self._usage else 0
+            if not count:
+                raise KeyError(f'no points of type {type_!r} to price')
+            if len(column) != count:
+                raise ValueError(f'{len(column)} prices for the {count} '
+                                 f'points of {type_!r}')
+            if not all(map(decimal.Decimal.is_finite, column)):
+                raise ValueError(f'a price of {type_!r} is not finite')
+        priced = DataFrame(self.start, self.end)
+        with _BUILDING:
+            for type_, points in self._usage.items():
+                if points:
+                    priced._usage[type_] = list(points)
+            priced._prices.update(self._prices)
+        priced._prices.update(prices)
+        return priced
 
     def __len__(self):
         return sum(len(points) for points in self._usage.values())

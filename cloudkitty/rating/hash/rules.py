@@ -36,9 +36,12 @@ contributes (its mappings folded per group, the threshold it reaches in
 each), worked out once per value. The points of a service are
 then priced column by column, each step one C-level ``map`` over all of
 them: their label values looked up in the memo, their qtys bisected into a
-piece, ``price + (M * qty + C)``, the new points built. No Python code
+piece, ``price + (M * qty + C)``: a column of prices. No point is built:
+the priced frame holds the points it was given and that column
+(:meth:`cloudkitty.dataframe.DataFrame.with_prices`), and builds the
+priced points only for a reader that goes point by point. No Python code
 runs per point but for values met for the first time or that are not
-strings, and to put back the points a plan leaves unpriced. The arithmetic
+strings, and to put back the prices a plan leaves alone. The arithmetic
 runs in :data:`CONTEXT`, whose precision is high enough that nothing is ever
 rounded, so regrouping the sums and products gives exactly the values the
 step-by-step definition above gives.
@@ -77,10 +80,6 @@ _MISSING = object()
 # A plan memo larger than this is dropped and rebuilt: it only grows past
 # it when a threshold sits on a field with very many distinct values.
 _MEMO_LIMIT = 1 << 16
-# Points are immutable tuples; building the priced copy straight from the
-# fields avoids DataPoint's validation of values that are already valid
-# (the qty and labels come from a DataPoint, the price is a Decimal).
-_new_tuple = tuple.__new__
 
 
 class MappingRule(collections.namedtuple(
@@ -416,20 +415,22 @@ class _ServicePlan:
             pass
         return list(map(self.plan_of, groupbys, metadatas))
 
-    def price_points(self, points):
-        """Return the priced copies of ``points`` (a non-empty list of
-        DataPoints), in order; a point whose plan is :attr:`unpriced` is
-        kept as it is.
+    def price_points(self, points, prices):
+        """The new prices of ``points`` (a non-empty list of DataPoints),
+        whose prices so far are ``prices`` (a list, one per point), as a
+        list in order; ``None`` when no point gets a new price. A point
+        whose plan is :attr:`unpriced` keeps its price (the same object).
 
         Column by column, each step one C-level ``map`` over the whole
         list: the plans, the piece of each qty's interval, then
-        ``price + (M * qty + C)``, then the new points.
+        ``price + (M * qty + C)``. No point is built.
         """
-        units, qtys, prices, groupbys, metadatas, descriptions = zip(*points)
+        _units, qtys, _prices, groupbys, metadatas, _descriptions = zip(
+            *points)
         if self.fields:
             plans = self.plans_of(groupbys, metadatas)
         elif self.constant is self.unpriced:
-            return points
+            return None
         else:  # no field rules: every point has the same plan
             plans = itertools.repeat(self.constant, len(points))
         pieces = plans
@@ -443,13 +444,10 @@ class _ServicePlan:
                         constants)
         else:
             added = map(operator.mul, pieces, qtys)
-        priced = list(map(
-            _new_tuple, itertools.repeat(dataframe.DataPoint),
-            zip(units, qtys, map(operator.add, prices, added), groupbys,
-                metadatas, descriptions)))
+        priced = list(map(operator.add, prices, added))
         if self.fields and _holds(plans, self.unpriced):
-            return [point if plan is self.unpriced else new
-                    for point, new, plan in zip(points, priced, plans)]
+            return [price if plan is self.unpriced else new
+                    for price, new, plan in zip(prices, priced, plans)]
         return priced
 
 
@@ -491,15 +489,19 @@ class ScopeRules:
         self._services = services
 
     def process(self, frame):
-        """Return a new DataFrame with every point of ``frame`` priced."""
-        priced = dataframe.DataFrame(frame.start, frame.end)
+        """Return a new DataFrame with every point of ``frame`` priced: a
+        frame of price columns (:meth:`cloudkitty.dataframe.DataFrame.
+        with_prices`), the points themselves built only if read one by
+        one."""
+        columns = {}
         with decimal.localcontext(CONTEXT), _perf.gc_paused():
-            for type_, points in frame.itertypes():
+            for type_, points, prices in frame.itercolumns():
                 plan = self._services.get(type_)
-                priced.add_points(
-                    points if plan is None else plan.price_points(points),
-                    type_)
-        return priced
+                if plan is not None:
+                    priced = plan.price_points(points, prices)
+                    if priced is not None:
+                        columns[type_] = priced
+        return frame.with_prices(columns)
 
 
 class RuleSet:

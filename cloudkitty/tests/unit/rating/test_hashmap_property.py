@@ -508,3 +508,71 @@ def test_worked_cases(case, price):
     assert priced.price == price
     assert reference_price(mapping_list, threshold_list, service, point,
                            scope_id) == price
+
+
+# -- a whole frame at once against each point alone ----------------------------
+
+# Values equal as dict keys, different to rules (``str`` tells them apart).
+twins = st.sampled_from(['8', 8, 8.0, D('8.0'), D(8), '1', 1, True, D(1)])
+# Labels with every field a rule may look at in the metadata, mostly as
+# text: the case a column prices from its memo alone, in one lookup per
+# point (8, 8.0 and "8" are one dict key, but different values to rules).
+every_field = st.tuples(
+    st.dictionaries(st.just('other'), label_values),
+    st.fixed_dictionaries({field: st.one_of(st.sampled_from(VALUES),
+                                            label_values, twins)
+                           for field in FIELDS}))
+
+
+@st.composite
+def frames_sharing_labels(draw):
+    """Points of a few label sets only, so that many share (or nearly
+    share) the values the rules look at: what a column prices with one plan
+    each must still be priced as each point alone."""
+    pool = draw(st.lists(st.one_of(st.tuples(labels, labels), every_field),
+                         min_size=1, max_size=5))
+    return [(service, dataframe.DataPoint('unit', qty, price, *pool[index]))
+            for service, qty, price, index in draw(st.lists(st.tuples(
+                st.sampled_from(SERVICES + ['other']),
+                st.one_of(_decimal(0, 300, 2), st.sampled_from(
+                    [D(0), D(8), D(50), D(200)])),
+                st.one_of(st.just(D(0)), _decimal(-10 ** 4, 10 ** 4, 4)),
+                st.integers(0, len(pool) - 1)), max_size=40))]
+
+
+def _priced_alone(mapping_list, threshold_list, service, point, scope_id):
+    """``point`` priced by itself, with rules compiled for it alone."""
+    frame = dataframe.DataFrame('2024-01-01T00:00:00', '2024-01-01T01:00:00')
+    frame.add_point(point, service)
+    [(_, priced)] = _engine_rules(mapping_list, threshold_list).process(
+        frame, scope_id).iterpoints()
+    return priced.price
+
+
+@settings(max_examples=300, deadline=None)
+@given(mapping_sets, threshold_sets,
+       st.one_of(frames, frames_sharing_labels()), st.sampled_from(SCOPES))
+def test_a_frame_at_once_prices_as_each_point_alone(
+        mapping_list, threshold_list, typed_points, scope_id):
+    """Digit for digit (value, exponent, sign of zero): the price columns
+    of a frame priced at once, twice with one rule set (plans computed,
+    then memoised), are the prices of each point priced alone; and these
+    are the reference's values."""
+    frame = dataframe.DataFrame('2024-01-01T00:00:00', '2024-01-01T01:00:00')
+    for service, point in typed_points:
+        frame.add_point(point, service)
+    alone = []
+    for service, points in frame.itertypes():
+        prices = [_priced_alone(mapping_list, threshold_list, service, point,
+                                scope_id) for point in points]
+        assert prices == [
+            reference_price(mapping_list, threshold_list, service, point,
+                            scope_id) for point in points]
+        alone.append((service, [str(price) for price in prices]))
+    rule_set = _engine_rules(mapping_list, threshold_list)
+    for _ in range(2):
+        priced = rule_set.process(frame, scope_id)
+        assert [(service, [str(price) for price in prices])
+                for service, _, prices in priced.itercolumns()] == alone
+        assert [(service, [str(point.price) for point in points])
+                for service, points in priced.itertypes()] == alone
