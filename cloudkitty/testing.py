@@ -5,8 +5,8 @@ processor's passes and the RPC endpoint take their collaborators through
 their constructors; these stand in for the database-backed ones, here and
 in the tests of third-party plugins, with no database:
 
-- :class:`Storage`: the rated-data storage's writes (``replace``, ``push``,
-  ``delete``), the points kept in a list;
+- :class:`Storage`: the rated-data storage's writes (``replace``,
+  ``replace_many``, ``push``, ``delete``), the points kept in a list;
 - :class:`ScopeState`: the scope states
   (:class:`cloudkitty.storage_state.ScopeStateManager`'s reads and write);
 - :class:`ModuleState`: the rating modules' stored states
@@ -37,9 +37,15 @@ class Storage:
 
     def replace(self, frame, scope_id):
         """Make ``frame`` the only data of ``scope_id`` in its period."""
-        self.journal.append(('replace', scope_id, frame.start))
-        self._drop(scope_id, frame.start, frame.end)
-        self._add(frame, scope_id)
+        self.replace_many([(frame, scope_id)])
+
+    def replace_many(self, items):
+        """:meth:`replace` of each ``(frame, scope_id)`` of ``items``,
+        all of them written before ``fail`` is raised."""
+        for frame, scope_id in items:
+            self.journal.append(('replace', scope_id, frame.start))
+            self._drop(scope_id, frame.start, frame.end)
+            self._add(frame, scope_id)
         self._failing()
 
     def push(self, dataframes, scope_id=None):

@@ -6,6 +6,8 @@
 - :mod:`.worker`: the scope worker, one call per scope-period (collect ->
   rate -> skip -> store -> record) with no mode of its own, and
   reprocessing;
+- :mod:`.batch`: the periods rated, stored together (one transaction per
+  round or bounded group), then recorded;
 - :mod:`.periods`: the rules of which period is due, and when;
 - :mod:`.shared`: a pass's usage collected once per metric and period for
   the scopes due in it (grouped collection);

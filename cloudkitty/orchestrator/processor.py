@@ -17,6 +17,7 @@ API's scope resets and quotes (:mod:`cloudkitty.orchestrator.rpc`).
 until no scope has a due period, for one-shot commands.
 """
 
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -33,6 +34,7 @@ from cloudkitty import collector as ck_collector
 from cloudkitty import db
 from cloudkitty import fetcher as ck_fetcher
 from cloudkitty import messaging
+from cloudkitty.orchestrator import batch as ck_batch
 from cloudkitty.orchestrator import health as ck_health
 from cloudkitty.orchestrator import lock as ck_lock
 from cloudkitty.orchestrator import metrics as ck_metrics
@@ -47,6 +49,8 @@ from cloudkitty.storage_state import reprocessing
 from cloudkitty import timeutils
 
 LOG = logging.getLogger(__name__)
+# Seconds between two upkeeps of the storage by a processor.
+STORAGE_UPKEEP_INTERVAL = 3600
 
 
 class ConfigurationError(Exception):
@@ -163,23 +167,43 @@ class _Passes:
         summary.scopes = [scope_of(item) for item in items]
         return items
 
-    def _visit(self, scope_id, summary, rate):
+    def _visit(self, scope_id, summary, rate, group=None, results=None):
         """``rate(still_held=...)`` under the scope's lock, told to
-        ``summary`` and the health; returns its
-        :class:`~cloudkitty.orchestrator.worker.ScopeResult`, or ``None``
-        when another worker holds the lock.
+        ``summary`` and the health once its periods are stored.
+
+        With a ``group`` (a :class:`~cloudkitty.orchestrator.batch.
+        StoreGroup`), ``rate`` stores its periods through it and the lock
+        is held until the group has stored and recorded them
+        (:meth:`~cloudkitty.orchestrator.batch.StoreGroup.done`). The
+        :class:`~cloudkitty.orchestrator.worker.ScopeResult` goes to
+        ``results[scope_id]`` then (``None`` when another worker holds
+        the lock).
 
         ``still_held`` checks that the lock is still this worker's, where
         the locks can tell (:meth:`~cloudkitty.orchestrator.lock.
         ScopeLocks.still_held`), else it is ``None``.
         """
-        with self._locks.hold(scope_id) as held:
-            if not held:
+        results = {} if results is None else results
+        stack = contextlib.ExitStack()
+        with stack:
+            if not stack.enter_context(self._locks.hold(scope_id)):
                 summary.locked.append(scope_id)
-                return None
+                results[scope_id] = None
+                return
             still_held = getattr(self._locks, 'still_held', None)
             result = rate(still_held=None if still_held is None
                           else functools.partial(still_held, scope_id))
+            finish = functools.partial(self._tell, summary, results)
+            if group is None:
+                finish(result)
+            else:
+                group.done(scope_id, result, finish, stack.pop_all().close)
+
+    def _tell(self, summary, results, result):
+        """Tell ``summary``, the health and ``results`` what a visit
+        did."""
+        scope_id = result.scope_id
+        results[scope_id] = result
         self._health.record(scope_id, result)
         if result.rated:
             summary.rated[scope_id] = (summary.rated.get(scope_id, 0)
@@ -188,7 +212,6 @@ class _Passes:
             summary.failed[scope_id] = result.error
         if result.inactive:
             summary.inactive.append(scope_id)
-        return result
 
     def _ending(self):
         """Stop asked for, or the share of the scopes changed (a worker
@@ -234,15 +257,22 @@ class Processor(_Passes):
     :param sweep: after each pass of :meth:`run_forever`, have ``health``
         check the scopes the pass did not visit for stalls (one worker of
         each processor does).
+    :param store_points: the periods rated are stored together
+        (:class:`~cloudkitty.orchestrator.batch.StoreGroup`), in one
+        transaction per this many points at most and per round; each
+        scope's state is recorded, and its lock released, once its
+        periods are stored.
     """
 
     _what = 'scopes'
 
     def __init__(self, scope_worker, fetcher, locks, stop_event=None,
-                 shuffle=True, health=None, sweep=False):
+                 shuffle=True, health=None, sweep=False,
+                 store_points=ck_batch.MAX_POINTS):
         super().__init__(scope_worker, locks, stop_event, health, sweep)
         self._fetcher = fetcher
         self._shuffle = shuffle
+        self._store_points = store_points
 
     def run_pass(self, scope_ids=None):
         """One pass over ``scope_ids`` (default: the fetcher's scopes).
@@ -256,7 +286,10 @@ class Processor(_Passes):
         collected once for them all; a scope leaves the pass once nothing
         is due, or it failed or was locked. Without grouped collection,
         each scope rates all its due periods in turn.
-        Each scope is rated under its lock (:meth:`_visit`).
+        Each scope is rated under its lock (:meth:`_visit`); the periods
+        rated are stored together, at the end of each round (of the pass
+        without grouped collection) or every ``store_points`` points, then
+        recorded (:class:`~cloudkitty.orchestrator.batch.StoreGroup`).
         """
         summary = PassSummary()
         scopes = self._share(summary, lambda: self._list(scope_ids),
@@ -265,27 +298,39 @@ class Processor(_Passes):
             return summary
         collector = self._worker.collector
         if not getattr(collector, 'grouped_collection', False):
-            for scope_id in scopes:
-                if self._ending():
-                    break
-                self._visit(scope_id, summary, functools.partial(
-                    self._worker.rate_scope, scope_id))
+            with self._group() as group:
+                for scope_id in scopes:
+                    if self._ending():
+                        break
+                    self._visit(scope_id, summary, functools.partial(
+                        self._worker.rate_scope, scope_id,
+                        store=group.store), group)
             return summary
-        shared = ck_shared.SharedCollection(
-            collector, self._worker.next_starts(scopes),
-            self._worker.next_start)
+        try:
+            nexts = self._worker.next_starts(scopes)
+        except Exception as exc:  # noqa: BLE001 - e.g. database down
+            self._fail_all(scopes, summary, f'reading the scope states '
+                           f'failed: {exc.__class__.__name__}: {exc}')
+            return summary
+        shared = ck_shared.SharedCollection(collector, nexts,
+                                            self._worker.next_start)
         states = functools.partial(shared.round_modules,
                                    read=self._worker.module_states)
         while scopes and not self._ending():
             if shared.next_round(scopes) is None:
                 break
+            results = {}
+            with self._group() as group:
+                for scope_id in [s for s in scopes if shared.in_round(s)]:
+                    if self._ending():
+                        break
+                    self._visit(scope_id, summary, functools.partial(
+                        self._worker.rate_scope, scope_id, max_periods=1,
+                        usage_of=shared.usage, states=states,
+                        store=group.store), group, results)
+            # The round is stored: what each scope did is known.
             done = set()
-            for scope_id in [s for s in scopes if shared.in_round(s)]:
-                if self._ending():
-                    break
-                result = self._visit(scope_id, summary, functools.partial(
-                    self._worker.rate_scope, scope_id, max_periods=1,
-                    usage_of=shared.usage, states=states))
+            for scope_id, result in results.items():
                 if result is not None and result.rated:
                     shared.advance(scope_id, result.rated[-1])
                 if result is None or result.inactive or \
@@ -293,6 +338,22 @@ class Processor(_Passes):
                     done.add(scope_id)
             scopes = [s for s in scopes if s not in done]
         return summary
+
+    def _fail_all(self, scope_ids, summary, error):
+        """Every scope of ``scope_ids`` failed this pass with ``error``:
+        logged and told as a failure of each one."""
+        for scope_id in scope_ids:
+            LOG.warning('Scope %s abandoned for this pass, to be retried: '
+                        '%s', scope_id, error)
+            summary.failed[scope_id] = error
+            self._health.record(scope_id, ck_worker.ScopeResult(
+                scope_id, error=error, failure=ck_health.RATING))
+
+    def _group(self):
+        """The :class:`~cloudkitty.orchestrator.batch.StoreGroup` the
+        periods of a pass (of a round, with grouped collection) are
+        stored through."""
+        return ck_batch.StoreGroup(self._worker.storage, self._store_points)
 
     def _list(self, scope_ids):
         if scope_ids is None:
@@ -480,6 +541,18 @@ def run_until_caught_up(conf, scope_ids=None, use_locks=True,
     return total
 
 
+def keep_up_storage(storage, stop_event, every=STORAGE_UPKEEP_INTERVAL):
+    """``storage.maintain(now)`` every ``every`` seconds until
+    ``stop_event`` is set; a failure is logged, and tried again next
+    time."""
+    while not stop_event.is_set():
+        try:
+            storage.maintain(timeutils.utcnow())
+        except Exception:  # noqa: BLE001 - e.g. database down
+            LOG.exception('Storage upkeep failed, will retry')
+        stop_event.wait(every)
+
+
 class ProcessorService(cotyledon.Service):
     """One processor worker process: rates the scopes' due periods."""
 
@@ -505,6 +578,10 @@ class ProcessorService(cotyledon.Service):
             locks = make_locks(self._conf, f'{self.label}-{self.worker_id}',
                                self._stop, self.group)
             LOG.info('%s worker %s started', self.label, self.worker_id)
+            if self.worker_id == 0 and self.group == ck_lock.RATING_GROUP:
+                threading.Thread(target=keep_up_storage, daemon=True,
+                                 args=(parts.storage, self._stop),
+                                 name='storage-upkeep').start()
             self._processor(parts, locks).run_forever(interval)
         finally:
             if locks is not None:

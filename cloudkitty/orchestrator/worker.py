@@ -11,7 +11,10 @@ it fakes. For one period ``[start, start + period)`` it
 3. drops the points its skip expression holds for;
 4. stores the period idempotently: the frame replaces the scope's stored
    data of ``[start, end)`` (``storage.replace``), and only then is
-   ``start`` recorded as the scope's ``last_processed_timestamp``.
+   ``start`` recorded as the scope's ``last_processed_timestamp``; or,
+   handed a ``store`` (a :class:`~cloudkitty.orchestrator.batch.
+   StoreGroup`'s), leaves both to it: the processor stores the periods of
+   a round together, in the same order (store, then record).
 
 Step 4's order is what makes a crash harmless: until the state is written
 the period is still due, so it is rated again after a restart, and the
@@ -124,7 +127,8 @@ class ScopeWorker:
         ``cloudkitty.collector.NoDataCollected`` when there is nothing.
     :param storage: a v2 storage (:class:`~cloudkitty.storage.v2.
         BaseStorage`): ``replace(frame, scope_id)``, and ``delete(begin,
-        end, filters)`` for reprocessing.
+        end, filters)`` for reprocessing; :attr:`storage` to those who
+        store the worker's periods for it.
     :param scope_state: a :class:`~cloudkitty.storage_state.ScopeStateManager`
         (``get_state``, ``get_last_processed_timestamp``,
         ``get_last_processed_timestamps``, ``set_last_processed_timestamp``).
@@ -158,6 +162,11 @@ class ScopeWorker:
         self._collect_pool = None
         self._source = getattr(collector, 'collector_name', None) or \
             type(collector).__name__
+
+    @property
+    def storage(self):
+        """The storage the worker's periods are stored in."""
+        return self._storage
 
     @property
     def period(self):
@@ -216,7 +225,7 @@ class ScopeWorker:
         return self._module_state.get_all()
 
     def rate_scope(self, scope_id, max_periods=None, *, still_held=None,
-                   usage_of=None, states=None):
+                   usage_of=None, states=None, store=None):
         """Rate every due period of ``scope_id``, oldest first.
 
         Stops when nothing is due, when ``max_periods`` periods were rated,
@@ -225,7 +234,8 @@ class ScopeWorker:
         metric and the error, and rated again on a later pass. Never raises
         for a failure of a collaborator. Returns a :class:`ScopeResult`.
 
-        ``still_held`` is handed to each :meth:`rate_period`; ``usage_of(
+        ``still_held`` and ``store`` are handed to each
+        :meth:`rate_period`; ``usage_of(
         scope_id, start, end)`` gives each period's usage (default:
         :meth:`usage`) and ``states(start)`` its rating modules' states
         (default: read for each period), as a
@@ -252,7 +262,8 @@ class ScopeWorker:
                     scope_id, start,
                     usage=usage_of(scope_id, start, start + self.period),
                     still_held=still_held,
-                    states=None if states is None else states(start))
+                    states=None if states is None else states(start),
+                    store=store)
                 result.rated.append(start)
                 last = start
         return self._guarded(result, 'Scope', periods)
@@ -338,7 +349,7 @@ class ScopeWorker:
         return self._guarded(result, 'Reprocessing of scope', periods)
 
     def rate_period(self, scope_id, start, *, usage, still_held=None,
-                    record=None, states=None):
+                    record=None, states=None, store=None):
         """Collect, rate, filter, store and record one period of a scope.
 
         :param usage: ``usage(metric) -> (type, [DataPoint])`` of this
@@ -356,12 +367,18 @@ class ScopeWorker:
         :param states: the rating modules' stored states to rate with
             (default: read now, so that a change applies from the next
             period rated).
+        :param store: ``store(scope_id, frame, start, record=,
+            still_held=, skipped=)`` (:meth:`~cloudkitty.orchestrator.
+            batch.StoreGroup.store`) takes the rated period, to store it
+            and then ``record()`` it later, with other periods; ``None``:
+            both done here, now.
 
         Raises :class:`ScopeAbandoned` when a metric's collection fails or
         times out, when stopping before anything was stored or when the
-        lock was lost; errors of the storage or of the state are raised as
-        they are. Returns the stored :class:`~cloudkitty.dataframe.
-        DataFrame`.
+        lock was lost; errors of the storage or of the state (or of
+        ``store``) are raised as they are. Returns the rated
+        :class:`~cloudkitty.dataframe.DataFrame`, stored (or handed to
+        ``store``).
         """
         frame = dataframe.DataFrame(start, start + self.period)
         for type_, points in self._collect(scope_id, start, usage):
@@ -379,12 +396,17 @@ class ScopeWorker:
                 scope_id, 'its lock was lost (expired, or the coordination '
                 'backend restarted without it): another worker may rate it',
                 period_start=start)
+        if record is None:
+            record = functools.partial(
+                self._scope_state.set_last_processed_timestamp, scope_id,
+                start)
+        if store is not None:
+            store(scope_id, frame, start, record=record,
+                  still_held=still_held, skipped=skipped)
+            return frame
         # Store, then record: see the module's docstring.
         self._storage.replace(frame, scope_id)
-        if record is None:
-            self._scope_state.set_last_processed_timestamp(scope_id, start)
-        else:
-            record()
+        record()
         LOG.info('Rated scope %s period %s: %d points stored, %d skipped',
                  scope_id, start.isoformat(), len(frame), skipped)
         return frame

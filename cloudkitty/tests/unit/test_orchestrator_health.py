@@ -298,9 +298,11 @@ class FakeWorker:
         self.lag_reads = []
         self.sweeps = []
 
+    storage = None
     collector = None  # no grouped collection
 
-    def rate_scope(self, scope_id, max_periods=None, still_held=None):
+    def rate_scope(self, scope_id, max_periods=None, still_held=None,
+                   store=None):
         return worker.ScopeResult(scope_id, **self.outcomes[scope_id])
 
     sweep_lags = {'b': (MONTH + HOUR, 1), 'c': (MONTH, 2), 'd': (MONTH, 9)}

@@ -11,6 +11,7 @@ class FakeWorker:
     """Rates each scope as ``outcomes`` says: ``(periods, error,
     inactive)``; its collector groups no collections."""
 
+    storage = None
     collector = None
 
     def __init__(self, outcomes=None, on_rate=None):
@@ -19,7 +20,8 @@ class FakeWorker:
         self.checks = []
         self.on_rate = on_rate
 
-    def rate_scope(self, scope_id, max_periods=None, still_held=None):
+    def rate_scope(self, scope_id, max_periods=None, still_held=None,
+                   store=None):
         self.calls.append(scope_id)
         if still_held is not None:
             self.checks.append((scope_id, still_held()))
