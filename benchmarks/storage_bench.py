@@ -266,22 +266,23 @@ def _check_stored(storage, frames):
 
 
 def run(backend, n_points, url=None, frames_per_push=None, runs=5,
-        n_scopes=1000, n_types=10, per_frame=True):
-    """Make the data, push it and time ``total``; then, with
-    ``per_frame``, store :data:`FRAME_POINTS`-point frames into fresh
-    databases one scope-period per call and one round per call
+        n_scopes=1000, n_types=10, per_frame=True, push=True):
+    """Make the data, push it and time ``total`` (unless not ``push``);
+    then, with ``per_frame``, store :data:`FRAME_POINTS`-point frames into
+    fresh databases one scope-period per call and one round per call
     (:func:`bench_per_frame`). Return every figure."""
-    frames = make_frames(n_points, n_scopes=n_scopes, n_types=n_types)
-    with make_storage(backend, url) as storage:
-        push = bench_push(storage, frames, frames_per_push)
-        settle(storage)
-        total = bench_total(storage, runs=runs)
-        _check_stored(storage, frames)
-    result = {'backend': backend, 'points': push['points'],
-              'frames': len(frames), 'push': push, 'total': total}
+    result = {'backend': backend, 'points': n_points}
+    if push:
+        frames = make_frames(n_points, n_scopes=n_scopes, n_types=n_types)
+        with make_storage(backend, url) as storage:
+            pushed = bench_push(storage, frames, frames_per_push)
+            settle(storage)
+            total = bench_total(storage, runs=runs)
+            _check_stored(storage, frames)
+        result.update(frames=len(frames), push=pushed, total=total)
+        del frames
     if not per_frame:
         return result
-    del frames
     frames = make_frames(n_points, n_scopes=FRAME_SCOPES, n_types=n_types,
                          resources=FRAME_POINTS // n_types)
     for name, per_round in (('per_frame', False), ('per_round', True)):
@@ -305,23 +306,27 @@ def main(argv=None):
     parser.add_argument('--types', type=int, default=10)
     parser.add_argument('--no-per-frame', action='store_true',
                         help='skip the per-frame and per-round figures')
+    parser.add_argument('--no-push', action='store_true',
+                        help='skip the push of every frame in one call '
+                        'and the total() latency')
     parser.add_argument('--json', action='store_true',
                         help='print the figures as JSON')
     args = parser.parse_args(argv)
     result = run(args.backend, args.points, url=args.url,
                  frames_per_push=args.frames_per_push, runs=args.runs,
                  n_scopes=args.scopes, n_types=args.types,
-                 per_frame=not args.no_per_frame)
+                 per_frame=not args.no_per_frame, push=not args.no_push)
     if args.json:
         print(json.dumps(result))
         return
-    print(f"{result['backend']}: {result['points']} points in "
-          f"{result['frames']} frames")
-    print(f"push:  {_rate(result['push'])}")
-    print(f"total(groupby=['project_id', 'type']): "
-          f"{result['total']['median_seconds'] * 1000:.0f} ms median of "
-          f"{len(result['total']['runs'])} runs "
-          f"({result['total']['groups']} groups)")
+    print(f"{result['backend']}: {result['points']} points")
+    if 'push' in result:
+        print(f"push:  {_rate(result['push'])}, {result['frames']} "
+              f"frames in one call")
+        print(f"total(groupby=['project_id', 'type']): "
+              f"{result['total']['median_seconds'] * 1000:.0f} ms median "
+              f"of {len(result['total']['runs'])} runs "
+              f"({result['total']['groups']} groups)")
     if 'per_frame' in result:
         print(f"per-frame ({FRAME_POINTS}-point frames, replace() per scope "
               f"and period): {_rate(result['per_frame'])}")

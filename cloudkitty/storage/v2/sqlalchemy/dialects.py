@@ -23,6 +23,7 @@ import contextlib
 import datetime
 import decimal
 import functools
+import json
 import queue
 import threading
 
@@ -335,19 +336,18 @@ class PostgreSQL(Dialect):
             dict(zip(TOTAL_COLUMNS, map(list, zip(*totals)))))
 
     def store_labels(self, conn, new_labels, label_ids, check_stored):
-        # One statement whatever the number of labels (arrays sent in
-        # binary: nothing to quote); what it did not insert was stored
-        # already, and only that is read back and compared.
+        # One statement whatever the number of labels, their canonical
+        # JSON sent as one document {id: [unit, description, groupby,
+        # metadata]} that the server parses (Python dumps no array element
+        # by element); what it did not insert was stored already, and only
+        # that is read back and compared.
         inserted = conn.exec_driver_sql(
             'INSERT INTO rated_labels (id, unit, description, groupby, '
-            'metadata) SELECT id, unit, description, groupby::jsonb, '
-            'metadata::jsonb FROM unnest(%(id)b::int8[], %(unit)b::text[],'
-            ' %(description)b::text[], %(groupby)b::text[], '
-            '%(metadata)b::text[]) AS new (id, unit, description, '
-            'groupby, metadata) ORDER BY id ON CONFLICT DO NOTHING '
-            'RETURNING id',
-            dict(zip(_LABEL_COLUMNS, map(list, zip(*(
-                (i, *new_labels[i]) for i in label_ids)))))
+            'metadata) SELECT CAST(key AS int8), value->>0, value->>1, '
+            'value->2, value->3 FROM jsonb_each(CAST(%(labels)s AS jsonb)) '
+            'ORDER BY 1 ON CONFLICT DO NOTHING RETURNING id',
+            {'labels': '{%s}' % ','.join([
+                f'"{i}":{new_labels[i].canonical}' for i in label_ids])}
         ).scalars().all()
         if len(inserted) < len(label_ids):
             check_stored(conn, new_labels, sorted(
@@ -446,11 +446,29 @@ class SQLite(Dialect):
         # rounding nor a range check (12 digits fit every column): only
         # longer ones are handed to the column type's own conversion.
         return [(begin, end, scope, type_, batch, seq, label,
-                 q if len(q := f'{qty}') < 13 and 'E' not in q
+                 q if len(q := str(qty)) < 13 and 'E' not in q
                  else qty_text(qty),
-                 p if len(p := f'{price}') < 13 and 'E' not in p
+                 p if len(p := str(price)) < 13 and 'E' not in p
                  else price_text(price))
                 for seq, label, qty, price in rows]
+
+    def store_labels(self, conn, new_labels, label_ids, check_stored):
+        # Inserted first, those stored already left alone: only when some
+        # were are the labels read back and compared (a label new to this
+        # process is most often new to the database).
+        sql = (self._insert_sql('rated_labels', _LABEL_COLUMNS)
+               + self._insert_label_suffix)
+        inserted = 0
+        for chunk in chunks((i, *new_labels[i]) for i in label_ids):
+            inserted += conn.exec_driver_sql(sql, chunk).rowcount
+        if inserted < len(label_ids):
+            check_stored(conn, new_labels, label_ids)
+
+    def rows_of_ids(self, conn, select, column, ids):
+        # The ids as one JSON array: one statement, no parameter per id.
+        ids = sa.func.json_each(sa.bindparam(
+            'ids', json.dumps(list(ids)))).table_valued('value')
+        return conn.execute(select.where(column.in_(sa.select(ids.c.value))))
 
     def _bind_totals(self, totals):
         date, text = self._date, self._qty_text

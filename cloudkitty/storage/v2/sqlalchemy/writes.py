@@ -37,6 +37,7 @@ _PRICE = operator.itemgetter(2)
 _ENCODE = json.encoder.c_make_encoder(
     None, json.JSONEncoder().default, json.encoder.encode_basestring_ascii,
     None, ':', ',', True, False, True)
+_STRING = json.encoder.encode_basestring_ascii
 # Label ids known to be stored; beyond this many the memory starts over.
 _KNOWN_LABELS_MAX = 1_000_000
 # Label contents remembered with their ids (a few hundred bytes each): the
@@ -75,8 +76,14 @@ class Label(tuple):
 
     @property
     def canonical(self):
-        """The text hashed into the label id: JSON of the four values."""
-        return f'{_json(self[:2])[:-1]},{self[2]},{self[3]}]'
+        """The text hashed into the label id: JSON of the four values (a
+        JSON array)."""
+        return f'[{_scalar(self[0])},{_scalar(self[1])},{self[2]},{self[3]}]'
+
+
+def _scalar(value):
+    """:func:`_json` of a unit or a description (a string, or None)."""
+    return _STRING(value) if type(value) is str else _json(value)
 
 
 def label_hash(canonical):
@@ -212,15 +219,11 @@ class Writer:
         values as the database stores them (rounded to
         :data:`~cloudkitty.db.types.SCALE` decimals).
 
-        The inner loop runs once per point: it is written for speed (strings
-        rather than tuples also spare the garbage collector; a value's
-        rounding is looked into only when its text is long enough to need
-        it; a frame of one scope is summed type by type at C speed).
+        A run's rows are made by :meth:`_rows` (strings rather than tuples
+        also spare the garbage collector), its values summed at C speed.
         """
-        remembered = self._label_ids
-        known = self._known
         scope_key = self.scope_key
-        next_seq = {}
+        next_seq = {}  # batch id -> the last seq given
         for frame, scopes in zip(frames, batches):
             if not scopes:
                 continue
@@ -228,67 +231,68 @@ class Writer:
             end = timeutils.to_db(frame.end)
             scope_of = dict(scopes.values())  # batch id -> scope id
             several = len(scopes) > 1
-            if not several:
-                batch, = scope_of
-                seq = -1
             for type_, points in frame.itertypes():
-                # batch -> (rows, quantities, prices); the values are kept
-                # only for frames of several scopes.
-                runs = {}
-                rounded = False
-                if not several:
-                    rows = []
-                    runs[batch] = rows, None, None
-                for point in points:
-                    unit, qty, price, groupby, metadata, description = point
-                    if several:
-                        batch = scopes[groupby.get(scope_key)][0]
-                        seq = next_seq[batch] = next_seq.get(batch, -1) + 1
-                        run = runs.get(batch)
-                        if run is None:
-                            run = runs[batch] = [], [], []
-                        rows, qtys, prices = run
-                    else:
-                        seq += 1
-                    contents = (unit, description, len(groupby), *groupby,
-                                *groupby.values(), *metadata,
-                                *metadata.values())
-                    try:
-                        label = remembered[contents]
-                    except KeyError:
-                        label = labels.get(contents)
-                        if label is None:
-                            label = labels[contents] = _label_of(
-                                point, known, new_labels, as_text)
-                    except TypeError:  # unhashable label values
-                        label = _label_of(point, known, new_labels, as_text)
-                    qty_text, price_text = f'{qty}', f'{price}'
-                    # More than SCALE decimals takes more than 30 characters
-                    # (or an exponent): round as the database will.
-                    if len(qty_text) > 30 or 'E' in qty_text:
-                        qty = stored(qty)
-                        qty_text = f'{qty}'
-                        rounded = True
-                    if len(price_text) > 30 or 'E' in price_text:
-                        price = stored(price)
-                        price_text = f'{price}'
-                        rounded = True
-                    if several:
-                        qtys.append(qty)
-                        prices.append(price)
-                    rows.append(f'{seq}\t{label}\t{qty_text}\t{price_text}\n'
-                                if as_text else (seq, label, qty, price))
-                for run_batch, (rows, qtys, prices) in runs.items():
-                    scope = scope_of[run_batch]
-                    if qtys is None:  # the type's points, all of them
-                        qtys, prices = map(_QTY, points), map(_PRICE, points)
-                        if rounded:
-                            qtys, prices = map(stored, qtys), map(
-                                stored, prices)
+                if several:
+                    parts = {}  # batch id -> its points of the type
+                    for point in points:
+                        parts.setdefault(scopes[point.groupby.get(
+                            scope_key)][0], []).append(point)
+                else:
+                    parts = dict.fromkeys(scope_of, points)
+                for batch, part in parts.items():
+                    seq = next_seq.get(batch, -1)
+                    next_seq[batch] = seq + len(part)
+                    rows, rounded = self._rows(part, seq, new_labels, labels,
+                                               as_text)
+                    qtys, prices = map(_QTY, part), map(_PRICE, part)
+                    if rounded:
+                        qtys, prices = map(stored, qtys), map(stored, prices)
+                    scope = scope_of[batch]
                     with decimal.localcontext(v2.DECIMAL_CONTEXT):
-                        totals.append((run_batch, type_, begin, end, scope,
+                        totals.append((batch, type_, begin, end, scope,
                                        sum(qtys), sum(prices), len(rows)))
-                    yield begin, end, scope, type_, run_batch, rows
+                    yield begin, end, scope, type_, batch, rows
+
+    def _rows(self, points, seq, new_labels, labels, as_text):
+        """``(rows, rounded)``: the ``(seq, label id, qty, price)`` of
+        ``points`` (or their COPY lines ``as_text``), numbered from ``seq +
+        1``, and whether a value was rounded; ``new_labels`` and
+        ``labels`` as :meth:`point_runs` fills them.
+
+        The loop runs once per point: it is written for speed (``str`` of
+        a Decimal is twice as fast as formatting it; a value's rounding is
+        looked into only when its text is long enough to need it).
+        """
+        remembered = self._label_ids.get
+        known = self._known
+        rows = []
+        append = rows.append
+        rounded = False
+        for seq, point in enumerate(points, seq + 1):
+            unit, qty, price, groupby, metadata, description = point
+            contents = (unit, description, len(groupby), *groupby,
+                        *groupby.values(), *metadata, *metadata.values())
+            try:
+                label = remembered(contents) or labels.get(contents)
+                if label is None:
+                    label = labels[contents] = _label_of(
+                        point, known, new_labels, as_text)
+            except TypeError:  # unhashable label values
+                label = _label_of(point, known, new_labels, as_text)
+            qty_text, price_text = str(qty), str(price)
+            # More than SCALE decimals takes more than 30 characters (or an
+            # exponent): round as the database will.
+            if len(qty_text) > 30 or 'E' in qty_text:
+                qty = stored(qty)
+                qty_text = str(qty)
+                rounded = True
+            if len(price_text) > 30 or 'E' in price_text:
+                price = stored(price)
+                price_text = str(price)
+                rounded = True
+            append(f'{seq}\t{label}\t{qty_text}\t{price_text}\n' if as_text
+                   else (seq, label, qty, price))
+        return rows, rounded
 
     # -- labels -------------------------------------------------------------
 
