@@ -125,6 +125,21 @@ def partition_rows(storage):
             f'GROUP BY 1' for table, _ in partitions.TABLES)).all())
 
 
+@pytest.mark.parametrize('interval, start, end', [
+    ('day', datetime.datetime(2024, 2, 29), datetime.datetime(2024, 3, 1)),
+    ('week', datetime.datetime(2024, 2, 26), datetime.datetime(2024, 3, 4)),
+    ('month', datetime.datetime(2024, 2, 1), datetime.datetime(2024, 3, 1)),
+    ('year', datetime.datetime(2024, 1, 1), datetime.datetime(2025, 1, 1))])
+def test_intervals_start_as_postgresql_truncates(interval, start, end):
+    moment = datetime.datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=UTC)
+    assert partitions.floor(moment, interval) == start
+    assert partitions.floor(start, interval) == start
+    assert partitions.following(start, interval) == end
+    december = datetime.datetime(2023, 12, 1)
+    assert partitions.following(december, 'month') == datetime.datetime(
+        2024, 1, 1)
+
+
 # -- plans --------------------------------------------------------------------
 
 def _relations(plan):
