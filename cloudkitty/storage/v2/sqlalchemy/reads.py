@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from cloudkitty import dataframe
 from cloudkitty.storage import v2
 from cloudkitty.storage.v2.sqlalchemy import models
+from cloudkitty.storage.v2.sqlalchemy import pages
 from cloudkitty import timeutils
 
 _UTC = datetime.timezone.utc
@@ -106,51 +107,74 @@ class Reader:
     def __init__(self, dialect):
         self.dialect = dialect
 
-    def conditions(self, query):
-        """WHERE clauses on ``rated_points`` selecting ``query``."""
+    def label_condition(self, query):
+        """The WHERE clause on ``rated_points`` of the label filters of
+        ``query`` (``None``: it has none)."""
+        if not query.labels:
+            return None
+        label_value = self.dialect.label_value
+        return _POINTS.c.label_id.in_(
+            sa.select(_LABELS.c.id).where(*(
+                sa.func.coalesce(
+                    label_value(_LABELS.c.groupby, key),
+                    label_value(_LABELS.c.metadata, key)
+                ).in_(values)
+                for key, values in query.labels)))
+
+    def conditions(self, query, through_batches=True):
+        """WHERE clauses on ``rated_points`` selecting ``query``; without
+        ``through_batches``, the caller restricts the batches itself."""
         conditions = batch_conditions(query, _POINTS)
         if query.types is not None:
             conditions.append(_POINTS.c.type.in_(query.types))
-        if query.scopes is not None:
+        if query.scopes is not None and through_batches:
             # The scopes again, through the batches' index: lets the
             # database read only the scope's primary-key ranges.
             conditions.append(_POINTS.c.batch_id.in_(
                 sa.select(_BATCHES.c.id).where(*batch_conditions(query))))
-        if query.labels:
-            label_value = self.dialect.label_value
-            conditions.append(_POINTS.c.label_id.in_(
-                sa.select(_LABELS.c.id).where(*(
-                    sa.func.coalesce(
-                        label_value(_LABELS.c.groupby, key),
-                        label_value(_LABELS.c.metadata, key)
-                    ).in_(values)
-                    for key, values in query.labels))))
+        labels = self.label_condition(query)
+        if labels is not None:
+            conditions.append(labels)
         return conditions
 
     def retrieve(self, query, offset, limit):
-        """``(total, points)``: see ``BaseStorage._retrieve``."""
-        # Count, then fetch the page: a window count over the page query
-        # would make the database sort every matching point, where ORDER
-        # BY ... LIMIT alone keeps only the best ``offset + limit``.
-        conditions = self.conditions(query)
+        """``(total, points)``: see ``BaseStorage._retrieve``.
+
+        With a ``limit``, no statement counts or sorts every matching
+        point: the stretch of points holding the page is found by walking
+        ``rated_totals`` in the points' order (:class:`.pages.Walk`), and
+        ``total`` is
+
+        - exact when the walk reached the last matching point (the page is
+          the last one, or close to it), or when ``query`` has no label
+          filter (then read from the point counts of the daily and
+          per-batch sums, see :meth:`sums`);
+        - otherwise an upper bound: the number of points of the window,
+          scopes and types, whatever their labels. A page that is not the
+          last one has ``limit`` points; one past the last is empty and
+          its ``total`` is exact.
+
+        ``total`` is 0 when and only when no point matches.
+        """
         order = (_POINTS.c.period_begin, _POINTS.c.period_end,
                  _POINTS.c.type, _POINTS.c.batch_id, _POINTS.c.seq)
-        page = sa.select(
-            *order, _POINTS.c.label_id, _POINTS.c.qty, _POINTS.c.price,
-        ).where(*conditions).order_by(*order)
-        if limit is not None:
-            page = page.offset(offset).limit(limit)
-        page = page.subquery('page')
-        statement = sa.select(
-            page, _LABELS.c.unit, _LABELS.c.description,
-            label_text(_LABELS.c.groupby), label_text(_LABELS.c.metadata),
-        ).select_from(page.outerjoin(
-            _LABELS, _LABELS.c.id == page.c.label_id)).order_by(
-            *(page.c[c.name] for c in order))
         with self.dialect.snapshot({}) as conn:
-            total = conn.execute(sa.select(sa.func.count()).select_from(
-                _POINTS).where(*conditions)).scalar()
-            rows = conn.execute(statement).all() if total > offset else []
+            if limit is None:
+                rows = conn.execute(self._page_statement(
+                    self.conditions(query), order)).all()
+                total = len(rows)
+            else:
+                # The walk's batches are those of the window and scopes.
+                conditions = self.conditions(query, through_batches=False)
+                walk = pages.Walk(conn, _total_conditions(query), (
+                    conditions if query.labels else None))
+                restriction, skip = walk.find(offset, limit)
+                rows = [] if restriction is None else conn.execute(
+                    self._page_statement(
+                        [*restriction, *conditions], order,
+                        offset - skip, limit)).all()
+                total = (walk.counted if walk.exhausted
+                         else self._point_count(conn, query))
         # Points of one resource share their label row: decoded once.
         labels = {}
         points = []
@@ -166,6 +190,31 @@ class Reader:
                     v2.normalize_decimal(row.price), *groupby_metadata,
                     row.description)))
         return total, points
+
+    @staticmethod
+    def _page_statement(conditions, order, offset=0, limit=None):
+        """The points selected by ``conditions`` in ``order``, from
+        ``offset`` (``limit`` of them, ``None``: all), with their labels."""
+        page = sa.select(
+            *order, _POINTS.c.label_id, _POINTS.c.qty, _POINTS.c.price,
+        ).where(*conditions).order_by(*order)
+        if limit is not None:
+            page = page.offset(offset).limit(limit)
+        page = page.subquery('page')
+        return sa.select(
+            page, _LABELS.c.unit, _LABELS.c.description,
+            label_text(_LABELS.c.groupby), label_text(_LABELS.c.metadata),
+        ).select_from(page.outerjoin(
+            _LABELS, _LABELS.c.id == page.c.label_id)).order_by(
+            *(page.c[c.name] for c in order))
+
+    def _point_count(self, conn, query):
+        """The number of points of the window, scopes and types of
+        ``query`` (its label filters aside), from the sums' counts."""
+        bounds = v2.Query(query.begin, query.end, query.types, query.scopes)
+        table, conditions = self.sums(conn, bounds, self._source(bounds, []))
+        return conn.execute(sa.select(sa.func.coalesce(sa.func.sum(
+            table.c.points), 0)).where(*conditions)).scalar()
 
     # -- totals -------------------------------------------------------------
 
@@ -190,7 +239,7 @@ class Reader:
         per-batch sums when periods are grouped on; otherwise the whole UTC
         days of the window from ``rated_daily_totals``, and the rest, if
         any, from ``rated_totals``, in a union with the columns
-        ``scope_id``, ``type``, ``qty`` and ``price``. The daily sums alone
+        ``scope_id``, ``type``, ``qty``, ``price`` and ``points``. The daily sums alone
         are read in key order from their primary key, so that the first
         page of groups by scope and type costs no sort of every group.
         """
@@ -199,7 +248,7 @@ class Reader:
         if source is _TOTALS:
             return _TOTALS, _total_conditions(query)
         first_day, last_day = _whole_days(query)
-        columns = ('scope_id', 'type', 'qty', 'price')
+        columns = ('scope_id', 'type', 'qty', 'price', 'points')
         days = []
         if first_day is not None:
             days.append(_DAILY.c.day >= first_day)

@@ -77,3 +77,104 @@ def test_point_counts_are_computed_by_the_migration(storage):
     totals, counted = stored_counts(storage)
     assert totals == counted and sum(totals.values()) == 18
     assert storage.retrieve(**WINDOW, limit=1)['total'] == 18
+
+
+def varied(storage):
+    """Points of 3 scopes and none, 3 types, periods of 1 and 2 hours
+    starting at the same time, a label ``user`` of 3 values; returns the
+    number stored."""
+    frames = []
+    for h in range(0, 30, 3):
+        for length in (1, 2):
+            begin = T0 + h * HOUR
+            frame = dataframe.DataFrame(begin, begin + length * HOUR)
+            for i in range(h % 7 + length):
+                for scope in ('p1', 'p2', 'p3', None):
+                    groupby = {'id': f'r{i}', 'user': f'u{(i + h) % 3}'}
+                    if scope is not None:
+                        groupby['project_id'] = scope
+                    frame.add_point(dataframe.DataPoint(
+                        'u', i + 1, f'0.{h}{i}', groupby, {}),
+                        ('instance', 'volume', 'image')[(i + h) % 3])
+            frames.append(frame)
+    storage.push(frames)
+    return sum(len(f) for f in frames)
+
+
+def points_of(result):
+    return [(f.start, f.end, t, p) for f in result['dataframes']
+            for t, p in f.iterpoints()]
+
+
+QUERIES = [
+    {},
+    {'filters': {'project_id': 'p2'}},
+    {'metric_types': ['volume', 'image']},
+    {'filters': {'user': 'u1'}},
+    {'filters': {'user': ['u0', 'u2'], 'project_id': ['p1', 'p3']},
+     'metric_types': 'instance'},
+    {'filters': {'user': 'nobody'}},
+    {'begin': T0 + 7 * HOUR, 'end': T0 + 19 * HOUR},
+]
+
+
+def test_retrieve_pages_are_the_slices_of_every_point(storage):
+    """Every page of every size is the slice of the whole answer, in
+    order; the total is exact without label filters and on the last page,
+    an upper bound otherwise, and 0 only when nothing matches."""
+    stored = varied(storage)
+    for query in QUERIES:
+        kwargs = {**WINDOW, **query}
+        everything = points_of(storage.retrieve(paginate=False, **kwargs))
+        exact = len(everything)
+        for limit in (1, 10, 17, 1000):
+            # Every page (of 1 point: one in 7), the first past the end and
+            # one far beyond.
+            step = limit if limit > 1 else 7
+            for offset in [*range(0, exact + limit + 1, step),
+                           exact + 3 * limit]:
+                result = storage.retrieve(offset=offset, limit=limit,
+                                          **kwargs)
+                page = points_of(result)
+                assert page == everything[offset:offset + limit], (
+                    query, offset, limit)
+                total = result['total']
+                if 'filters' not in query or set(query['filters']) == {
+                        'project_id'} or offset + limit > exact:
+                    assert total == exact, (query, offset, limit)
+                else:
+                    assert exact <= total <= stored, (query, offset, limit)
+                assert (total == 0) == (exact == 0)
+        assert (exact == 0) == (query == QUERIES[5]), query
+
+
+def test_a_page_of_points_reads_no_count_of_every_point(storage):
+    """Retrieve with a limit reads the points once, for the page (with a
+    LIMIT), in as many statements for 40 points as for 4,000; its total,
+    exact without label filters, comes from the sums' counts."""
+    def statements(**kwargs):
+        seen = []
+
+        def record(conn, cursor, statement, *args):
+            seen.append(' '.join(statement.split()))
+        sa.event.listen(storage.engine, 'before_cursor_execute', record)
+        try:
+            result = storage.retrieve(**WINDOW, limit=10, **kwargs)
+        finally:
+            sa.event.remove(storage.engine, 'before_cursor_execute', record)
+        return result['total'], seen
+
+    storage.push([frame(T0 + h * HOUR, 'p1', ['a', 'b']) for h in range(10)])
+    total, small = statements()
+    assert total == 40
+    storage.push([frame(T0 + h * HOUR, 'p2', [str(i) for i in range(20)])
+                  for h in range(10, 60)])
+    total, large = statements()
+    assert total == 40 + 2000
+    assert len(large) == len(small)
+    reading_points = [s for s in large if 'FROM rated_points' in s]
+    assert len(reading_points) == 1 and 'LIMIT' in reading_points[0]
+    assert not any('count(' in s.lower() and 'rated_points' in s
+                   for s in large)
+    total, filtered = statements(filters={'project_id': 'p2'})
+    assert total == 2000 and len(filtered) <= len(large)
