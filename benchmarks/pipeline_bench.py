@@ -208,6 +208,33 @@ def _profiled(profiles, timer):
         threading.setprofile(None)
 
 
+#: The parts of a run, each the time spent in a package of cloudkitty
+#: once entered from outside it (what it calls elsewhere included).
+PHASES = [('collect', 'collector'), ('rate', 'rating'),
+          ('store', 'storage'), ('states', 'storage_state')]
+
+
+def phase_shares(stats):
+    """``[(phase, seconds)]`` of :data:`PHASES` in ``stats`` (pstats),
+    then ``('other', seconds)``: the rest of the profile's total."""
+    shares = []
+    for phase, package in PHASES:
+        folder = os.path.join('cloudkitty', package, '')
+
+        def inside(key, folder=folder):
+            return folder in key[0]
+
+        seconds = sum(edge[3]
+                      for key, (*_, callers) in stats.stats.items()
+                      if inside(key)
+                      for caller, edge in callers.items()
+                      if not inside(caller))
+        shares.append((phase, seconds))
+    total = sum(entry[2] for entry in stats.stats.values())
+    shares.append(('other', total - sum(s for _, s in shares)))
+    return shares
+
+
 def _without_idle(stats):
     """``stats`` less the collection pool's loop and its wait for work:
     the threads' idle time, which would top a wall-time profile."""
@@ -301,8 +328,13 @@ def main(argv=None):
         print(f'== profile, {args.profile_clock} time ({len(profiles) - 1} '
               'collection threads merged in, less their idle wait for work; '
               'the run is slower under the profiler)')
-        _without_idle(pstats.Stats(*profiles)).sort_stats(
-            'cumulative').print_stats(25)
+        stats = _without_idle(pstats.Stats(*profiles))
+        shares = phase_shares(stats)
+        total = sum(seconds for _, seconds in shares)
+        print('phases: ' + ', '.join(
+            f'{phase} {seconds:.1f} s ({seconds / total:.0%})'
+            for phase, seconds in shares), flush=True)
+        stats.sort_stats('cumulative').print_stats(25)
     return 0
 
 

@@ -624,7 +624,8 @@ def _aggregate(method, qtys, gids, label_ids):
 
 
 class _MetricView:
-    """How one metric labels its points, memoised over one index.
+    """How metrics label their points, memoised over one index: the
+    metrics that have the same groupby and metadata keys share one.
 
     Each label set of the index is read once: its *group* (the values of
     the metric's groupby keys other than the scope key, numbered once per
@@ -808,7 +809,7 @@ class FileCollector(collector.BaseCollector):
             scopes = [scope for scope in scopes if scope in wanted]
         start_ts = timeutils.parse(start).timestamp()
         end_ts = timeutils.parse(end).timestamp()
-        view = self._label_view(metric_name, metric, index)
+        view = self._label_view(metric, index)
         transform, time_keys, description = None, {}, None
         if finish:
             transform = self._transform(metric_name)
@@ -821,33 +822,39 @@ class FileCollector(collector.BaseCollector):
             itertools.repeat(_ZERO)
         description = itertools.repeat(description)
         output = {}
-        for scope in scopes:
-            qtys, label_ids = index.records(source, scope, start_ts, end_ts)
-            if match is not None and qtys:
-                kept = [i for i, label_id in enumerate(label_ids)
-                        if match(index.labels[label_id])]
-                qtys = [qtys[i] for i in kept]
-                label_ids = [label_ids[i] for i in kept]
-            if not qtys:
-                continue
-            qtys, gids, label_ids = _aggregate(
-                method, qtys, view.gids(label_ids), label_ids)
-            if transform is not None:
-                qtys = map(transform, qtys)
-            output[scope] = list(map(
-                _new_tuple, itertools.repeat(dataframe.DataPoint),
-                zip(unit, qtys, price, view.groupbys(scope, time_keys, gids),
-                    map(view.metadata_of.__getitem__, label_ids),
-                    description)))
+        # Many containers, all outliving the loop: collections while it
+        # runs would only scan them again and again.
+        with _perf.gc_paused():
+            for scope in scopes:
+                qtys, label_ids = index.records(source, scope, start_ts,
+                                                end_ts)
+                if match is not None and qtys:
+                    kept = [i for i, label_id in enumerate(label_ids)
+                            if match(index.labels[label_id])]
+                    qtys = [qtys[i] for i in kept]
+                    label_ids = [label_ids[i] for i in kept]
+                if not qtys:
+                    continue
+                qtys, gids, label_ids = _aggregate(
+                    method, qtys, view.gids(label_ids), label_ids)
+                if transform is not None:
+                    qtys = map(transform, qtys)
+                output[scope] = list(map(
+                    _new_tuple, itertools.repeat(dataframe.DataPoint),
+                    zip(unit, qtys, price, view.groupbys(scope, time_keys, gids),
+                        map(view.metadata_of.__getitem__, label_ids),
+                        description)))
         return output
 
-    def _label_view(self, metric_name, metric, index):
-        """The :class:`_MetricView` of ``metric_name`` over ``index``."""
-        view = self._views.get(metric_name)
+    def _label_view(self, metric, index):
+        """The :class:`_MetricView` of ``metric`` over ``index``, shared
+        by the metrics with the same groupby and metadata keys."""
+        keys = (tuple(k for k in metric['groupby'] if k != self.scope_key),
+                tuple(metric['metadata']))
+        view = self._views.get(keys)
         if view is None or view.index is not index:
-            view = self._views[metric_name] = _MetricView(
-                index, [k for k in metric['groupby'] if k != self.scope_key],
-                metric['metadata'], self.scope_key)
+            view = self._views[keys] = _MetricView(index, *keys,
+                                                   self.scope_key)
         return view
 
 
