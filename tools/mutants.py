@@ -99,21 +99,34 @@ MUTATIONS = (
          'once')),
     Mutation(
         'state-before-store',
-        "a period is recorded in the scope's state before it is stored",
-        WORKER,
-        '        self._storage.replace(frame, scope_id)\n'
-        '        if record is None:\n'
-        '            self._scope_state.set_last_processed_timestamp('
-        'scope_id, start)\n'
-        '        else:\n'
-        '            record()\n',
-        '        if record is None:\n'
-        '            self._scope_state.set_last_processed_timestamp('
-        'scope_id, start)\n'
-        '        else:\n'
-        '            record()\n'
-        '        self._storage.replace(frame, scope_id)\n',
-        (CRASH_TEST,)),
+        "a period is recorded in the scope's state before it is stored "
+        "(the processor's grouped store)",
+        'cloudkitty/orchestrator/batch.py',
+        '        if items:\n'
+        '            try:\n'
+        '                self._storage.replace_many(items)\n',
+        '        for scope in pending.values():\n'
+        '            scope.periods[-1].record()\n'
+        '        if items:\n'
+        '            try:\n'
+        '                self._storage.replace_many(items)\n',
+        ('cloudkitty/tests/functional/storage/test_processor_groups.py::'
+         'test_a_crash_then_a_pass_stores_each_period_exactly_once',
+         CRASH_TEST)),
+    Mutation(
+        'group-tail-not-stored',
+        "the periods pending when a pass ends are neither stored nor "
+        "recorded",
+        'cloudkitty/orchestrator/batch.py',
+        '        if exc is None:\n'
+        '            self.flush()\n'
+        '            return False\n',
+        '        if exc is None:\n'
+        '            return False\n',
+        ('cloudkitty/tests/functional/storage/test_processor_groups.py::'
+         'test_a_pass_stores_and_records_every_period',
+         'cloudkitty/tests/unit/test_orchestrator_batch.py::'
+         'test_the_last_partial_group_is_stored')),
     Mutation(
         'replace-without-delete',
         "the storage's replace pushes without deleting the period first",
