@@ -83,10 +83,10 @@ def scope_ids():
     return [f'{index:032x}' for index in range(1, SCOPES + 1)]
 
 
-def _point(scope, resource, hour, number):
-    """A point of ``resource`` (its labels as a collector sets them: the
-    time keys change every day) for ``hour``; quantity and price vary with
-    ``number``."""
+def _point(scope, resource, kind, hour, number):
+    """A point of ``resource`` for ``hour``, its labels as a collector sets
+    them: the time keys change every day, the metadata (from ``kind``)
+    never; quantity and price vary with ``number``."""
     return dataframe.DataPoint(
         'unit', decimal.Decimal(number % 9973 + 1).scaleb(-2),
         decimal.Decimal(number % 99991 + 1).scaleb(-4),
@@ -94,8 +94,8 @@ def _point(scope, resource, hour, number):
          'week_of_the_year': hour.strftime('%U'),
          'day_of_the_year': hour.strftime('%-j'),
          'month': str(hour.month), 'year': str(hour.year)},
-        {'flavor_name': FLAVORS[number % len(FLAVORS)],
-         'image_id': f'image-{number % 5}'})
+        {'flavor_name': FLAVORS[kind % len(FLAVORS)],
+         'image_id': f'image-{kind % 5}'})
 
 
 def frame_points(count):
@@ -126,8 +126,9 @@ def fill_frames(first, last, count):
         points = min(size, count - f * size)
         for n in range(points):
             t, r = n % TYPES, n // TYPES % per_type
-            frame.add_point(_point(scopes[s], f'{s}-{t}-{r}', hour, f + n),
-                            f'metric_{t}')
+            frame.add_point(
+                _point(scopes[s], f'{s}-{t}-{r}', s + t + r, hour, f + n),
+                f'metric_{t}')
         items.append((frame, scopes[s]))
     return items
 
@@ -157,7 +158,7 @@ def round_frames(hour, round_scopes):
         for t in range(TYPES):
             for r in range(per_type):
                 frame.add_point(
-                    _point(scope, f'p{s}-{t}-{r}', hour, s + t + r),
+                    _point(scope, f'p{s}-{t}-{r}', s + t + r, hour, r),
                     f'metric_{t}')
         items.append((frame, scope))
     return items
