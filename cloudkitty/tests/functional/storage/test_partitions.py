@@ -23,6 +23,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
+from cloudkitty.cli import storage_partition
 from cloudkitty import dataframe
 from cloudkitty.db import migration
 from cloudkitty.orchestrator import processor
@@ -424,3 +425,12 @@ def _waiting_backend(storage, command, timeout=60):
             conn.rollback()
             time.sleep(0.1)
     raise AssertionError('the command never waited')
+
+
+def test_the_command_refuses_rated_data_that_is_not_partitioned(
+        tmp_path, capsys):
+    url = f'sqlite:///{tmp_path}/ck.sqlite'
+    _storage(url).init()
+    assert storage_partition.main(
+        ['--config-file', _config_file(tmp_path, url)]) == 1
+    assert 'not partitioned' in capsys.readouterr().out
