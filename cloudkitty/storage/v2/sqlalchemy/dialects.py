@@ -12,7 +12,8 @@ Each holds the engine and answers, for the shared writes and reads of
   :meth:`~Dialect.store_labels`: the other bulk inserts;
 - :attr:`~Dialect.upsert_daily`: the statement adding to the daily sums;
 - :meth:`~Dialect.label_value`, :meth:`~Dialect.bytewise`,
-  :meth:`~Dialect.day`, :meth:`~Dialect.materialized`: expressions;
+  :meth:`~Dialect.day`, :meth:`~Dialect.materialized`,
+  :meth:`~Dialect.in_ids`: expressions;
 - :meth:`~Dialect.snapshot`, :meth:`~Dialect.aggregating`,
   :meth:`~Dialect.prepare_summing`: the session and read prologues.
 
@@ -215,6 +216,10 @@ class Dialect:
         """``select`` as a named subquery, computed once."""
         return select.subquery(name)
 
+    def in_ids(self, column, ids):
+        """``column`` is one of the integers ``ids`` (a list)."""
+        return column.in_(ids)
+
     @contextlib.contextmanager
     def snapshot(self, settings):
         """Yield a connection in a transaction whose reads see one state.
@@ -363,6 +368,12 @@ class PostgreSQL(Dialect):
 
     def bytewise(self, expression):
         return sa.collate(expression, 'C')
+
+    def in_ids(self, column, ids):
+        # One array parameter, however many ids: neither a statement nor a
+        # plan that grows with them.
+        return column == sa.any_(sa.bindparam(
+            None, ids, type_=postgresql.ARRAY(sa.BigInteger)))
 
     def materialized(self, select, name):
         # Keeps the planner from sorting a million points to produce the

@@ -6,9 +6,11 @@ seq)``. Each ``rated_totals`` row stands for the points of one batch and
 type, which are consecutive in that order, and holds their number: walking
 those rows in the same order, from the start of the window, finds which
 batches hold the points ``[offset, offset + limit)``, after reading about
-as many rows as the page needs. With label filters, the number of
-matching points of each stretch of rows is counted instead, a stretch at
-a time (stretches grow fourfold, up to :data:`LARGEST` rows).
+as many rows as the page needs. With label filters, the matching points
+of each stretch of rows are counted instead, a stretch at a time
+(stretches grow fourfold, up to :data:`LARGEST` rows): the points of the
+stretch by label, then which of those labels match, each label checked
+once per walk (the points of a resource share their label for a day).
 """
 
 import sqlalchemy as sa
@@ -17,6 +19,7 @@ from cloudkitty.storage.v2.sqlalchemy import models
 
 _POINTS = models.RatedPoint.__table__
 _TOTALS = models.RatedTotal.__table__
+_LABELS = models.RatedLabel.__table__
 #: The order of the points, without ``seq``: a ``rated_totals`` row's key.
 _KEY = ('period_begin', 'period_end', 'type', 'batch_id')
 #: ``rated_totals`` rows of the first stretch, and of the largest.
@@ -40,16 +43,22 @@ class Walk:
     :param conn: the connection of the read (one snapshot).
     :param totals: WHERE clauses on ``rated_totals`` selecting the window,
         scopes and types of the query.
-    :param points: WHERE clauses on ``rated_points`` selecting the query's
-        points, or ``None`` when every point of the ``rated_totals`` rows
-        matches (no label filter): their counts are then read, not
-        counted.
+    :param labels: WHERE clauses on ``rated_labels`` of its label filters
+        (empty: none; the counts of the ``rated_totals`` rows are then
+        read, not counted).
+    :param points: WHERE clauses on ``rated_points`` selecting the window,
+        scopes and types of the query.
+    :param in_ids: ``in_ids(column, ids)``, the expression "``column`` is
+        one of ``ids``" (:meth:`.dialects.Dialect.in_ids`).
     """
 
-    def __init__(self, conn, totals, points=None):
+    def __init__(self, conn, totals, labels, points, in_ids):
         self._conn = conn
+        self._in_ids = in_ids
         self._totals = totals
+        self._labels = labels
         self._points = points
+        self._matching = {}  # label id: whether it matches
         #: Matching points in the rows walked so far.
         self.counted = 0
         #: Whether the walk reached the last row: ``counted`` is then the
@@ -63,23 +72,28 @@ class Walk:
         (``None``: no point is at ``offset``). Walks until ``offset +
         limit`` points are counted, or to the end."""
         needed = offset + limit
-        pieces = []  # (first row, last row, batch ids, points before, count)
+        # (first row, last row, batch ids, points before, count, label ids)
+        pieces = []
         after = None
         size = FIRST
         while self.counted < needed:
             rows = self._rows(after, size)
-            if self._points is None:
+            if not self._labels:
                 for row in rows:
                     pieces.append((row, row, (row.batch_id,), self.counted,
-                                   row.points))
+                                   row.points, None))
                     self.counted += row.points
             elif rows:
                 batches = sorted({row.batch_id for row in rows})
-                count = self._conn.execute(sa.select(sa.func.count()).where(
-                    *self._stretch(rows[0], rows[-1], batches),
-                    *self._points)).scalar()
+                stretch = self._stretch(rows[0], rows[-1], batches)
+                counts = dict(self._conn.execute(sa.select(
+                    _POINTS.c.label_id, sa.func.count()).where(
+                    *stretch, *self._points).group_by(_POINTS.c.label_id)
+                ).all())
+                matching = self._match(counts)
+                count = sum(counts[label] for label in matching)
                 pieces.append((rows[0], rows[-1], batches, self.counted,
-                               count))
+                               count, matching))
                 self.counted += count
             if len(rows) < size:
                 self.exhausted = True
@@ -91,8 +105,22 @@ class Walk:
         if not chosen:
             return None, 0
         batches = sorted({batch for piece in chosen for batch in piece[2]})
-        return (self._stretch(chosen[0][0], chosen[-1][1], batches),
-                chosen[0][3])
+        conditions = self._stretch(chosen[0][0], chosen[-1][1], batches)
+        if self._labels:
+            conditions.append(self._in_ids(_POINTS.c.label_id, sorted(
+                {label for piece in chosen for label in piece[5]})))
+        return conditions, chosen[0][3]
+
+    def _match(self, label_ids):
+        """Those of ``label_ids`` whose labels match the filters."""
+        unknown = sorted(set(label_ids).difference(self._matching))
+        if unknown:
+            found = set(self._conn.execute(sa.select(_LABELS.c.id).where(
+                self._in_ids(_LABELS.c.id, unknown), *self._labels)
+            ).scalars())
+            self._matching.update((label, label in found)
+                                  for label in unknown)
+        return [label for label in label_ids if self._matching[label]]
 
     def _rows(self, after, size):
         """The next ``size`` rows of ``rated_totals`` after the key of the
@@ -106,12 +134,11 @@ class Walk:
         ).where(*conditions).order_by(
             *(_TOTALS.c[name] for name in _KEY)).limit(size)).all()
 
-    @staticmethod
-    def _stretch(first, last, batches):
+    def _stretch(self, first, last, batches):
         """WHERE clauses on ``rated_points`` selecting the points of the
         ``rated_totals`` rows from ``first`` to ``last`` (their keys) of
         ``batches``."""
-        return [_POINTS.c.batch_id.in_(batches),
+        return [self._in_ids(_POINTS.c.batch_id, batches),
                 _POINTS.c.period_begin >= first.period_begin,
                 _POINTS.c.period_begin <= last.period_begin,
                 _key(_POINTS) >= _key_value(first),

@@ -107,19 +107,14 @@ class Reader:
     def __init__(self, dialect):
         self.dialect = dialect
 
-    def label_condition(self, query):
-        """The WHERE clause on ``rated_points`` of the label filters of
-        ``query`` (``None``: it has none)."""
-        if not query.labels:
-            return None
+    def label_match(self, query):
+        """WHERE clauses on ``rated_labels`` of the label filters of
+        ``query`` (empty: it has none)."""
         label_value = self.dialect.label_value
-        return _POINTS.c.label_id.in_(
-            sa.select(_LABELS.c.id).where(*(
-                sa.func.coalesce(
-                    label_value(_LABELS.c.groupby, key),
-                    label_value(_LABELS.c.metadata, key)
-                ).in_(values)
-                for key, values in query.labels)))
+        return [sa.func.coalesce(
+            label_value(_LABELS.c.groupby, key),
+            label_value(_LABELS.c.metadata, key)).in_(values)
+            for key, values in query.labels]
 
     def conditions(self, query, through_batches=True):
         """WHERE clauses on ``rated_points`` selecting ``query``; without
@@ -132,9 +127,9 @@ class Reader:
             # database read only the scope's primary-key ranges.
             conditions.append(_POINTS.c.batch_id.in_(
                 sa.select(_BATCHES.c.id).where(*batch_conditions(query))))
-        labels = self.label_condition(query)
-        if labels is not None:
-            conditions.append(labels)
+        if query.labels:
+            conditions.append(_POINTS.c.label_id.in_(sa.select(
+                _LABELS.c.id).where(*self.label_match(query))))
         return conditions
 
     def retrieve(self, query, offset, limit):
@@ -164,10 +159,14 @@ class Reader:
                     self.conditions(query), order)).all()
                 total = len(rows)
             else:
-                # The walk's batches are those of the window and scopes.
-                conditions = self.conditions(query, through_batches=False)
-                walk = pages.Walk(conn, _total_conditions(query), (
-                    conditions if query.labels else None))
+                # The walk's batches are those of the window and scopes;
+                # it matches labels itself.
+                conditions = self.conditions(v2.Query(
+                    query.begin, query.end, query.types, query.scopes),
+                    through_batches=False)
+                walk = pages.Walk(conn, _total_conditions(query),
+                                  self.label_match(query), conditions,
+                                  self.dialect.in_ids)
                 restriction, skip = walk.find(offset, limit)
                 rows = [] if restriction is None else conn.execute(
                     self._page_statement(
