@@ -5,6 +5,9 @@ import datetime
 import decimal
 
 import pytest
+import sqlalchemy as sa
+
+from cloudkitty.rating.hash import db as hash_db
 
 from cloudkitty.rating.hash import exceptions as exc
 from cloudkitty.tests.functional.rating import hashmap_fixtures as fixtures
@@ -508,3 +511,26 @@ def test_every_write_moves_the_revision(hashmap_db):
     assert hashmap_db.revision() == before + 1      # rolled back
     hashmap_db.create_mapping(1, service_id=service['service_id'])
     assert hashmap_db.revision() == before + 2
+
+
+def test_a_processor_reads_each_write_at_once(hashmap_db, monkeypatch):
+    engine = hashmap_db.engine
+    processor = hash_db.HashMapDB(engine)
+    first = processor.revision()
+    for count in range(1, 4):
+        hashmap_db.create_group(f'g{count}')
+        assert processor.revision() == first + count     # the next read
+    # Its connection goes back to the pool.
+    assert engine.pool.checkedout() == 0
+    # A statement that fails on a connection: dropped, read again through
+    # the engine (whose errors are SQLAlchemy's).
+    sql = hash_db._REVISION_SQL
+    monkeypatch.setattr(hash_db, '_REVISION_SQL', 'SELECT nothing FROM none')
+    assert processor.revision() == first + 3
+    monkeypatch.setattr(hash_db, '_REVISION_SQL', sql)
+    assert engine.pool.checkedout() == 0
+    monkeypatch.setattr(hash_db._REVISION_COUNTER, 'table', sa.table(
+        'nowhere', sa.column('id'), sa.column('revision')))
+    monkeypatch.setattr(hash_db, '_REVISION_SQL', 'SELECT nothing FROM none')
+    with pytest.raises(sa.exc.DBAPIError):
+        processor.revision()

@@ -47,6 +47,11 @@ def count_selects(engine):
         event.remove(engine, 'before_cursor_execute', count)
 
 
+def rules_read(selects):
+    """The statements of ``selects`` that read rules (not the revision)."""
+    return [s for s in selects if 'hashmap_revision' not in s]
+
+
 def frame_of(start, service, *points):
     frame = dataframe.DataFrame(start, start + HOUR)
     frame.add_points(points, service)
@@ -198,20 +203,29 @@ def test_dated_rules_price_each_period_with_its_own(hashmap_db, clock):
             expected]
 
 
-def test_module_loads_once_per_start_and_revision(hashmap_db, clock):
+def test_module_loads_once_per_start_and_revision(
+        hashmap_db, clock, monkeypatch):
     _worked_examples(hashmap_db)
     module = hashmap.HashMap(hash_db=hashmap_db)
     start = NOW + HOUR
+    # The revision is read on a connection of its own (SQLite: through
+    # the engine, as the rest), counted apart.
+    revisions = []
+    read = hashmap_db.revision
+    monkeypatch.setattr(hashmap_db, 'revision',
+                        lambda: revisions.append(1) or read())
     with count_selects(hashmap_db.engine) as selects:
         module.reload_config(start)
-    assert len(selects) == 3            # revision, mappings, thresholds
+    assert len(rules_read(selects)) == 2        # mappings, thresholds
+    assert len(revisions) == 1
     first = module.rules_at(start)
     for scope in ('a', 'b', 'tenant-a'):
         with count_selects(hashmap_db.engine) as selects:
             module.reload_config(start)         # each scope of the pass
             module.for_scope(scope).process(frame_of(start, 'volume',
                                                      point(50)))
-        assert len(selects) == 1                # the revision only
+        assert rules_read(selects) == []        # the revision only
+    assert len(revisions) == 5                  # and one by rules_at
     assert module.rules_at(start) is first
     # A write elsewhere: reloaded, but the same rules keep their set.
     hashmap_db.create_group('unrelated')
