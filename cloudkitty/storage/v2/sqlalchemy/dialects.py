@@ -113,29 +113,36 @@ class Dialect:
     # -- writes -------------------------------------------------------------
 
     points_as_text = False
+    #: How :meth:`.writes.Writer.point_runs` makes a point: its line of
+    #: COPY text (``points_as_text``), or a tuple of :data:`POINT_COLUMNS`
+    #: that begins with :meth:`row_prefix` and ends with the quantity and
+    #: the price, as texts (``values_as_text``, made by ``qty_text`` and
+    #: ``price_text`` from a Decimal where ``str`` gives 13 characters or
+    #: more, or an exponent) or as Decimals.
+    values_as_text = False
+    qty_text = price_text = str
+
+    def row_prefix(self, begin, end, scope, type_, batch):
+        """The values of :data:`POINT_COLUMNS` a run's rows begin with, as
+        the DB-API driver takes them."""
+        return begin, end, scope, type_, batch
 
     def insert_points(self, conn, runs, new_labels, store_labels):
         """Insert the points of ``runs`` (``(begin, end, scope, type,
-        batch, [(seq, label id, qty, price)])``, see
-        :func:`.writes.point_runs`); return the ids of the labels stored on
-        the way by ``store_labels(conn, {id: label})`` (none here:
-        ``new_labels`` is left whole to the caller)."""
+        batch, rows)``, see :func:`.writes.Writer.point_runs`); return the
+        ids of the labels stored on the way by ``store_labels(conn, {id:
+        label})`` (none here: ``new_labels`` is left whole to the
+        caller)."""
         sql = self._insert_sql('rated_points', POINT_COLUMNS)
         chunk = []
-        for run in runs:
-            chunk += self._point_rows(*run)
+        for *_, rows in runs:
+            chunk += rows
             if len(chunk) >= CHUNK:
                 conn.exec_driver_sql(sql, chunk)
                 chunk = []
         if chunk:
             conn.exec_driver_sql(sql, chunk)
         return []
-
-    @staticmethod
-    def _point_rows(begin, end, scope, type_, batch, rows):
-        """The rows of :data:`POINT_COLUMNS` of a run, as the DB-API
-        driver takes them."""
-        return [(begin, end, scope, type_, batch, *row) for row in rows]
 
     def insert_batches(self, conn, rows):
         """Insert ``rows`` (dicts of ``scope_id``, ``period_begin``,
@@ -220,6 +227,12 @@ class Dialect:
         """``column`` is one of the integers ``ids`` (a list)."""
         return column.in_(ids)
 
+    #: Whether a ``total`` grouped by labels joins each point to its
+    #: label's values before summing (a hash join, PostgreSQL), rather than
+    #: summing by label id first and joining the partial sums (databases
+    #: that join by looking each row up in an index).
+    labels_joined_first = False
+
     @contextlib.contextmanager
     def snapshot(self, settings):
         """Yield a connection in a transaction whose reads see one state.
@@ -240,7 +253,10 @@ class Dialect:
         ``total`` query needs (``settings`` as there)."""
         # Ten thousand groups of decimal sums, or the partial sums by label
         # id, outgrow PostgreSQL's default 4 MB and would spill to disk.
-        with self.snapshot({'work_mem': _WORK_MEM, **settings}) as conn:
+        # Compiling the plan (PostgreSQL's JIT, past a cost that a million
+        # points reach) takes a fifth of a second and saves less.
+        with self.snapshot({'work_mem': _WORK_MEM, 'jit': 'off',
+                            **settings}) as conn:
             yield conn
 
 
@@ -369,6 +385,8 @@ class PostgreSQL(Dialect):
     def bytewise(self, expression):
         return sa.collate(expression, 'C')
 
+    labels_joined_first = True
+
     def in_ids(self, column, ids):
         # One array parameter, however many ids: neither a statement nor a
         # plan that grows with them.
@@ -443,25 +461,19 @@ class SQLite(Dialect):
         db.on_every_connection(engine, _sqlite_functions)
         # pysqlite knows neither datetimes nor Decimals: store what the
         # column types would (SQLAlchemy's datetime text, exact decimal
-        # text).
+        # text). A text of fewer than 13 characters without exponent needs
+        # neither rounding nor a range check (12 digits fit every column):
+        # only longer ones are handed to the column type's own conversion.
         dialect = engine.dialect
         self._date = _POINTS.c.period_begin.type.dialect_impl(
             dialect).bind_processor(dialect)
-        self._qty_text = _POINTS.c.qty.type.dialect_impl(dialect).to_text
-        self._price_text = _POINTS.c.price.type.dialect_impl(dialect).to_text
+        self.qty_text = _POINTS.c.qty.type.dialect_impl(dialect).to_text
+        self.price_text = _POINTS.c.price.type.dialect_impl(dialect).to_text
 
-    def _point_rows(self, begin, end, scope, type_, batch, rows):
-        qty_text, price_text = self._qty_text, self._price_text
-        begin, end = self._date(begin), self._date(end)
-        # A text of fewer than 13 characters without exponent needs neither
-        # rounding nor a range check (12 digits fit every column): only
-        # longer ones are handed to the column type's own conversion.
-        return [(begin, end, scope, type_, batch, seq, label,
-                 q if len(q := str(qty)) < 13 and 'E' not in q
-                 else qty_text(qty),
-                 p if len(p := str(price)) < 13 and 'E' not in p
-                 else price_text(price))
-                for seq, label, qty, price in rows]
+    values_as_text = True
+
+    def row_prefix(self, begin, end, scope, type_, batch):
+        return self._date(begin), self._date(end), scope, type_, batch
 
     def store_labels(self, conn, new_labels, label_ids, check_stored):
         # Inserted first, those stored already left alone: only when some
@@ -482,7 +494,7 @@ class SQLite(Dialect):
         return conn.execute(select.where(column.in_(sa.select(ids.c.value))))
 
     def _bind_totals(self, totals):
-        date, text = self._date, self._qty_text
+        date, text = self._date, self.qty_text
         return [(batch, type_, date(begin), date(end), scope, text(qty),
                  text(price), points)
                 for batch, type_, begin, end, scope, qty, price, points

@@ -208,9 +208,10 @@ class Writer:
                    as_text=False):
         """Yield the points of ``frames`` as runs sharing everything but
         ``(seq, label id, qty, price)``: ``(period_begin, period_end,
-        scope_id, type, batch_id, [(seq, label id, qty, price)])``, in push
-        order; with ``as_text``, each point is its line of COPY text
-        instead (the end of the line: the run's values come first). Fills
+        scope_id, type, batch_id, rows)``, in push order; with ``as_text``,
+        each point is its line of COPY text (the end of the line: the run's
+        values come first), else its row of
+        :data:`~.dialects.POINT_COLUMNS` (see :meth:`_rows`). Fills
         ``new_labels`` with ``{label id: Label}`` for the labels not known
         to be stored, ``labels`` with ``{label contents: id}`` of the labels
         not remembered yet, and appends to ``totals`` each run's
@@ -242,29 +243,37 @@ class Writer:
                 for batch, part in parts.items():
                     seq = next_seq.get(batch, -1)
                     next_seq[batch] = seq + len(part)
-                    rows, rounded = self._rows(part, seq, new_labels, labels,
-                                               as_text)
+                    scope = scope_of[batch]
+                    rows, rounded = self._rows(
+                        part, seq, new_labels, labels, None if as_text else
+                        self.dialect.row_prefix(begin, end, scope, type_,
+                                                batch))
                     qtys, prices = map(_QTY, part), map(_PRICE, part)
                     if rounded:
                         qtys, prices = map(stored, qtys), map(stored, prices)
-                    scope = scope_of[batch]
                     with decimal.localcontext(v2.DECIMAL_CONTEXT):
                         totals.append((batch, type_, begin, end, scope,
                                        sum(qtys), sum(prices), len(rows)))
                     yield begin, end, scope, type_, batch, rows
 
-    def _rows(self, points, seq, new_labels, labels, as_text):
-        """``(rows, rounded)``: the ``(seq, label id, qty, price)`` of
-        ``points`` (or their COPY lines ``as_text``), numbered from ``seq +
-        1``, and whether a value was rounded; ``new_labels`` and
-        ``labels`` as :meth:`point_runs` fills them.
+    def _rows(self, points, seq, new_labels, labels, prefix):
+        """``(rows, rounded)``: the rows of ``points`` numbered from ``seq
+        + 1``, and whether a value was rounded; ``new_labels`` and
+        ``labels`` as :meth:`point_runs` fills them. A row is the COPY
+        line ``seq, label id, qty, price`` when ``prefix`` is None, else
+        the tuple ``prefix + (seq, label id, qty, price)``, the values as
+        the dialect takes them (:attr:`~.dialects.Dialect.values_as_text`).
 
         The loop runs once per point: it is written for speed (``str`` of
-        a Decimal is twice as fast as formatting it; a value's rounding is
-        looked into only when its text is long enough to need it).
+        a Decimal is twice as fast as formatting it; a value's rounding and
+        conversion are looked into only when its text is long enough to
+        need them).
         """
         remembered = self._label_ids.get
         known = self._known
+        as_text = prefix is None
+        texts = self.dialect.values_as_text
+        qty_long, price_long = self.dialect.qty_text, self.dialect.price_text
         rows = []
         append = rows.append
         rounded = False
@@ -282,16 +291,22 @@ class Writer:
             qty_text, price_text = str(qty), str(price)
             # More than SCALE decimals takes more than 30 characters (or an
             # exponent): round as the database will.
-            if len(qty_text) > 30 or 'E' in qty_text:
-                qty = stored(qty)
-                qty_text = str(qty)
-                rounded = True
-            if len(price_text) > 30 or 'E' in price_text:
-                price = stored(price)
-                price_text = str(price)
-                rounded = True
-            append(f'{seq}\t{label}\t{qty_text}\t{price_text}\n' if as_text
-                   else (seq, label, qty, price))
+            if len(qty_text) > 12 or 'E' in qty_text:
+                if len(qty_text) > 30 or 'E' in qty_text:
+                    qty = stored(qty)
+                    rounded = True
+                qty_text = qty_long(qty)
+            if len(price_text) > 12 or 'E' in price_text:
+                if len(price_text) > 30 or 'E' in price_text:
+                    price = stored(price)
+                    rounded = True
+                price_text = price_long(price)
+            if as_text:
+                append(f'{seq}\t{label}\t{qty_text}\t{price_text}\n')
+            elif texts:
+                append((*prefix, seq, label, qty_text, price_text))
+            else:
+                append((*prefix, seq, label, qty, price))
         return rows, rounded
 
     # -- labels -------------------------------------------------------------
@@ -435,12 +450,12 @@ class Writer:
 
     def delete_batches(self, conn, query):
         """Delete whole batches: the scope and time of ``query`` only."""
-        conditions = reads.batch_conditions(query)
         if query.scopes is None:
             conn.execute(sa.delete(_POINTS).where(
                 *reads.batch_conditions(query, _POINTS)))
             self.drop_totals(conn, reads.batch_conditions(query, _TOTALS))
-            conn.execute(sa.delete(_BATCHES).where(*conditions))
+            conn.execute(sa.delete(_BATCHES).where(
+                *reads.batch_conditions(query)))
             return
         # Ids first, then primary-key ranges: fast on every database
         # (MariaDB does not turn DELETE ... IN (SELECT) into a join).
@@ -452,7 +467,7 @@ class Writer:
                 'scopes': query.scopes}).scalars().all()
         else:
             ids = conn.execute(sa.select(_BATCHES.c.id).where(
-                *conditions)).scalars().all()
+                *reads.batch_conditions(query))).scalars().all()
         self.delete_ids(conn, ids, query.begin, query.end)
 
     def delete_ids(self, conn, ids, begin=None, end=None):
