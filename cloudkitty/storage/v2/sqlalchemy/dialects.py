@@ -232,6 +232,10 @@ class Dialect:
     #: summing by label id first and joining the partial sums (databases
     #: that join by looking each row up in an index).
     labels_joined_first = False
+    #: Whether the labels matching a filter are read once and named in the
+    #: statements that follow (:meth:`in_ids` takes any number of them),
+    #: rather than selected again by a subquery in each.
+    labels_resolved = False
 
     @contextlib.contextmanager
     def snapshot(self, settings):
@@ -296,14 +300,19 @@ class PostgreSQL(Dialect):
     @staticmethod
     def _copy_points(conn, runs):
         # Text COPY formatted here: half the client CPU of binary
-        # write_row(), and no slower for the server to parse.
+        # write_row(), and no slower for the server to parse. The data is
+        # sent by a thread of psycopg's (QueuedLibpqWriter, whose queue
+        # bounds what waits to be sent): the next rows are formatted while
+        # the server parses the last ones, where a write that waits for
+        # its data to be sent would have each wait for the other.
+        from psycopg import copy as pg_copy  # the driver of this dialect
         raw = conn.connection.driver_connection
         text = CopyText()
         lines = []
         size = 0
         with raw.cursor() as cursor, cursor.copy(
-                f'COPY rated_points ({", ".join(POINT_COLUMNS)}) FROM STDIN'
-        ) as copy:
+                f'COPY rated_points ({", ".join(POINT_COLUMNS)}) FROM STDIN',
+                writer=pg_copy.QueuedLibpqWriter(cursor)) as copy:
             for begin, end, scope, type_, batch, rows in runs:
                 prefix = (f'{text[begin]}\t{text[end]}\t{text[scope]}\t'
                           f'{text[type_]}\t{batch}\t')
@@ -386,6 +395,7 @@ class PostgreSQL(Dialect):
         return sa.collate(expression, 'C')
 
     labels_joined_first = True
+    labels_resolved = True
 
     def in_ids(self, column, ids):
         # One array parameter, however many ids: neither a statement nor a
