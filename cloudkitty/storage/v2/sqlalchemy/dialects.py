@@ -227,11 +227,6 @@ class Dialect:
         """``column`` is one of the integers ``ids`` (a list)."""
         return column.in_(ids)
 
-    #: Whether a ``total`` grouped by labels joins each point to its
-    #: label's values before summing (a hash join, PostgreSQL), rather than
-    #: summing by label id first and joining the partial sums (databases
-    #: that join by looking each row up in an index).
-    labels_joined_first = False
     #: Whether the labels matching a filter are read once and named in the
     #: statements that follow (:meth:`in_ids` takes any number of them),
     #: rather than selected again by a subquery in each.
@@ -394,7 +389,6 @@ class PostgreSQL(Dialect):
     def bytewise(self, expression):
         return sa.collate(expression, 'C')
 
-    labels_joined_first = True
     labels_resolved = True
 
     def in_ids(self, column, ids):
@@ -502,6 +496,14 @@ class SQLite(Dialect):
         ids = sa.func.json_each(sa.bindparam(
             'ids', json.dumps(list(ids)))).table_valued('value')
         return conn.execute(select.where(column.in_(sa.select(ids.c.value))))
+
+    labels_resolved = True
+
+    def in_ids(self, column, ids):
+        # As rows_of_ids() names them.
+        ids = sa.func.json_each(sa.bindparam(
+            None, json.dumps(list(ids)))).table_valued('value')
+        return column.in_(sa.select(ids.c.value))
 
     def _bind_totals(self, totals):
         date, text = self._date, self.qty_text

@@ -7,10 +7,11 @@ type, which are consecutive in that order, and holds their number: walking
 those rows in the same order, from the start of the window, finds which
 batches hold the points ``[offset, offset + limit)``, after reading about
 as many rows as the page needs. With label filters, the matching points
-of each stretch of rows are counted instead, a stretch at a time
-(stretches grow fourfold, up to :data:`LARGEST` rows): the points of the
-stretch by label, then which of those labels match, each label checked
-once per walk (the points of a resource share their label for a day).
+of each stretch of rows are counted instead, a stretch at a time, each
+four times as long as the one before, up to :data:`LAST` rows; past them,
+the rest of the window is counted in one statement. The points read are
+those the page needs, or a few times more, up to every point of the
+window for a filter that matches few.
 """
 
 import sqlalchemy as sa
@@ -19,12 +20,15 @@ from cloudkitty.storage.v2.sqlalchemy import models
 
 _POINTS = models.RatedPoint.__table__
 _TOTALS = models.RatedTotal.__table__
-_LABELS = models.RatedLabel.__table__
 #: The order of the points, without ``seq``: a ``rated_totals`` row's key.
 _KEY = ('period_begin', 'period_end', 'type', 'batch_id')
-#: ``rated_totals`` rows of the first stretch, and of the largest.
+#: ``rated_totals`` rows of the first stretch.
 FIRST = 16
-LARGEST = 4096
+#: Most batch ids named in a statement.
+BATCHES = 5000
+#: With label filters, the longest stretch of rows walked: past it, the
+#: rest of the window is counted at once.
+LAST = 4096
 
 
 def _key(table):
@@ -43,9 +47,9 @@ class Walk:
     :param conn: the connection of the read (one snapshot).
     :param totals: WHERE clauses on ``rated_totals`` selecting the window,
         scopes and types of the query.
-    :param labels: WHERE clauses on ``rated_labels`` of its label filters
-        (empty: none; the counts of the ``rated_totals`` rows are then
-        read, not counted).
+    :param labels: WHERE clause on ``rated_points`` of the query's label
+        filters (``None``: none; the counts of the ``rated_totals`` rows
+        are then read, not counted).
     :param points: WHERE clauses on ``rated_points`` selecting the window,
         scopes and types of the query.
     :param in_ids: ``in_ids(column, ids)``, the expression "``column`` is
@@ -58,7 +62,6 @@ class Walk:
         self._totals = totals
         self._labels = labels
         self._points = points
-        self._matching = {}  # label id: whether it matches
         #: Matching points in the rows walked so far.
         self.counted = 0
         #: Whether the walk reached the last row: ``counted`` is then the
@@ -72,55 +75,51 @@ class Walk:
         (``None``: no point is at ``offset``). Walks until ``offset +
         limit`` points are counted, or to the end."""
         needed = offset + limit
-        # (first row, last row, batch ids, points before, count, label ids)
+        # (lower bound, upper bound, batch ids, points before, count); a
+        # bound is (row, inclusive), None: open.
         pieces = []
         after = None
         size = FIRST
         while self.counted < needed:
+            if self._labels is not None and size > LAST:
+                # The rest of the window at once: no more rows to read.
+                bounds = ((after, False), None, None)
+                count = self._conn.execute(sa.select(sa.func.count()).where(
+                    *self._stretch(*bounds), *self._points, self._labels)
+                ).scalar()
+                pieces.append((*bounds, self.counted, count))
+                self.counted += count
+                self.exhausted = True
+                break
             rows = self._rows(after, size)
-            if not self._labels:
+            if self._labels is None:
                 for row in rows:
-                    pieces.append((row, row, (row.batch_id,), self.counted,
-                                   row.points, None))
+                    pieces.append(((row, True), (row, True), (row.batch_id,),
+                                   self.counted, row.points))
                     self.counted += row.points
             elif rows:
-                batches = sorted({row.batch_id for row in rows})
-                stretch = self._stretch(rows[0], rows[-1], batches)
-                counts = dict(self._conn.execute(sa.select(
-                    _POINTS.c.label_id, sa.func.count()).where(
-                    *stretch, *self._points).group_by(_POINTS.c.label_id)
-                ).all())
-                matching = self._match(counts)
-                count = sum(counts[label] for label in matching)
-                pieces.append((rows[0], rows[-1], batches, self.counted,
-                               count, matching))
+                bounds = ((rows[0], True), (rows[-1], True),
+                          sorted({row.batch_id for row in rows}))
+                count = self._conn.execute(sa.select(sa.func.count()).where(
+                    *self._stretch(*bounds), *self._points, self._labels)
+                ).scalar()
+                pieces.append((*bounds, self.counted, count))
                 self.counted += count
             if len(rows) < size:
                 self.exhausted = True
                 break
             after = rows[-1]
-            size = min(size * 4, LARGEST)
+            size *= 4
         chosen = [piece for piece in pieces
                   if piece[3] + piece[4] > offset and piece[3] < needed]
         if not chosen:
             return None, 0
-        batches = sorted({batch for piece in chosen for batch in piece[2]})
-        conditions = self._stretch(chosen[0][0], chosen[-1][1], batches)
-        if self._labels:
-            conditions.append(self._in_ids(_POINTS.c.label_id, sorted(
-                {label for piece in chosen for label in piece[5]})))
-        return conditions, chosen[0][3]
-
-    def _match(self, label_ids):
-        """Those of ``label_ids`` whose labels match the filters."""
-        unknown = sorted(set(label_ids).difference(self._matching))
-        if unknown:
-            found = set(self._conn.execute(sa.select(_LABELS.c.id).where(
-                self._in_ids(_LABELS.c.id, unknown), *self._labels)
-            ).scalars())
-            self._matching.update((label, label in found)
-                                  for label in unknown)
-        return [label for label in label_ids if self._matching[label]]
+        batches = None
+        if all(piece[2] is not None for piece in chosen):
+            batches = sorted({batch for piece in chosen
+                              for batch in piece[2]})
+        return (self._stretch(chosen[0][0], chosen[-1][1], batches),
+                chosen[0][3])
 
     def _rows(self, after, size):
         """The next ``size`` rows of ``rated_totals`` after the key of the
@@ -134,12 +133,21 @@ class Walk:
         ).where(*conditions).order_by(
             *(_TOTALS.c[name] for name in _KEY)).limit(size)).all()
 
-    def _stretch(self, first, last, batches):
+    def _stretch(self, lower, upper, batches):
         """WHERE clauses on ``rated_points`` selecting the points of the
-        ``rated_totals`` rows from ``first`` to ``last`` (their keys) of
-        ``batches``."""
-        return [self._in_ids(_POINTS.c.batch_id, batches),
-                _POINTS.c.period_begin >= first.period_begin,
-                _POINTS.c.period_begin <= last.period_begin,
-                _key(_POINTS) >= _key_value(first),
-                _key(_POINTS) <= _key_value(last)]
+        ``rated_totals`` rows from the bound ``lower`` to ``upper`` (see
+        :meth:`find`) of ``batches`` (``None``, or more than
+        :data:`BATCHES`: left out, the bounds alone select the same
+        points)."""
+        conditions = []
+        if batches is not None and len(batches) <= BATCHES:
+            conditions.append(self._in_ids(_POINTS.c.batch_id, batches))
+        row, inclusive = lower
+        conditions += [_POINTS.c.period_begin >= row.period_begin,
+                       _key(_POINTS) >= _key_value(row) if inclusive
+                       else _key(_POINTS) > _key_value(row)]
+        if upper is not None:
+            row = upper[0]
+            conditions += [_POINTS.c.period_begin <= row.period_begin,
+                           _key(_POINTS) <= _key_value(row)]
+        return conditions

@@ -159,14 +159,16 @@ class Reader:
                     self.conditions(query), order)).all()
                 total = len(rows)
             else:
-                # The walk's batches are those of the window and scopes;
-                # it matches labels itself.
+                # The walk's batches are those of the window and scopes.
                 conditions = self.conditions(v2.Query(
                     query.begin, query.end, query.types, query.scopes),
                     through_batches=False)
-                walk = pages.Walk(conn, _total_conditions(query),
-                                  self.label_match(query), conditions,
-                                  self.dialect.in_ids)
+                labels = None
+                if query.labels:
+                    labels = self._labelled(conn, query)
+                    conditions.append(labels)
+                walk = pages.Walk(conn, _total_conditions(query), labels,
+                                  conditions, self.dialect.in_ids)
                 restriction, skip = walk.find(offset, limit)
                 rows = [] if restriction is None else conn.execute(
                     self._page_statement(
@@ -189,6 +191,17 @@ class Reader:
                     v2.normalize_decimal(row.price), *groupby_metadata,
                     row.description)))
         return total, points
+
+    def _labelled(self, conn, query):
+        """The WHERE clause on ``rated_points`` of the label filters of
+        ``query``: the point's label is one of those matching, found once
+        (where :meth:`.dialects.Dialect.in_ids` takes any number of ids),
+        or those of a subquery."""
+        matching = sa.select(_LABELS.c.id).where(*self.label_match(query))
+        if not self.dialect.labels_resolved:
+            return _POINTS.c.label_id.in_(matching)
+        return self.dialect.in_ids(_POINTS.c.label_id, conn.execute(
+            matching).scalars().all())
 
     @staticmethod
     def _page_statement(conditions, order, offset=0, limit=None):

@@ -3,7 +3,9 @@ beside the sums, retrieve's total, and totals grouped by labels, identical
 on SQLite, PostgreSQL and MariaDB."""
 
 import datetime
+import decimal
 
+import pytest
 import sqlalchemy as sa
 
 from cloudkitty import dataframe
@@ -178,3 +180,76 @@ def test_a_page_of_points_reads_no_count_of_every_point(storage):
                    for s in large)
     total, filtered = statements(filters={'project_id': 'p2'})
     assert total == 2000 and len(filtered) <= len(large)
+
+
+def labelled(storage):
+    """Points whose labels vary by day and resource, some without ``user``
+    or with a number as its value, long decimals; returns them as
+    ``(begin, end, type, point)`` from retrieve."""
+    frames = []
+    for h in range(0, 72, 5):
+        begin = T0 + h * HOUR
+        day = {'day_of_the_year': str(begin.timetuple().tm_yday)}
+        frame = dataframe.DataFrame(begin, begin + HOUR)
+        for i in range(9):
+            groupby = {**day, 'project_id': f'p{i % 3}', 'id': f'r{i}',
+                       'flavor': ('small', 'large', 'Small')[i % 3]}
+            if i % 4:
+                groupby['user'] = (f'u{i % 2}', 7, 'u0')[i % 3]
+            frame.add_point(dataframe.DataPoint(
+                'u', decimal.Decimal(f'{i}.{h}000000000000000001'),
+                decimal.Decimal(f'0.{h + i}7'), groupby, {}),
+                ('instance', 'volume')[i % 2])
+        frames.append(frame)
+    storage.push(frames)
+    return [(b, e, t, p) for b, e, t, p in points_of(storage.retrieve(
+        paginate=False, **WINDOW))]
+
+
+def reference(points, keys):
+    """``{group tuple: (qty, price)}`` summed in Python."""
+    sums = {}
+    for begin, end, type_, point in points:
+        group = []
+        for key in keys:
+            if key == 'type':
+                group.append(type_)
+            elif key == 'time':
+                group.append(begin)
+            else:
+                value = point.groupby.get(key)
+                group.append(None if value is None else str(value))
+        qty, price = sums.get(tuple(group), (0, 0))
+        sums[tuple(group)] = (qty + point.qty, price + point.price)
+    return sums
+
+
+@pytest.mark.parametrize('keys', [
+    ['user'], ['flavor'], ['type', 'project_id', 'user'],
+    ['user', 'flavor'], ['time', 'user'], ['project_id', 'id'],
+])
+def test_totals_grouped_by_labels_every_page(storage, keys):
+    """Grouped by labels (alone, after type and scope, with time): every
+    group's sums to the last digit, groups sorted (missing values last,
+    strings by code point), pages that are slices of the whole and the
+    same number of groups on every page, on the three databases."""
+    points = labelled(storage)
+    expected = reference(points, keys)
+
+    def group_of(row):
+        return tuple(row['begin'] if key == 'time' else row[key]
+                     for key in keys)
+    whole = storage.total(groupby=keys, paginate=False, **WINDOW)
+    assert whole['total'] == len(expected)
+    got = {group_of(r): (r['qty'], r['rate']) for r in whole['results']}
+    assert got == expected
+    order = [group_of(r) for r in whole['results']]
+    assert order == sorted(order, key=lambda g: [
+        (v is None, '' if v is None else v) for v in g])
+    for limit in (1, 4, 7):
+        for offset in range(0, len(expected) + limit, limit):
+            page = storage.total(groupby=keys, offset=offset, limit=limit,
+                                 **WINDOW)
+            assert page['results'] == whole['results'][
+                offset:offset + limit]
+            assert page['total'] == len(expected), (offset, limit)
