@@ -207,7 +207,7 @@ def disk_bytes(storage):
     """Bytes of the storage's tables (``rated_*`` and their partitions,
     with indexes and TOAST)."""
     with storage.engine.connect() as conn:
-        return conn.execute(sqlalchemy.text(r"""
+        return int(conn.execute(sqlalchemy.text(r"""
             WITH roots AS (
                 SELECT oid FROM pg_class
                 WHERE relname LIKE 'rated\_%' AND relkind IN ('r', 'p')
@@ -217,7 +217,7 @@ def disk_bytes(storage):
                 SELECT oid AS rel FROM roots
                 UNION SELECT tree.relid FROM roots,
                     pg_partition_tree(roots.oid) AS tree) AS tables
-        """)).scalar()
+        """)).scalar())
 
 
 def run(sizes, rounds=3, round_scopes=100, runs=5, url=None):
