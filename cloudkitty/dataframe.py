@@ -16,6 +16,7 @@ import types
 
 import voluptuous
 
+from cloudkitty import _perf
 from cloudkitty import timeutils
 
 _EMPTY = types.MappingProxyType({})
@@ -264,7 +265,8 @@ class DataFrame:
         from their price column."""
         if not self._prices:
             return
-        with _BUILDING:
+        # Many tuples that outlive the block: see cloudkitty._perf.
+        with _BUILDING, _perf.gc_paused():
             for pending in ([type_] if type_ is not None
                             else list(self._prices)):
                 prices = self._prices.get(pending)
