@@ -497,7 +497,12 @@ class ScopeWorker:
 
         A predicate that fails on a point keeps the point: a bad expression
         must not lose usage. The failures are logged once per period.
+        Without any predicate, ``frame`` itself is returned: a priced frame
+        keeps its price columns, its points unbuilt (see
+        :meth:`~cloudkitty.dataframe.DataFrame.itercolumns`).
         """
+        if self._skip_default is None and not self._skip_by_type:
+            return frame, 0
         kept = dataframe.DataFrame(frame.start, frame.end)
         dropped = failures = 0
         first_failure = None

@@ -428,6 +428,38 @@ def test_a_failing_skip_expression_keeps_the_point(caplog):
     assert 'failed on 2 points' in caplog.text
 
 
+class ColumnPriceModule(PriceModule):
+    """Prices every point ``step`` through price columns, as the hashmap
+    does, and keeps the frame it returns in ``priced``."""
+
+    def process(self, data):
+        self.priced = data.with_prices({
+            type_: [self.step] * len(points)
+            for type_, points, _ in data.itercolumns()})
+        return self.priced
+
+
+@pytest.mark.parametrize('expression', [None, 'datapoint.price == 0'])
+def test_without_skip_expression_the_rated_frame_is_stored_as_is(
+        expression):
+    """No predicate: the rated frame itself goes to the storage, its price
+    columns unread (no point rebuilt); with one, a filtered copy."""
+    frames = []
+
+    class Storage(testing.Storage):
+        def replace_many(self, items):
+            frames.extend(frame for frame, _ in items)
+            super().replace_many(items)
+
+    module = ColumnPriceModule('m', '0.5', [])
+    scope_worker, _, storage, _, _ = make_worker(
+        last={'p1': MONTH}, modules={'m': module}, storage=Storage(),
+        skip_predicates=skip.compile_metric_predicates({}, expression))
+    scope_worker.rate_scope('p1', max_periods=1)
+    assert (frames[0] is module.priced) is (expression is None)
+    assert [p[3].price for p in storage.points] == [decimal.Decimal('0.5')] * 2
+
+
 def test_scope_abandoned_message_names_scope_metric_and_period():
     exc = worker.ScopeAbandoned('p1', 'boom', metric='cpu',
                                 period_start=MONTH)

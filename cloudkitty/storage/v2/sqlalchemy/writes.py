@@ -30,7 +30,6 @@ _TOTALS = models.RatedTotal.__table__
 _DAILY = models.RatedDailyTotal.__table__
 _QUANTUM = decimal.Decimal(1).scaleb(-db_types.SCALE)
 _QTY = operator.itemgetter(1)    # of a DataPoint
-_PRICE = operator.itemgetter(2)
 # What json.JSONEncoder(sort_keys=True, separators=(',', ':')).encode()
 # writes, through the C encoder it would build on every call, built once
 # (without the check for circular references: labels are JSON values).
@@ -189,7 +188,7 @@ class Writer:
                 keys.append((index, None, str(scope_id)))
                 continue
             found = {}
-            for _, points in frame.itertypes():
+            for _, points, _ in frame.itercolumns():
                 found.update(dict.fromkeys(
                     [point.groupby.get(scope_key) for point in points]))
             keys.extend((index, value, None if value is None else str(value))
@@ -232,23 +231,29 @@ class Writer:
             end = timeutils.to_db(frame.end)
             scope_of = dict(scopes.values())  # batch id -> scope id
             several = len(scopes) > 1
-            for type_, points in frame.itertypes():
+            # Read as columns: a priced frame's points are not built.
+            for type_, points, prices in frame.itercolumns():
                 if several:
-                    parts = {}  # batch id -> its points of the type
-                    for point in points:
-                        parts.setdefault(scopes[point.groupby.get(
-                            scope_key)][0], []).append(point)
+                    # batch id -> its points of the type, and their prices
+                    parts = {}
+                    for point, price in zip(points, prices):
+                        part = parts.get(batch := scopes[point.groupby.get(
+                            scope_key)][0])
+                        if part is None:
+                            part = parts[batch] = [], []
+                        part[0].append(point)
+                        part[1].append(price)
                 else:
-                    parts = dict.fromkeys(scope_of, points)
-                for batch, part in parts.items():
+                    parts = dict.fromkeys(scope_of, (points, prices))
+                for batch, (part, part_prices) in parts.items():
                     seq = next_seq.get(batch, -1)
                     next_seq[batch] = seq + len(part)
                     scope = scope_of[batch]
                     rows, rounded = self._rows(
-                        part, seq, new_labels, labels, None if as_text else
-                        self.dialect.row_prefix(begin, end, scope, type_,
-                                                batch))
-                    qtys, prices = map(_QTY, part), map(_PRICE, part)
+                        part, part_prices, seq, new_labels, labels,
+                        None if as_text else self.dialect.row_prefix(
+                            begin, end, scope, type_, batch))
+                    qtys, prices = map(_QTY, part), part_prices
                     if rounded:
                         qtys, prices = map(stored, qtys), map(stored, prices)
                     with decimal.localcontext(v2.DECIMAL_CONTEXT):
@@ -256,9 +261,10 @@ class Writer:
                                        sum(qtys), sum(prices), len(rows)))
                     yield begin, end, scope, type_, batch, rows
 
-    def _rows(self, points, seq, new_labels, labels, prefix):
-        """``(rows, rounded)``: the rows of ``points`` numbered from ``seq
-        + 1``, and whether a value was rounded; ``new_labels`` and
+    def _rows(self, points, prices, seq, new_labels, labels, prefix):
+        """``(rows, rounded)``: the rows of ``points`` (priced by
+        ``prices``, one per point) numbered from ``seq + 1``, and whether a
+        value was rounded; ``new_labels`` and
         ``labels`` as :meth:`point_runs` fills them. A row is the COPY
         line ``seq, label id, qty, price`` when ``prefix`` is None, else
         the tuple ``prefix + (seq, label id, qty, price)``, the values as
@@ -277,8 +283,8 @@ class Writer:
         rows = []
         append = rows.append
         rounded = False
-        for seq, point in enumerate(points, seq + 1):
-            unit, qty, price, groupby, metadata, description = point
+        for seq, (point, price) in enumerate(zip(points, prices), seq + 1):
+            unit, qty, _, groupby, metadata, description = point
             contents = (unit, description, len(groupby), *groupby,
                         *groupby.values(), *metadata, *metadata.values())
             try:

@@ -445,3 +445,37 @@ def test_reads_neither_wait_for_nor_hold_back_writes(storage, storage_url):
         writer.join()
         other.engine.dispose()
     assert count(storage, 'rated_points') == 2
+
+
+def test_priced_frames_store_their_price_columns_unbuilt(storage,
+                                                         monkeypatch):
+    """A frame priced by columns (as the hashmap prices) is stored with the
+    column's prices, not its points' former ones, without building its
+    priced points: alone (replace), and holding several scopes (a push
+    whose points name their scope)."""
+    def priced(start, points):  # points: [(scope, resource)]
+        unpriced = dataframe.DataFrame(start, start + HOUR, {'instance': [
+            dataframe.DataPoint('instance', 1, '0',
+                                {'project_id': scope, 'id': resource}, {})
+            for scope, resource in points]})
+        return unpriced.with_prices({'instance': [
+            decimal.Decimal(f'1.{index}25') for index in range(len(points))]})
+
+    alone = priced(T0, [('p1', 'a'), ('p1', 'b')])
+    mixed = priced(T0 + HOUR, [('p1', 'a'), ('p2', 'a'), ('p1', 'c'),
+                               ('p2', 'b')])
+    built = []
+    monkeypatch.setattr(dataframe.DataFrame, '_build', lambda self, *_:
+                        built.append(self))
+    storage.replace(alone, 'p1')
+    storage.push([mixed])
+    assert built == []
+    monkeypatch.undo()
+    result = storage.total(groupby=['project_id', 'id'], **WINDOW)
+    assert [(r['project_id'], r['id'], r['rate'])
+            for r in result['results']] == [
+        ('p1', 'a', decimal.Decimal('2.050')),
+        ('p1', 'b', decimal.Decimal('1.125')),
+        ('p1', 'c', decimal.Decimal('1.225')),
+        ('p2', 'a', decimal.Decimal('1.125')),
+        ('p2', 'b', decimal.Decimal('1.325'))]
