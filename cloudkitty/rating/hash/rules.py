@@ -41,7 +41,8 @@ the priced frame holds the points it was given and that column
 (:meth:`cloudkitty.dataframe.DataFrame.with_prices`), and builds the
 priced points only for a reader that goes point by point. No Python code
 runs per point but for values met for the first time or that are not
-strings, and to put back the prices a plan leaves alone. The arithmetic
+strings, to read a field from the metadata of a frame whose other points
+have it in their groupby, and to put back the prices a plan leaves alone. The arithmetic
 runs in :data:`CONTEXT`, whose precision is high enough that nothing is ever
 rounded, so regrouping the sums and products gives exactly the values the
 step-by-step definition above gives.
@@ -154,11 +155,12 @@ class _ServicePlan:
     field with rules (in name order) the value as a string, or for a field
     without thresholds the index of the mapping value it matched, so that
     values no rule names share one plan; ``None`` when the point lacks the
-    field. ``fast`` is keyed by the raw metadata values (what
-    ``operator.itemgetter`` returns) and only holds keys made of strings,
-    since ``8``, ``8.0`` and ``True`` would be one dict key but are three
-    different strings; it serves every point whose rule fields are all in
-    its metadata as strings, and nothing else needs to be computed then.
+    field. ``fast`` is keyed by the raw values a point's rule fields have
+    (:meth:`keys_of`: the groupby's, else the metadata's, else
+    :data:`_MISSING`) and only holds keys made of strings and
+    :data:`_MISSING`, since ``8``, ``8.0`` and ``True`` would be one dict
+    key but are three different strings; it serves every such point,
+    wherever its labels are, and nothing else needs to be computed then.
 
     What a plan is made of is worked out once per field value, whatever
     the plans it takes part in: the mappings a value matches, folded per
@@ -264,16 +266,19 @@ class _ServicePlan:
                          if self._breaks else nothing)
 
     def slow_plan(self, groupby, metadata):
-        """The plan of a point that missed the ``fast`` memo."""
+        """The plan of a point that missed the ``fast`` memo; kept in
+        ``fast`` under the point's :meth:`keys_of` key when each of its rule
+        fields is missing or a string."""
         parts = []
-        all_text = self.fieldset.isdisjoint(groupby)
+        values = []
+        all_text = True
         for field, index in self.specs:
-            if field in groupby:
-                value = groupby[field]
-            elif field in metadata:
-                value = metadata[field]
-            else:
-                all_text = False
+            # The groupby's value first, as upstream's desc takes it.
+            value = groupby.get(field, _MISSING)
+            if value is _MISSING:
+                value = metadata.get(field, _MISSING)
+            values.append(value)
+            if value is _MISSING:
                 parts.append(None)
                 continue
             if value.__class__ is not str:
@@ -289,7 +294,7 @@ class _ServicePlan:
         if all_text:
             if len(self.fast) >= _MEMO_LIMIT:
                 self.fast.clear()
-            self.fast[self.getter(metadata)] = plan
+            self.fast[tuple(values) if len(values) > 1 else values[0]] = plan
         return plan
 
     def _reached_by(self, field, value):
@@ -378,42 +383,71 @@ class _ServicePlan:
 
     def plan_of(self, groupby, metadata):
         """The plan of one point, from the ``fast`` memo when it can be."""
-        if self.fieldset.isdisjoint(groupby):
-            try:
+        try:
+            if self.fieldset.isdisjoint(groupby):
                 return self.fast[self.getter(metadata)]
-            except (KeyError, TypeError):  # not there, or unhashable
-                pass
+            if self.fieldset.issubset(groupby):
+                return self.fast[self.getter(groupby)]
+        except (KeyError, TypeError):  # not there, or unhashable
+            pass
         return self.slow_plan(groupby, metadata)
+
+    def keys_of(self, groupbys, metadatas):
+        """The ``fast`` keys of the points labelled ``groupbys`` and
+        ``metadatas`` (two sequences), as a list: per point, the value of
+        each rule field (in name order) from its groupby, else from its
+        metadata, else :data:`_MISSING`; a tuple of them, or the value
+        alone when the service has one rule field.
+
+        One C-level ``map`` when no point has a rule field in its groupby,
+        or every point has them all there; else a column per field, whose
+        values missing from the groupby are read from the metadata point
+        by point.
+        """
+        try:
+            if all(map(self.fieldset.isdisjoint, groupbys)):
+                return list(map(self.getter, metadatas))
+        except KeyError:                 # a field missing: read by column
+            pass
+        else:
+            if all(map(self.fieldset.issubset, groupbys)):
+                return list(map(self.getter, groupbys))
+        columns = []
+        for field in self.fields:
+            column = list(map(operator.methodcaller('get', field, _MISSING),
+                              groupbys))
+            for i in list(_where(column, _MISSING)):
+                column[i] = metadatas[i].get(field, _MISSING)
+            columns.append(column)
+        return list(zip(*columns)) if len(columns) > 1 else columns[0]
 
     def plans_of(self, groupbys, metadatas):
         """The plans of the points labelled ``groupbys`` and ``metadatas``
         (two sequences), as a list.
 
-        Looked up in ``fast``, one C-level ``map``. When some miss, values
-        met for the first time get one plan each (from one of their points)
-        before the lookup runs again; what ``fast`` cannot hold (values
-        that are not strings) is then looked up point by point, as is every
-        point when one lacks a rule field, has an unhashable value or has a
-        rule field in its groupby.
+        Their :meth:`keys_of` looked up in ``fast``, one C-level ``map``.
+        When some miss, values met for the first time get one plan each
+        (from one of their points) before the lookup runs again; what
+        ``fast`` cannot hold (values that are not strings) is then looked
+        up point by point, as is every point when one has an unhashable
+        value.
         """
         fast = self.fast
         try:
-            if all(map(self.fieldset.isdisjoint, groupbys)):
-                keys = list(map(self.getter, metadatas))
-                try:
-                    return list(map(fast.__getitem__, keys))
-                except KeyError:
-                    pass
-                firsts = dict(zip(keys, itertools.count()))
-                for i in map(firsts.__getitem__, set(keys) - fast.keys()):
-                    self.slow_plan(groupbys[i], metadatas[i])
-                plans = list(map(fast.get, keys, itertools.repeat(_MISSING)))
-                for i in _where(plans, _MISSING):
-                    plans[i] = self.slow_plan(groupbys[i], metadatas[i])
-                return plans
-        except (KeyError, TypeError):  # a field missing, or unhashable
-            pass
-        return list(map(self.plan_of, groupbys, metadatas))
+            keys = self.keys_of(groupbys, metadatas)
+            try:
+                return list(map(fast.__getitem__, keys))
+            except KeyError:
+                pass
+            firsts = dict(zip(keys, itertools.count()))
+        except TypeError:                # an unhashable value
+            return list(map(self.plan_of, groupbys, metadatas))
+        for i in map(firsts.__getitem__, set(firsts) - fast.keys()):
+            self.slow_plan(groupbys[i], metadatas[i])
+        plans = list(map(fast.get, keys, itertools.repeat(_MISSING)))
+        for i in _where(plans, _MISSING):
+            plans[i] = self.slow_plan(groupbys[i], metadatas[i])
+        return plans
 
     def price_points(self, points, prices):
         """The new prices of ``points`` (a non-empty list of DataPoints),

@@ -525,11 +525,34 @@ every_field = st.tuples(
 
 
 @st.composite
+def split_fields(draw):
+    """(groupby, metadata): each field a rule may look at in the groupby
+    (as the file collector puts them), in the metadata, in both with
+    different values (the groupby's counts), or missing; mostly text, of
+    a few values, so that what one point has in its metadata another has in
+    its groupby."""
+    value = st.sampled_from(draw(st.lists(
+        st.one_of(st.sampled_from(VALUES), label_values, twins),
+        min_size=1, max_size=3)))
+    everywhere = draw(st.sampled_from(['groupby', 'metadata', None]))
+    groupby, metadata = draw(st.dictionaries(st.just('other'), value)), {}
+    for field in FIELDS:
+        place = everywhere or draw(st.sampled_from(
+            ['groupby', 'metadata', 'both', 'missing']))
+        if place in ('groupby', 'both'):
+            groupby[field] = draw(value)
+        if place in ('metadata', 'both'):
+            metadata[field] = draw(value)
+    return groupby, metadata
+
+
+@st.composite
 def frames_sharing_labels(draw):
     """Points of a few label sets only, so that many share (or nearly
     share) the values the rules look at: what a column prices with one plan
     each must still be priced as each point alone."""
-    pool = draw(st.lists(st.one_of(st.tuples(labels, labels), every_field),
+    pool = draw(st.lists(st.one_of(st.tuples(labels, labels), every_field,
+                                   split_fields()),
                          min_size=1, max_size=5))
     return [(service, dataframe.DataPoint('unit', qty, price, *pool[index]))
             for service, qty, price, index in draw(st.lists(st.tuples(
@@ -549,9 +572,28 @@ def _priced_alone(mapping_list, threshold_list, service, point, scope_id):
     return priced.price
 
 
+def _flavor(cost, value):
+    return {'service': 'compute', 'field': 'flavor', 'value': value,
+            'type': 'flat', 'cost': D(cost), 'group': None, 'tenant': None}
+
+
+def _labelled(groupby, metadata):
+    return 'compute', dataframe.DataPoint('unit', D(1), D(0), groupby,
+                                          metadata)
+
+
+# A field in a point's groupby, in another's groupby and metadata with
+# different values, in a third's metadata: the groupby's value counts.
+WORKED_SPLIT = ([_flavor(2, 'a'), _flavor(3, 'b')], [],
+                [_labelled({'flavor': 'b'}, {}),
+                 _labelled({'flavor': 'a'}, {'flavor': 'b'}),
+                 _labelled({}, {'flavor': 'a'})], None)
+
+
 @settings(max_examples=300, deadline=None)
 @given(mapping_sets, threshold_sets,
        st.one_of(frames, frames_sharing_labels()), st.sampled_from(SCOPES))
+@example(*WORKED_SPLIT).via('groupby and metadata split')
 def test_a_frame_at_once_prices_as_each_point_alone(
         mapping_list, threshold_list, typed_points, scope_id):
     """Digit for digit (value, exponent, sign of zero): the price columns

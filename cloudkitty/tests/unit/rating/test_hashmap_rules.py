@@ -2,6 +2,7 @@
 examples to the last digit."""
 
 import decimal
+import itertools
 
 import pytest
 
@@ -81,6 +82,29 @@ def test_groupby_wins_over_metadata():
                               mapping('vm', 3, field='zone', value='b')])
     assert price(rule_set, 'vm', point(groupby={'zone': 'a'}, zone='b'),
                  point(zone='b')) == [D(2), D(3)]
+
+
+@pytest.mark.parametrize('order', list(itertools.permutations(range(5))))
+def test_groupby_wins_over_metadata_in_a_frame(order):
+    """Whatever the order the points come in (which one's plan is memoised
+    first), one frame prices each label from its groupby, else from its
+    metadata: all rule fields in the groupby, in the metadata, in both,
+    split between them, or missing."""
+    rule_set = rules.RuleSet([mapping('vm', 2, field='zone', value='a'),
+                              mapping('vm', 3, field='zone', value='b'),
+                              mapping('vm', 5, 'rate', field='os', value='x'),
+                              mapping('vm', 7, 'rate', field='os', value='y')])
+    points = [point(groupby={'zone': 'a', 'os': 'x'}, zone='b', os='y'),
+              point(groupby={'zone': 'b', 'os': 'y'}),
+              point(zone='a', os='x'),
+              point(groupby={'zone': 'b'}, zone='a', os='x'),
+              point(groupby={'os': 'y'}, zone='b')]
+    expected = [D(10), D(21), D(10), D(15), D(21)]
+    for _ in range(2):
+        assert price(rule_set, 'vm', *[points[i] for i in order]) == [
+            expected[i] for i in order]
+    assert price(rule_set, 'vm', *points[:2]) == expected[:2]
+    assert price(rule_set, 'vm', point(groupby={'os': 'y'})) == [D(0)]
 
 
 def test_flat_takes_the_highest_and_rates_multiply():
