@@ -285,17 +285,40 @@ class _ServicePlan:
                 all_text = False
                 value = str(value)
             parts.append(value if index is None else index.get(value))
-        parts = tuple(parts)
-        plan = self.plans.get(parts, _MISSING)
-        if plan is _MISSING:
-            if len(self.plans) >= _MEMO_LIMIT:
-                self.plans.clear()
-            plan = self.plans[parts] = self._plan(parts)
+        plan = self._memoised(tuple(parts))
         if all_text:
             if len(self.fast) >= _MEMO_LIMIT:
                 self.fast.clear()
             self.fast[tuple(values) if len(values) > 1 else values[0]] = plan
         return plan
+
+    def _memoised(self, parts):
+        """The plan of the canonical key ``parts``, from ``plans``."""
+        plan = self.plans.get(parts, _MISSING)
+        if plan is _MISSING:
+            if len(self.plans) >= _MEMO_LIMIT:
+                self.plans.clear()
+            plan = self.plans[parts] = self._plan(parts)
+        return plan
+
+    def _learn(self, keys):
+        """Put the plans of ``keys`` (new ``fast`` keys, made of strings
+        only) in ``fast``, column by column: each field's values made
+        canonical by one C-level ``map``, the canonical keys looked up in
+        ``plans``, and a plan computed only for those met for the first
+        time. ``fast`` is dropped first if they would take it past
+        :data:`_MEMO_LIMIT` (so it only grows past it by the new keys of
+        one frame)."""
+        columns = zip(*keys) if len(self.fields) > 1 else (keys,)
+        parts = list(zip(*[column if index is None else map(index.get, column)
+                           for (_, index), column in zip(self.specs,
+                                                         columns)]))
+        plans = list(map(self.plans.get, parts, itertools.repeat(_MISSING)))
+        for i in _where(plans, _MISSING):
+            plans[i] = self._memoised(parts[i])
+        if len(self.fast) + len(keys) > _MEMO_LIMIT:
+            self.fast.clear()
+        self.fast.update(zip(keys, plans))
 
     def _reached_by(self, field, value):
         """``{group: (level, type, cost)}``: the highest threshold of
@@ -426,11 +449,12 @@ class _ServicePlan:
         (two sequences), as a list.
 
         Their :meth:`keys_of` looked up in ``fast``, one C-level ``map``.
-        When some miss, values met for the first time get one plan each
-        (from one of their points) before the lookup runs again; what
-        ``fast`` cannot hold (values that are not strings) is then looked
-        up point by point, as is every point when one has an unhashable
-        value.
+        When some miss, the keys met for the first time get their plans
+        before the lookup runs again: column by column (:meth:`_learn`)
+        when they are all made of strings, else one by one from one of
+        their points; what ``fast`` cannot hold (values that are not
+        strings) is then looked up point by point, as is every point when
+        one has an unhashable value.
         """
         fast = self.fast
         try:
@@ -442,8 +466,14 @@ class _ServicePlan:
             firsts = dict(zip(keys, itertools.count()))
         except TypeError:                # an unhashable value
             return list(map(self.plan_of, groupbys, metadatas))
-        for i in map(firsts.__getitem__, set(firsts) - fast.keys()):
-            self.slow_plan(groupbys[i], metadatas[i])
+        new = list(set(firsts) - fast.keys())
+        values = itertools.chain.from_iterable(new) if len(
+            self.fields) > 1 else new
+        if set(map(type, values)) == {str}:
+            self._learn(new)
+        else:
+            for i in map(firsts.__getitem__, new):
+                self.slow_plan(groupbys[i], metadatas[i])
         plans = list(map(fast.get, keys, itertools.repeat(_MISSING)))
         for i in _where(plans, _MISSING):
             plans[i] = self.slow_plan(groupbys[i], metadatas[i])
