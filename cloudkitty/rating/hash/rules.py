@@ -40,10 +40,12 @@ piece, ``price + (M * qty + C)``: a column of prices. No point is built:
 the priced frame holds the points it was given and that column
 (:meth:`cloudkitty.dataframe.DataFrame.with_prices`), and builds the
 priced points only for a reader that goes point by point. No Python code
-runs per point but for values met for the first time or that are not
-strings, to read a field from the metadata of a frame whose other points
-have it in their groupby, and to put back the prices a plan leaves alone. The arithmetic
-runs in :data:`CONTEXT`, whose precision is high enough that nothing is ever
+runs per point but for values that are not strings, to read a field from
+the metadata of a frame whose other points have it in their groupby, and
+to put back the prices a plan leaves alone. Values met for the first time
+are made canonical column by column too (when they are strings), and only
+a combination of them never seen before costs a plan. The arithmetic runs
+in :data:`CONTEXT`, whose precision is high enough that nothing is ever
 rounded, so regrouping the sums and products gives exactly the values the
 step-by-step definition above gives.
 """
