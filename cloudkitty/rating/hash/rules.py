@@ -425,9 +425,10 @@ class _ServicePlan:
         alone when the service has one rule field.
 
         One C-level ``map`` when no point has a rule field in its groupby,
-        or every point has them all there; else a column per field, whose
-        values missing from the groupby are read from the metadata point
-        by point.
+        or every point has them all there; else a column per field, read
+        from the groupbys by one ``map``, then from the metadata: by one
+        ``map`` when no groupby has the field, else point by point for the
+        points whose groupby lacks it.
         """
         try:
             if all(map(self.fieldset.isdisjoint, groupbys)):
@@ -439,10 +440,14 @@ class _ServicePlan:
                 return list(map(self.getter, groupbys))
         columns = []
         for field in self.fields:
-            column = list(map(operator.methodcaller('get', field, _MISSING),
-                              groupbys))
-            for i in list(_where(column, _MISSING)):
-                column[i] = metadatas[i].get(field, _MISSING)
+            get = operator.methodcaller('get', field, _MISSING)
+            column = list(map(get, groupbys))
+            misses = list(_where(column, _MISSING))
+            if len(misses) == len(column):   # in no groupby: one map
+                column = list(map(get, metadatas))
+            else:
+                for i in misses:
+                    column[i] = metadatas[i].get(field, _MISSING)
             columns.append(column)
         return list(zip(*columns)) if len(columns) > 1 else columns[0]
 
@@ -468,7 +473,8 @@ class _ServicePlan:
             firsts = dict(zip(keys, itertools.count()))
         except TypeError:                # an unhashable value
             return list(map(self.plan_of, groupbys, metadatas))
-        new = list(set(firsts) - fast.keys())
+        # Not set(firsts) - fast.keys(): that iterates over all of fast.
+        new = list(itertools.filterfalse(fast.__contains__, firsts))
         values = itertools.chain.from_iterable(new) if len(
             self.fields) > 1 else new
         if set(map(type, values)) == {str}:
