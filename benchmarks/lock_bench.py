@@ -23,6 +23,7 @@ worker, median over ``--passes``).
 import argparse
 import multiprocessing
 import os
+import queue
 import statistics
 import sys
 import tempfile
@@ -56,6 +57,7 @@ class StandInWorker:
     (shared between the processes) holds each scope's last rated pass."""
 
     collector = None  # no grouped collection: each scope in turn
+    storage = None  # nothing is stored: the store groups stay empty
 
     def __init__(self, scopes, rated, current, work):
         self._index = {scope: i for i, scope in enumerate(scopes)}
@@ -63,7 +65,8 @@ class StandInWorker:
         self._current = current
         self._work = work
 
-    def rate_scope(self, scope_id, max_periods=None, still_held=None):
+    def rate_scope(self, scope_id, max_periods=None, still_held=None,
+                   store=None):
         i = self._index[scope_id]
         if self._rated[i] >= self._current.value:
             return ck_worker.ScopeResult(scope_id)
@@ -105,6 +108,9 @@ def run_worker(index, url, group, scopes, passes, shared, results):
                          len(summary.locked), summary.periods, elapsed))
         # A worker leaving the group would end the others' pass early.
         barrier.wait()
+    except BaseException:
+        barrier.abort()  # the others stop waiting for this one
+        raise
     finally:
         locks.stop()
 
@@ -123,7 +129,16 @@ def measure(url, group, scopes, passes, work):
         for i in range(WORKERS)]
     for process in workers:
         process.start()
-    rows = [results.get(timeout=600) for _ in range(WORKERS * passes)]
+    rows = []
+    while len(rows) < WORKERS * passes:
+        try:
+            rows.append(results.get(timeout=1))
+        except queue.Empty:
+            if any(process.exitcode for process in workers):
+                for process in workers:
+                    process.terminate()
+                raise SystemExit('a worker failed: '
+                                 f'{[p.exitcode for p in workers]}')
     for process in workers:
         process.join()
         if process.exitcode:
