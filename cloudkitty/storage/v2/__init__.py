@@ -528,7 +528,11 @@ class BaseStorage(abc.ABC):
     def _retrieve(self, query, offset, limit):
         """Return ``(total, points)`` for ``query``.
 
-        ``total`` counts every matching point; ``points`` is the page
+        ``total`` is the number of matching points, or, where counting
+        them would read every point (a query with label filters whose
+        page is not the last), an upper bound of it: at least the points
+        of the page and of those before it, and 0 only when none matches
+        (see doc/source/developer/storage.rst); ``points`` is the page
         ``[offset, offset + limit)`` (``limit`` ``None``: every point) of
         ``(begin, end, type, DataPoint)`` tuples ordered by period begin,
         period end, type and push order (scope by scope). ``begin``/``end``
