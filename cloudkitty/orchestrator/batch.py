@@ -30,6 +30,7 @@ import dataclasses
 import logging
 
 from cloudkitty.orchestrator import health as ck_health
+from cloudkitty.orchestrator import worker as ck_worker
 
 LOG = logging.getLogger(__name__)
 
@@ -148,10 +149,9 @@ class StoreGroup:
         self._points = 0
         for scope_id, scope in list(pending.items()):
             if scope.still_held is not None and not scope.still_held():
-                self._fail(scope_id, scope, storing, 'its lock was lost (expired, or '
-                           'the coordination backend restarted without it) '
-                           'before its periods were stored: another worker '
-                           'may rate them')
+                self._fail(scope_id, scope, storing,
+                           f'{ck_worker.LOCK_LOST} before its periods were '
+                           'stored: another worker may rate them')
                 del pending[scope_id]
         items = [(period.frame, scope_id)
                  for scope_id, scope in pending.items()
@@ -189,9 +189,8 @@ class StoreGroup:
             return
         for period in periods:
             scope.stored.append(period.start)
-            LOG.info('Rated scope %s period %s: %d points stored, %d '
-                     'skipped', scope_id, period.start.isoformat(),
-                     len(period.frame), period.skipped)
+            ck_worker.log_stored(scope_id, period.start, len(period.frame),
+                                 period.skipped)
 
     @staticmethod
     def _fail(scope_id, scope, storing, reason):

@@ -47,6 +47,19 @@ from cloudkitty import rating
 from cloudkitty import timeutils
 
 LOG = logging.getLogger(__name__)
+#: Why a scope's periods are not stored when its lock is no longer this
+#: worker's.
+LOCK_LOST = ('its lock was lost (expired, or the coordination backend '
+             'restarted without it)')
+
+
+def log_stored(scope_id, start, points, skipped):
+    """Log that the period of ``scope_id`` starting at ``start`` is
+    stored, with ``points`` points, ``skipped`` dropped by the skip
+    expressions."""
+    LOG.info('Rated scope %s period %s: %d points stored, %d skipped',
+             scope_id, start.isoformat(), points, skipped)
+
 
 # How often a worker waiting on collector calls looks at the stop flag.
 _POLL_SECONDS = 0.1
@@ -393,8 +406,7 @@ class ScopeWorker:
                 scope_id, 'stop requested', period_start=start)
         if still_held is not None and not still_held():
             raise ScopeAbandoned(
-                scope_id, 'its lock was lost (expired, or the coordination '
-                'backend restarted without it): another worker may rate it',
+                scope_id, f'{LOCK_LOST}: another worker may rate it',
                 period_start=start)
         if record is None:
             record = functools.partial(
@@ -407,8 +419,7 @@ class ScopeWorker:
         # Store, then record: see the module's docstring.
         self._storage.replace(frame, scope_id)
         record()
-        LOG.info('Rated scope %s period %s: %d points stored, %d skipped',
-                 scope_id, start.isoformat(), len(frame), skipped)
+        log_stored(scope_id, start, len(frame), skipped)
         return frame
 
     def _collect(self, scope_id, start, usage):
