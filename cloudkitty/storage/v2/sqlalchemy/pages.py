@@ -84,9 +84,7 @@ class Walk:
             if self._labels is not None and size > LAST:
                 # The rest of the window at once: no more rows to read.
                 bounds = ((after, False), None, None)
-                count = self._conn.execute(sa.select(sa.func.count()).where(
-                    *self._stretch(*bounds), *self._points, self._labels)
-                ).scalar()
+                count = self._count(bounds)
                 pieces.append((*bounds, self.counted, count))
                 self.counted += count
                 self.exhausted = True
@@ -100,9 +98,7 @@ class Walk:
             elif rows:
                 bounds = ((rows[0], True), (rows[-1], True),
                           sorted({row.batch_id for row in rows}))
-                count = self._conn.execute(sa.select(sa.func.count()).where(
-                    *self._stretch(*bounds), *self._points, self._labels)
-                ).scalar()
+                count = self._count(bounds)
                 pieces.append((*bounds, self.counted, count))
                 self.counted += count
             if len(rows) < size:
@@ -120,6 +116,12 @@ class Walk:
                               for batch in piece[2]})
         return (self._stretch(chosen[0][0], chosen[-1][1], batches),
                 chosen[0][3])
+
+    def _count(self, bounds):
+        """The matching points of the stretch ``bounds`` (``(lower, upper,
+        batches)``, see :meth:`_stretch`), counted."""
+        return self._conn.execute(sa.select(sa.func.count()).where(
+            *self._stretch(*bounds), *self._points, self._labels)).scalar()
 
     def _rows(self, after, size):
         """The next ``size`` rows of ``rated_totals`` after the key of the

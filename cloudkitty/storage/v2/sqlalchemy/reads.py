@@ -116,13 +116,10 @@ class Reader:
             label_value(_LABELS.c.metadata, key)).in_(values)
             for key, values in query.labels]
 
-    def conditions(self, query, through_batches=True):
-        """WHERE clauses on ``rated_points`` selecting ``query``; without
-        ``through_batches``, the caller restricts the batches itself."""
-        conditions = batch_conditions(query, _POINTS)
-        if query.types is not None:
-            conditions.append(_POINTS.c.type.in_(query.types))
-        if query.scopes is not None and through_batches:
+    def conditions(self, query):
+        """WHERE clauses on ``rated_points`` selecting ``query``."""
+        conditions = _total_conditions(query, _POINTS)
+        if query.scopes is not None:
             # The scopes again, through the batches' index: lets the
             # database read only the scope's primary-key ranges.
             conditions.append(_POINTS.c.batch_id.in_(
@@ -159,23 +156,25 @@ class Reader:
                     self.conditions(query), order)).all()
                 total = len(rows)
             else:
-                # The walk's batches are those of the window and scopes.
-                conditions = self.conditions(v2.Query(
-                    query.begin, query.end, query.types, query.scopes),
-                    through_batches=False)
+                # The window, scopes and types; the walk restricts the
+                # batches itself.
+                bounds = v2.Query(query.begin, query.end, query.types,
+                                  query.scopes)
+                conditions = _total_conditions(bounds, _POINTS)
                 labels = None
                 if query.labels:
                     labels = self._labelled(conn, query)
-                    conditions.append(labels)
-                walk = pages.Walk(conn, _total_conditions(query), labels,
+                walk = pages.Walk(conn, _total_conditions(bounds), labels,
                                   conditions, self.dialect.in_ids)
                 restriction, skip = walk.find(offset, limit)
+                if labels is not None:
+                    conditions.append(labels)
                 rows = [] if restriction is None else conn.execute(
                     self._page_statement(
                         [*restriction, *conditions], order,
                         offset - skip, limit)).all()
                 total = (walk.counted if walk.exhausted
-                         else self._point_count(conn, query))
+                         else self._point_count(conn, bounds))
         # Points of one resource share their label row: decoded once.
         labels = {}
         points = []
@@ -220,10 +219,10 @@ class Reader:
             _LABELS, _LABELS.c.id == page.c.label_id)).order_by(
             *(page.c[c.name] for c in order))
 
-    def _point_count(self, conn, query):
+    def _point_count(self, conn, bounds):
         """The number of points of the window, scopes and types of
-        ``query`` (its label filters aside), from the sums' counts."""
-        bounds = v2.Query(query.begin, query.end, query.types, query.scopes)
+        ``bounds`` (a query without label filters), from the sums'
+        counts."""
         table, conditions = self.sums(conn, bounds, self._source(bounds, []))
         return conn.execute(sa.select(sa.func.coalesce(sa.func.sum(
             table.c.points), 0)).where(*conditions)).scalar()
