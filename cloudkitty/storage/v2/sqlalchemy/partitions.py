@@ -34,6 +34,8 @@ import datetime
 import logging
 import re
 
+from cloudkitty import timeutils
+
 LOG = logging.getLogger(__name__)
 
 #: ``(table, partition key)`` of the partitioned tables, in the order their
@@ -51,17 +53,11 @@ _LOCK_TIMEOUT = '10s'
 _BOUNDS = re.compile(r"^FOR VALUES FROM \('([^']+)'\) TO \('([^']+)'\)$")
 
 
-def _naive(moment):
-    """``moment`` (naive UTC, or aware) as naive UTC."""
-    if moment.tzinfo is None:
-        return moment
-    return moment.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-
-
 def floor(moment, interval):
     """The start (naive UTC) of the ``interval`` holding ``moment`` (naive
     UTC, or aware)."""
-    day = datetime.datetime.combine(_naive(moment).date(), datetime.time())
+    day = datetime.datetime.combine(timeutils.to_db(moment).date(),
+                                    datetime.time())
     if interval == 'day':
         return day
     if interval == 'week':  # ISO weeks, as PostgreSQL's date_trunc
@@ -232,7 +228,7 @@ class Partitions:
         """Detach and drop the partitions whose every row is older than
         ``cutoff`` (their upper bound is at or before it), in every table
         at once (one transaction); return their names."""
-        cutoff = _naive(cutoff)
+        cutoff = timeutils.to_db(cutoff)
         dropped = []
         with self._locked() as conn:
             for table, _ in TABLES:
