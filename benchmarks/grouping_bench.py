@@ -30,17 +30,12 @@ the benchmark's number of points, the load is skipped.
 import argparse
 import contextlib
 import datetime
-import os
-import statistics
-import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+# Beside this script: its folder is first on the path when it runs.
+import storage_bench
 
-import storage_bench  # noqa: E402
-
-from cloudkitty import dataframe  # noqa: E402
+from cloudkitty import dataframe
 
 UTC = datetime.timezone.utc
 MONTH = (datetime.datetime(2024, 3, 1, tzinfo=UTC),
@@ -116,24 +111,6 @@ def load(storage, n_points, chunk=24):
     return time.perf_counter() - started
 
 
-def timed(storage, call, runs):
-    """``(figures, last result)`` of ``runs`` calls of ``call()``."""
-    walls, cpus, servers = [], [], []
-    result = None
-    for _ in range(runs):
-        server = storage_bench.server_cpu(storage)
-        cpu = time.process_time()
-        wall = time.perf_counter()
-        result = call()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-        if server is not None:
-            servers.append(storage_bench.server_cpu(storage) - server)
-    figures = {'wall': statistics.median(walls), 'cpu': statistics.median(
-        cpus), 'server_cpu': statistics.median(servers) if servers else None}
-    return figures, result
-
-
 def measures(storage, runs):
     """``{name: (figures, what the last call returned)}``."""
     window = {'begin': MONTH[0], 'end': MONTH[1]}
@@ -163,7 +140,7 @@ def measures(storage, runs):
     }
     output = {}
     for name, (call, describe) in calls.items():
-        figures, result = timed(storage, call, runs)
+        figures, result = storage_bench.timed(storage, call, runs)
         output[name] = figures, describe(result)
     return output
 

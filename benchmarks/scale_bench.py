@@ -42,7 +42,6 @@ import datetime
 import decimal
 import gc
 import json
-import statistics
 import time
 
 import sqlalchemy
@@ -50,6 +49,7 @@ import sqlalchemy
 import storage_bench
 
 from cloudkitty import dataframe
+from cloudkitty import timeutils
 
 UTC = datetime.timezone.utc
 YEAR = (datetime.datetime(2024, 1, 1, tzinfo=UTC),
@@ -182,19 +182,13 @@ def bench_summary(storage, runs):
     ``/v2/summary``'s default page (100 groups), ``runs`` times:
     ``{"median_seconds", "client_cpu_seconds", "server_cpu_seconds",
     "groups", "qty"}`` (CPU times: medians per run)."""
-    walls, clients, servers = [], [], []
-    for _ in range(runs):
-        server = storage_bench.server_cpu(storage)
-        cpu = time.process_time()
-        started = time.perf_counter()
-        result = storage.total(groupby=['project_id', 'type'],
-                               begin=MONTH[0], end=MONTH[1], limit=100)
-        walls.append(time.perf_counter() - started)
-        clients.append(time.process_time() - cpu)
-        servers.append(storage_bench.server_cpu(storage) - server)
-    return {'median_seconds': statistics.median(walls),
-            'client_cpu_seconds': statistics.median(clients),
-            'server_cpu_seconds': statistics.median(servers),
+    figures, result = storage_bench.timed(
+        storage, lambda: storage.total(
+            groupby=['project_id', 'type'], begin=MONTH[0], end=MONTH[1],
+            limit=100), runs)
+    return {'median_seconds': figures['wall'],
+            'client_cpu_seconds': figures['cpu'],
+            'server_cpu_seconds': figures['server_cpu'],
             'groups': result['total']}
 
 
@@ -224,7 +218,7 @@ def run(sizes, rounds=3, round_scopes=100, runs=5, url=None):
         month = YEAR[0]
         while month <= YEAR[1]:
             storage.maintain(month)
-            month = (month + 32 * 24 * HOUR).replace(day=1)
+            month = timeutils.month_window(month)[1]
         filled = pushed = 0
         next_hour = YEAR[1]
         for size in sizes:

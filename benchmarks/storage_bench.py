@@ -238,6 +238,27 @@ def settle(storage):
             conn.exec_driver_sql(f'ANALYZE TABLE {", ".join(tables)}')
 
 
+def timed(storage, call, runs):
+    """``(figures, last result)`` of ``runs`` calls of ``call()``:
+    ``{"wall", "cpu", "server_cpu"}``, the medians of the wall time, this
+    process's CPU time and the database server's (``None`` where
+    :func:`server_cpu` cannot read it)."""
+    walls, cpus, servers = [], [], []
+    result = None
+    for _ in range(runs):
+        server = server_cpu(storage)
+        cpu = time.process_time()
+        wall = time.perf_counter()
+        result = call()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+        if server is not None:
+            servers.append(server_cpu(storage) - server)
+    figures = {'wall': statistics.median(walls), 'cpu': statistics.median(
+        cpus), 'server_cpu': statistics.median(servers) if servers else None}
+    return figures, result
+
+
 def bench_total(storage, groupby=('project_id', 'type'), runs=5,
                 begin=START, end=None):
     """Time ``total(groupby=...)`` over the stored points ``runs`` times.
