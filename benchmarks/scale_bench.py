@@ -241,6 +241,14 @@ def run(sizes, rounds=3, round_scopes=100, runs=5, url=None):
     return results
 
 
+def _server_cpu(seconds, milliseconds=False):
+    """A server CPU time as printed: ``"1.72 s"`` (``"10 ms"``), or
+    ``"unknown"`` for a server this process cannot read."""
+    if seconds is None:
+        return 'unknown'
+    return f'{seconds * 1000:.0f} ms' if milliseconds else f'{seconds:.2f} s'
+
+
 def report_line(result):
     push, summary = result['push'], result['summary']
     return (
@@ -248,12 +256,12 @@ def report_line(result):
         f"({result['stored']:,} stored): push {push['points_per_second']:,.0f}"
         f" points/s ({push['points']:,} points in {push['seconds']:.2f} s; "
         f"CPU {push['client_cpu_seconds']:.2f} s here, "
-        f"{push['server_cpu_seconds']:.2f} s PostgreSQL; rounds "
+        f"{_server_cpu(push['server_cpu_seconds'])} PostgreSQL; rounds "
         f"{', '.join(f'{rate:,}' for rate in push['rounds'])} points/s); "
         f"one-month summary "
         f"{summary['median_seconds'] * 1000:.0f} ms median of runs (CPU "
         f"{summary['client_cpu_seconds'] * 1000:.0f} ms here, "
-        f"{summary['server_cpu_seconds'] * 1000:.0f} ms PostgreSQL; "
+        f"{_server_cpu(summary['server_cpu_seconds'], True)} PostgreSQL; "
         f"{summary['groups']:,} groups); disk "
         f"{result['disk_bytes'] / 2 ** 20:,.0f} MiB, "
         f"{result['bytes_per_point']:.0f} bytes per point")
