@@ -14,7 +14,7 @@ transaction that first increments the ``hashmap_revision`` row: writers
 are serialised on that row, so the uniqueness checks below (read, then
 write) cannot race, and :meth:`HashMapDB.revision` tells a processor
 whether the rules changed. A processor reads it before each period it
-rates, at the least cost (:func:`read_revision`).
+rates, at the least cost (:meth:`cloudkitty.rating.common.Revision.read`).
 
 :meth:`HashMapDB.load_rules` is the processor's one read: the rules valid
 at a period start, in two queries whatever their number, compiled into a
@@ -42,8 +42,6 @@ _THRESHOLDS = models.HashMapThreshold.__table__
 _REVISION = models.HashMapRevision.__table__
 # Every write increments it first (see the module's docstring).
 _REVISION_COUNTER = common.Revision(_REVISION)
-_REVISION_SQL = (f'SELECT {_REVISION.c.revision.name} FROM {_REVISION.name} '
-                 f'WHERE {_REVISION.c.id.name} = 1')
 _RULE_KEYS = {_MAPPINGS.name: ('mapping_id', exc.NoSuchMapping),
               _THRESHOLDS.name: ('threshold_id', exc.NoSuchThreshold)}
 
@@ -177,35 +175,6 @@ def _threshold_dict(row):
     }
 
 
-def read_revision(engine):
-    """The ``hashmap_revision`` counter of ``engine`` (0 before any write),
-    read from the database now.
-
-    On the pool's DBAPI connection straight, without SQLAlchemy's
-    connection, statement and result layers: of the some 0.5 ms of CPU a
-    read through them costs the processor (each period and scope), this
-    leaves two thirds to a half. The connection goes back to the pool
-    (rolled back) as any other. A failure of the statement itself (not of
-    the checkout, which raises what the pool raises) invalidates that
-    connection and reads again through the engine, so that callers see
-    SQLAlchemy's errors, never the driver's.
-    """
-    connection = engine.raw_connection()
-    try:
-        cursor = connection.cursor()
-        try:
-            cursor.execute(_REVISION_SQL)
-            row = cursor.fetchone()
-        finally:
-            cursor.close()
-    except engine.dialect.loaded_dbapi.Error:
-        connection.invalidate()
-        return _REVISION_COUNTER.read(engine)
-    finally:
-        connection.close()
-    return (row[0] if row else None) or 0
-
-
 class HashMapDB:
     """The hashmap tables behind ``engine``.
 
@@ -224,8 +193,9 @@ class HashMapDB:
 
     def revision(self):
         """The number of writes so far: changes whenever any rule does.
-        Read from the database at each call (:func:`read_revision`)."""
-        return read_revision(self.engine)
+        Read from the database at each call
+        (:meth:`cloudkitty.rating.common.Revision.read`)."""
+        return _REVISION_COUNTER.read(self.engine)
 
     @staticmethod
     def _one(conn, table, uuid_column, uuid_value, error):

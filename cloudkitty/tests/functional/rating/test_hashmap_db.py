@@ -524,13 +524,14 @@ def test_a_processor_reads_each_write_at_once(hashmap_db, monkeypatch):
     assert engine.pool.checkedout() == 0
     # A statement that fails on a connection: dropped, read again through
     # the engine (whose errors are SQLAlchemy's).
-    sql = hash_db._REVISION_SQL
-    monkeypatch.setattr(hash_db, '_REVISION_SQL', 'SELECT nothing FROM none')
+    counter = hash_db._REVISION_COUNTER
+    sql = counter._select
+    monkeypatch.setattr(counter, '_select', 'SELECT nothing FROM none')
     assert processor.revision() == first + 3
-    monkeypatch.setattr(hash_db, '_REVISION_SQL', sql)
+    monkeypatch.setattr(counter, '_select', sql)
     assert engine.pool.checkedout() == 0
-    monkeypatch.setattr(hash_db._REVISION_COUNTER, 'table', sa.table(
+    monkeypatch.setattr(counter, 'table', sa.table(
         'nowhere', sa.column('id'), sa.column('revision')))
-    monkeypatch.setattr(hash_db, '_REVISION_SQL', 'SELECT nothing FROM none')
+    monkeypatch.setattr(counter, '_select', 'SELECT nothing FROM none')
     with pytest.raises(sa.exc.DBAPIError):
         processor.revision()
