@@ -497,12 +497,12 @@ class _ServicePlan:
         list: the plans, the piece of each qty's interval, then
         ``price + (M * qty + C)``. No point is built.
         """
+        if not self.fields and self.constant is self.unpriced:
+            return None
         _units, qtys, _prices, groupbys, metadatas, _descriptions = zip(
             *points)
         if self.fields:
             plans = self.plans_of(groupbys, metadatas)
-        elif self.constant is self.unpriced:
-            return None
         else:  # no field rules: every point has the same plan
             plans = itertools.repeat(self.constant, len(points))
         pieces = plans
