@@ -40,9 +40,10 @@ LOG = logging.getLogger(__name__)
 MAX_POINTS = 50_000
 
 
-class NotStored(Exception):
+class NotStored(ck_worker.ScopeAbandoned):
     """A scope's pending periods were not stored (the store failed, or its
-    lock was lost): it rates no more periods in this pass."""
+    lock was lost) or not recorded: it rates no more periods in this pass.
+    Its reason names the periods."""
 
 
 @dataclasses.dataclass
@@ -117,7 +118,7 @@ class StoreGroup:
             if self._points >= self._max_points:
                 self.flush(storing=scope_id)
         if scope.error is not None:
-            raise NotStored(scope.error)
+            raise NotStored(scope_id, scope.error)
 
     def done(self, scope_id, result, finish, release):
         """The visit of ``scope_id`` is over, its lock still held: once
@@ -181,11 +182,11 @@ class StoreGroup:
             periods[-1].record()
         except Exception as exc:  # the state's failure: logged per scope
             # Stored but not recorded: rated again, and replaced.
-            scope.error = (f'recording its state failed: '
+            scope.error = (f'periods {_starts(periods)} stored but not '
+                           'recorded (rated again, and replaced, on a later '
+                           f'pass): recording its state failed: '
                            f'{exc.__class__.__name__}: {exc}')
-            _abandoned(scope_id, storing, 'periods %s stored but not '
-                       'recorded (rated again, and replaced, on a later '
-                       'pass): %s', _starts(periods), scope.error)
+            _abandoned(scope_id, scope, storing)
             return
         for period in periods:
             scope.stored.append(period.start)
@@ -195,9 +196,9 @@ class StoreGroup:
     @staticmethod
     def _fail(scope_id, scope, storing, reason):
         periods, scope.periods = scope.periods, []
-        scope.error = reason
-        _abandoned(scope_id, storing, 'periods %s not stored nor recorded, '
-                   '%s', _starts(periods), reason)
+        scope.error = (f'periods {_starts(periods)} not stored nor '
+                       f'recorded, {reason}')
+        _abandoned(scope_id, scope, storing)
 
     def _close(self, scope_id):
         scope = self._scopes.pop(scope_id)
@@ -205,7 +206,7 @@ class StoreGroup:
         try:
             result.rated = scope.stored
             if scope.error is not None and result.error is None:
-                result.error = f'scope {scope_id}: {scope.error}'
+                result.error = str(NotStored(scope_id, scope.error))
             if scope.error is not None:
                 # Neither a collection nor a stop: the storage or the lock.
                 result.failure = ck_health.RATING
@@ -214,13 +215,14 @@ class StoreGroup:
             release()
 
 
-def _abandoned(scope_id, storing, what, *args):
-    """Log that ``scope_id`` is abandoned for the pass (``what % args``
-    says why), unless it is ``storing``: its worker logs that one (see
+def _abandoned(scope_id, scope, storing):
+    """Log that ``scope_id`` is abandoned for the pass (``scope.error``
+    says why), unless it is ``storing``: its worker logs that one, from
+    the :class:`NotStored` it meets (see
     :meth:`~cloudkitty.orchestrator.worker.ScopeWorker.rate_scope`)."""
     if scope_id != storing:
-        LOG.warning('Scope %s abandoned for this pass, to be retried: '
-                    + what, scope_id, *args)
+        ck_worker.log_abandoned('Scope', scope_id,
+                                NotStored(scope_id, scope.error), LOG.warning)
 
 
 def _starts(periods):

@@ -343,8 +343,7 @@ class Processor(_Passes):
         """Every scope of ``scope_ids`` failed this pass with ``error``:
         logged and told as a failure of each one."""
         for scope_id in scope_ids:
-            LOG.warning('Scope %s abandoned for this pass, to be retried: '
-                        '%s', scope_id, error)
+            ck_worker.log_abandoned('Scope', scope_id, error, LOG.warning)
             summary.failed[scope_id] = error
             self._health.record(scope_id, ck_worker.ScopeResult(
                 scope_id, error=error, failure=ck_health.RATING))

@@ -53,6 +53,14 @@ LOCK_LOST = ('its lock was lost (expired, or the coordination backend '
              'restarted without it)')
 
 
+def log_abandoned(what, scope_id, error, log=LOG.warning):
+    """Log that ``what`` (``Scope``, ``Reprocessing of scope``)
+    ``scope_id`` is abandoned for this pass because of ``error``, and is
+    retried on a later one: one line, the one operators grep for."""
+    log('%s %s abandoned for this pass, to be retried: %s', what, scope_id,
+        error)
+
+
 def log_stored(scope_id, start, points, skipped):
     """Log that the period of ``scope_id`` starting at ``start`` is
     stored, with ``points`` points, ``skipped`` dropped by the skip
@@ -312,8 +320,7 @@ class ScopeWorker:
             return result
         # Outside the except clause: oslo.log appends the exception being
         # handled to a warning, which would say it all twice.
-        log('%s %s abandoned for this pass, to be retried: %s', what,
-            scope_id, result.error)
+        log_abandoned(what, scope_id, result.error, log)
         return result
 
     def reprocess(self, task, schedule, max_periods=None, *,

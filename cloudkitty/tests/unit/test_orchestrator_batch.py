@@ -125,8 +125,8 @@ def test_a_scope_whose_lock_was_lost_is_neither_stored_nor_recorded(caplog):
     assert summary.rated == {'a': 3, 'c': 3}
     assert 'its lock was lost' in summary.failed['b']
     assert ('release', 'b') in journal
-    assert (f'Scope b abandoned for this pass, to be retried: periods '
-            f'{STARTS[0].isoformat()}, {STARTS[1].isoformat()}, '
+    assert (f'Scope b abandoned for this pass, to be retried: scope b: '
+            f'periods {STARTS[0].isoformat()}, {STARTS[1].isoformat()}, '
             f'{STARTS[2].isoformat()} not stored nor recorded, its lock was '
             f'lost') in caplog.text
     assert caplog.text.count('Rated scope a period') == 3
