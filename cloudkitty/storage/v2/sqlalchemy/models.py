@@ -1,7 +1,7 @@
 """Tables of the ``sqlalchemy`` storage backend (migrations 0002, 0006,
-0008, 0009).
+0008, 0009, 0010).
 
-Five tables, shaped by what the store does most: append a scope's period
+Six tables, shaped by what the store does most: append a scope's period
 in bulk, aggregate millions of points by scope, type and period, and
 delete one scope's period before it is stored again.
 
@@ -34,13 +34,27 @@ Each write adds its own sums, or subtracts them, in its transaction (an
 atomic upsert: concurrent writers of one day add up); a row whose count
 falls to zero is deleted. A ``total`` without time grouping reads the
 whole days of its window here, and the ragged ends from ``rated_totals``.
+Its ``rolled`` flag (migration 0010) tells whether the day's points of that
+scope and type are summed in ``rated_label_days``: every write of the row
+sets it back to false, the upkeep sets it (see
+:func:`.maintenance.roll`).
+
+``rated_label_days``, one row per (UTC day, scope, type, label id) of the
+points with a scope: their sums and count, written by the upkeep for the
+days before today, never by a write. Labels change daily (the collectors'
+time keys), so it holds a twenty-fourth of the rows of hourly points. A
+``total`` grouped or filtered by labels, without time grouping, reads the
+rows of its rolled days here (joined to their rolled daily row: the rows of
+a daily row since deleted or written are left aside), and the rest from the
+points (see :meth:`.reads.Reader.sums`).
 
 On PostgreSQL (migration 0009), ``rated_batches``, ``rated_points`` and
 ``rated_totals`` are partitioned by range of ``period_begin``, and
-``rated_daily_totals`` by range of ``day``, the same intervals in the four
-(``[storage_sqlalchemy] partition_interval``, a month by default; see
-:mod:`.partitions`): a month's reads and a period's replacement read that
-month's partitions only, and the retention drops whole partitions. There
+``rated_daily_totals`` (and, migration 0010, ``rated_label_days``) by range
+of ``day``, the same intervals in all (``[storage_sqlalchemy]
+partition_interval``, a month by default; see :mod:`.partitions`): a
+month's reads and a period's replacement read that month's partitions
+only, and the retention drops whole partitions. There
 the primary keys of ``rated_batches``, ``rated_points`` and
 ``rated_totals`` end with ``period_begin``, as PostgreSQL requires of a
 partitioned table; the keys written here are those of MariaDB and SQLite,
@@ -139,6 +153,10 @@ class RatedDailyTotal(models.Base):
     """Sums of the ``rated_totals`` rows of one scope, type and UTC day."""
 
     __tablename__ = 'rated_daily_totals'
+    __table_args__ = (
+        # The days to roll, and those of a window not rolled.
+        sa.Index('ix_rated_daily_totals_rolled', 'rolled', 'day'),
+    )
 
     scope_id = orm.mapped_column(db_types.key_string(255), primary_key=True)
     type = orm.mapped_column(db_types.key_string(255), primary_key=True)
@@ -147,5 +165,23 @@ class RatedDailyTotal(models.Base):
     price = orm.mapped_column(db_types.SUM, nullable=False)
     totals: orm.Mapped[int] = orm.mapped_column(sa.BigInteger,
                                                 nullable=False)
+    points: orm.Mapped[int] = orm.mapped_column(sa.BigInteger,
+                                                nullable=False)
+    rolled: orm.Mapped[bool] = orm.mapped_column(
+        sa.Boolean, nullable=False, server_default=sa.false())
+
+
+class RatedLabelDay(models.Base):
+    """Sums of the points of one UTC day, scope, type and label."""
+
+    __tablename__ = 'rated_label_days'
+
+    day = orm.mapped_column(sa.Date, primary_key=True)
+    scope_id = orm.mapped_column(db_types.key_string(255), primary_key=True)
+    type = orm.mapped_column(db_types.key_string(255), primary_key=True)
+    label_id: orm.Mapped[int] = orm.mapped_column(
+        sa.BigInteger, primary_key=True, autoincrement=False)
+    qty = orm.mapped_column(db_types.SUM, nullable=False)
+    price = orm.mapped_column(db_types.SUM, nullable=False)
     points: orm.Mapped[int] = orm.mapped_column(sa.BigInteger,
                                                 nullable=False)

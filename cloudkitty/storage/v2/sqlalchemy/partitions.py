@@ -2,13 +2,14 @@
 
 Migration 0009 makes ``rated_batches``, ``rated_points`` and
 ``rated_totals`` tables partitioned by range of ``period_begin``, and
-``rated_daily_totals`` by range of ``day``. Each interval of
+``rated_daily_totals`` by range of ``day``; migration 0010 makes
+``rated_label_days`` partitioned by ``day`` as well. Each interval of
 ``[storage_sqlalchemy] partition_interval`` (a UTC day, ISO week, month or
 year) gets one partition of each table, named after the table and the
 interval's first day (``rated_points_p20240301``), with the same bounds in
-the four tables: the daily sums of a partition's totals are in the daily
-partition of the same interval, so that a whole interval can be dropped at
-once and the sums stay right. A ``DEFAULT`` partition (``<table>_default``)
+the five tables: the daily sums of a partition's totals and points are in
+the daily partitions of the same interval, so that a whole interval can be
+dropped at once and the sums stay right. A ``DEFAULT`` partition (``<table>_default``)
 takes the rows of an interval that has no partition yet, so that no write
 fails; creating the interval's partition moves them out of it.
 
@@ -41,7 +42,8 @@ LOG = logging.getLogger(__name__)
 #: ``(table, partition key)`` of the partitioned tables, in the order their
 #: partitions are created and dropped.
 TABLES = (('rated_batches', 'period_begin'), ('rated_points', 'period_begin'),
-          ('rated_totals', 'period_begin'), ('rated_daily_totals', 'day'))
+          ('rated_totals', 'period_begin'), ('rated_daily_totals', 'day'),
+          ('rated_label_days', 'day'))
 #: The lengths of a partition that ``partition_interval`` may name.
 INTERVALS = ('day', 'week', 'month', 'year')
 # Key of the advisory lock of the changes to the partitions (any constant

@@ -18,7 +18,7 @@ from cloudkitty.tests.functional import storage as db_servers
 
 BACKENDS = ['sqlite', 'postgresql', 'mariadb']
 _TABLES = ('rated_points', 'rated_labels', 'rated_batches', 'rated_totals',
-           'rated_daily_totals')
+           'rated_daily_totals', 'rated_label_days')
 
 
 @pytest.fixture(scope='session')

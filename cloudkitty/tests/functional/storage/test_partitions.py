@@ -38,6 +38,9 @@ HOUR = datetime.timedelta(hours=1)
 DAY = datetime.timedelta(days=1)
 JAN, FEB, MAR, APR, MAY = (datetime.datetime(2024, month, 1, tzinfo=UTC)
                            for month in (1, 2, 3, 4, 5))
+# The tables a push writes (the upkeep alone writes rated_label_days).
+WRITTEN = tuple(item for item in partitions.TABLES
+                if item[0] != 'rated_label_days')
 
 
 def at(month, day, hour=0):
@@ -207,7 +210,7 @@ def test_a_months_reads_and_replace_touch_its_partitions_only(pg_storage):
     before = snapshot(pg_storage)
     replace = touched(pg_storage, lambda: pg_storage.replace(
         frame(at(FEB, 15), 'p1', ['a', 'b', 'c'], '0.011150'), 'p1'))
-    assert replace == february(), replace
+    assert replace == february(WRITTEN), replace
     assert snapshot(pg_storage) == before
 
 
@@ -353,7 +356,7 @@ def test_a_database_filled_before_0009_is_converted_every_point_once(
         migration.upgrade(storage.engine)
         # The former tables are the DEFAULT partitions: nothing moved yet.
         assert set(partition_rows(storage)) == {
-            f'{table}_legacy' for table, _ in partitions.TABLES}
+            f'{table}_legacy' for table, _ in WRITTEN}
         assert snapshot(storage) == before
         # Killed while it moves February, January done: another
         # transaction creating a table of the name of February's last
@@ -388,7 +391,7 @@ def test_a_database_filled_before_0009_is_converted_every_point_once(
             result.stdout
         rows = partition_rows(storage)
         assert sorted(rows) == sorted(
-            f'{table}_p2024{month:02}01' for table, _ in partitions.TABLES
+            f'{table}_p2024{month:02}01' for table, _ in WRITTEN
             for month in (1, 2, 3))
         assert snapshot(storage) == before
         for month, end in ((JAN, FEB), (FEB, MAR), (MAR, APR)):

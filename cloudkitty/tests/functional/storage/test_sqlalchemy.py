@@ -158,7 +158,7 @@ def test_migrations_go_down_and_up(storage):
 
 def test_models_match_the_migration(storage):
     tables = {'rated_points', 'rated_labels', 'rated_batches',
-              'rated_totals', 'rated_daily_totals'}
+              'rated_totals', 'rated_daily_totals', 'rated_label_days'}
     with storage.engine.connect() as conn:
         context = alembic_migration.MigrationContext.configure(
             conn, opts={'compare_type': True})
