@@ -15,7 +15,8 @@ Each holds the engine and answers, for the shared writes and reads of
   :meth:`~Dialect.day`, :meth:`~Dialect.materialized`,
   :meth:`~Dialect.in_ids`: expressions;
 - :meth:`~Dialect.snapshot`, :meth:`~Dialect.aggregating`,
-  :meth:`~Dialect.prepare_summing`: the session and read prologues.
+  :meth:`~Dialect.prepare_summing`, :meth:`~Dialect.rolling`: the session
+  and read prologues, and the upkeep's transaction.
 
 Nothing outside this module asks which database it talks to.
 """
@@ -187,14 +188,16 @@ class Dialect:
     @functools.cached_property
     def upsert_daily(self):
         """INSERT of ``rated_daily_totals`` rows that adds to a stored
-        row of the same key."""
+        row of the same key, which it marks not rolled (a new row is not,
+        by default)."""
         insert = self._insert_module.insert(_DAILY)
         return insert.on_conflict_do_update(
             index_elements=['scope_id', 'type', 'day'], set_={
                 'qty': self._add(_DAILY.c.qty, insert.excluded.qty),
                 'price': self._add(_DAILY.c.price, insert.excluded.price),
                 'totals': _DAILY.c.totals + insert.excluded.totals,
-                'points': _DAILY.c.points + insert.excluded.points})
+                'points': _DAILY.c.points + insert.excluded.points,
+                'rolled': sa.false()})
 
     @staticmethod
     def _add(augend, addend):
@@ -203,6 +206,16 @@ class Dialect:
     def prepare_summing(self, conn):
         """Settle the session of a write that sums points in the
         database."""
+
+    @contextlib.contextmanager
+    def rolling(self):
+        """Yield a connection in a write transaction, prepared to sum
+        points (:meth:`prepare_summing`), whose every statement reads what
+        is committed when it starts (as PostgreSQL's default, and SQLite's
+        one writer at a time)."""
+        with self.engine.begin() as conn:
+            self.prepare_summing(conn)
+            yield conn
 
     # -- reads --------------------------------------------------------------
 
@@ -338,8 +351,8 @@ class PostgreSQL(Dialect):
 
     def store_totals(self, conn, totals, add_daily):
         # One statement, arrays sent in binary: the totals, and their sums
-        # by day added to the daily ones (in key order: concurrent writers
-        # lock rows in the same order).
+        # by day added to the daily ones, marked not rolled (in key order:
+        # concurrent writers lock rows in the same order).
         conn.exec_driver_sql(
             f'WITH totals AS (INSERT INTO rated_totals '
             f'({", ".join(TOTAL_COLUMNS)}) SELECT * FROM unnest('
@@ -357,7 +370,7 @@ class PostgreSQL(Dialect):
             f'qty = daily.qty + excluded.qty, '
             f'price = daily.price + excluded.price, '
             f'totals = daily.totals + excluded.totals, '
-            f'points = daily.points + excluded.points',
+            f'points = daily.points + excluded.points, rolled = false',
             dict(zip(TOTAL_COLUMNS, map(list, zip(*totals)))))
 
     def store_labels(self, conn, new_labels, label_ids, check_stored):
@@ -430,11 +443,23 @@ class MySQL(Dialect):
     def upsert_daily(self):
         insert = mysql.insert(_DAILY)
         return insert.on_duplicate_key_update({
-            name: _DAILY.c[name] + insert.inserted[name]
-            for name in ('qty', 'price', 'totals', 'points')})
+            **{name: _DAILY.c[name] + insert.inserted[name]
+               for name in ('qty', 'price', 'totals', 'points')},
+            'rolled': sa.false()})
 
     def bytewise(self, expression):
         return sa.collate(expression, 'utf8mb4_nopad_bin')
+
+    @contextlib.contextmanager
+    def rolling(self):
+        # InnoDB's INSERT ... SELECT under REPEATABLE READ locks the rows it
+        # reads, which a concurrent write holding new points and waiting
+        # for a daily row would deadlock with; read committed reads them
+        # without locks.
+        with self.engine.connect() as conn:
+            conn.execution_options(isolation_level='READ COMMITTED')
+            with conn.begin():
+                yield conn
 
     @contextlib.contextmanager
     def aggregating(self, settings):

@@ -1,12 +1,13 @@
 """The writes of the ``sqlalchemy`` backend, on the connection of a write
-transaction: batches, labels, point runs, per-batch and daily totals, and
-the deletion of whole batches.
+transaction: batches, labels, point runs, per-batch and daily totals, the
+deletion of whole batches, and the upkeep's sums of a day by label.
 
 :class:`Writer` holds them; what differs between databases is asked of its
 :class:`~.dialects.Dialect`. A label is stored once, under a 64-bit hash of
 its canonical JSON (:class:`Label`, :func:`label_hash`).
 """
 
+import datetime
 import decimal
 import hashlib
 import json
@@ -28,6 +29,7 @@ _LABELS = models.RatedLabel.__table__
 _BATCHES = models.RatedBatch.__table__
 _TOTALS = models.RatedTotal.__table__
 _DAILY = models.RatedDailyTotal.__table__
+_LABEL_DAYS = models.RatedLabelDay.__table__
 _QUANTUM = decimal.Decimal(1).scaleb(-db_types.SCALE)
 _QTY = operator.itemgetter(1)    # of a DataPoint
 # What json.JSONEncoder(sort_keys=True, separators=(',', ':')).encode()
@@ -451,6 +453,40 @@ class Writer:
                     _DAILY.c.totals <= 0, sa.tuple_(
                         _DAILY.c.scope_id, _DAILY.c.type,
                         _DAILY.c.day).in_(chunk)))
+
+    def roll_day(self, conn, day):
+        """Sum the points with a scope of the UTC ``day`` (a date) by
+        scope, type and label into ``rated_label_days``, in place of the
+        day's rows there, and mark the day's daily rows rolled, in the
+        database; return the number of rows summed into (a transaction of
+        :meth:`.dialects.Dialect.rolling`).
+
+        The daily rows are marked first, which locks them until the
+        commit: a write that changes the day's points also updates their
+        daily row, so it either committed before and its points are
+        summed here, or waits and marks the row not rolled once this
+        commits (its points, not committed yet, are not summed). A daily
+        row written meanwhile for the first time is not marked: the read
+        of the sums leaves its rows aside (see
+        :meth:`.reads.Reader.sums`).
+        """
+        conn.execute(sa.update(_DAILY).where(_DAILY.c.day == day).values(
+            rolled=sa.true()))
+        conn.execute(sa.delete(_LABEL_DAYS).where(_LABEL_DAYS.c.day == day))
+        begin = datetime.datetime.combine(day, datetime.time())
+        group = (_POINTS.c.scope_id, _POINTS.c.type, _POINTS.c.label_id)
+        return conn.execute(_LABEL_DAYS.insert().from_select(
+            ['day', 'scope_id', 'type', 'label_id', 'qty', 'price',
+             'points'],
+            sa.select(sa.literal(day, sa.Date), *group, *(
+                self.dialect.sum(column, type_=column.type)
+                for column in (_POINTS.c.qty, _POINTS.c.price)),
+                sa.func.count(),
+            ).where(_POINTS.c.period_begin >= begin,
+                    _POINTS.c.period_begin < begin + datetime.timedelta(
+                        days=1),
+                    _POINTS.c.scope_id.is_not(None)).group_by(*group))
+        ).rowcount
 
     # -- deletes ------------------------------------------------------------
 
