@@ -80,6 +80,9 @@ _NO_FOLDS = types.MappingProxyType({})
 # whole column is priced by one C-level map.
 _NO_CONSTANT = decimal.Decimal(f'-0E+{decimal.MAX_EMAX}')
 _MISSING = object()
+# M * qty + C in one operation: exact (nothing is ever rounded in CONTEXT),
+# so digit for digit what the product then the sum give.
+_FMA = decimal.Decimal.fma
 # A plan memo larger than this is dropped and rebuilt: it only grows past
 # it when a threshold sits on a field with very many distinct values.
 _MEMO_LIMIT = 1 << 16
@@ -495,7 +498,8 @@ class _ServicePlan:
 
         Column by column, each step one C-level ``map`` over the whole
         list: the plans, the piece of each qty's interval, then
-        ``price + (M * qty + C)``. No point is built.
+        ``price + (M * qty + C)`` (``M * qty + price`` without constants),
+        each ``M * qty + x`` one fused multiply-add. No point is built.
         """
         if not self.fields and self.constant is self.unpriced:
             return None
@@ -512,11 +516,10 @@ class _ServicePlan:
                              itertools.repeat(self._breaks), qtys))
         if self._constants:
             slopes, constants = zip(*pieces)
-            added = map(operator.add, map(operator.mul, slopes, qtys),
-                        constants)
+            priced = list(map(operator.add, prices,
+                              map(_FMA, slopes, qtys, constants)))
         else:
-            added = map(operator.mul, pieces, qtys)
-        priced = list(map(operator.add, prices, added))
+            priced = list(map(_FMA, pieces, qtys, prices))
         if self.fields and _holds(plans, self.unpriced):
             return [price if plan is self.unpriced else new
                     for price, new, plan in zip(prices, priced, plans)]
