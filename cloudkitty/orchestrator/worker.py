@@ -181,6 +181,7 @@ class ScopeWorker:
         self._stop = stop_event or threading.Event()
         self._clock = clock
         self._collect_pool = None
+        self._pipeline = (None, None)  # (module states, rating.Pipeline)
         self._source = getattr(collector, 'collector_name', None) or \
             type(collector).__name__
 
@@ -237,6 +238,18 @@ class ScopeWorker:
     def _retrieve_alone(self, metric, scope_id, start, end):
         return self.collector.retrieve(metric, start, end,
                                        project_id=scope_id, q_filter=None)
+
+    def _pipeline_of(self, states):
+        """The :class:`~cloudkitty.rating.Pipeline` of the module states
+        ``states``: the one built last when ``states`` is the same object,
+        as for the scopes of a round, which share the states read once for
+        the round; so the modules load their rules (ask their revision
+        counters) once per round too."""
+        last_states, pipeline = self._pipeline
+        if last_states is not states:
+            pipeline = rating.Pipeline(self._modules, states)
+            self._pipeline = (states, pipeline)
+        return pipeline
 
     def module_states(self):
         """The rating modules' stored states, read now (``{}`` without
@@ -405,7 +418,7 @@ class ScopeWorker:
             frame.add_points(points, type_)
         if states is None:
             states = self.module_states()
-        frame = rating.Pipeline(self._modules, states).rate(frame, scope_id)
+        frame = self._pipeline_of(states).rate(frame, scope_id)
         frame, skipped = self._filter(frame, scope_id)
         if self._stop.is_set():
             # Nothing of this period has been stored yet.

@@ -172,16 +172,22 @@ class Pipeline:
 
     Each method first has every module load the rules valid at the frame's
     start (``reload_config``), then runs the frame through them in
-    descending priority, each on the previous one's output.
+    descending priority, each on the previous one's output. :meth:`rate`
+    loads them once for the frames of one start in a row (the scopes of a
+    processor's round, which share a pipeline): a change of the rules is
+    seen from the next start, or the next pipeline.
     """
 
     def __init__(self, modules, states):
         self.modules = enabled_pipeline(modules, states)
+        self._loaded = None   # the start :meth:`rate` loaded rules for
 
     def rate(self, frame, scope_id):
         """``frame``, a period of ``scope_id``, priced
         (:meth:`RatingProcessorBase.rate`)."""
-        self._reload(frame.start)
+        if frame.start != self._loaded:
+            self._reload(frame.start)
+            self._loaded = frame.start
         return rate(frame, self.modules, scope_id)
 
     def quote(self, frame):

@@ -381,6 +381,27 @@ def test_reload_config_is_called_with_each_period_start():
     assert module.reloads == [MONTH + HOUR, MONTH + 2 * HOUR]
 
 
+def test_the_scopes_of_a_round_load_the_rules_once():
+    # A round hands each scope's period the same module states object:
+    # the modules load their rules (read their revision) once for all, and
+    # again for the next round's states, or for a period of another start.
+    module = PriceModule('m', 0, [])
+    scope_worker, *_ = make_worker(
+        last={'p1': MONTH, 'p2': MONTH, 'p3': MONTH}, modules={'m': module})
+    round_states, next_round = {}, {}
+    for scope_id in ('p1', 'p2', 'p3'):
+        scope_worker.rate_scope(scope_id, max_periods=1,
+                                states=lambda start: round_states)
+    assert module.reloads == [MONTH + HOUR]
+    scope_worker.rate_scope('p1', max_periods=1,
+                            states=lambda start: round_states)
+    assert module.reloads == [MONTH + HOUR, MONTH + 2 * HOUR]
+    scope_worker.rate_scope('p2', max_periods=1,
+                            states=lambda start: next_round)
+    assert module.reloads == [MONTH + HOUR, MONTH + 2 * HOUR,
+                              MONTH + 2 * HOUR]
+
+
 def test_module_state_failure_abandons_the_scope():
     class Down:
         def get_all(self):
