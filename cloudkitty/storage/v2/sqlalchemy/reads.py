@@ -3,8 +3,8 @@ pages of points, grouped totals and the pages of groups.
 
 :class:`Reader` holds them; what differs between databases is asked of its
 :class:`~.dialects.Dialect`. A ``total`` reads the fewest rows that hold
-the sums it needs: the points, the per-batch sums or the daily sums (see
-:meth:`Reader.sums`).
+the sums it needs: the points, the per-batch sums, the daily sums or the
+daily sums by label (see :meth:`Reader.sums`).
 """
 
 import datetime
@@ -26,6 +26,7 @@ _LABELS = models.RatedLabel.__table__
 _BATCHES = models.RatedBatch.__table__
 _TOTALS = models.RatedTotal.__table__
 _DAILY = models.RatedDailyTotal.__table__
+_LABEL_DAYS = models.RatedLabelDay.__table__
 
 # Labels are read as their JSON text and decoded here, numbers as Decimals:
 # a number comes back with the digits it was pushed with (1.10 stays 1.10,
@@ -81,6 +82,23 @@ def _whole_days(query):
     return first, last
 
 
+def _day_conditions(query, table=_DAILY):
+    """WHERE clauses on ``table`` (``rated_daily_totals`` or
+    ``rated_label_days``) selecting the whole UTC days of the window of
+    ``query`` (see :func:`_whole_days`), its scopes and types."""
+    first, last = _whole_days(query)
+    conditions = []
+    if first is not None:
+        conditions.append(table.c.day >= first)
+    if last is not None:
+        conditions.append(table.c.day < last)
+    if query.scopes is not None:
+        conditions.append(table.c.scope_id.in_(query.scopes))
+    if query.types is not None:
+        conditions.append(table.c.type.in_(query.types))
+    return conditions
+
+
 def _day_edges(query):
     """``(whole, edges)``: the bounds of the whole UTC days inside the
     window of ``query`` (``None``: unbounded), and the parts of the window
@@ -95,6 +113,45 @@ def _day_edges(query):
     if last_day is not None and whole[1] < query.end:
         edges.append((whole[1], query.end))
     return whole, edges
+
+
+def _split_days(first, last, unrolled):
+    """``(rolled, unrolled)``: the days ``[first, last)`` (``None``:
+    unbounded) as ranges ``(begin, end)`` of dates, those of the sorted
+    dates ``unrolled`` and the others."""
+    rolled, rest = [], []
+    start = first
+    for day in unrolled:
+        if start is None or start < day:
+            rolled.append((start, day))
+        if rest and rest[-1][1] == day:
+            rest[-1] = (rest[-1][0], day + _DAY)
+        else:
+            rest.append((day, day + _DAY))
+        start = day + _DAY
+    if start is None or last is None or start < last:
+        rolled.append((start, last))
+    return rolled, rest
+
+
+def _midnights(ranges):
+    """``ranges`` of dates as ranges of naive UTC midnights."""
+    return [tuple(None if day is None else datetime.datetime.combine(
+        day, datetime.time()) for day in pair) for pair in ranges]
+
+
+def _in_ranges(column, ranges):
+    """``column`` is in one of ``ranges``, ``(begin, end)`` pairs
+    (``None``: unbounded); false if there are none."""
+    either = []
+    for begin, end in ranges:
+        within = []
+        if begin is not None:
+            within.append(column >= begin)
+        if end is not None:
+            within.append(column < end)
+        either.append(sa.and_(sa.true(), *within))
+    return sa.or_(sa.false(), *either)
 
 
 class Reader:
@@ -232,10 +289,11 @@ class Reader:
     @staticmethod
     def _source(query, keys):
         """The table that holds the sums of ``query`` grouped by ``keys``:
-        ``_POINTS``, ``_TOTALS`` or ``_DAILY`` (see :meth:`sums`)."""
+        ``_POINTS``, ``_LABEL_DAYS``, ``_TOTALS`` or ``_DAILY`` (see
+        :meth:`sums`)."""
         kinds = {key.kind for key in keys}
         if query.labels or 'label' in kinds:
-            return _POINTS
+            return _POINTS if 'time' in kinds else _LABEL_DAYS
         first_day, last_day = _whole_days(query)
         if 'time' in kinds or (None not in (first_day, last_day)
                                and first_day >= last_day):
@@ -246,29 +304,24 @@ class Reader:
         """``(table, WHERE clauses)`` of the rows to sum for ``query`` from
         ``source`` (:meth:`_source`): the fewest that hold the points' sums.
 
-        The points themselves when labels are filtered or grouped on; the
-        per-batch sums when periods are grouped on; otherwise the whole UTC
-        days of the window from ``rated_daily_totals``, and the rest, if
-        any, from ``rated_totals``, in a union with the columns
-        ``scope_id``, ``type``, ``qty``, ``price`` and ``points``. The daily sums alone
+        The points themselves when labels are filtered or grouped on with
+        periods; without periods, the sums by label of the rolled days
+        and the rest from the points (:meth:`_label_sums`); the per-batch
+        sums when periods are grouped on; otherwise the whole UTC days of
+        the window from ``rated_daily_totals``, and the rest, if any, from
+        ``rated_totals``, in a union with the columns ``scope_id``,
+        ``type``, ``qty``, ``price`` and ``points``. The daily sums alone
         are read in key order from their primary key, so that the first
         page of groups by scope and type costs no sort of every group.
         """
         if source is _POINTS:
             return _POINTS, self.conditions(query)
+        if source is _LABEL_DAYS:
+            return self._label_sums(conn, query)
         if source is _TOTALS:
             return _TOTALS, _total_conditions(query)
-        first_day, last_day = _whole_days(query)
         columns = ('scope_id', 'type', 'qty', 'price', 'points')
-        days = []
-        if first_day is not None:
-            days.append(_DAILY.c.day >= first_day)
-        if last_day is not None:
-            days.append(_DAILY.c.day < last_day)
-        if query.scopes is not None:
-            days.append(_DAILY.c.scope_id.in_(query.scopes))
-        if query.types is not None:
-            days.append(_DAILY.c.type.in_(query.types))
+        days = _day_conditions(query)
         parts = [sa.select(*(_DAILY.c[c] for c in columns)).where(*days)]
 
         def outside(begin, end, *more):
@@ -288,6 +341,63 @@ class Reader:
         if len(parts) == 1:
             return _DAILY, days
         return sa.union_all(*parts).subquery('sums'), []
+
+    def _label_sums(self, conn, query):
+        """``(table, WHERE clauses)`` of the rows to sum for ``query``, a
+        total by labels (grouped or filtered) without periods: the points
+        (``rated_points``), or a union of rows with the columns
+        ``scope_id``, ``type``, ``label_id``, ``qty`` and ``price``.
+
+        The whole UTC days of the window where every daily row of the
+        query's scopes and types is rolled (see
+        :func:`.maintenance.roll`) are read from ``rated_label_days``,
+        joined to their daily row, rolled: the sums of a row written or
+        deleted since are left aside (a write marks the row not rolled,
+        and its day is then read from the points). The other days, the
+        ragged ends of the window and the points without scope of the
+        rolled days (which have no daily rows) are read from the points,
+        as a few ranges of ``period_begin``. With no rolled day, this is
+        the points alone.
+        """
+        first, last = _whole_days(query)
+        if None not in (first, last) and first >= last:
+            return _POINTS, self.conditions(query)
+        every_rolled = sa.func.min(sa.case((_DAILY.c.rolled, 1), else_=0))
+        flags = conn.execute(sa.select(_DAILY.c.day, every_rolled).where(
+            *_day_conditions(query)).group_by(_DAILY.c.day).order_by(
+            _DAILY.c.day)).all()
+        if not any(rolled for _, rolled in flags):
+            return _POINTS, self.conditions(query)
+        rolled, unrolled = _split_days(
+            first, last, [day for day, rolled in flags if not rolled])
+        ranges = [(timeutils.to_db(begin), timeutils.to_db(end))
+                  for begin, end in _day_edges(query)[1]]
+        ranges += _midnights(unrolled)
+        points = _in_ranges(_POINTS.c.period_begin, ranges)
+        rolled_times = _midnights(rolled)
+        if query.scopes is None and conn.execute(sa.select(
+                sa.exists().where(_TOTALS.c.scope_id.is_(None), _in_ranges(
+                    _TOTALS.c.period_begin, rolled_times)))).scalar():
+            points = sa.or_(points, sa.and_(_POINTS.c.scope_id.is_(None),
+                                            _in_ranges(_POINTS.c.period_begin,
+                                                       rolled_times)))
+        columns = ('scope_id', 'type', 'label_id', 'qty', 'price')
+        sums = _LABEL_DAYS.join(_DAILY, sa.and_(
+            _DAILY.c.day == _LABEL_DAYS.c.day,
+            _DAILY.c.scope_id == _LABEL_DAYS.c.scope_id,
+            _DAILY.c.type == _LABEL_DAYS.c.type))
+        kept = [_DAILY.c.rolled == sa.true(),
+                _in_ranges(_LABEL_DAYS.c.day, rolled),
+                *_day_conditions(query, _LABEL_DAYS)]
+        if query.labels:
+            kept.append(_LABEL_DAYS.c.label_id.in_(sa.select(
+                _LABELS.c.id).where(*self.label_match(query))))
+        return sa.union_all(
+            sa.select(*(_POINTS.c[c] for c in columns)).where(
+                *self.conditions(query), points),
+            sa.select(*(_LABEL_DAYS.c[c] for c in columns)).select_from(
+                sums).where(*kept),
+        ).subquery('sums'), []
 
     def total(self, query, keys, fields, offset, limit):
         """``(number of groups, rows)``: see ``BaseStorage._total``."""
@@ -329,10 +439,10 @@ class Reader:
             # Sum by label id first, then join the (far fewer) partial sums
             # to their labels and group by the label values.
             partial = sa.select(
-                *facts, _POINTS.c.label_id,
+                *facts, table.c.label_id,
                 *(total_sum(column, type_=column.type).label(name)
                   for name, column in sums.items()),
-            ).where(*conditions).group_by(*facts, _POINTS.c.label_id
+            ).where(*conditions).group_by(*facts, table.c.label_id
                                           ).subquery('partial')
             values = [self.dialect.bytewise(self.dialect.label_value(
                 _LABELS.c.groupby, name)).label(f'l{i}')
@@ -345,7 +455,8 @@ class Reader:
             ).select_from(partial.outerjoin(
                 _LABELS, _LABELS.c.id == partial.c.label_id)
             ).group_by(*outer_facts, *values)
-        if table is _POINTS:
+        by_points = source in (_POINTS, _LABEL_DAYS)
+        if by_points:
             statement, every_group = self._points_page(
                 grouped, keys, facts, label_keys, fields)
         else:
@@ -366,7 +477,7 @@ class Reader:
         if limit is not None:
             statement = statement.offset(offset).limit(limit)
         rows = conn.execute(statement).all()
-        if table is _POINTS and rows:
+        if by_points and rows:
             total = rows[0].n_groups
         elif rows and (limit is None or len(rows) < limit):
             # The last page: the groups before it and on it are all.

@@ -475,7 +475,7 @@ class Writer:
         conn.execute(sa.delete(_LABEL_DAYS).where(_LABEL_DAYS.c.day == day))
         begin = datetime.datetime.combine(day, datetime.time())
         group = (_POINTS.c.scope_id, _POINTS.c.type, _POINTS.c.label_id)
-        return conn.execute(_LABEL_DAYS.insert().from_select(
+        conn.execute(_LABEL_DAYS.insert().from_select(
             ['day', 'scope_id', 'type', 'label_id', 'qty', 'price',
              'points'],
             sa.select(sa.literal(day, sa.Date), *group, *(
@@ -485,8 +485,11 @@ class Writer:
             ).where(_POINTS.c.period_begin >= begin,
                     _POINTS.c.period_begin < begin + datetime.timedelta(
                         days=1),
-                    _POINTS.c.scope_id.is_not(None)).group_by(*group))
-        ).rowcount
+                    _POINTS.c.scope_id.is_not(None)).group_by(*group)))
+        # Counted (SQLAlchemy gives no row count of an INSERT ... SELECT
+        # on PostgreSQL).
+        return conn.execute(sa.select(sa.func.count()).where(
+            _LABEL_DAYS.c.day == day)).scalar()
 
     # -- deletes ------------------------------------------------------------
 

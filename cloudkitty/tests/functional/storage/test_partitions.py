@@ -214,6 +214,23 @@ def test_a_months_reads_and_replace_touch_its_partitions_only(pg_storage):
     assert snapshot(pg_storage) == before
 
 
+def test_the_sums_by_label_get_the_partitions_of_the_daily_sums(pg_storage):
+    """Migration 0010 on a partitioned database: ``rated_label_days``
+    has the bounds of ``rated_daily_totals``, and a DEFAULT partition."""
+    fill(pg_storage, (FEB,))
+    migration.downgrade(pg_storage.engine, '0009')
+    migration.upgrade(pg_storage.engine)
+    with pg_storage.engine.connect() as conn:
+        daily = partitions.partitions(conn, 'rated_daily_totals')
+        by_label = partitions.partitions(conn, 'rated_label_days')
+    assert by_label[0] == 'rated_label_days_default'
+    assert [(f'rated_label_days{name[len("rated_daily_totals"):]}', low, up)
+            for name, low, up in daily[1]] == by_label[1]
+    assert len(by_label[1]) == 5
+    pg_storage.maintain(MAR)
+    assert partition_rows(pg_storage)['rated_label_days_p20240201'] > 0
+
+
 # -- partitions ahead ---------------------------------------------------------
 
 def test_maintain_creates_the_partitions_ahead_once(pg_url):
@@ -291,6 +308,11 @@ def test_retention_drops_whole_partitions_and_keeps_the_rest(pg_url):
         kept = snapshot(storage, MAR)
         assert kept[0] == 2 * 3 * 2 * 2 * 3 * 2  # months, days, hours...
         summary = storage.total(groupby=['project_id'], begin=MAR, end=MAY)
+        # The days are summed by label first: January to March's, April
+        # 1st (December's were by the first upkeep).
+        assert len(storage.maintain(at(APR, 12)).rolled) == 3 * 3 + 1
+        assert 'rated_label_days_p20240101' in partition_rows(storage)
+        by_label = storage.total(groupby=['id'], begin=MAR, end=MAY)
         storage.conf.set_override('retention', 40, 'storage')
         # 40 days before April 12th is March 3rd: January and February
         # are wholly older; March is not.
@@ -302,7 +324,9 @@ def test_retention_drops_whole_partitions_and_keeps_the_rest(pg_url):
         assert snapshot(storage) == kept
         assert storage.total(groupby=['project_id'], begin=MAR,
                              end=MAY) == summary
+        assert storage.total(groupby=['id'], begin=MAR, end=MAY) == by_label
         rows = partition_rows(storage)
+        assert 'rated_label_days_p20240301' in rows
         assert {name[-10:] for name in rows} == {'_p20240301', '_p20240401'}
         # Later, March is still partly inside the retention.
         assert storage.maintain(at(APR, 30)).dropped == []
