@@ -382,11 +382,14 @@ class Reader:
                                             _in_ranges(_POINTS.c.period_begin,
                                                        rolled_times)))
         columns = ('scope_id', 'type', 'label_id', 'qty', 'price')
-        sums = _LABEL_DAYS.join(_DAILY, sa.and_(
+        # A test of each row rather than a join: SQLite would otherwise
+        # walk the daily rows and probe the sums by label for each label
+        # id of a filter.
+        kept = [sa.exists().where(
             _DAILY.c.day == _LABEL_DAYS.c.day,
             _DAILY.c.scope_id == _LABEL_DAYS.c.scope_id,
-            _DAILY.c.type == _LABEL_DAYS.c.type))
-        kept = [_DAILY.c.rolled == sa.true(),
+            _DAILY.c.type == _LABEL_DAYS.c.type,
+            _DAILY.c.rolled == sa.true()),
                 _in_ranges(_LABEL_DAYS.c.day, rolled),
                 *_day_conditions(query, _LABEL_DAYS)]
         if query.labels:
@@ -395,8 +398,7 @@ class Reader:
         return sa.union_all(
             sa.select(*(_POINTS.c[c] for c in columns)).where(
                 *self.conditions(query), points),
-            sa.select(*(_LABEL_DAYS.c[c] for c in columns)).select_from(
-                sums).where(*kept),
+            sa.select(*(_LABEL_DAYS.c[c] for c in columns)).where(*kept),
         ).subquery('sums'), []
 
     def total(self, query, keys, fields, offset, limit):
