@@ -345,15 +345,17 @@ class Reader:
     def _label_sums(self, conn, query):
         """``(table, WHERE clauses)`` of the rows to sum for ``query``, a
         total by labels (grouped or filtered) without periods: the points
-        (``rated_points``), or a union of rows with the columns
-        ``scope_id``, ``type``, ``label_id``, ``qty`` and ``price``.
+        (``rated_points``), or a union of sums by label id with the
+        columns ``scope_id``, ``type``, ``label_id``, ``qty`` and
+        ``price``: those of the points by scope, type and label, and the
+        rows of ``rated_label_days`` as they are (one per day besides).
 
         The whole UTC days of the window where every daily row of the
         query's scopes and types is rolled (see
-        :func:`.maintenance.roll`) are read from ``rated_label_days``,
-        joined to their daily row, rolled: the sums of a row written or
-        deleted since are left aside (a write marks the row not rolled,
-        and its day is then read from the points). The other days, the
+        :func:`.maintenance.roll`) are read from ``rated_label_days``:
+        each of their rows there has its daily row, rolled (a write marks
+        the daily rows it changes not rolled, and deletes the sums by
+        label of those it deletes). The other days, the
         ragged ends of the window and the points without scope of the
         rolled days (which have no daily rows) are read from the points,
         as a few ranges of ``period_begin``. With no rolled day, this is
@@ -382,22 +384,17 @@ class Reader:
                                             _in_ranges(_POINTS.c.period_begin,
                                                        rolled_times)))
         columns = ('scope_id', 'type', 'label_id', 'qty', 'price')
-        # A test of each row rather than a join: SQLite would otherwise
-        # walk the daily rows and probe the sums by label for each label
-        # id of a filter.
-        kept = [sa.exists().where(
-            _DAILY.c.day == _LABEL_DAYS.c.day,
-            _DAILY.c.scope_id == _LABEL_DAYS.c.scope_id,
-            _DAILY.c.type == _LABEL_DAYS.c.type,
-            _DAILY.c.rolled == sa.true()),
-                _in_ranges(_LABEL_DAYS.c.day, rolled),
+        kept = [_in_ranges(_LABEL_DAYS.c.day, rolled),
                 *_day_conditions(query, _LABEL_DAYS)]
         if query.labels:
             kept.append(_LABEL_DAYS.c.label_id.in_(sa.select(
                 _LABELS.c.id).where(*self.label_match(query))))
+        group = [_POINTS.c[c] for c in columns[:3]]
         return sa.union_all(
-            sa.select(*(_POINTS.c[c] for c in columns)).where(
-                *self.conditions(query), points),
+            sa.select(*group, *(
+                self.dialect.sum(column, type_=column.type).label(column.name)
+                for column in (_POINTS.c.qty, _POINTS.c.price))).where(
+                *self.conditions(query), points).group_by(*group),
             sa.select(*(_LABEL_DAYS.c[c] for c in columns)).where(*kept),
         ).subquery('sums'), []
 
@@ -438,18 +435,23 @@ class Reader:
                     f'v{i}') for i, f in enumerate(fields)),
             ).where(*conditions).group_by(*facts)
         else:
-            # Sum by label id first, then join the (far fewer) partial sums
-            # to their labels and group by the label values.
-            partial = sa.select(
-                *facts, table.c.label_id,
-                *(total_sum(column, type_=column.type).label(name)
-                  for name, column in sums.items()),
-            ).where(*conditions).group_by(*facts, table.c.label_id
-                                          ).subquery('partial')
+            if table is _POINTS:
+                # Sum by label id first, then join the (far fewer) partial
+                # sums to their labels and group by the label values.
+                partial = sa.select(
+                    *facts, table.c.label_id,
+                    *(total_sum(column, type_=column.type).label(name)
+                      for name, column in sums.items()),
+                ).where(*conditions).group_by(*facts, table.c.label_id
+                                              ).subquery('partial')
+                outer_facts = [partial.c[f.name] for f in facts]
+            else:
+                # Sums by label id already (:meth:`_label_sums`): joined as
+                # they are, which costs less than summing them again.
+                partial, outer_facts = table, facts
             values = [self.dialect.bytewise(self.dialect.label_value(
                 _LABELS.c.groupby, name)).label(f'l{i}')
                 for i, name in enumerate(label_keys)]
-            outer_facts = [partial.c[f.name] for f in facts]
             grouped = sa.select(*outer_facts, *values, *(
                 total_sum(partial.c[f.source],
                           type_=sums[f.source].type).label(f'v{i}')

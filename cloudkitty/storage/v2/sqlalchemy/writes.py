@@ -433,8 +433,10 @@ class Writer:
         """Add (``sign`` 1) or subtract (-1) ``rows`` (dicts of the
         ``rated_daily_totals`` columns, sorted by key) to or from the
         stored daily sums, each by an atomic upsert (sorted: concurrent
-        writers lock rows in the same order); a row that then adds up no
-        ``rated_totals`` row is deleted."""
+        writers lock rows in the same order), which marks them not rolled;
+        a row that then adds up no ``rated_totals`` row is deleted, with
+        its sums by label (so that every row of ``rated_label_days`` has
+        its daily row)."""
         if not rows:
             return
         if sign < 0:
@@ -446,13 +448,23 @@ class Writer:
         for chunk in dialects.chunks(rows):
             conn.execute(self.dialect.upsert_daily, chunk)
         if sign < 0:
-            keys = [(row['scope_id'], row['type'], row['day'])
+            keys = [(row['day'], row['scope_id'], row['type'])
                     for row in rows]
+            daily_key = sa.tuple_(_DAILY.c.day, _DAILY.c.scope_id,
+                                  _DAILY.c.type)
             for chunk in dialects.chunks(keys):
-                conn.execute(sa.delete(_DAILY).where(
-                    _DAILY.c.totals <= 0, sa.tuple_(
-                        _DAILY.c.scope_id, _DAILY.c.type,
-                        _DAILY.c.day).in_(chunk)))
+                # Found first (most often none), then deleted by key: a
+                # DELETE ... IN (SELECT) may read all of rated_label_days
+                # on MariaDB.
+                emptied = [tuple(row) for row in conn.execute(sa.select(
+                    _DAILY.c.day, _DAILY.c.scope_id, _DAILY.c.type).where(
+                    _DAILY.c.totals <= 0, daily_key.in_(chunk)))]
+                if emptied:
+                    conn.execute(sa.delete(_LABEL_DAYS).where(sa.tuple_(
+                        _LABEL_DAYS.c.day, _LABEL_DAYS.c.scope_id,
+                        _LABEL_DAYS.c.type).in_(emptied)))
+                    conn.execute(sa.delete(_DAILY).where(
+                        daily_key.in_(emptied)))
 
     def roll_day(self, conn, day):
         """Sum the points with a scope of the UTC ``day`` (a date) by
@@ -466,9 +478,9 @@ class Writer:
         daily row, so it either committed before and its points are
         summed here, or waits and marks the row not rolled once this
         commits (its points, not committed yet, are not summed). A daily
-        row written meanwhile for the first time is not marked: the read
-        of the sums leaves its rows aside (see
-        :meth:`.reads.Reader.sums`).
+        row written meanwhile for the first time is not marked: its day is
+        not read from these sums (see :meth:`.reads.Reader.sums`) until
+        rolled again.
         """
         conn.execute(sa.update(_DAILY).where(_DAILY.c.day == day).values(
             rolled=sa.true()))
