@@ -364,14 +364,16 @@ class Reader:
         first, last = _whole_days(query)
         if None not in (first, last) and first >= last:
             return _POINTS, self.conditions(query)
-        every_rolled = sa.func.min(sa.case((_DAILY.c.rolled, 1), else_=0))
-        flags = conn.execute(sa.select(_DAILY.c.day, every_rolled).where(
-            *_day_conditions(query)).group_by(_DAILY.c.day).order_by(
-            _DAILY.c.day)).all()
-        if not any(rolled for _, rolled in flags):
+        # Both along the index on (rolled, day): a day without daily rows
+        # has no points with a scope, and counts as rolled.
+        days = _day_conditions(query)
+        if not conn.execute(sa.select(sa.exists().where(
+                _DAILY.c.rolled == sa.true(), *days))).scalar():
             return _POINTS, self.conditions(query)
-        rolled, unrolled = _split_days(
-            first, last, [day for day, rolled in flags if not rolled])
+        rolled, unrolled = _split_days(first, last, conn.execute(
+            sa.select(_DAILY.c.day).where(
+                _DAILY.c.rolled == sa.false(), *days).distinct().order_by(
+                _DAILY.c.day)).scalars().all())
         ranges = [(timeutils.to_db(begin), timeutils.to_db(end))
                   for begin, end in _day_edges(query)[1]]
         ranges += _midnights(unrolled)
