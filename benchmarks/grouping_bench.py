@@ -20,8 +20,14 @@ and this process's CPU; on PostgreSQL the server's CPU too) over
 - ``total`` grouped by ``type``, ``project_id`` and ``user_id`` (page of
   1,000 groups, the storage's default),
 - ``total`` grouped by ``flavor``,
+- ``total`` grouped by ``type``, filtered by ``flavor``,
 - ``retrieve`` of 100 points without filters, with a scope filter and
   with a label filter (``user_id``).
+
+The totals are timed on the data as pushed, then again once the upkeep a
+processor runs every hour (``storage.maintain``, on April 1st) has summed
+the month's days by label (``rated_label_days``), the time of which is
+printed too.
 
 ``--url`` names a database to fill once and reuse: when it already holds
 the benchmark's number of points, the load is skipped.
@@ -111,8 +117,9 @@ def load(storage, n_points, chunk=24):
     return time.perf_counter() - started
 
 
-def measures(storage, runs):
-    """``{name: (figures, what the last call returned)}``."""
+def measures(storage, runs, totals_only=False):
+    """``{name: (figures, what the last call returned)}`` (of the totals
+    alone with ``totals_only``)."""
     window = {'begin': MONTH[0], 'end': MONTH[1]}
     one_user = {'user_id': 'user-03-4'}
 
@@ -127,6 +134,9 @@ def measures(storage, runs):
             groupby=['type', 'project_id', 'user_id'], **window), groups),
         'total by flavor': (lambda: storage.total(
             groupby=['flavor'], **window), groups),
+        'total by type, one flavor': (lambda: storage.total(
+            groupby=['type'], filters={'flavor': 'm1.small'}, **window),
+            groups),
         'retrieve limit 100': (lambda: storage.retrieve(
             limit=100, **window), points),
         'retrieve limit 100, one project': (lambda: storage.retrieve(
@@ -140,9 +150,36 @@ def measures(storage, runs):
     }
     output = {}
     for name, (call, describe) in calls.items():
+        if totals_only and not name.startswith('total'):
+            continue
         figures, result = storage_bench.timed(storage, call, runs)
         output[name] = figures, describe(result)
     return output
+
+
+def roll(storage):
+    """Run the upkeep of the day after the month (which sums its days by
+    label), then refresh the statistics of the tables it wrote, as
+    autovacuum would; return ``(figures, days rolled, rows)``."""
+    figures, upkeep = storage_bench.timed(
+        storage, lambda: storage.maintain(MONTH[1]), 1)
+    statement = {
+        'postgresql': 'VACUUM ANALYZE rated_label_days, rated_daily_totals',
+        'sqlite': 'ANALYZE'}.get(
+        storage.engine.dialect.name,
+        'ANALYZE TABLE rated_label_days, rated_daily_totals')
+    with storage.engine.connect().execution_options(
+            isolation_level='AUTOCOMMIT') as conn:
+        conn.exec_driver_sql(statement)
+    return figures, len(upkeep.rolled), upkeep.label_rows
+
+
+def report(name, figures, what, runs):
+    """Print one timed call."""
+    server = ('' if figures['server_cpu'] is None
+              else f", server CPU {figures['server_cpu'] * 1000:.0f} ms")
+    print(f"{name}: {figures['wall'] * 1000:.1f} ms median of {runs} "
+          f"(client CPU {figures['cpu'] * 1000:.0f} ms{server}); {what}")
 
 
 def main(argv=None):
@@ -164,12 +201,13 @@ def main(argv=None):
         print(f'{args.backend}: {args.points} points over one month '
               f'({loaded})')
         for name, (figures, what) in measures(storage, args.runs).items():
-            server = ('' if figures['server_cpu'] is None
-                      else f", server CPU {figures['server_cpu'] * 1000:.0f}"
-                      f" ms")
-            print(f"{name}: {figures['wall'] * 1000:.1f} ms median of "
-                  f"{args.runs} (client CPU {figures['cpu'] * 1000:.0f} ms"
-                  f"{server}); {what}")
+            report(name, figures, what, args.runs)
+        figures, days, rows = roll(storage)
+        report('upkeep summing the month by label', figures,
+               f'{days} days, {rows} rows', 1)
+        for name, (figures, what) in measures(storage, args.runs,
+                                              totals_only=True).items():
+            report(f'{name}, rolled', figures, what, args.runs)
 
 
 if __name__ == '__main__':
