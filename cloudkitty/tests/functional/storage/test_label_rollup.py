@@ -6,12 +6,13 @@ rest from the points: every answer is checked against the points alone
 and against sums computed here, after a push, after the upkeep rolled the
 days, after a replace and deletes in rolled days, and after the
 retention; the upkeep rolls only days before today, a bounded number at a
-time.
+time; a write running while its day is rolled is not lost.
 """
 
 import contextlib
 import datetime
 import decimal
+import threading
 
 import pytest
 import sqlalchemy as sa
@@ -210,4 +211,51 @@ def test_maintain_rolls_days_before_today_oldest_first_a_few_at_a_time(
     assert storage.maintain(now).rolled == []
     assert label_days(storage)[1]['2024-03-03'] is False
     assert storage.maintain(now + HOUR).rolled == [datetime.date(2024, 3, 3)]
+    check(storage)
+
+
+@pytest.mark.parametrize('pause', ['before its daily sums', 'after them'])
+def test_a_write_while_its_day_is_rolled_is_not_lost(
+        storage, monkeypatch, pause):
+    """A push into March 2nd pauses, its points inserted, before or after
+    it updates the day's daily sums (then holding them) while the upkeep
+    rolls the day: either the roll waits and sums its points, or the push
+    marks the day not rolled once the roll is done."""
+    fill(storage)
+    storage.maintain(T0 + DAY + 12 * HOUR)  # March 1st only
+    paused, resume = threading.Event(), threading.Event()
+    store_totals = storage._writer.store_totals
+
+    def pausing(conn, totals):
+        if pause.startswith('before'):
+            paused.set()
+            resume.wait(30)
+        store_totals(conn, totals)
+        if pause.startswith('after'):
+            paused.set()
+            resume.wait(30)
+    monkeypatch.setattr(storage._writer, 'store_totals', pausing)
+    push = threading.Thread(target=storage.push, args=(
+        [frame(T0 + 26 * HOUR, 'p1', scale=9)], 'p1'))
+    push.start()
+    assert paused.wait(30)
+    upkeeps = []
+    roll = threading.Thread(target=lambda: upkeeps.append(
+        storage.maintain(T0 + 2 * DAY + 12 * HOUR)))
+    roll.start()
+    roll.join(2)
+    if pause.startswith('after'):
+        assert roll.is_alive()  # waits for the push's daily rows
+    resume.set()
+    push.join(30)
+    roll.join(30)
+    assert upkeeps[0].rolled == [datetime.date(2024, 3, 2)]
+    check(storage)
+    rolled = label_days(storage)[1]['2024-03-02']
+    if storage.engine.dialect.name != 'sqlite' and pause.startswith(
+            'before'):
+        # Rolled without the push's points, then marked not rolled.
+        assert rolled is False
+    again = [] if rolled else [datetime.date(2024, 3, 2)]
+    assert storage.maintain(T0 + 2 * DAY + 12 * HOUR).rolled == again
     check(storage)
