@@ -7,7 +7,7 @@ daily sums in step, in its own transaction. The tables are described in
 :mod:`.models`; the writes are :mod:`.writes`, the reads :mod:`.reads`,
 what differs between the databases :mod:`.dialects`, the time partitions
 of PostgreSQL :mod:`.partitions` and the upkeep (partitions ahead,
-retention) :mod:`.maintenance`.
+retention, the days summed by label) :mod:`.maintenance`.
 """
 
 import logging
@@ -67,7 +67,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
 
     :meth:`init` runs the service's migrations, which create the tables
     (``rated_points``, ``rated_labels``, ``rated_batches``,
-    ``rated_totals`` and ``rated_daily_totals``).
+    ``rated_totals``, ``rated_daily_totals`` and ``rated_label_days``).
     """
 
     def __init__(self, conf, engine=None, replica_reads=False):
@@ -88,9 +88,10 @@ class SQLAlchemyStorage(v2.BaseStorage):
         migration.upgrade(self.engine)
 
     def maintain(self, now):
-        """Create the time partitions ahead of ``now`` and delete what is
-        past ``[storage] retention``: see :func:`.maintenance.maintain`,
-        whose :class:`~.maintenance.Upkeep` is returned."""
+        """Create the time partitions ahead of ``now``, delete what is
+        past ``[storage] retention`` and sum the days before today by
+        label: see :func:`.maintenance.maintain`, whose
+        :class:`~.maintenance.Upkeep` is returned."""
         return maintenance.maintain(self.engine, self._writer, self.conf,
                                     now)
 

@@ -31,7 +31,6 @@ LOG = logging.getLogger(__name__)
 _UTC = datetime.timezone.utc
 _BATCHES = models.RatedBatch.__table__
 _DAILY = models.RatedDailyTotal.__table__
-_LABEL_DAYS = models.RatedLabelDay.__table__
 #: Batches (one scope's period each) deleted per transaction: short
 #: transactions, a bounded undo log and lock set, whatever is expired.
 BATCHES_PER_TRANSACTION = 500
@@ -43,11 +42,11 @@ def delete_before(engine, writer, before, size=BATCHES_PER_TRANSACTION):
     """Delete the batches whose period begins before ``before`` (aware
     UTC), with their points, totals and daily sums, ``size`` batches per
     transaction, oldest ids first; return ``(batches, transactions)``
-    deleted and used. The sums by label of the days wholly before
-    ``before`` are deleted too (one statement).
+    deleted and used.
 
     :param writer: the storage's :class:`~.writes.Writer`, whose
-        ``delete_ids`` keeps the daily sums in step.
+        ``delete_ids`` keeps the daily sums (and sums by label) in
+        step.
     """
     end = timeutils.to_db(before)
     oldest = sa.select(_BATCHES.c.id).where(
@@ -61,9 +60,6 @@ def delete_before(engine, writer, before, size=BATCHES_PER_TRANSACTION):
             writer.delete_ids(conn, ids, end=before)
         deleted += len(ids)
         transactions += 1
-    with engine.begin() as conn:
-        conn.execute(sa.delete(_LABEL_DAYS).where(
-            _LABEL_DAYS.c.day < before.astimezone(_UTC).date()))
     if deleted:
         LOG.info('Retention: deleted %d batches of rated data older than '
                  '%s, in %d transactions', deleted, before, transactions)

@@ -44,9 +44,9 @@ points with a scope: their sums and count, written by the upkeep for the
 days before today, never by a write. Labels change daily (the collectors'
 time keys), so it holds a twenty-fourth of the rows of hourly points. A
 ``total`` grouped or filtered by labels, without time grouping, reads the
-rows of its rolled days here (joined to their rolled daily row: the rows of
-a daily row since deleted or written are left aside), and the rest from the
-points (see :meth:`.reads.Reader.sums`).
+days of its window whose daily rows are all rolled here, and the rest from
+the points (see :meth:`.reads.Reader.sums`); a write that deletes a daily
+row deletes its rows here.
 
 On PostgreSQL (migration 0009), ``rated_batches``, ``rated_points`` and
 ``rated_totals`` are partitioned by range of ``period_begin``, and
