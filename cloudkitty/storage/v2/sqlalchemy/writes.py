@@ -473,15 +473,19 @@ class Writer:
         database; return the number of rows summed into (a transaction of
         :meth:`.dialects.Dialect.rolling`).
 
-        The daily rows are marked first, which locks them until the
-        commit: a write that changes the day's points also updates their
-        daily row, so it either committed before and its points are
-        summed here, or waits and marks the row not rolled once this
-        commits (its points, not committed yet, are not summed). A daily
+        The daily rows are locked (in key order, as writers lock them) and
+        marked first, until the commit: a write that changes the day's
+        points also updates their daily row, so it either committed
+        before and its points are summed here, or waits and marks the row
+        not rolled once this commits (its points, not committed yet, are
+        not summed). A daily
         row written meanwhile for the first time is not marked: its day is
         not read from these sums (see :meth:`.reads.Reader.sums`) until
         rolled again.
         """
+        conn.execute(sa.select(_DAILY.c.type).where(
+            _DAILY.c.day == day).order_by(
+            _DAILY.c.scope_id, _DAILY.c.type).with_for_update()).all()
         conn.execute(sa.update(_DAILY).where(_DAILY.c.day == day).values(
             rolled=sa.true()))
         conn.execute(sa.delete(_LABEL_DAYS).where(_LABEL_DAYS.c.day == day))
