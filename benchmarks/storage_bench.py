@@ -223,7 +223,7 @@ def settle(storage):
     for an empty table.
     """
     tables = ('rated_points', 'rated_batches', 'rated_labels',
-              'rated_totals', 'rated_daily_totals')
+              'rated_totals', 'rated_daily_totals', 'rated_label_days')
     if storage.engine.dialect.name == 'postgresql':
         # Autovacuum vacuums a table after many inserts too (PostgreSQL
         # 13 and newer), which lets index-only scans skip the heap.
