@@ -11,6 +11,7 @@ Each holds the engine and answers, for the shared writes and reads of
 - :meth:`~Dialect.insert_batches`, :meth:`~Dialect.store_totals`,
   :meth:`~Dialect.store_labels`: the other bulk inserts;
 - :attr:`~Dialect.upsert_daily`: the statement adding to the daily sums;
+- :meth:`~Dialect.label_filter`: a label filter on ``rated_labels``;
 - :meth:`~Dialect.label_value`, :meth:`~Dialect.bytewise`,
   :meth:`~Dialect.day`, :meth:`~Dialect.materialized`,
   :meth:`~Dialect.in_ids`: expressions;
@@ -27,6 +28,7 @@ import decimal
 import functools
 import json
 import queue
+import re
 import threading
 
 import sqlalchemy as sa
@@ -40,6 +42,7 @@ from cloudkitty.storage import v2
 from cloudkitty.storage.v2.sqlalchemy import models
 
 _POINTS = models.RatedPoint.__table__
+_LABELS = models.RatedLabel.__table__
 _TOTALS = models.RatedTotal.__table__
 _DAILY = models.RatedDailyTotal.__table__
 #: In the order the bulk writers send them: per-run values first.
@@ -228,6 +231,13 @@ class Dialect:
         none)."""
         return column[key].as_string()
 
+    def label_filter(self, key, values):
+        """WHERE clause on ``rated_labels``: the text of label ``key``,
+        in ``groupby`` or else in ``metadata``, is one of ``values``."""
+        return sa.func.coalesce(
+            self.label_value(_LABELS.c.groupby, key),
+            self.label_value(_LABELS.c.metadata, key)).in_(values)
+
     def bytewise(self, expression):
         """``expression`` compared and sorted by code point."""
         return expression
@@ -402,6 +412,22 @@ class PostgreSQL(Dialect):
     def bytewise(self, expression):
         return sa.collate(expression, 'C')
 
+    def label_filter(self, key, values):
+        # The exact test, after a containment test the GIN indexes of
+        # groupby and metadata answer (migration 0011), true of every label
+        # the exact one is (see json_forms()).
+        forms = [json_forms(value) for value in values]
+        exact = super().label_filter(key, values)
+        if None in forms:
+            return exact
+        documents = [f'{{{json.dumps(key, ensure_ascii=False)}: {form}}}'
+                     for value_forms in forms for form in value_forms]
+        return sa.and_(sa.or_(*(
+            column.op('@>', is_comparison=True)(sa.cast(
+                sa.literal(document, sa.Text), postgresql.JSONB))
+            for document in documents
+            for column in (_LABELS.c.groupby, _LABELS.c.metadata))), exact)
+
     labels_resolved = True
 
     def in_ids(self, column, ids):
@@ -548,6 +574,23 @@ class SQLite(Dialect):
         # json_extract() returns numbers as numbers: compare as text like
         # the other databases do.
         return sa.cast(super().label_value(column, key), sa.String)
+
+
+#: A JSON number as jsonb writes it (positional notation), or a boolean.
+_JSON_SCALAR = re.compile(r'-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?|true|false')
+
+
+def json_forms(value):
+    """The JSON texts of the values whose text (as ``->>`` gives it) may
+    be the filter value ``value``: the string, and the number or boolean
+    it writes (``None``: it writes a JSON array or object, whose text
+    containment cannot narrow)."""
+    forms = [json.dumps(value, ensure_ascii=False)]
+    if _JSON_SCALAR.fullmatch(value):
+        forms.append(value)
+    elif value[:1] in ('[', '{'):
+        return None
+    return forms
 
 
 class SQLiteDecimalSum:

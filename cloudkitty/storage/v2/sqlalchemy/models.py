@@ -1,5 +1,5 @@
 """Tables of the ``sqlalchemy`` storage backend (migrations 0002, 0006,
-0008, 0009, 0010).
+0008, 0009, 0010, 0011).
 
 Six tables, shaped by what the store does most: append a scope's period
 in bulk, aggregate millions of points by scope, type and period, and
@@ -12,7 +12,11 @@ index instead of touching random pages.
 
 ``rated_labels``, one row per distinct (unit, description, groupby,
 metadata): the labels of a resource repeat period after period, so they are
-stored once, keyed by a 64-bit hash of their canonical JSON.
+stored once, keyed by a 64-bit hash of their canonical JSON. On PostgreSQL
+(migration 0011) ``groupby`` and ``metadata`` have GIN indexes
+(``jsonb_path_ops``): a label filter finds its labels by containment
+there instead of reading every label (see
+:meth:`.dialects.Dialect.label_filter`).
 
 ``rated_batches``, one row per (push, scope, period): the index of the
 points by ``(scope_id, period_begin)``. Indexing the fact table on those
@@ -46,7 +50,10 @@ time keys), so it holds a twenty-fourth of the rows of hourly points. A
 ``total`` grouped or filtered by labels, without time grouping, reads the
 days of its window whose daily rows are all rolled here, and the rest from
 the points (see :meth:`.reads.Reader.sums`); a write that deletes a daily
-row deletes its rows here.
+row deletes its rows here. Its index on ``(label_id, day)`` (migration
+0011) finds the days of the labels a ``retrieve`` filters on, and their
+matching points' count, without reading the others (see
+:meth:`.reads.Reader.retrieve`).
 
 On PostgreSQL (migration 0009), ``rated_batches``, ``rated_points`` and
 ``rated_totals`` are partitioned by range of ``period_begin``, and
@@ -95,6 +102,12 @@ class RatedLabel(models.Base):
     """Unit, description, groupby and metadata shared by points."""
 
     __tablename__ = 'rated_labels'
+    __table_args__ = tuple(
+        sa.Index(f'ix_rated_labels_{column}', column,
+                 postgresql_using='gin',
+                 postgresql_ops={column: 'jsonb_path_ops'}).ddl_if(
+            dialect='postgresql')
+        for column in ('groupby', 'metadata'))
 
     id: orm.Mapped[int] = orm.mapped_column(sa.BigInteger, primary_key=True,
                                             autoincrement=False)
@@ -175,6 +188,10 @@ class RatedLabelDay(models.Base):
     """Sums of the points of one UTC day, scope, type and label."""
 
     __tablename__ = 'rated_label_days'
+    __table_args__ = (
+        # The days and counts of the labels a retrieve filters on.
+        sa.Index('ix_rated_label_days_label', 'label_id', 'day'),
+    )
 
     day = orm.mapped_column(sa.Date, primary_key=True)
     scope_id = orm.mapped_column(db_types.key_string(255), primary_key=True)

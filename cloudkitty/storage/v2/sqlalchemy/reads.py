@@ -27,6 +27,8 @@ _BATCHES = models.RatedBatch.__table__
 _TOTALS = models.RatedTotal.__table__
 _DAILY = models.RatedDailyTotal.__table__
 _LABEL_DAYS = models.RatedLabelDay.__table__
+#: The order of the points a ``retrieve`` returns.
+_ORDER = ('period_begin', 'period_end', 'type', 'batch_id', 'seq')
 
 # Labels are read as their JSON text and decoded here, numbers as Decimals:
 # a number comes back with the digits it was pushed with (1.10 stays 1.10,
@@ -140,6 +142,12 @@ def _midnights(ranges):
         day, datetime.time()) for day in pair) for pair in ranges]
 
 
+def _aware(*days):
+    """The aware UTC midnights of the dates ``days`` (``None`` stays)."""
+    return tuple(None if day is None else datetime.datetime.combine(
+        day, datetime.time(), _UTC) for day in days)
+
+
 def _in_ranges(column, ranges):
     """``column`` is in one of ``ranges``, ``(begin, end)`` pairs
     (``None``: unbounded); false if there are none."""
@@ -167,11 +175,8 @@ class Reader:
     def label_match(self, query):
         """WHERE clauses on ``rated_labels`` of the label filters of
         ``query`` (empty: it has none)."""
-        label_value = self.dialect.label_value
-        return [sa.func.coalesce(
-            label_value(_LABELS.c.groupby, key),
-            label_value(_LABELS.c.metadata, key)).in_(values)
-            for key, values in query.labels]
+        return [self.dialect.label_filter(key, values)
+                for key, values in query.labels]
 
     def conditions(self, query):
         """WHERE clauses on ``rated_points`` selecting ``query``."""
@@ -190,48 +195,40 @@ class Reader:
         """``(total, points)``: see ``BaseStorage._retrieve``.
 
         With a ``limit``, no statement counts or sorts every matching
-        point: the stretch of points holding the page is found by walking
-        ``rated_totals`` in the points' order (:class:`.pages.Walk`), and
+        point. Without label filters, the stretch of points holding the
+        page is found by walking ``rated_totals`` in the points' order
+        (:class:`.pages.Walk`), and ``total`` is read from the point
+        counts of the daily and per-batch sums (see :meth:`sums`).
+
+        With label filters (:meth:`_labelled_page`), the whole UTC days of
+        the window that are rolled (see :func:`.maintenance.roll`) are
+        counted from ``rated_label_days``, the other parts of the window
+        walked as above, counting the matching points of each stretch;
         ``total`` is
 
-        - exact when the walk reached the last matching point (the page is
-          the last one, or close to it), or when ``query`` has no label
-          filter (then read from the point counts of the daily and
-          per-batch sums, see :meth:`sums`);
-        - otherwise an upper bound: the number of points of the window,
-          scopes and types, whatever their labels. A page that is not the
+        - exact when every part of the window was counted: its days are
+          rolled (but for the last parts, walked to their end to fill the
+          page), or the page is the last one, or close to it;
+        - otherwise an upper bound: the matching points counted, plus
+          the number of points, whatever their labels, of the window's
+          parts past the page that are not rolled. A page that is not the
           last one has ``limit`` points; one past the last is empty and
           its ``total`` is exact.
 
         ``total`` is 0 when and only when no point matches.
         """
-        order = (_POINTS.c.period_begin, _POINTS.c.period_end,
-                 _POINTS.c.type, _POINTS.c.batch_id, _POINTS.c.seq)
         with self.dialect.snapshot({}) as conn:
             if limit is None:
                 rows = conn.execute(self._page_statement(
-                    self.conditions(query), order)).all()
+                    self.conditions(query))).all()
                 total = len(rows)
+            elif query.labels:
+                total, rows = self._labelled_page(conn, query, offset, limit)
             else:
-                # The window, scopes and types; the walk restricts the
-                # batches itself.
-                bounds = v2.Query(query.begin, query.end, query.types,
-                                  query.scopes)
-                conditions = _total_conditions(bounds, _POINTS)
-                labels = None
-                if query.labels:
-                    labels = self._labelled(conn, query)
-                walk = pages.Walk(conn, _total_conditions(bounds), labels,
-                                  conditions, self.dialect.in_ids)
-                restriction, skip = walk.find(offset, limit)
-                if labels is not None:
-                    conditions.append(labels)
-                rows = [] if restriction is None else conn.execute(
-                    self._page_statement(
-                        [*restriction, *conditions], order,
-                        offset - skip, limit)).all()
+                walk, rows = self._walked_page(conn, query, None, offset,
+                                               limit)
                 total = (walk.counted if walk.exhausted
-                         else self._point_count(conn, bounds))
+                         else self._point_count(conn, query))
         # Points of one resource share their label row: decoded once.
         labels = {}
         points = []
@@ -248,21 +245,158 @@ class Reader:
                     row.description)))
         return total, points
 
-    def _labelled(self, conn, query):
-        """The WHERE clause on ``rated_points`` of the label filters of
-        ``query``: the point's label is one of those matching, found once
-        (where :meth:`.dialects.Dialect.in_ids` takes any number of ids),
-        or those of a subquery."""
+    def _walked_page(self, conn, bounds, labels, offset, limit):
+        """``(walk, rows)``: the rows of the page ``[offset, offset +
+        limit)`` of the points of ``bounds`` (a query without label
+        filters) matching ``labels`` (a WHERE clause on ``rated_points``,
+        ``None``: all), found by ``walk``, the :class:`.pages.Walk` of
+        them that walked as far as the page's end (the window's
+        scopes and types; the walk restricts the batches itself)."""
+        points = _total_conditions(bounds, _POINTS)
+        walk = pages.Walk(conn, _total_conditions(bounds), labels, points,
+                          self.dialect.in_ids)
+        restriction, skip = walk.find(offset, limit)
+        if restriction is None:
+            return walk, []
+        if labels is not None:
+            points.append(labels)
+        return walk, conn.execute(self._page_statement(
+            [*restriction, *points], offset - skip, limit)).all()
+
+    def _labelled_page(self, conn, query, offset, limit):
+        """``(total, rows)`` of :meth:`retrieve` for ``query``, which has
+        label filters, and a ``limit``.
+
+        The parts of the window (:meth:`_parts`) are taken in order: a
+        rolled day's matching points are counted already, and its page
+        read from the batches of the scopes and types its sums by label
+        name; another part is walked (:class:`.pages.Walk`). Parts are
+        read until the page is full; those after it are counted when
+        rolled, bounded by their point count when not.
+        """
+        ids = self._label_ids(conn, query)
+        if ids == []:
+            return 0, []
+        labels = self._among(_POINTS.c.label_id, ids)
+        rows = []
+        counted = 0  # the matching points of the parts known
+        unknown = []  # the parts past the page not counted
+        for begin, end, count, pairs in self._parts(conn, query, ids):
+            bounds = v2.Query(begin, end, query.types, query.scopes)
+            skip = max(offset - counted, 0)
+            need = limit - len(rows)
+            if count is not None:
+                if need and skip < count:
+                    rows += conn.execute(self._page_statement(
+                        [*self._day_batches(conn, begin, end, pairs),
+                         *_total_conditions(bounds, _POINTS), labels],
+                        skip, need)).all()
+                counted += count
+            elif need:
+                walk, page = self._walked_page(conn, bounds, labels, skip,
+                                               need)
+                rows += page
+                if walk.exhausted:
+                    counted += walk.counted
+                else:
+                    # The page is full before the part's end.
+                    unknown.append(bounds)
+            else:
+                unknown.append(bounds)
+        return counted + sum(self._point_count(conn, bounds)
+                             for bounds in unknown), rows
+
+    def _label_ids(self, conn, query):
+        """The ids of the labels matching the label filters of ``query``:
+        a list where :meth:`.dialects.Dialect.in_ids` takes any number of
+        them, else a subquery."""
         matching = sa.select(_LABELS.c.id).where(*self.label_match(query))
         if not self.dialect.labels_resolved:
-            return _POINTS.c.label_id.in_(matching)
-        return self.dialect.in_ids(_POINTS.c.label_id, conn.execute(
-            matching).scalars().all())
+            return matching
+        return conn.execute(matching).scalars().all()
+
+    def _among(self, column, ids):
+        """``column`` is one of ``ids`` (see :meth:`_label_ids`)."""
+        if isinstance(ids, list):
+            return self.dialect.in_ids(column, ids)
+        return column.in_(ids)
+
+    def _parts(self, conn, query, ids):
+        """The parts of the window of ``query`` (which has label filters,
+        matched by the labels ``ids``, see :meth:`_label_ids`), in the
+        points' order, as ``(begin, end, count, pairs)``: ``begin`` and
+        ``end`` aware (``None``: unbounded); for a rolled UTC day holding
+        matching points, their ``count`` and the ``(scope, type)`` pairs
+        that hold them, from ``rated_label_days``; for a part to walk,
+        ``None`` and ``None``. A rolled day without matching points is no
+        part.
+
+        Days are rolled as in :meth:`_label_sums`, but for those holding
+        points without scope (which have no sums by label): walked, with
+        the days not rolled and the ragged ends of the window, adjacent
+        ones as one part.
+        """
+        first, last = _whole_days(query)
+        days = _day_conditions(query)
+        if (None not in (first, last) and first >= last) or not (
+                conn.execute(sa.select(sa.exists().where(
+                    _DAILY.c.rolled == sa.true(), *days))).scalar()):
+            return [(query.begin, query.end, None, None)]
+        unrolled = set(conn.execute(sa.select(_DAILY.c.day).where(
+            _DAILY.c.rolled == sa.false(), *days).distinct()).scalars())
+        rolled = _split_days(first, last, sorted(unrolled))[0]
+        if query.scopes is None:
+            unrolled.update(conn.execute(sa.select(
+                self.dialect.day(_TOTALS.c.period_begin)).where(
+                _TOTALS.c.scope_id.is_(None),
+                _in_ranges(_TOTALS.c.period_begin, _midnights(rolled)),
+            ).distinct()).scalars())
+        rolled, walked = _split_days(first, last, sorted(unrolled))
+        counts = {}
+        for day, scope, type_, count in conn.execute(sa.select(
+                _LABEL_DAYS.c.day, _LABEL_DAYS.c.scope_id,
+                _LABEL_DAYS.c.type, sa.func.sum(_LABEL_DAYS.c.points),
+        ).where(self._among(_LABEL_DAYS.c.label_id, ids),
+                _in_ranges(_LABEL_DAYS.c.day, rolled),
+                *_day_conditions(query, _LABEL_DAYS)).group_by(
+                _LABEL_DAYS.c.day, _LABEL_DAYS.c.scope_id,
+                _LABEL_DAYS.c.type)):
+            day_count, pairs = counts.setdefault(day, [0, set()])
+            counts[day][0] = day_count + int(count)
+            pairs.add((scope, type_))
+        parts = [(*_aware(day, day + _DAY), count, pairs)
+                 for day, (count, pairs) in counts.items()]
+        parts += [(*pair, None, None) for pair in _day_edges(query)[1]]
+        parts += [(*_aware(*pair), None, None) for pair in walked]
+        parts.sort(key=lambda part: (part[0] is not None, part[0]))
+        merged = []
+        for part in parts:
+            if (merged and part[2] is None and merged[-1][2] is None
+                    and merged[-1][1] == part[0]):
+                merged[-1] = (merged[-1][0], part[1], None, None)
+            else:
+                merged.append(part)
+        return merged
+
+    def _day_batches(self, conn, begin, end, pairs):
+        """WHERE clauses on ``rated_points``: the batches of the period
+        ``[begin, end)`` (aware) of the scopes and types of ``pairs``
+        (none past :data:`.pages.BATCHES`: the other clauses select the
+        same points)."""
+        batches = conn.execute(sa.select(_TOTALS.c.batch_id).where(
+            *_total_conditions(v2.Query(
+                begin, end, sorted({type_ for _, type_ in pairs}),
+                sorted({scope for scope, _ in pairs}))),
+        ).distinct()).scalars().all()
+        if len(batches) > pages.BATCHES:
+            return []
+        return [self.dialect.in_ids(_POINTS.c.batch_id, sorted(batches))]
 
     @staticmethod
-    def _page_statement(conditions, order, offset=0, limit=None):
-        """The points selected by ``conditions`` in ``order``, from
+    def _page_statement(conditions, offset=0, limit=None):
+        """The points selected by ``conditions`` in the points' order, from
         ``offset`` (``limit`` of them, ``None``: all), with their labels."""
+        order = [_POINTS.c[name] for name in _ORDER]
         page = sa.select(
             *order, _POINTS.c.label_id, _POINTS.c.qty, _POINTS.c.price,
         ).where(*conditions).order_by(*order)
