@@ -24,10 +24,10 @@ and this process's CPU; on PostgreSQL the server's CPU too) over
 - ``retrieve`` of 100 points without filters, with a scope filter and
   with a label filter (``user_id``).
 
-The totals are timed on the data as pushed, then again once the upkeep a
+Each is timed on the data as pushed, then again once the upkeep a
 processor runs every hour (``storage.maintain``, on April 1st) has summed
-the month's days by label (``rated_label_days``), the time of which is
-printed too.
+the month's days by label (``rated_label_days``, which the totals and the
+retrieves with label filters read), the time of which is printed too.
 
 ``--url`` names a database to fill once and reuse: when it already holds
 the benchmark's number of points, the load is skipped.
@@ -117,9 +117,8 @@ def load(storage, n_points, chunk=24):
     return time.perf_counter() - started
 
 
-def measures(storage, runs, totals_only=False):
-    """``{name: (figures, what the last call returned)}`` (of the totals
-    alone with ``totals_only``)."""
+def measures(storage, runs):
+    """``{name: (figures, what the last call returned)}``."""
     window = {'begin': MONTH[0], 'end': MONTH[1]}
     one_user = {'user_id': 'user-03-4'}
 
@@ -150,8 +149,6 @@ def measures(storage, runs, totals_only=False):
     }
     output = {}
     for name, (call, describe) in calls.items():
-        if totals_only and not name.startswith('total'):
-            continue
         figures, result = storage_bench.timed(storage, call, runs)
         output[name] = figures, describe(result)
     return output
@@ -205,8 +202,7 @@ def main(argv=None):
         figures, days, rows = roll(storage)
         report('upkeep summing the month by label', figures,
                f'{days} days, {rows} rows', 1)
-        for name, (figures, what) in measures(storage, args.runs,
-                                              totals_only=True).items():
+        for name, (figures, what) in measures(storage, args.runs).items():
             report(f'{name}, rolled', figures, what, args.runs)
 
 
