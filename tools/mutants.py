@@ -128,6 +128,16 @@ MUTATIONS = (
          'cloudkitty/tests/unit/test_orchestrator_batch.py::'
          'test_the_last_partial_group_is_stored')),
     Mutation(
+        'push-keeps-day-rolled',
+        "a push on PostgreSQL adds to a day's daily sums but leaves the day "
+        "marked rolled: its points are missing from totals by label",
+        'cloudkitty/storage/v2/sqlalchemy/dialects.py',
+        "            f'points = daily.points + excluded.points, rolled = "
+        "false',\n",
+        "            f'points = daily.points + excluded.points',\n",
+        ('cloudkitty/tests/functional/storage/test_label_rollup.py::'
+         'test_totals_by_labels_match_the_points_through_every_change',)),
+    Mutation(
         'replace-without-delete',
         "the storage's replace pushes without deleting the period first",
         'cloudkitty/storage/v2/sqlalchemy/backend.py',

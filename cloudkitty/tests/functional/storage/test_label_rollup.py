@@ -154,6 +154,13 @@ def test_totals_by_labels_match_the_points_through_every_change(storage):
     storage.replace(frame(T0 + 25 * HOUR, 'p1', scale=7), 'p1')
     assert label_days(storage)[1]['2024-03-02'] is False
     check(storage)
+    # A period stored for the first time in a rolled day (a scope that was
+    # late): a push, nothing replaced; read from the points until rolled.
+    storage.maintain(T0 + 2 * DAY + 12 * HOUR)
+    assert label_days(storage)[1]['2024-03-02'] is True
+    storage.push([frame(T0 + 26 * HOUR, 'p1', scale=3)], 'p1')
+    assert label_days(storage)[1]['2024-03-02'] is False
+    check(storage)
     # Deleted by label in a rolled day, then rolled again.
     storage.maintain(T0 + 2 * DAY + 12 * HOUR)
     storage.delete(begin=T0, end=T0 + DAY, filters={'flavor': 'big'})
