@@ -5,7 +5,7 @@ the number of points, of the labels matching a filter, read without the
 other labels' rows. On PostgreSQL, ``rated_labels.groupby`` and
 ``.metadata`` get GIN indexes (``jsonb_path_ops``), which answer the
 containment test that narrows a label filter before its exact comparison
-(see ``Dialect.label_filter`` in
+(see ``Dialect.label_lookup`` in
 ``cloudkitty.storage.v2.sqlalchemy.dialects``). On a partitioned
 ``rated_label_days`` the index is made on every partition, and on those
 made later.

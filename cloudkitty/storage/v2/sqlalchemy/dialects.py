@@ -11,7 +11,8 @@ Each holds the engine and answers, for the shared writes and reads of
 - :meth:`~Dialect.insert_batches`, :meth:`~Dialect.store_totals`,
   :meth:`~Dialect.store_labels`: the other bulk inserts;
 - :attr:`~Dialect.upsert_daily`: the statement adding to the daily sums;
-- :meth:`~Dialect.label_filter`: a label filter on ``rated_labels``;
+- :meth:`~Dialect.label_filter`, :meth:`~Dialect.label_lookup`: a label
+  filter on ``rated_labels``;
 - :meth:`~Dialect.label_value`, :meth:`~Dialect.bytewise`,
   :meth:`~Dialect.day`, :meth:`~Dialect.materialized`,
   :meth:`~Dialect.in_ids`: expressions;
@@ -238,6 +239,12 @@ class Dialect:
             self.label_value(_LABELS.c.groupby, key),
             self.label_value(_LABELS.c.metadata, key)).in_(values)
 
+    def label_lookup(self, key, values):
+        """:meth:`label_filter`, for a statement that reads the matching
+        labels' ids alone (an index may answer it; in a larger statement,
+        the planner would misjudge how many labels match)."""
+        return self.label_filter(key, values)
+
     def bytewise(self, expression):
         """``expression`` compared and sorted by code point."""
         return expression
@@ -412,12 +419,12 @@ class PostgreSQL(Dialect):
     def bytewise(self, expression):
         return sa.collate(expression, 'C')
 
-    def label_filter(self, key, values):
+    def label_lookup(self, key, values):
         # The exact test, after a containment test the GIN indexes of
         # groupby and metadata answer (migration 0011), true of every label
         # the exact one is (see json_forms()).
         forms = [json_forms(value) for value in values]
-        exact = super().label_filter(key, values)
+        exact = self.label_filter(key, values)
         if None in forms:
             return exact
         documents = [f'{{{json.dumps(key, ensure_ascii=False)}: {form}}}'

@@ -14,9 +14,9 @@ index instead of touching random pages.
 metadata): the labels of a resource repeat period after period, so they are
 stored once, keyed by a 64-bit hash of their canonical JSON. On PostgreSQL
 (migration 0011) ``groupby`` and ``metadata`` have GIN indexes
-(``jsonb_path_ops``): a label filter finds its labels by containment
-there instead of reading every label (see
-:meth:`.dialects.Dialect.label_filter`).
+(``jsonb_path_ops``): the label filter of a retrieve finds its labels by
+containment there instead of reading every label (see
+:meth:`.dialects.Dialect.label_lookup`).
 
 ``rated_batches``, one row per (push, scope, period): the index of the
 points by ``(scope_id, period_begin)``. Indexing the fact table on those
