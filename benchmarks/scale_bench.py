@@ -40,9 +40,11 @@ instead (it must be empty).
 import argparse
 import datetime
 import decimal
+import functools
 import gc
 import json
 import time
+import types
 
 import sqlalchemy
 # Beside this script: its folder is first on the path when it runs.
@@ -78,6 +80,24 @@ def scope_ids():
     return [f'{index:032x}' for index in range(1, SCOPES + 1)]
 
 
+@functools.lru_cache(maxsize=64)
+def _time_keys(hour):
+    """The time keys a collector sets in the groupby of ``hour``'s
+    points (they change every day)."""
+    return types.MappingProxyType({
+        'week_of_the_year': hour.strftime('%U'),
+        'day_of_the_year': hour.strftime('%-j'),
+        'month': str(hour.month), 'year': str(hour.year)})
+
+
+@functools.lru_cache(maxsize=None)
+def _metadata(kind):
+    """The metadata of the resources of ``kind`` (shared, read-only)."""
+    return types.MappingProxyType({
+        'flavor_name': FLAVORS[kind % len(FLAVORS)],
+        'image_id': f'image-{kind % 5}'})
+
+
 def _point(scope, resource, kind, hour, number):
     """A point of ``resource`` for ``hour``, its labels as a collector sets
     them: the time keys change every day, the metadata (from ``kind``)
@@ -85,12 +105,8 @@ def _point(scope, resource, kind, hour, number):
     return dataframe.DataPoint(
         'unit', decimal.Decimal(number % 9973 + 1).scaleb(-2),
         decimal.Decimal(number % 99991 + 1).scaleb(-4),
-        {'project_id': scope, 'id': resource,
-         'week_of_the_year': hour.strftime('%U'),
-         'day_of_the_year': hour.strftime('%-j'),
-         'month': str(hour.month), 'year': str(hour.year)},
-        {'flavor_name': FLAVORS[kind % len(FLAVORS)],
-         'image_id': f'image-{kind % 5}'})
+        {'project_id': scope, 'id': resource, **_time_keys(hour)},
+        _metadata(kind))
 
 
 def frame_points(count):
