@@ -106,9 +106,7 @@ def _day_edges(query):
     window of ``query`` (``None``: unbounded), and the parts of the window
     outside them, as ``(begin, end)`` pairs."""
     first_day, last_day = _whole_days(query)
-    whole = [datetime.datetime.combine(day, datetime.time(), _UTC)
-             if day is not None else None
-             for day in (first_day, last_day)]
+    whole = list(_aware(first_day, last_day))
     edges = []
     if first_day is not None and query.begin < whole[0]:
         edges.append((query.begin, whole[0]))
@@ -136,16 +134,21 @@ def _split_days(first, last, unrolled):
     return rolled, rest
 
 
+def _midnight(day, tzinfo=None):
+    """The midnight starting the date ``day`` (``None`` stays), naive UTC
+    or in ``tzinfo``."""
+    return None if day is None else datetime.datetime.combine(
+        day, datetime.time(), tzinfo)
+
+
 def _midnights(ranges):
     """``ranges`` of dates as ranges of naive UTC midnights."""
-    return [tuple(None if day is None else datetime.datetime.combine(
-        day, datetime.time()) for day in pair) for pair in ranges]
+    return [tuple(map(_midnight, pair)) for pair in ranges]
 
 
 def _aware(*days):
     """The aware UTC midnights of the dates ``days`` (``None`` stays)."""
-    return tuple(None if day is None else datetime.datetime.combine(
-        day, datetime.time(), _UTC) for day in days)
+    return tuple(_midnight(day, _UTC) for day in days)
 
 
 def _in_ranges(column, ranges):
@@ -334,20 +337,17 @@ class Reader:
         ``None`` and ``None``. A rolled day without matching points is no
         part.
 
-        Days are rolled as in :meth:`_label_sums`, but for those holding
+        Days are rolled as :meth:`_unrolled_days` says, but for those holding
         points without scope (which have no sums by label): walked, with
         the days not rolled and the ragged ends of the window, adjacent
         ones as one part.
         """
-        first, last = _whole_days(query)
-        days = _day_conditions(query)
-        if (None not in (first, last) and first >= last) or not (
-                conn.execute(sa.select(sa.exists().where(
-                    _DAILY.c.rolled == sa.true(), *days))).scalar()):
+        found = self._unrolled_days(conn, query)
+        if found is None:
             return [(query.begin, query.end, None, None)]
-        unrolled = set(conn.execute(sa.select(_DAILY.c.day).where(
-            _DAILY.c.rolled == sa.false(), *days).distinct()).scalars())
-        rolled = _split_days(first, last, sorted(unrolled))[0]
+        first, last, unrolled = found
+        rolled = _split_days(first, last, unrolled)[0]
+        unrolled = set(unrolled)
         if query.scopes is None:
             unrolled.update(conn.execute(sa.select(
                 self.dialect.day(_TOTALS.c.period_begin)).where(
@@ -479,6 +479,28 @@ class Reader:
             return _DAILY, days
         return sa.union_all(*parts).subquery('sums'), []
 
+    @staticmethod
+    def _unrolled_days(conn, query):
+        """``(first, last, unrolled)``: the whole UTC days ``[first,
+        last)`` of the window of ``query`` (see :func:`_whole_days`) and,
+        sorted, those with a daily row of its scopes and types not rolled
+        (see :func:`.maintenance.roll`); ``None`` when the window has no
+        whole day or none of them is rolled.
+
+        Both read along the index on (rolled, day): a day without daily
+        rows has no points with a scope, and counts as rolled.
+        """
+        first, last = _whole_days(query)
+        if None not in (first, last) and first >= last:
+            return None
+        days = _day_conditions(query)
+        if not conn.execute(sa.select(sa.exists().where(
+                _DAILY.c.rolled == sa.true(), *days))).scalar():
+            return None
+        return first, last, conn.execute(sa.select(_DAILY.c.day).where(
+            _DAILY.c.rolled == sa.false(), *days).distinct().order_by(
+            _DAILY.c.day)).scalars().all()
+
     def _label_sums(self, conn, query):
         """``(table, WHERE clauses)`` of the rows to sum for ``query``, a
         total by labels (grouped or filtered) without periods: the points
@@ -498,19 +520,10 @@ class Reader:
         as a few ranges of ``period_begin``. With no rolled day, this is
         the points alone.
         """
-        first, last = _whole_days(query)
-        if None not in (first, last) and first >= last:
+        found = self._unrolled_days(conn, query)
+        if found is None:
             return _POINTS, self.conditions(query)
-        # Both along the index on (rolled, day): a day without daily rows
-        # has no points with a scope, and counts as rolled.
-        days = _day_conditions(query)
-        if not conn.execute(sa.select(sa.exists().where(
-                _DAILY.c.rolled == sa.true(), *days))).scalar():
-            return _POINTS, self.conditions(query)
-        rolled, unrolled = _split_days(first, last, conn.execute(
-            sa.select(_DAILY.c.day).where(
-                _DAILY.c.rolled == sa.false(), *days).distinct().order_by(
-                _DAILY.c.day)).scalars().all())
+        rolled, unrolled = _split_days(*found)
         ranges = [(timeutils.to_db(begin), timeutils.to_db(end))
                   for begin, end in _day_edges(query)[1]]
         ranges += _midnights(unrolled)
