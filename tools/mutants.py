@@ -138,6 +138,37 @@ MUTATIONS = (
         ('cloudkitty/tests/functional/storage/test_label_rollup.py::'
          'test_totals_by_labels_match_the_points_through_every_change',)),
     Mutation(
+        'push-skips-month',
+        "a push on PostgreSQL adds to the daily sums but not to the monthly "
+        "ones: a whole month's summary misses it",
+        'cloudkitty/storage/v2/sqlalchemy/dialects.py',
+        "            f'FROM totals WHERE scope_id IS NOT NULL '\n"
+        "            f'GROUP BY month, scope_id, type ORDER BY month, "
+        "scope_id, type '\n",
+        "            f'FROM totals WHERE scope_id IS NULL '\n"
+        "            f'GROUP BY month, scope_id, type ORDER BY month, "
+        "scope_id, type '\n",
+        ('cloudkitty/tests/functional/storage/test_monthly_totals.py::'
+         'test_totals_over_months_days_and_hours_follow_every_write',)),
+    Mutation(
+        'delete-keeps-month',
+        "a replace or delete subtracts from the daily sums but not from the "
+        "monthly ones",
+        'cloudkitty/storage/v2/sqlalchemy/writes.py',
+        "        months = _by_month(rows)\n",
+        "        months = _by_month(rows) if sign > 0 else []\n",
+        ('cloudkitty/tests/functional/storage/test_monthly_totals.py::'
+         'test_totals_over_months_days_and_hours_follow_every_write',)),
+    Mutation(
+        'retention-keeps-month',
+        "dropping the partitions of the days before the retention leaves "
+        "the monthly sums of the month they cut untouched",
+        'cloudkitty/storage/v2/sqlalchemy/writes.py',
+        "        if before == month:\n            return\n",
+        "        return\n",
+        ('cloudkitty/tests/functional/storage/test_partitions.py::'
+         'test_retention_by_week_sums_the_month_it_cuts_again',)),
+    Mutation(
         'replace-without-delete',
         "the storage's replace pushes without deleting the period first",
         'cloudkitty/storage/v2/sqlalchemy/backend.py',

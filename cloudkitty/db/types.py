@@ -8,7 +8,8 @@ text keys compare byte-wise everywhere (:func:`key_string`).
 Contents: :data:`SCALE`, :data:`QTY_INTEGER_DIGITS`,
 :data:`PRICE_INTEGER_DIGITS`, :class:`SQLiteDecimal`, :func:`money`,
 :func:`key_string`, and the types :data:`TIMESTAMP`, :data:`JSON`,
-:data:`BIG_ID`, :data:`QTY`, :data:`PRICE`, :data:`SUM`.
+:data:`BIG_ID`, :data:`QTY`, :data:`PRICE`, :data:`SUM`,
+:data:`MONTHLY_SUM`.
 """
 
 import decimal
@@ -90,3 +91,5 @@ QTY = money(QTY_INTEGER_DIGITS)
 PRICE = money(PRICE_INTEGER_DIGITS)
 #: Sums of quantities or of prices: as wide as a quantity.
 SUM = money(QTY_INTEGER_DIGITS)
+#: Sums of the daily sums of a month (31 at most): two digits wider.
+MONTHLY_SUM = money(QTY_INTEGER_DIGITS + 2)

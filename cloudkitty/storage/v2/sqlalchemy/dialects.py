@@ -10,7 +10,8 @@ Each holds the engine and answers, for the shared writes and reads of
   STDIN`` on PostgreSQL, batched multi-row ``INSERT`` elsewhere);
 - :meth:`~Dialect.insert_batches`, :meth:`~Dialect.store_totals`,
   :meth:`~Dialect.store_labels`: the other bulk inserts;
-- :attr:`~Dialect.upsert_daily`: the statement adding to the daily sums;
+- :attr:`~Dialect.upsert_daily`, :attr:`~Dialect.upsert_monthly`: the
+  statements adding to the daily and monthly sums;
 - :meth:`~Dialect.label_filter`, :meth:`~Dialect.label_lookup`: a label
   filter on ``rated_labels``;
 - :meth:`~Dialect.label_value`, :meth:`~Dialect.bytewise`,
@@ -46,6 +47,7 @@ _POINTS = models.RatedPoint.__table__
 _LABELS = models.RatedLabel.__table__
 _TOTALS = models.RatedTotal.__table__
 _DAILY = models.RatedDailyTotal.__table__
+_MONTHLY = models.RatedMonthlyTotal.__table__
 #: In the order the bulk writers send them: per-run values first.
 POINT_COLUMNS = ('period_begin', 'period_end', 'scope_id', 'type',
                  'batch_id', 'seq', 'label_id', 'qty', 'price')
@@ -194,14 +196,26 @@ class Dialect:
         """INSERT of ``rated_daily_totals`` rows that adds to a stored
         row of the same key, which it marks not rolled (a new row is not,
         by default)."""
-        insert = self._insert_module.insert(_DAILY)
+        return self._upsert_sums(_DAILY, rolled=sa.false())
+
+    @functools.cached_property
+    def upsert_monthly(self):
+        """INSERT of ``rated_monthly_totals`` rows that adds to a stored
+        row of the same key."""
+        return self._upsert_sums(_MONTHLY)
+
+    def _upsert_sums(self, table, **more):
+        """INSERT of rows of the sums ``table`` that adds their ``qty``,
+        ``price``, ``totals`` and ``points`` to those of a stored row of
+        the same key, and sets the columns of ``more`` there."""
+        insert = self._insert_module.insert(table)
         return insert.on_conflict_do_update(
-            index_elements=['scope_id', 'type', 'day'], set_={
-                'qty': self._add(_DAILY.c.qty, insert.excluded.qty),
-                'price': self._add(_DAILY.c.price, insert.excluded.price),
-                'totals': _DAILY.c.totals + insert.excluded.totals,
-                'points': _DAILY.c.points + insert.excluded.points,
-                'rolled': sa.false()})
+            index_elements=[column.name for column in table.primary_key],
+            set_={'qty': self._add(table.c.qty, insert.excluded.qty),
+                  'price': self._add(table.c.price, insert.excluded.price),
+                  'totals': table.c.totals + insert.excluded.totals,
+                  'points': table.c.points + insert.excluded.points,
+                  **more})
 
     @staticmethod
     def _add(augend, addend):
@@ -368,8 +382,11 @@ class PostgreSQL(Dialect):
 
     def store_totals(self, conn, totals, add_daily):
         # One statement, arrays sent in binary: the totals, and their sums
-        # by day added to the daily ones, marked not rolled (in key order:
-        # concurrent writers lock rows in the same order).
+        # by month and by day added to the monthly and daily ones, the
+        # daily marked not rolled (in key order: concurrent writers lock
+        # rows in the same order; the daily rows first, by the main
+        # statement, then the monthly, by the WITH statement it does not
+        # read, which runs to completion after it, as _apply_daily does).
         conn.exec_driver_sql(
             f'WITH totals AS (INSERT INTO rated_totals '
             f'({", ".join(TOTAL_COLUMNS)}) SELECT * FROM unnest('
@@ -377,7 +394,18 @@ class PostgreSQL(Dialect):
             f'%(period_begin)b::timestamp[], %(period_end)b::timestamp[], '
             f'%(scope_id)b::text[], %(qty)b::numeric[], '
             f'%(price)b::numeric[], %(points)b::int8[]) RETURNING scope_id, '
-            f'type, period_begin, qty, price, points) '
+            f'type, period_begin, qty, price, points), '
+            f'monthly AS (INSERT INTO rated_monthly_totals AS monthly (month, '
+            f'scope_id, type, qty, price, totals, points) SELECT '
+            f"CAST(date_trunc('month', period_begin) AS date) AS month, "
+            f'scope_id, type, sum(qty), sum(price), count(*), sum(points) '
+            f'FROM totals WHERE scope_id IS NOT NULL '
+            f'GROUP BY month, scope_id, type ORDER BY month, scope_id, type '
+            f'ON CONFLICT (month, scope_id, type) DO UPDATE SET '
+            f'qty = monthly.qty + excluded.qty, '
+            f'price = monthly.price + excluded.price, '
+            f'totals = monthly.totals + excluded.totals, '
+            f'points = monthly.points + excluded.points) '
             f'INSERT INTO rated_daily_totals AS daily (scope_id, type, day, '
             f'qty, price, totals, points) SELECT scope_id, type, '
             f'CAST(period_begin AS date) AS day, sum(qty), sum(price), '
@@ -472,13 +500,11 @@ class MySQL(Dialect):
 
     _insert_label_suffix = ' ON DUPLICATE KEY UPDATE id = id'
 
-    @functools.cached_property
-    def upsert_daily(self):
-        insert = mysql.insert(_DAILY)
+    def _upsert_sums(self, table, **more):
+        insert = mysql.insert(table)
         return insert.on_duplicate_key_update({
-            **{name: _DAILY.c[name] + insert.inserted[name]
-               for name in ('qty', 'price', 'totals', 'points')},
-            'rolled': sa.false()})
+            **{name: table.c[name] + insert.inserted[name]
+               for name in ('qty', 'price', 'totals', 'points')}, **more})
 
     def bytewise(self, expression):
         return sa.collate(expression, 'utf8mb4_nopad_bin')

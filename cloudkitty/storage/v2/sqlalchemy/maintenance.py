@@ -4,7 +4,8 @@ retention`` deleted, and the days before today summed by label
 (:func:`roll`).
 
 On PostgreSQL, partitioned, whole partitions are dropped (see
-:mod:`.partitions`); the rows left before the partitions kept (in the
+:mod:`.partitions`), and the monthly sums follow
+(:meth:`.writes.Writer.resum_months`); the rows left before the partitions kept (in the
 ``DEFAULT`` partition, or in a database not partitioned yet) and, on
 MariaDB and SQLite, all the rows past the retention, are deleted as whole
 batches, a bounded number per transaction (:func:`delete_before`).
@@ -126,6 +127,8 @@ def maintain(engine, writer, conf, now):
             cutoff = partitions.floor(cutoff, keeper.interval).replace(
                 tzinfo=_UTC)
             upkeep.dropped = keeper.drop_before(cutoff)
+            with writer.dialect.rolling() as conn:
+                writer.resum_months(conn, cutoff.date())
         upkeep.batches, upkeep.transactions = delete_before(engine, writer,
                                                             cutoff)
     upkeep.rolled, upkeep.label_rows = roll(

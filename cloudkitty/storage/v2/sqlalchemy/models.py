@@ -1,7 +1,7 @@
 """Tables of the ``sqlalchemy`` storage backend (migrations 0002, 0006,
-0008, 0009, 0010, 0011).
+0008, 0009, 0010, 0011, 0012).
 
-Six tables, shaped by what the store does most: append a scope's period
+Seven tables, shaped by what the store does most: append a scope's period
 in bulk, aggregate millions of points by scope, type and period, and
 delete one scope's period before it is stored again.
 
@@ -42,6 +42,16 @@ Its ``rolled`` flag (migration 0010) tells whether the day's points of that
 scope and type are summed in ``rated_label_days``: every write of the row
 sets it back to false, the upkeep sets it (see
 :func:`.maintenance.roll`).
+
+``rated_monthly_totals`` (migration 0012), one row per (UTC month, scope,
+type) of the batches with a scope: the same sums as the daily rows of
+that month, kept by the same writes in the same transactions (see
+:meth:`.writes.Writer.store_totals`). A ``total`` without time grouping
+reads the whole months of its window here, a thirtieth of the daily rows:
+the summary of a month reads one row per scope and type, however many
+points the month holds (see :meth:`.reads.Reader.sums`). It is not
+partitioned: it holds a few rows per scope and type and month, which the
+retention deletes (see :func:`.maintenance.maintain`).
 
 ``rated_label_days``, one row per (UTC day, scope, type, label id) of the
 points with a scope: their sums and count, written by the upkeep for the
@@ -182,6 +192,24 @@ class RatedDailyTotal(models.Base):
                                                 nullable=False)
     rolled: orm.Mapped[bool] = orm.mapped_column(
         sa.Boolean, nullable=False, server_default=sa.false())
+
+
+class RatedMonthlyTotal(models.Base):
+    """Sums of the ``rated_totals`` rows of one UTC month (its first day),
+    scope and type."""
+
+    __tablename__ = 'rated_monthly_totals'
+
+    # Month first: a month's rows are one range, in scope and type order.
+    month = orm.mapped_column(sa.Date, primary_key=True)
+    scope_id = orm.mapped_column(db_types.key_string(255), primary_key=True)
+    type = orm.mapped_column(db_types.key_string(255), primary_key=True)
+    qty = orm.mapped_column(db_types.MONTHLY_SUM, nullable=False)
+    price = orm.mapped_column(db_types.MONTHLY_SUM, nullable=False)
+    totals: orm.Mapped[int] = orm.mapped_column(sa.BigInteger,
+                                                nullable=False)
+    points: orm.Mapped[int] = orm.mapped_column(sa.BigInteger,
+                                                nullable=False)
 
 
 class RatedLabelDay(models.Base):

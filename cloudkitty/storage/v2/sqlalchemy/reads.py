@@ -26,6 +26,7 @@ _LABELS = models.RatedLabel.__table__
 _BATCHES = models.RatedBatch.__table__
 _TOTALS = models.RatedTotal.__table__
 _DAILY = models.RatedDailyTotal.__table__
+_MONTHLY = models.RatedMonthlyTotal.__table__
 _LABEL_DAYS = models.RatedLabelDay.__table__
 #: The order of the points a ``retrieve`` returns.
 _ORDER = ('period_begin', 'period_end', 'type', 'batch_id', 'seq')
@@ -88,17 +89,56 @@ def _day_conditions(query, table=_DAILY):
     """WHERE clauses on ``table`` (``rated_daily_totals`` or
     ``rated_label_days``) selecting the whole UTC days of the window of
     ``query`` (see :func:`_whole_days`), its scopes and types."""
-    first, last = _whole_days(query)
+    return _sums_conditions(query, table.c.day, *_whole_days(query))
+
+
+def _sums_conditions(query, column, first, last):
+    """WHERE clauses on the table of sums of ``column`` (its day or
+    month) selecting ``first <= column < last`` (``None``: unbounded), and
+    the scopes and types of ``query``."""
+    table = column.table
     conditions = []
     if first is not None:
-        conditions.append(table.c.day >= first)
+        conditions.append(column >= first)
     if last is not None:
-        conditions.append(table.c.day < last)
+        conditions.append(column < last)
     if query.scopes is not None:
         conditions.append(table.c.scope_id.in_(query.scopes))
     if query.types is not None:
         conditions.append(table.c.type.in_(query.types))
     return conditions
+
+
+def _whole_months(first, last):
+    """``(months, days)``: the whole UTC months among the days ``[first,
+    last)`` (``None``: unbounded) as the range ``(first day, first day
+    after)`` (``None`` when there is no whole month; ``None`` in it:
+    unbounded), and the ranges ``(first, last)`` of the days outside
+    them."""
+    start = first
+    if first is not None and first.day != 1:
+        start = (first.replace(day=1) + 31 * _DAY).replace(day=1)
+    stop = None if last is None else last.replace(day=1)
+    if None not in (start, stop) and start >= stop:
+        return None, [(first, last)]
+    days = []
+    if first is not None and first < start:
+        days.append((first, start))
+    if last is not None and stop < last:
+        days.append((stop, last))
+    return (start, stop), days
+
+
+def _in_key_order(query):
+    """Whether the sums of the whole days of ``query`` are one range of
+    one table's primary key in scope and type order: the daily sums alone
+    (no whole month), or one month's sums alone."""
+    months, days = _whole_months(*_whole_days(query))
+    if months is None:
+        return True
+    start, stop = months
+    return not days and None not in months and stop == (
+        start + 31 * _DAY).replace(day=1)
 
 
 def _day_edges(query):
@@ -444,12 +484,14 @@ class Reader:
         The points themselves when labels are filtered or grouped on with
         periods; without periods, the sums by label of the rolled days
         and the rest from the points (:meth:`_label_sums`); the per-batch
-        sums when periods are grouped on; otherwise the whole UTC days of
-        the window from ``rated_daily_totals``, and the rest, if any, from
+        sums when periods are grouped on; otherwise the whole UTC months
+        of the window from ``rated_monthly_totals``, its other whole UTC
+        days from ``rated_daily_totals``, and the rest, if any, from
         ``rated_totals``, in a union with the columns ``scope_id``,
-        ``type``, ``qty``, ``price`` and ``points``. The daily sums alone
-        are read in key order from their primary key, so that the first
-        page of groups by scope and type costs no sort of every group.
+        ``type``, ``qty``, ``price`` and ``points``. The monthly (or daily)
+        sums alone are read in key order from their primary key, so that
+        the first page of groups by scope and type costs no sort of every
+        group: a month's summary reads one row per scope and type.
         """
         if source is _POINTS:
             return _POINTS, self.conditions(query)
@@ -458,8 +500,14 @@ class Reader:
         if source is _TOTALS:
             return _TOTALS, _total_conditions(query)
         columns = ('scope_id', 'type', 'qty', 'price', 'points')
-        days = _day_conditions(query)
-        parts = [sa.select(*(_DAILY.c[c] for c in columns)).where(*days)]
+        months, days = _whole_months(*_whole_days(query))
+        sources = [(_DAILY, _sums_conditions(query, _DAILY.c.day, *pair))
+                   for pair in days]
+        if months is not None:
+            sources.insert(0, (_MONTHLY, _sums_conditions(
+                query, _MONTHLY.c.month, *months)))
+        parts = [sa.select(*(table.c[c] for c in columns)).where(*where)
+                 for table, where in sources]
 
         def outside(begin, end, *more):
             within = v2.Query(begin, end, query.types, query.scopes)
@@ -476,7 +524,7 @@ class Reader:
             # Points stored without a scope have no daily sums.
             outside(*whole, *unscoped)
         if len(parts) == 1:
-            return _DAILY, days
+            return sources[0]
         return sa.union_all(*parts).subquery('sums'), []
 
     @staticmethod
@@ -559,8 +607,9 @@ class Reader:
         source = self._source(query, keys)
         settings = {}
         if source is _DAILY and not _day_edges(query)[1] and [
-                key.kind for key in keys] in (['scope'], ['scope', 'type']):
-            # Groups on a prefix of the primary key of the daily sums alone:
+                key.kind for key in keys] in (['scope'], ['scope', 'type']) \
+                and _in_key_order(query):
+            # Groups on a prefix of the primary key of one table of sums:
             # counted along the index, which the planner, expecting far
             # fewer groups than there are, would trade for a slower hash of
             # every row.

@@ -29,8 +29,10 @@ _LABELS = models.RatedLabel.__table__
 _BATCHES = models.RatedBatch.__table__
 _TOTALS = models.RatedTotal.__table__
 _DAILY = models.RatedDailyTotal.__table__
+_MONTHLY = models.RatedMonthlyTotal.__table__
 _LABEL_DAYS = models.RatedLabelDay.__table__
 _QUANTUM = decimal.Decimal(1).scaleb(-db_types.SCALE)
+_DAY = datetime.timedelta(days=1)
 _QTY = operator.itemgetter(1)    # of a DataPoint
 # What json.JSONEncoder(sort_keys=True, separators=(',', ':')).encode()
 # writes, through the C encoder it would build on every call, built once
@@ -432,9 +434,10 @@ class Writer:
     def _apply_daily(self, conn, rows, sign):
         """Add (``sign`` 1) or subtract (-1) ``rows`` (dicts of the
         ``rated_daily_totals`` columns, sorted by key) to or from the
-        stored daily sums, each by an atomic upsert (sorted: concurrent
-        writers lock rows in the same order), which marks them not rolled;
-        a row that then adds up no ``rated_totals`` row is deleted, with
+        stored daily sums, then their sums by month to the monthly ones,
+        each by an atomic upsert (sorted: concurrent writers lock rows in
+        the same order), which marks the daily rows not rolled; a row that
+        then adds up no ``rated_totals`` row is deleted, a daily one with
         its sums by label (so that every row of ``rated_label_days`` has
         its daily row)."""
         if not rows:
@@ -447,7 +450,17 @@ class Writer:
                     for row in rows]
         for chunk in dialects.chunks(rows):
             conn.execute(self.dialect.upsert_daily, chunk)
+        months = _by_month(rows)
+        for chunk in dialects.chunks(months):
+            conn.execute(self.dialect.upsert_monthly, chunk)
         if sign < 0:
+            monthly_key = sa.tuple_(_MONTHLY.c.month, _MONTHLY.c.scope_id,
+                                    _MONTHLY.c.type)
+            for chunk in dialects.chunks([
+                    (row['month'], row['scope_id'], row['type'])
+                    for row in months]):
+                conn.execute(sa.delete(_MONTHLY).where(
+                    _MONTHLY.c.totals <= 0, monthly_key.in_(chunk)))
             keys = [(row['day'], row['scope_id'], row['type'])
                     for row in rows]
             daily_key = sa.tuple_(_DAILY.c.day, _DAILY.c.scope_id,
@@ -507,6 +520,33 @@ class Writer:
         return conn.execute(sa.select(sa.func.count()).where(
             _LABEL_DAYS.c.day == day)).scalar()
 
+    def resum_months(self, conn, before):
+        """Make the monthly sums those of the daily rows left once the
+        partitions of the days before the date ``before`` are dropped:
+        delete the months wholly before it and sum the month holding it
+        again from its daily rows, in the database (its daily rows locked
+        first, in key order, as writers lock them)."""
+        month = before.replace(day=1)
+        conn.execute(sa.delete(_MONTHLY).where(_MONTHLY.c.month < month))
+        if before == month:
+            return
+        days = (_DAILY.c.day >= month,
+                _DAILY.c.day < (month + 31 * _DAY).replace(day=1))
+        conn.execute(sa.select(_DAILY.c.type).where(*days).order_by(
+            _DAILY.c.scope_id, _DAILY.c.type, _DAILY.c.day).with_for_update(
+        )).all()
+        conn.execute(sa.delete(_MONTHLY).where(_MONTHLY.c.month == month))
+        conn.execute(_MONTHLY.insert().from_select(
+            ['month', 'scope_id', 'type', 'qty', 'price', 'totals',
+             'points'],
+            sa.select(sa.literal(month, sa.Date), _DAILY.c.scope_id,
+                      _DAILY.c.type, *(
+                          self.dialect.sum(column, type_=column.type)
+                          for column in (_DAILY.c.qty, _DAILY.c.price)),
+                      sa.func.sum(_DAILY.c.totals),
+                      sa.func.sum(_DAILY.c.points)).where(*days).group_by(
+                _DAILY.c.scope_id, _DAILY.c.type)))
+
     # -- deletes ------------------------------------------------------------
 
     def delete_batches(self, conn, query):
@@ -547,6 +587,25 @@ class Writer:
                 *reads.batch_conditions(within, _TOTALS)])
             conn.execute(sa.delete(_BATCHES).where(
                 _BATCHES.c.id.in_(chunk), *reads.batch_conditions(within)))
+
+
+def _by_month(rows):
+    """The dicts of ``rated_monthly_totals`` columns summing ``rows``
+    (dicts of ``rated_daily_totals`` columns) by month, sorted by key."""
+    months = {}
+    with decimal.localcontext(v2.DECIMAL_CONTEXT):
+        for row in rows:
+            key = (row['day'].replace(day=1), row['scope_id'], row['type'])
+            found = months.get(key)
+            months[key] = row if found is None else dict(
+                found, qty=found['qty'] + row['qty'],
+                price=found['price'] + row['price'],
+                totals=found['totals'] + row['totals'],
+                points=found['points'] + row['points'])
+    return [{'month': month, 'scope_id': scope_id, 'type': type_,
+             'qty': row['qty'], 'price': row['price'],
+             'totals': row['totals'], 'points': row['points']}
+            for (month, scope_id, type_), row in sorted(months.items())]
 
 
 def _label_of(point, known, new_labels, as_text=False):

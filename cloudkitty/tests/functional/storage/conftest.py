@@ -13,12 +13,14 @@ import pytest
 import sqlalchemy as sa
 
 from cloudkitty import db
+from cloudkitty.db import models as db_models
 from cloudkitty.storage.v2 import sqlalchemy as ck_sqlalchemy
 from cloudkitty.tests.functional import storage as db_servers
 
 BACKENDS = ['sqlite', 'postgresql', 'mariadb']
-_TABLES = ('rated_points', 'rated_labels', 'rated_batches', 'rated_totals',
-           'rated_daily_totals', 'rated_label_days')
+# Every table of the rated data.
+_TABLES = tuple(name for name in db_models.Base.metadata.tables
+                if name.startswith('rated_'))
 
 
 @pytest.fixture(scope='session')

@@ -196,7 +196,12 @@ def test_a_months_reads_and_replace_touch_its_partitions_only(pg_storage):
     month = {'begin': FEB, 'end': MAR}
     total = touched(pg_storage, lambda: pg_storage.total(
         groupby=['project_id', 'type'], **month))
-    assert total <= february() and 'rated_daily_totals_p20240201' in total
+    # A whole month: its sums by month, a table not partitioned (and
+    # whether the month has points without a scope).
+    assert total <= {'rated_totals_p20240201'}
+    days = touched(pg_storage, lambda: pg_storage.total(
+        groupby=['project_id', 'type'], begin=FEB + DAY, end=MAR))
+    assert days == {'rated_daily_totals_p20240201', 'rated_totals_p20240201'}
     ragged = touched(pg_storage, lambda: pg_storage.total(
         groupby=['project_id', 'type'], begin=FEB + HOUR, end=MAR))
     assert ragged == {'rated_daily_totals_p20240201',
@@ -330,6 +335,36 @@ def test_retention_drops_whole_partitions_and_keeps_the_rest(pg_url):
         assert {name[-10:] for name in rows} == {'_p20240301', '_p20240401'}
         # Later, March is still partly inside the retention.
         assert storage.maintain(at(APR, 30)).dropped == []
+    finally:
+        storage.engine.dispose()
+
+
+def test_retention_by_week_sums_the_month_it_cuts_again(pg_url):
+    """Weekly partitions: the retention drops the weeks before a cutoff
+    inside February; the monthly sums of January go, and February's are
+    those of its days kept."""
+    storage = _storage(pg_url, partition_interval='week', partitions_ahead=1)
+    storage.init()
+    try:
+        week = JAN  # a Monday
+        while week < APR:
+            storage.maintain(week)
+            week += 7 * DAY
+        fill(storage, (JAN, FEB, MAR))
+        kept = snapshot(storage, at(FEB, 12))
+        storage.conf.set_override('retention', 40, 'storage')
+        # 40 days before March 23rd is Monday February 12th.
+        upkeep = storage.maintain(at(MAR, 23))
+        assert 'rated_points_p20240205' in upkeep.dropped
+        assert 'rated_points_p20240212' not in upkeep.dropped
+        assert snapshot(storage) == kept  # monthly sums: those of the days
+
+        def sums(begin):
+            return [(row['project_id'], row['type'], row['qty'], row['rate'])
+                    for row in storage.total(groupby=['project_id', 'type'],
+                                             begin=begin, end=MAR)['results']]
+        assert sums(FEB) == sums(at(FEB, 12)) and len(sums(FEB)) == 4
+        assert storage.total(begin=JAN, end=FEB)['total'] == 0
     finally:
         storage.engine.dispose()
 

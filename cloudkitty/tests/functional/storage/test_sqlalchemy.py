@@ -158,7 +158,8 @@ def test_migrations_go_down_and_up(storage):
 
 def test_models_match_the_migration(storage):
     tables = {'rated_points', 'rated_labels', 'rated_batches',
-              'rated_totals', 'rated_daily_totals', 'rated_label_days'}
+              'rated_totals', 'rated_daily_totals', 'rated_monthly_totals',
+              'rated_label_days'}
     with storage.engine.connect() as conn:
         context = alembic_migration.MigrationContext.configure(
             conn, opts={'compare_type': True})
@@ -252,13 +253,25 @@ def test_large_pushes_store_labels_aside(storage, storage_url, monkeypatch):
 def stored_sums(storage):
     """``(rated_totals rows, sums of rated_points)``, each ``{(batch, type):
     (qty, price)}``: summed in Python from the points; checks on the way
-    that ``rated_daily_totals`` holds the sums of ``rated_totals``."""
+    that ``rated_daily_totals`` holds the sums of ``rated_totals``, and
+    ``rated_monthly_totals`` those of the daily rows."""
     with storage.engine.connect() as conn:
         daily = {(r.scope_id, r.type, str(r.day)[:10]): (
             decimal.Decimal(r.qty), decimal.Decimal(r.price), r.totals)
             for r in conn.execute(sa.text(
                 'SELECT scope_id, type, day, qty, price, totals '
                 'FROM rated_daily_totals'))}
+        by_month = {}
+        for (scope, type_, day), sums in daily.items():
+            key = (scope, type_, day[:7])
+            by_month[key] = tuple(map(sum, zip(by_month.get(key, (0,) * 3),
+                                               sums)))
+        if sa.inspect(conn).has_table('rated_monthly_totals'):
+            assert {(r.scope_id, r.type, str(r.month)[:7]): (
+                decimal.Decimal(r.qty), decimal.Decimal(r.price), r.totals)
+                for r in conn.execute(sa.text(
+                    'SELECT scope_id, type, month, qty, price, totals '
+                    'FROM rated_monthly_totals'))} == by_month
         expected = {}
         for r in conn.execute(sa.text(
                 'SELECT scope_id, type, period_begin, qty, price '
