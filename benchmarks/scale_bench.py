@@ -3,12 +3,12 @@
     python benchmarks/scale_bench.py --sizes 1000000,10000000
     python benchmarks/scale_bench.py                  # 1M, 10M and 100M
 
-On PostgreSQL, one throwaway database is filled through the storage's own
-bulk ``push`` to each size of ``--sizes`` in turn: 1,000 scopes, 10
-metric types, frames of one scope and hour spread evenly over the hours
-of 2024 (10 points each, one per type, up to 8.8M frames; more points per
-frame beyond), so that every month holds every scope and type. At each
-size are measured:
+On PostgreSQL, one database per size of ``--sizes`` is filled through the
+storage's own bulk ``push`` to that size: 1,000 scopes, 10 metric types,
+frames of one scope and hour spread evenly over the hours of 2024 (10
+points each, one per type, up to 8.8M frames; more points per frame
+beyond), so that every month holds every scope and type. In each are
+measured:
 
 - ``push``: the processor's write pattern, ``--rounds`` rounds of one
   ``replace_many`` of ``--round-scopes`` frames of 1,000 points, one
@@ -28,16 +28,20 @@ size are measured:
 The partitions of every month are created first, as the processors'
 hourly upkeep (``storage.maintain``) would have. The points pushed by the
 ``push`` measure stay in the database (``--rounds`` x
-``--round-scopes`` x 1,000 more at each size).
+``--round-scopes`` x 1,000 more), after the hours already stored.
 
 The targets (issue 18), checked between the smallest and the largest
 size: push within 20% of the smallest size's, the one-month summary
 within twice its latency. The database server is the storage tests'
-(``CLOUDKITTY_TEST_POSTGRESQL_URL``); ``--url`` names a database to use
-instead (it must be empty).
+(``CLOUDKITTY_TEST_POSTGRESQL_URL``). The databases are dropped at the
+end, unless ``--keep``: then each is named ``ck_scale_<size>``, kept, and
+a later run with ``--keep`` measures it again without filling it (the
+100M fill takes about an hour; it records its size and time in the
+database once complete, and an incomplete one is filled again).
 """
 
 import argparse
+import contextlib
 import datetime
 import decimal
 import functools
@@ -51,6 +55,7 @@ import sqlalchemy
 import storage_bench
 
 from cloudkitty import dataframe
+from cloudkitty.tests.functional import storage as db_servers
 from cloudkitty import timeutils
 
 UTC = datetime.timezone.utc
@@ -225,29 +230,29 @@ def disk_bytes(storage):
         """)).scalar())
 
 
-def run(sizes, rounds=3, round_scopes=100, runs=5, url=None):
-    """Fill to each size of ``sizes`` (increasing) and measure; return
-    ``[{"size", "stored", "fill_seconds", "push", "summary",
+def run(sizes, rounds=3, round_scopes=100, runs=5, keep=False):
+    """Fill a database to each size of ``sizes`` (increasing) and measure;
+    return ``[{"size", "stored", "fill_seconds", "push", "summary",
     "disk_bytes", "bytes_per_point"}]``."""
     results = []
-    with storage_bench.make_storage('postgresql', url) as storage:
-        month = YEAR[0]
-        while month <= YEAR[1]:
-            storage.maintain(month)
-            month = timeutils.month_window(month)[1]
-        filled = pushed = 0
-        next_hour = YEAR[1]
-        for size in sizes:
-            gc.collect()
-            fill_seconds = fill(storage, size - filled)
-            filled = size
+    for size in sizes:
+        with _database(size, keep) as url, storage_bench.make_storage(
+                'postgresql', url) as storage:
+            fill_seconds = filled(storage, size)
+            if fill_seconds is None:
+                month = YEAR[0]
+                while month <= YEAR[1]:
+                    storage.maintain(month)
+                    month = timeutils.month_window(month)[1]
+                gc.collect()
+                fill_seconds = fill(storage, size)
+                mark_filled(storage, size, fill_seconds)
             storage_bench.settle(storage)
-            push = bench_push(storage, next_hour, rounds, round_scopes)
-            pushed += push['stored']
-            next_hour += rounds * HOUR
+            push = bench_push(storage, next_hour(storage), rounds,
+                              round_scopes)
             storage_bench.settle(storage)
             summary = bench_summary(storage, runs)
-            points = filled + pushed
+            points = stored_points(storage)
             disk = disk_bytes(storage)
             results.append({'size': size, 'stored': points,
                             'fill_seconds': fill_seconds, 'push': push,
@@ -255,6 +260,75 @@ def run(sizes, rounds=3, round_scopes=100, runs=5, url=None):
                             'bytes_per_point': disk / points})
             print(report_line(results[-1]), flush=True)
     return results
+
+
+@contextlib.contextmanager
+def _database(size, keep):
+    """The URL of the database of ``size``: a throwaway one, or with
+    ``keep`` ``ck_scale_<size>``, created unless it exists."""
+    if not keep:
+        with db_servers.fresh_database('postgresql',
+                                       prefix='ck_scale') as url:
+            yield url
+        return
+    server = sqlalchemy.make_url(db_servers.SERVER_URLS['postgresql'])
+    name = f'ck_scale_{size}'
+    admin = sqlalchemy.create_engine(server, isolation_level='AUTOCOMMIT',
+                                     poolclass=sqlalchemy.pool.NullPool)
+    with admin.connect() as conn:
+        if not conn.execute(sqlalchemy.text(
+                'SELECT EXISTS (SELECT FROM pg_database WHERE datname = '
+                ':name)'), {'name': name}).scalar():
+            conn.exec_driver_sql(f'CREATE DATABASE {name}')
+    admin.dispose()
+    yield server.set(database=name).render_as_string(hide_password=False)
+
+
+def filled(storage, size):
+    """The seconds the fill of the storage's database to ``size`` took,
+    or ``None`` if it holds no complete fill of that size (then it must
+    be empty: a fill interrupted is refused, not added to)."""
+    with storage.engine.begin() as conn:
+        conn.exec_driver_sql(
+            'CREATE TABLE IF NOT EXISTS scale_bench_fill (points bigint '
+            'NOT NULL, seconds double precision NOT NULL)')
+        row = conn.exec_driver_sql(
+            'SELECT points, seconds FROM scale_bench_fill').first()
+        if row is None and conn.execute(sqlalchemy.text(
+                'SELECT EXISTS (SELECT FROM rated_batches)')).scalar():
+            raise SystemExit(f'{storage.engine.url.database}: an incomplete '
+                             'fill; drop the database and run again')
+    if row is not None and row.points != size:
+        raise SystemExit(f'{storage.engine.url.database}: filled to '
+                         f'{row.points:,} points, not {size:,}')
+    return None if row is None else row.seconds
+
+
+def mark_filled(storage, size, seconds):
+    """Record a complete fill to ``size`` points in ``seconds``."""
+    with storage.engine.begin() as conn:
+        conn.execute(sqlalchemy.text(
+            'INSERT INTO scale_bench_fill VALUES (:points, :seconds)'),
+            {'points': size, 'seconds': seconds})
+
+
+def next_hour(storage):
+    """The hour after the last one stored, and after :data:`YEAR`: where
+    the ``push`` measure writes."""
+    with storage.engine.connect() as conn:
+        last = conn.execute(sqlalchemy.text(
+            'SELECT max(period_begin) FROM rated_batches WHERE '
+            'period_begin >= :end'), {'end': YEAR[1].replace(tzinfo=None)}
+        ).scalar()
+    return YEAR[1] if last is None else last.replace(tzinfo=UTC) + HOUR
+
+
+def stored_points(storage):
+    """The points stored (all have a scope), from the monthly sums."""
+    with storage.engine.connect() as conn:
+        return int(conn.execute(sqlalchemy.text(
+            'SELECT coalesce(sum(points), 0) FROM rated_monthly_totals'
+        )).scalar())
 
 
 def _server_cpu(seconds, milliseconds=False):
@@ -310,15 +384,16 @@ def main(argv=None):
     parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('--round-scopes', type=int, default=100)
     parser.add_argument('--runs', type=int, default=5)
-    parser.add_argument('--url', help='an empty PostgreSQL database to '
-                        'use (left filled)')
+    parser.add_argument('--keep', action='store_true',
+                        help='keep the databases (ck_scale_<size>) and '
+                        'measure those already filled without filling them')
     parser.add_argument('--json', action='store_true')
     args = parser.parse_args(argv)
     sizes = [int(size) for size in args.sizes.split(',')]
     if sizes != sorted(sizes):
         parser.error('--sizes must increase')
     results = run(sizes, rounds=args.rounds, round_scopes=args.round_scopes,
-                  runs=args.runs, url=args.url)
+                  runs=args.runs, keep=args.keep)
     if args.json:
         print(json.dumps(results))
     for line in verdicts(results):

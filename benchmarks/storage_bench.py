@@ -44,6 +44,7 @@ import tempfile
 import time
 
 from cloudkitty import dataframe
+from cloudkitty.db import models as db_models
 from cloudkitty import storage as ck_storage
 from cloudkitty.tests.functional import storage as db_servers
 
@@ -222,8 +223,8 @@ def settle(storage):
     queries after loading a million points into an empty table are planned
     for an empty table.
     """
-    tables = ('rated_points', 'rated_batches', 'rated_labels',
-              'rated_totals', 'rated_daily_totals', 'rated_label_days')
+    tables = [name for name in db_models.Base.metadata.tables
+              if name.startswith('rated_')]
     if storage.engine.dialect.name == 'postgresql':
         # Autovacuum vacuums a table after many inserts too (PostgreSQL
         # 13 and newer), which lets index-only scans skip the heap.
