@@ -134,11 +134,15 @@ def _in_key_order(query):
     one table's primary key in scope and type order: the daily sums alone
     (no whole month), or one month's sums alone."""
     months, days = _whole_months(*_whole_days(query))
-    if months is None:
-        return True
+    return months is None or not days and _one_month(months)
+
+
+def _one_month(months):
+    """Whether the range ``(first day, first day after)`` of whole months
+    is one month: its sums are read as equal to it, so that they come in
+    the primary key's scope and type order."""
     start, stop = months
-    return not days and None not in months and stop == (
-        start + 31 * _DAY).replace(day=1)
+    return None not in months and stop == (start + 31 * _DAY).replace(day=1)
 
 
 def _day_edges(query):
@@ -504,8 +508,10 @@ class Reader:
         sources = [(_DAILY, _sums_conditions(query, _DAILY.c.day, *pair))
                    for pair in days]
         if months is not None:
-            sources.insert(0, (_MONTHLY, _sums_conditions(
-                query, _MONTHLY.c.month, *months)))
+            sources.insert(0, (_MONTHLY, [_MONTHLY.c.month == months[0], *(
+                _sums_conditions(query, _MONTHLY.c.month, None, None))]
+                if _one_month(months) else _sums_conditions(
+                    query, _MONTHLY.c.month, *months)))
         parts = [sa.select(*(table.c[c] for c in columns)).where(*where)
                  for table, where in sources]
 

@@ -146,3 +146,17 @@ def test_monthly_sums_hold_sums_wider_than_a_day(storage):
                      'p')
     assert totals(storage, at(2), at(3)) == {('p', 'instance'): (
         D('199999999999999999999.9999999999999999999999999998'), 2)}
+
+
+def test_the_pages_of_a_month_are_the_slices_of_its_groups(storage):
+    points = {}
+    for scope in ('p3', 'P1', 'p2', 'p10', 'p1'):
+        for start in (at(2), at(2, 20, 5), at(3)):
+            push(storage, points, start, scope, ['a'], '0.5')
+    groups = sorted(expected(points, at(2), at(3)).items())
+    for offset, limit in ((0, 100), (0, 3), (3, 4), (8, 5), (10, 1)):
+        page = storage.total(groupby=['project_id', 'type'], begin=at(2),
+                             end=at(3), offset=offset, limit=limit)
+        assert page['total'] == 10
+        assert [((row['project_id'], row['type']), (row['qty'], row['rate']))
+                for row in page['results']] == groups[offset:offset + limit]
