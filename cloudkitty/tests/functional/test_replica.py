@@ -42,7 +42,21 @@ def servers():
     created on the primary (and so on the replica)."""
     with own_replica.running() as (primary, standby):
         storage.get_storage(make_conf(primary, standby)).init()
+        # Replayed on the replica (seconds on a loaded machine): a read of
+        # it before would find no table, not an old count.
+        engine = db.create_engine(standby.url, poolclass=sa.pool.NullPool)
+        try:
+            assert waiting.wait_for(lambda: _has_points_table(engine),
+                                    DEADLINE)
+        finally:
+            engine.dispose()
         yield primary, standby
+
+
+def _has_points_table(engine):
+    with engine.connect() as connection:
+        return connection.execute(sa.text(
+            "SELECT to_regclass('rated_points') IS NOT NULL")).scalar()
 
 
 class Clock(test_db_replica.Clock):
