@@ -2,7 +2,8 @@
 
 1,000 rules (10 services with 3 fields each, mappings flat and rate,
 service and field thresholds, 5 groups, a tenth of the rules belonging to
-5 tenants) price 1,000,000 points, split two ways:
+5 tenants) price 1,000,000 points, split two ways, and once more after a
+change to one service's rules:
 
 - ``frames``: one frame per scope, 10 scopes (half of them tenants with
   rules of their own) of 100,000 points each, each priced with its
@@ -11,11 +12,18 @@ service and field thresholds, 5 groups, a tenth of the rules belonging to
   (``--frame-points``, 1,000 by default, a tenth per service) over 100
   scopes, each priced as the scope worker does: ``reload_config`` for the
   period, then ``for_scope(scope).process`` of the hashmap module, the
-  rules read from a stand-in of the database.
+  rules read from a stand-in of the database;
+- ``one service changed``: the processor's pattern again, by a module
+  that has priced the data once, after the costs of one of the 10
+  services' rules change (an operator's change of one service): the other
+  services' compiled rules and point plans are kept
+  (:meth:`~cloudkitty.rating.hash.rules.RuleSet.adopt`).
 
-Each is measured ``cold``, on rules just compiled (a period after the
-rules changed: every point plan is computed on first use), then ``warm``,
-on the same rules again (what the module does while rules do not change).
+Each is measured ``cold``, on rules just compiled (for the first two, a
+period after every service's rules changed: every point plan is computed
+on first use; for the third, the changed service's plans only), then
+``warm``, on the same rules again (what the module does while rules do
+not change).
 
 ``python benchmarks/hashmap_bench.py [--points N] [--rules N] [--profile]``
 prints the figures; :func:`run` returns them for ``benchmarks/run.py``
@@ -181,16 +189,43 @@ def _read(frame, count, total):
 
 
 class _RulesRead:
-    """Stands in for the rules database: the same rules at any start."""
+    """Stands in for the rules database: the same rules at any start,
+    until :meth:`change`."""
 
     def __init__(self, rule_set):
         self._rule_set = rule_set
+        self._revision = 1
 
     def revision(self):
-        return 1
+        return self._revision
 
     def load_rules(self, start):
         return self._rule_set
+
+    def change(self, rule_set):
+        """Serve ``rule_set`` from now on (its revision moves)."""
+        self._rule_set = rule_set
+        self._revision += 1
+
+
+def one_service_changed(rule_set, service=SERVICES[0]):
+    """``rule_set`` with the costs of ``service``'s rules doubled."""
+    def changed(rule):
+        return rule._replace(cost=rule.cost * 2) \
+            if rule.service == service else rule
+    return rules.RuleSet(map(changed, rule_set.mappings),
+                         map(changed, rule_set.thresholds))
+
+
+def _changed_module(rule_count, periods):
+    """A hashmap module that priced ``periods`` (warm), whose rules then
+    change for one service: what a processor holds after an operator's
+    change to one service's rules."""
+    rule_set = build_rules(rule_count)
+    module = _module(rule_set)
+    price_periods(module, periods)
+    module._hash_db().change(one_service_changed(rule_set))
+    return module
 
 
 def _module(rule_set):
@@ -232,24 +267,28 @@ def run(points=1_000_000, rule_count=1000, repeat=3, frame_points=1000):
 
 
 def _patterns(points, rule_count, frame_points):
-    """``{name: (build the data, price(rules, data), fresh rules)}``."""
+    """``{name: (build the data, price(rules, data), fresh rules for the
+    data)}``."""
     return {
         'frames': (lambda: build_frames(points), price_all,
-                   lambda: build_rules(rule_count)),
+                   lambda _data: build_rules(rule_count)),
         'processor': (lambda: build_periods(points, frame_points),
                       price_periods,
-                      lambda: _module(build_rules(rule_count))),
+                      lambda _data: _module(build_rules(rule_count))),
+        'one service changed': (
+            lambda: build_periods(points, frame_points), price_periods,
+            lambda periods: _changed_module(rule_count, periods)),
     }
 
 
 def _cold_and_warm(repeat, data, price, fresh):
-    """Best of ``repeat`` cold passes (``price(fresh(), data)``), each
+    """Best of ``repeat`` cold passes (``price(fresh(data), data)``), each
     followed by a warm one on the same rules. Every pass must find the
     same sum of prices, or ``AssertionError``."""
     best = {'cold': (None, None), 'warm': (None, None)}
     priced = totals = None
     for _ in range(repeat):
-        rules_in_force = fresh()
+        rules_in_force = fresh(data)
         for kind in ('cold', 'warm'):
             (priced, total), wall, cpu = _timed(price, rules_in_force, data)
             assert totals is None or total == totals, (total, totals)
@@ -266,7 +305,7 @@ def report(result):
     """One line per pattern and pass kind, for people."""
     lines = [(f"hashmap: {result['points']:,} points, {result['rules']} "
               f"rules (compiled in {result['compile_ms']:.1f} ms)")]
-    for pattern in ('frames', 'processor'):
+    for pattern in ('frames', 'processor', 'one service changed'):
         for kind in ('cold', 'warm'):
             figures = result[pattern][kind]
             lines.append(
@@ -315,7 +354,8 @@ def main(argv=None):
                 args.points, args.rules, args.frame_points).items():
             print(f'== {name}: one cold pass')
             profiler = cProfile.Profile()
-            rules_in_force, data = fresh(), build()
+            data = build()
+            rules_in_force = fresh(data)
             with _collections_timed() as collections:
                 profiler.runcall(price, rules_in_force, data)
             pstats.Stats(profiler).sort_stats('tottime').print_stats(12)

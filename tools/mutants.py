@@ -169,6 +169,19 @@ MUTATIONS = (
         ('cloudkitty/tests/functional/storage/test_partitions.py::'
          'test_retention_by_week_sums_the_month_it_cuts_again',)),
     Mutation(
+        'adopt-by-service-name',
+        "a new hashmap rule set adopts an earlier set's compiled service by "
+        "its name, not by its rules: a changed service keeps its old prices",
+        'cloudkitty/rating/hash/rules.py',
+        "    return (tuple(sorted(map(_sort_key, mappings))),\n"
+        "            tuple(sorted(map(_sort_key, thresholds))))\n",
+        "    return tuple(sorted({rule.service for rule in (*mappings, "
+        "*thresholds)}))\n",
+        ('cloudkitty/tests/unit/rating/test_hashmap_rules.py::'
+         'test_a_new_set_adopts_the_services_whose_rules_are_the_same',
+         'cloudkitty/tests/functional/rating/test_hashmap_loader.py::'
+         'test_a_change_to_one_service_keeps_the_plans_of_the_others')),
+    Mutation(
         'replace-without-delete',
         "the storage's replace pushes without deleting the period first",
         'cloudkitty/storage/v2/sqlalchemy/backend.py',

@@ -299,12 +299,15 @@ class RulesByStart:
 
     ``revision()`` reads the counter, ``load(start)`` the rules valid at
     ``start``; values loaded must compare equal when the rules are the
-    same. Thread-safe.
+    same. ``adopt(value, known)``, if given, is called with a value just
+    loaded that equals none of those kept, and those: what it can take
+    from them (the hashmap's compiled services). Thread-safe.
     """
 
-    def __init__(self, revision, load, size=16):
+    def __init__(self, revision, load, size=16, adopt=None):
         self._read_revision = revision
         self._load = load
+        self._adopt = adopt
         self._size = size
         self._lock = threading.Lock()
         self._revision = None
@@ -336,6 +339,9 @@ class RulesByStart:
             if value == loaded:
                 loaded = value
                 break
+        else:
+            if self._adopt is not None and known:
+                self._adopt(loaded, known)
         with self._lock:
             if revision == self._revision:
                 self._by_start[start] = loaded

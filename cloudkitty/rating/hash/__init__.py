@@ -21,7 +21,11 @@ How the processor uses it, per pass and per scope::
 ``reload_config`` is cheap when called again with the same start (as a
 worker does for each scope): rules are cached by period start for as long
 as the ``hashmap_revision`` counter has not moved, and a reload that finds
-the same rules keeps the compiled set (and what it memoised). A plain
+the same rules keeps the compiled set (and what it memoised); one that
+finds other rules keeps the compiled services whose rules did not change
+(:meth:`~cloudkitty.rating.hash.rules.RuleSet.adopt`), so that a change
+to one service's rules computes that service's point plans again, not
+every service's. A plain
 ``process(frame)`` prices with the scope given at construction
 (``tenant_id``), with the rules valid at ``frame.start``.
 """
@@ -33,6 +37,7 @@ from cloudkitty import db as ck_db
 from cloudkitty import rating
 from cloudkitty.rating import common
 from cloudkitty.rating.hash import db as hash_db
+from cloudkitty.rating.hash import rules
 from cloudkitty import timeutils
 
 
@@ -60,7 +65,8 @@ class HashMap(rating.RatingProcessorBase):
         self._engine = engine
         self._rules = common.RulesByStart(
             lambda: self._hash_db().revision(),
-            lambda start: self._hash_db().load_rules(start))
+            lambda start: self._hash_db().load_rules(start),
+            adopt=rules.RuleSet.adopt)
 
     def _hash_db(self):
         if self._db is None:

@@ -190,11 +190,13 @@ class _ServicePlan:
         'fieldset',
         'getter',
         'plans',
+        'rules_key',
         'specs',
         'unpriced',
     )
 
     def __init__(self, mappings, thresholds):
+        self.rules_key = _rules_key(mappings, thresholds)
         base = {}                        # group -> (flat, rate)
         field_maps = collections.defaultdict(dict)  # field -> value -> ..
         for rule in mappings:
@@ -544,14 +546,32 @@ def _sorted_levels(entries):
     return tuple(e[0] for e in entries), tuple(entries)
 
 
-def _compile(mappings, thresholds):
+def _compile(mappings, thresholds, compiled):
+    """``{service: _ServicePlan}`` of the rules, per service; a service
+    whose rules are those of a plan in ``compiled`` (``{rules key:
+    _ServicePlan}``, see :func:`_rules_key`) takes that plan, and what it
+    memoised, instead of a new one; new plans are added to ``compiled``."""
     by_service = collections.defaultdict(lambda: ([], []))
     for rule in mappings:
         by_service[rule.service][0].append(rule)
     for rule in thresholds:
         by_service[rule.service][1].append(rule)
-    return {service: _ServicePlan(m, t)
-            for service, (m, t) in by_service.items()}
+    services = {}
+    for service, (m, t) in by_service.items():
+        key = _rules_key(m, t)
+        plan = compiled.get(key)
+        if plan is None:
+            plan = compiled[key] = _ServicePlan(m, t)
+        services[service] = plan
+    return services
+
+
+def _rules_key(mappings, thresholds):
+    """What makes two services' rules price alike: every field of every
+    rule, numbers with their digits (``1.0`` and ``1.00`` differ), in an
+    order of their own."""
+    return (tuple(sorted(map(_sort_key, mappings))),
+            tuple(sorted(map(_sort_key, thresholds))))
 
 
 class ScopeRules:
@@ -605,11 +625,29 @@ class RuleSet:
              else self._scope_rules[rule.scope_id][1]).append(rule)
         self._scope_rules = dict(self._scope_rules)
         self._global_rules = (global_mappings, global_thresholds)
+        # {rules key: _ServicePlan} of every service compiled here, or
+        # adopted from another set (see adopt).
+        self._compiled = {}
         with decimal.localcontext(CONTEXT):
-            self._global = ScopeRules(
-                None, _compile(global_mappings, global_thresholds))
+            self._global = ScopeRules(None, _compile(
+                global_mappings, global_thresholds, self._compiled))
         self._scopes = {}
         self._sorted = None
+
+    def adopt(self, others):
+        """Price with the compiled services of the rule sets ``others``
+        (of earlier loads) wherever a service has the same rules here, in
+        the global view and in every scope's: the plans they memoised are
+        not computed again after a change of other services' rules. Call
+        before pricing with this set."""
+        adopted = {}
+        for other in others:
+            for key, plan in other._compiled.items():
+                adopted.setdefault(key, plan)
+        self._compiled.update(adopted)
+        services = self._global._services
+        for service, plan in list(services.items()):
+            services[service] = self._compiled.get(plan.rules_key, plan)
 
     def __eq__(self, other):
         if not isinstance(other, RuleSet):
@@ -657,7 +695,7 @@ class RuleSet:
             own_thresholds)
         services = dict(self._global._services)
         with decimal.localcontext(CONTEXT):
-            services.update(_compile(mappings, thresholds))
+            services.update(_compile(mappings, thresholds, self._compiled))
         return ScopeRules(scope_id, services)
 
     def process(self, frame, scope_id=None):
@@ -666,4 +704,5 @@ class RuleSet:
 
 
 def _sort_key(rule):
-    return tuple('' if v is None else str(v) for v in rule)
+    """``rule``'s fields as sortable text (``None`` apart from ``''``)."""
+    return tuple((v is not None, '' if v is None else str(v)) for v in rule)

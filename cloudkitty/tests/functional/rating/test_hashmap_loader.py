@@ -165,17 +165,25 @@ def _worked_examples(store):
                            tenant_id='tenant-a')
 
 
-def test_module_prices_the_worked_examples_from_the_database(hashmap_db,
-                                                             clock):
-    _worked_examples(hashmap_db)
-    module = hashmap.HashMap(hash_db=hashmap_db)
+def _worked_module(store):
+    """``(module, start, instance frame, volume frame)``: a module loaded
+    with the worked examples' rules (stored in ``store``) for the period
+    at ``start``, and a frame of each example."""
+    _worked_examples(store)
+    module = hashmap.HashMap(hash_db=store)
     start = NOW + HOUR
     module.reload_config(start)
-    instance = frame_of(start, 'instance',
-                        point(1, flavor='m1.nano', memory=64))
+    return (module, start,
+            frame_of(start, 'instance', point(1, flavor='m1.nano',
+                                              memory=64)),
+            frame_of(start, 'volume', point(50), point(250)))
+
+
+def test_module_prices_the_worked_examples_from_the_database(hashmap_db,
+                                                             clock):
+    module, start, instance, volume = _worked_module(hashmap_db)
     assert prices(module.process(instance)) == [D('2.487')]
     assert str(prices(module.process(instance))[0]) == '2.487'
-    volume = frame_of(start, 'volume', point(50), point(250))
     assert prices(module.for_scope('tenant-a').process(volume)) == [
         D('0.0485'), D('0.2375')]
     assert prices(module.process(volume, scope_id='tenant-b')) == [
@@ -238,6 +246,29 @@ def test_module_loads_once_per_start_and_revision(
     assert module.rules_at(start) is not first
     assert prices(module.process(frame_of(start, 'volume', point(50)))) == [
         D('0.049') + 250]
+
+
+def test_a_change_to_one_service_keeps_the_plans_of_the_others(hashmap_db,
+                                                               clock):
+    module, start, instance, volume = _worked_module(hashmap_db)
+    assert prices(module.process(instance)) == [D('2.487')]
+    first = module.rules_at(start)
+    hashmap_db.create_mapping('0.5', service_id=hashmap_db.get_service(
+        name='volume')['service_id'], group_id=hashmap_db.create_group(
+        'extra')['group_id'])
+    module.reload_config(start)
+    second = module.rules_at(start)
+    assert second is not first
+    assert second.for_scope()._services['instance'] is \
+        first.for_scope()._services['instance']
+    assert second.for_scope()._services['volume'] is not \
+        first.for_scope()._services['volume']
+    fresh = hashmap_db.load_rules(start)
+    for frame in (instance, volume):
+        for scope in (None, 'tenant-a'):
+            assert prices(module.process(frame, scope_id=scope)) == prices(
+                fresh.process(frame, scope))
+    assert prices(module.process(volume)) == [D('25.049'), D('125.2375')]
 
 
 def test_process_without_reload_uses_the_frame_start(hashmap_db, clock):

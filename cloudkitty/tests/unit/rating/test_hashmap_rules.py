@@ -338,3 +338,37 @@ def test_memo_limit_only_costs_time(monkeypatch):
     for _ in range(2):
         assert price(rule_set, 'vm', *points) == [expected(p)
                                                   for p in points]
+
+
+def test_a_new_set_adopts_the_services_whose_rules_are_the_same():
+    def rule_set(instance_cost, volume_cost):
+        return rules.RuleSet(
+            [mapping('instance', instance_cost),
+             mapping('volume', volume_cost)],
+            [threshold('volume', 50, '0.98', 'rate', tenant='t')])
+
+    def plan(rule_set, service, scope=None):
+        return rule_set.for_scope(scope)._services[service]
+
+    old = rule_set('1.00', '2')
+    assert price(old, 'instance', point(1)) == [D('1.00')]
+    assert price(old, 'volume', point(50), scope_id='t') == [D('98.00')]
+    # Volume's global rules change: instance keeps its plan and memo.
+    new = rule_set('1.00', '3')
+    new.adopt([old])
+    assert plan(new, 'instance') is plan(old, 'instance')
+    assert plan(new, 'volume') is not plan(old, 'volume')
+    assert plan(new, 'volume', 't') is not plan(old, 'volume', 't')
+    assert price(new, 'volume', point(50), scope_id='t') == [D('147.00')]
+    # Instance's rules change: the tenant's view of volume, the same
+    # rules as in the first set, is that set's.
+    other = rule_set('1.5', '2')
+    other.adopt([new, old])
+    assert plan(other, 'volume', 't') is plan(old, 'volume', 't')
+    assert plan(other, 'instance') is not plan(old, 'instance')
+    assert price(other, 'instance', point(2)) == [D('3.0')]
+    # The same value with other digits is another rule: 1.0 prices 1.0.
+    digits = rule_set('1.0', '2')
+    digits.adopt([old])
+    assert plan(digits, 'instance') is not plan(old, 'instance')
+    assert [str(p) for p in price(digits, 'instance', point(1))] == ['1.0']
