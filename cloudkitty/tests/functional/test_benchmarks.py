@@ -22,6 +22,9 @@ TOP = pathlib.Path(__file__).resolve().parents[3]
 RUNS = {
     'storage': (['storage_bench.py', '--points', '2000', '--backend',
                  'postgresql', '--runs', '1'], 'push:'),
+    'scale': (['scale_bench.py', '--sizes', '2000,4000', '--rounds', '1',
+               '--round-scopes', '2', '--runs', '1'],
+              'one-month summary at 4,000 against 2,000'),
     'worker': (['worker_bench.py', '--points', '2000', '--backend',
                 'sqlite'], 'points/s'),
     'hashmap': (['hashmap_bench.py', '--points', '2000', '--rules', '50'],
@@ -48,7 +51,7 @@ def test_benchmark_runs(name):
     missing = None
     if name in NEEDS and shutil.which(NEEDS[name]) is None:
         missing = f'{NEEDS[name]} is not installed'
-    elif name in ('storage', 'api'):
+    elif name in ('storage', 'api', 'scale'):
         try:
             with db_servers.fresh_database('postgresql'):
                 pass
