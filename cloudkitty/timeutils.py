@@ -68,9 +68,15 @@ def month_window(now=None):
     """``(start of the month, start of the next month)`` of ``now``
     (default: the current time); both aware UTC."""
     start = month_start(now or utcnow())
+    return start, next_month(start)
+
+
+def next_month(start):
+    """The first of the month after ``start`` (a date, or a datetime, the
+    first of a month), of the same type and time of day."""
     if start.month == 12:
-        return start, start.replace(year=start.year + 1, month=1)
-    return start, start.replace(month=start.month + 1)
+        return start.replace(year=start.year + 1, month=1)
+    return start.replace(month=start.month + 1)
 
 
 def period_start(moment, period):

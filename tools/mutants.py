@@ -132,9 +132,9 @@ MUTATIONS = (
         "a push on PostgreSQL adds to a day's daily sums but leaves the day "
         "marked rolled: its points are missing from totals by label",
         'cloudkitty/storage/v2/sqlalchemy/dialects.py',
-        "            f'points = daily.points + excluded.points, rolled = "
-        "false',\n",
-        "            f'points = daily.points + excluded.points',\n",
+        "    ('day', 'CAST(period_begin AS date)'), more=', rolled = "
+        "false')\n",
+        "    ('day', 'CAST(period_begin AS date)'))\n",
         ('cloudkitty/tests/functional/storage/test_label_rollup.py::'
          'test_totals_by_labels_match_the_points_through_every_change',)),
     Mutation(
@@ -142,12 +142,8 @@ MUTATIONS = (
         "a push on PostgreSQL adds to the daily sums but not to the monthly "
         "ones: a whole month's summary misses it",
         'cloudkitty/storage/v2/sqlalchemy/dialects.py',
-        "            f'FROM totals WHERE scope_id IS NOT NULL '\n"
-        "            f'GROUP BY month, scope_id, type ORDER BY month, "
-        "scope_id, type '\n",
-        "            f'FROM totals WHERE scope_id IS NULL '\n"
-        "            f'GROUP BY month, scope_id, type ORDER BY month, "
-        "scope_id, type '\n",
+        "            f'monthly AS ({_ADD_TO_MONTHLY}) {_ADD_TO_DAILY}',\n",
+        "            f'monthly AS (SELECT 1) {_ADD_TO_DAILY}',\n",
         ('cloudkitty/tests/functional/storage/test_monthly_totals.py::'
          'test_totals_over_months_days_and_hours_follow_every_write',)),
     Mutation(

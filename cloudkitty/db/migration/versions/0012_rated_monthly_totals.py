@@ -56,12 +56,13 @@ def _monthly_rows(bind, daily):
             found[1] = context.add(found[1], price)
             found[2] += totals
             found[3] += points
+    # SQLite's column is text.
+    money = str if bind.dialect.name == 'sqlite' else decimal.Decimal
     for (month, scope_id, type_), (qty, price, totals, points) in sorted(
             sums.items()):
         yield {'month': month, 'scope_id': scope_id, 'type': type_,
-               'qty': qty if bind.dialect.name != 'sqlite' else str(qty),
-               'price': price if bind.dialect.name != 'sqlite' else
-               str(price), 'totals': totals, 'points': points}
+               'qty': money(qty), 'price': money(price), 'totals': totals,
+               'points': points}
 
 
 def upgrade():

@@ -303,6 +303,33 @@ class Dialect:
             yield conn
 
 
+def _totals_added_to(table, key, made, more=''):
+    """The INSERT (for :meth:`PostgreSQL.store_totals`) adding the sums of
+    the rows of its ``totals`` query that have a scope, grouped by ``key``
+    (column names), to the rows of ``table`` of the same key, in key order;
+    ``made`` is ``(name, SQL)``: the key column made from
+    ``period_begin``; ``more``: what else a stored row's update sets."""
+    name, expression = made
+    keys = ', '.join(key)
+    chosen = ', '.join(f'{expression} AS {name}' if column == name
+                       else column for column in key)
+    added = ', '.join(f'{column} = old.{column} + excluded.{column}'
+                      for column in ('qty', 'price', 'totals', 'points'))
+    return (f'INSERT INTO {table} AS old ({keys}, qty, price, totals, '
+            f'points) SELECT {chosen}, sum(qty), sum(price), count(*), '
+            f'sum(points) FROM totals WHERE scope_id IS NOT NULL GROUP BY '
+            f'{keys} ORDER BY {keys} ON CONFLICT ({keys}) DO UPDATE SET '
+            f'{added}{more}')
+
+
+_ADD_TO_DAILY = _totals_added_to(
+    'rated_daily_totals', ('scope_id', 'type', 'day'),
+    ('day', 'CAST(period_begin AS date)'), more=', rolled = false')
+_ADD_TO_MONTHLY = _totals_added_to(
+    'rated_monthly_totals', ('month', 'scope_id', 'type'),
+    ('month', "CAST(date_trunc('month', period_begin) AS date)"))
+
+
 class PostgreSQL(Dialect):
     """PostgreSQL through psycopg 3: COPY, and arrays sent in binary."""
 
@@ -395,27 +422,7 @@ class PostgreSQL(Dialect):
             f'%(scope_id)b::text[], %(qty)b::numeric[], '
             f'%(price)b::numeric[], %(points)b::int8[]) RETURNING scope_id, '
             f'type, period_begin, qty, price, points), '
-            f'monthly AS (INSERT INTO rated_monthly_totals AS monthly (month, '
-            f'scope_id, type, qty, price, totals, points) SELECT '
-            f"CAST(date_trunc('month', period_begin) AS date) AS month, "
-            f'scope_id, type, sum(qty), sum(price), count(*), sum(points) '
-            f'FROM totals WHERE scope_id IS NOT NULL '
-            f'GROUP BY month, scope_id, type ORDER BY month, scope_id, type '
-            f'ON CONFLICT (month, scope_id, type) DO UPDATE SET '
-            f'qty = monthly.qty + excluded.qty, '
-            f'price = monthly.price + excluded.price, '
-            f'totals = monthly.totals + excluded.totals, '
-            f'points = monthly.points + excluded.points) '
-            f'INSERT INTO rated_daily_totals AS daily (scope_id, type, day, '
-            f'qty, price, totals, points) SELECT scope_id, type, '
-            f'CAST(period_begin AS date) AS day, sum(qty), sum(price), '
-            f'count(*), sum(points) FROM totals WHERE scope_id IS NOT NULL '
-            f'GROUP BY scope_id, type, day ORDER BY scope_id, type, day '
-            f'ON CONFLICT (scope_id, type, day) DO UPDATE SET '
-            f'qty = daily.qty + excluded.qty, '
-            f'price = daily.price + excluded.price, '
-            f'totals = daily.totals + excluded.totals, '
-            f'points = daily.points + excluded.points, rolled = false',
+            f'monthly AS ({_ADD_TO_MONTHLY}) {_ADD_TO_DAILY}',
             dict(zip(TOTAL_COLUMNS, map(list, zip(*totals)))))
 
     def store_labels(self, conn, new_labels, label_ids, check_stored):

@@ -78,8 +78,7 @@ def following(start, interval):
     if interval == 'week':
         return start + datetime.timedelta(days=7)
     if interval == 'month':
-        return (start.replace(year=start.year + 1, month=1)
-                if start.month == 12 else start.replace(month=start.month + 1))
+        return timeutils.next_month(start)
     if interval == 'year':
         return start.replace(year=start.year + 1)
     raise ValueError(f'unknown partition interval {interval!r}')

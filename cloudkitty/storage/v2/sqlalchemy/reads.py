@@ -117,7 +117,7 @@ def _whole_months(first, last):
     them."""
     start = first
     if first is not None and first.day != 1:
-        start = (first.replace(day=1) + 31 * _DAY).replace(day=1)
+        start = timeutils.next_month(first.replace(day=1))
     stop = None if last is None else last.replace(day=1)
     if None not in (start, stop) and start >= stop:
         return None, [(first, last)]
@@ -127,6 +127,16 @@ def _whole_months(first, last):
     if last is not None and stop < last:
         days.append((stop, last))
     return (start, stop), days
+
+
+def _month_conditions(query, months):
+    """WHERE clauses on ``rated_monthly_totals`` selecting the range
+    ``months`` of :func:`_whole_months` (one month: as equal to it, see
+    :func:`_one_month`), and the scopes and types of ``query``."""
+    if _one_month(months):
+        return [_MONTHLY.c.month == months[0],
+                *_sums_conditions(query, _MONTHLY.c.month, None, None)]
+    return _sums_conditions(query, _MONTHLY.c.month, *months)
 
 
 def _in_key_order(query):
@@ -142,7 +152,7 @@ def _one_month(months):
     is one month: its sums are read as equal to it, so that they come in
     the primary key's scope and type order."""
     start, stop = months
-    return None not in months and stop == (start + 31 * _DAY).replace(day=1)
+    return None not in months and stop == timeutils.next_month(start)
 
 
 def _day_edges(query):
@@ -508,10 +518,7 @@ class Reader:
         sources = [(_DAILY, _sums_conditions(query, _DAILY.c.day, *pair))
                    for pair in days]
         if months is not None:
-            sources.insert(0, (_MONTHLY, [_MONTHLY.c.month == months[0], *(
-                _sums_conditions(query, _MONTHLY.c.month, None, None))]
-                if _one_month(months) else _sums_conditions(
-                    query, _MONTHLY.c.month, *months)))
+            sources.insert(0, (_MONTHLY, _month_conditions(query, months)))
         parts = [sa.select(*(table.c[c] for c in columns)).where(*where)
                  for table, where in sources]
 

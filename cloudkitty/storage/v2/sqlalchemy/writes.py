@@ -32,7 +32,6 @@ _DAILY = models.RatedDailyTotal.__table__
 _MONTHLY = models.RatedMonthlyTotal.__table__
 _LABEL_DAYS = models.RatedLabelDay.__table__
 _QUANTUM = decimal.Decimal(1).scaleb(-db_types.SCALE)
-_DAY = datetime.timedelta(days=1)
 _QTY = operator.itemgetter(1)    # of a DataPoint
 # What json.JSONEncoder(sort_keys=True, separators=(',', ':')).encode()
 # writes, through the C encoder it would build on every call, built once
@@ -531,7 +530,7 @@ class Writer:
         if before == month:
             return
         days = (_DAILY.c.day >= month,
-                _DAILY.c.day < (month + 31 * _DAY).replace(day=1))
+                _DAILY.c.day < timeutils.next_month(month))
         conn.execute(sa.select(_DAILY.c.type).where(*days).order_by(
             _DAILY.c.scope_id, _DAILY.c.type, _DAILY.c.day).with_for_update(
         )).all()
