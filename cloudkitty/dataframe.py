@@ -20,6 +20,10 @@ from cloudkitty import _perf
 from cloudkitty import timeutils
 
 _EMPTY = types.MappingProxyType({})
+#: The price of a point no module has priced yet, one object for every such
+#: point a collector makes: a rating module tells a column of them by
+#: identity (see :mod:`cloudkitty.rating.hash.rules`).
+NO_PRICE = decimal.Decimal(0)
 _PRICE = operator.itemgetter(2)
 # Builds a point from fields known to be valid, without DataPoint's checks.
 _new_tuple = tuple.__new__

@@ -178,6 +178,28 @@ MUTATIONS = (
          'cloudkitty/tests/functional/rating/test_hashmap_loader.py::'
          'test_a_change_to_one_service_keeps_the_plans_of_the_others')),
     Mutation(
+        'running-difference-sums',
+        "the hashmap sums an interval's slope from the previous interval's "
+        "plus the change, keeping the exponent of a tier no longer in force",
+        'cloudkitty/rating/hash/rules.py',
+        "            if slopes:\n"
+        "                m = sum(map(_SLOPE, current), static)\n",
+        "            if slopes:\n"
+        "                m = m + sum(map(_SLOPE, current), static) - m\n",
+        ('cloudkitty/tests/unit/rating/test_hashmap_rules.py::'
+         'test_prices_have_the_digits_of_the_tiers_in_force',
+         'cloudkitty/tests/unit/rating/test_hashmap_property.py::'
+         'test_engine_equals_reference')),
+    Mutation(
+        'any-shared-zero-is-plain',
+        "a column whose prices are one zero object is priced as if that zero "
+        "were Decimal('0'), whatever its exponent or sign",
+        'cloudkitty/rating/hash/rules.py',
+        "    return (first.as_tuple() == _PLAIN_ZERO\n",
+        "    return (not first\n",
+        ('cloudkitty/tests/unit/rating/test_hashmap_rules.py::'
+         'test_prices_have_the_digits_of_the_tiers_in_force',)),
+    Mutation(
         'replace-without-delete',
         "the storage's replace pushes without deleting the period first",
         'cloudkitty/storage/v2/sqlalchemy/backend.py',

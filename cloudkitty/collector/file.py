@@ -563,7 +563,6 @@ def load_index(usage_path):
 
 # --- the collector --------------------------------------------------------------------
 
-_ZERO = decimal.Decimal(0)
 #: ``_new_tuple(DataPoint, fields)``: a point from six fields that already
 #: have their final types, without DataPoint's conversions.
 _new_tuple = tuple.__new__
@@ -819,7 +818,7 @@ class FileCollector(collector.BaseCollector):
             description = metric.get('description')
         method = metric['extra_args'].get('aggregation_method', 'sum')
         unit, price = itertools.repeat(metric['unit']), \
-            itertools.repeat(_ZERO)
+            itertools.repeat(dataframe.NO_PRICE)
         description = itertools.repeat(description)
         output = {}
         # Many containers, all outliving the loop: collections while it

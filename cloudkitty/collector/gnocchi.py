@@ -257,7 +257,7 @@ class GnocchiCollector(collector.BaseCollector):
                 metadata = {k: _text(resource.get(k))
                             for k in metric['metadata']}
             points.append(dataframe.DataPoint(
-                metric['unit'], value, 0, types.MappingProxyType(groupby),
+                metric['unit'], value, dataframe.NO_PRICE, types.MappingProxyType(groupby),
                 types.MappingProxyType(metadata)))
         return points
 

@@ -60,7 +60,6 @@ PROMETHEUS_EXTRA_SCHEMA = {
     },
 }
 
-_ZERO = decimal.Decimal(0)
 # The characters a regular expression (RE2, Prometheus's) gives a meaning.
 _RE2_SPECIAL = re.compile(r'([\\.+*?()|\[\]{}^$])')
 
@@ -184,6 +183,6 @@ class PrometheusCollector(collector.BaseCollector):
             metadata = {key: labels.get(key, '')
                         for key in definition['metadata']}
             points.append(dataframe.DataPoint._make((
-                unit, qty, _ZERO, types.MappingProxyType(groupby),
+                unit, qty, dataframe.NO_PRICE, types.MappingProxyType(groupby),
                 types.MappingProxyType(metadata), None)))
         return points

@@ -80,6 +80,9 @@ _NO_FOLDS = types.MappingProxyType({})
 # whole column is priced by one C-level map.
 _NO_CONSTANT = decimal.Decimal(f'-0E+{decimal.MAX_EMAX}')
 _MISSING = object()
+_SLOPE = operator.itemgetter(0)
+_CONSTANT = operator.itemgetter(1)
+_PLAIN_ZERO = _ZERO.as_tuple()
 # M * qty + C in one operation: exact (nothing is ever rounded in CONTEXT),
 # so digit for digit what the product then the sum give.
 _FMA = decimal.Decimal.fma
@@ -150,10 +153,11 @@ class _ServicePlan:
 
     A plan is what pricing adds to the price of a point whose qty falls in
     each interval between the sorted service threshold levels: ``M``
-    (``price += M * qty``), or ``(M, C)`` (``price += M * qty + C``, ``C``
-    being :data:`_NO_CONSTANT` for none) when the service has flat service
-    thresholds; a tuple of them, one per interval, when the service has
-    service thresholds, else the one of the single interval. A plan that
+    (``price += M * qty``), or ``(M, C, C + 0)`` (``price += M * qty + C``,
+    ``C`` being :data:`_NO_CONSTANT` for none; see
+    :func:`_constant_piece`) when the service has flat service thresholds;
+    a tuple of them, one per interval, when the service has service
+    thresholds, else the one of the single interval. A plan that
     adds nothing is :attr:`unpriced`, whose points are kept as they are.
 
     Plans are memoised twice. ``plans`` is keyed by the canonical key: per
@@ -263,12 +267,13 @@ class _ServicePlan:
                   for i, (_, _, levels) in enumerate(layout)
                   if level in levels)
             for level in self._breaks)
-        # Pieces are (M, C) pairs only when a flat service threshold can
+        # Pieces are (M, C, C + 0) only when a flat service threshold can
         # add a constant: elsewhere pricing skips that addition.
         self._constants = any(entry[1] == FLAT
                               for entries in service_thresholds.values()
                               for entry in entries)
-        nothing = (_ZERO, _NO_CONSTANT) if self._constants else _ZERO
+        nothing = (_constant_piece(_ZERO, _ZERO) if self._constants
+                   else _ZERO)
         self.unpriced = ((nothing,) * (len(self._breaks) + 1)
                          if self._breaks else nothing)
 
@@ -381,35 +386,59 @@ class _ServicePlan:
         for group, entries, _levels in self._layout:
             flat, rate = groups.get(group, _NEUTRAL)
             best = field_best.get(group)
-            alone = (_field_piece(flat, rate, best), _ZERO)
+            # One object per value a piece shares with another, so that
+            # a crossing that changes nothing is seen by identity.
+            slope = rate * flat
+            alone = ((slope, _ZERO) if best is None
+                     else (_field_piece(flat, rate, best), _ZERO))
             own = [alone]
             for level, type_, cost in entries:
                 if best is not None and level < best[0]:
                     own.append(alone)    # the field threshold is higher
                 elif type_ == FLAT:
-                    own.append((rate * flat, cost))
+                    own.append((slope, cost))
                 else:
-                    own.append((rate * flat * cost, _ZERO))
+                    own.append((slope * cost, _ZERO))
             by_group.append(own)
-        # Interval by interval, only the groups whose threshold changes
-        # change the sums (exact arithmetic: no error accumulates).
+        return self._pieces(static, by_group)
+
+    def _pieces(self, static, by_group):
+        """The plan of the pieces ``by_group`` (per _layout group, its
+        piece below its levels then at each of its thresholds) and of the
+        groups without service thresholds, whose ``M`` sum to ``static``.
+
+        In each interval ``M`` is ``static`` plus the ``M`` of the pieces
+        in force, ``C`` zero plus their ``C``, summed in _layout order:
+        the same digits whatever the intervals before (a running sum of
+        differences would keep the exponent of a piece no longer in
+        force). An interval where no piece changes takes the previous
+        interval's piece, the same objects, so a plan holds as few objects
+        as it has values.
+        """
         current = [own[0] for own in by_group]
-        m, c = static, _ZERO
-        for piece_m, piece_c in current:
-            m += piece_m
-            c += piece_c
-        ms, cs = [m], [c or _NO_CONSTANT]
+        m = sum(map(_SLOPE, current), static)
+        c = sum(map(_CONSTANT, current), _ZERO)
+        piece = _constant_piece(m, c)
+        pieces = [piece]
         for crossing in self._crossings:
+            slopes = constants = False
             for i, position in crossing:
-                old_m, old_c = current[i]
-                new_m, new_c = current[i] = by_group[i][position]
-                m += new_m - old_m
-                c += new_c - old_c
-            ms.append(m)
-            cs.append(c or _NO_CONSTANT)
-        if not any(ms) and not any(cs):
+                old = current[i]
+                new = current[i] = by_group[i][position]
+                if new is not old:
+                    slopes = slopes or new[0] is not old[0]
+                    constants = constants or new[1] is not old[1]
+            if slopes:
+                m = sum(map(_SLOPE, current), static)
+            if constants:
+                c = sum(map(_CONSTANT, current), _ZERO)
+            if slopes or constants:
+                piece = _constant_piece(m, c)
+            pieces.append(piece)
+        if not any(map(_SLOPE, pieces)) and not any(map(_CONSTANT, pieces)):
             return self.unpriced
-        return tuple(zip(ms, cs)) if self._constants else tuple(ms)
+        return (tuple(pieces) if self._constants
+                else tuple(map(_SLOPE, pieces)))
 
     def plan_of(self, groupby, metadata):
         """The plan of one point, from the ``fast`` memo when it can be."""
@@ -500,8 +529,10 @@ class _ServicePlan:
 
         Column by column, each step one C-level ``map`` over the whole
         list: the plans, the piece of each qty's interval, then
-        ``price + (M * qty + C)`` (``M * qty + price`` without constants),
-        each ``M * qty + x`` one fused multiply-add. No point is built.
+        ``price + (M * qty + C)`` (``M * qty + price`` without constants,
+        ``M * qty + (C + 0)`` when every price is one plain zero: see
+        :func:`_one_plain_zero`), each ``M * qty + x`` one fused
+        multiply-add. No point is built.
         """
         if not self.fields and self.constant is self.unpriced:
             return None
@@ -517,15 +548,35 @@ class _ServicePlan:
                          map(bisect.bisect_right,
                              itertools.repeat(self._breaks), qtys))
         if self._constants:
-            slopes, constants = zip(*pieces)
-            priced = list(map(operator.add, prices,
-                              map(_FMA, slopes, qtys, constants)))
+            slopes, constants, from_zero = zip(*pieces)
+            if _one_plain_zero(prices):
+                priced = list(map(_FMA, slopes, qtys, from_zero))
+            else:
+                priced = list(map(operator.add, prices,
+                                  map(_FMA, slopes, qtys, constants)))
         else:
             priced = list(map(_FMA, pieces, qtys, prices))
         if self.fields and _holds(plans, self.unpriced):
             return [price if plan is self.unpriced else new
                     for price, new, plan in zip(prices, priced, plans)]
         return priced
+
+
+def _constant_piece(m, c):
+    """The piece ``(M, C, C + 0)`` of a plan with constants: ``C`` is
+    :data:`_NO_CONSTANT` where ``c`` is zero; ``C + 0`` is what pricing
+    adds to ``M * qty`` when every price so far is a plain zero (``0 + M *
+    qty + C`` in one operation: exact, so the same digits)."""
+    c = c or _NO_CONSTANT
+    return (m, c, c + _ZERO)
+
+
+def _one_plain_zero(prices):
+    """Whether ``prices`` are all one object, ``Decimal('0')`` (positive,
+    exponent 0): what collectors give every point they make."""
+    first = prices[0]
+    return (first.as_tuple() == _PLAIN_ZERO
+            and all(map(operator.is_, prices, itertools.repeat(first))))
 
 
 def _where(values, marker):

@@ -245,6 +245,11 @@ def _assert_engine_equals_reference(mapping_list, threshold_list,
         got = [(service, point.price)
                for service, point in priced.iterpoints()]
         assert got == expected, scope_id
+        # Digit for digit where the rules change the price.
+        for (_, before), (_, want), (_, have) in zip(
+                frame.iterpoints(), expected, got):
+            if want != before.price:
+                assert str(have) == str(want), scope_id
         # Nothing but the price changes.
         for (_, before), (_, after) in zip(frame.iterpoints(),
                                            priced.iterpoints()):

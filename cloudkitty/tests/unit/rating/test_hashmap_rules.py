@@ -267,6 +267,47 @@ def test_prices_keep_every_digit_and_sign(qty, before):
     assert str(got) == str(expected)
 
 
+TIERS = rules.RuleSet(
+    [mapping('vm', '0.50'), mapping('vm', 3, 'rate'),
+     mapping('vm', '0.001', group='g')],
+    [threshold('vm', 10, '0.25'), threshold('vm', 100, '10'),
+     threshold('vm', 50, '0.975', 'rate', group='g'),
+     threshold('vm', 200, '0.95', 'rate', group='g')])
+
+
+def _tiers_step_by_step(qty, before):
+    """rating.md's definition, group by group, for :data:`TIERS`."""
+    with decimal.localcontext(rules.CONTEXT):
+        res = D('1.50') * qty
+        if qty >= 100:
+            res = res + D('10')
+        elif qty >= 10:
+            res = res + D('0.25')
+        other = D('1') * D('0.001') * qty
+        if qty >= 200:
+            other = other * D('0.95')
+        elif qty >= 50:
+            other = other * D('0.975')
+        return before + res + other
+
+
+@pytest.mark.parametrize('before', ['0', '0.00', '-0', '0E+2', '1E+1'])
+@pytest.mark.parametrize('shared', [True, False])
+def test_prices_have_the_digits_of_the_tiers_in_force(before, shared):
+    # Tiers whose costs have fewer digits than the tiers below them: a
+    # price has the digits of the thresholds in force only, whatever the
+    # qty crossed. Collectors give every point one zero object
+    # (dataframe.NO_PRICE): such a column is priced in one operation per
+    # point, which must give the same digits, whatever that one price is.
+    qtys = [D(q) for q in ('2', '20', '-0', '0', '1.50', '0.000', '1E+3',
+                           '12.5', '-20', '60', '100', '250')]
+    one = D(before)
+    befores = [one if shared else D(before) for _ in qtys]
+    got = price(TIERS, 'vm', *map(point, qtys, befores))
+    assert [str(p) for p in got] == [
+        str(_tiers_step_by_step(q, b)) for q, b in zip(qtys, befores)]
+
+
 def test_only_the_price_changes():
     before = point(2, '0.5', {'project_id': 'p'}, flavor='m1.nano',
                    memory=64)
