@@ -186,6 +186,7 @@ class _ServicePlan:
         '_field_levels',
         '_field_maps',
         '_layout',
+        '_piece',
         '_reached',
         '_service_groups',
         'constant',
@@ -199,8 +200,10 @@ class _ServicePlan:
         'unpriced',
     )
 
-    def __init__(self, mappings, thresholds):
-        self.rules_key = _rules_key(mappings, thresholds)
+    def __init__(self, mappings, thresholds, rules_key):
+        # What the rules of the service are: their _rules_key, which the
+        # caller has already worked out.
+        self.rules_key = rules_key
         base = {}                        # group -> (flat, rate)
         field_maps = collections.defaultdict(dict)  # field -> value -> ..
         for rule in mappings:
@@ -272,8 +275,8 @@ class _ServicePlan:
         self._constants = any(entry[1] == FLAT
                               for entries in service_thresholds.values()
                               for entry in entries)
-        nothing = (_constant_piece(_ZERO, _ZERO) if self._constants
-                   else _ZERO)
+        self._piece = _constant_piece if self._constants else _slope_piece
+        nothing = self._piece(_ZERO, _ZERO)
         self.unpriced = ((nothing,) * (len(self._breaks) + 1)
                          if self._breaks else nothing)
 
@@ -418,27 +421,25 @@ class _ServicePlan:
         current = [own[0] for own in by_group]
         m = sum(map(_SLOPE, current), static)
         c = sum(map(_CONSTANT, current), _ZERO)
-        piece = _constant_piece(m, c)
+        piece = self._piece(m, c)
         pieces = [piece]
         for crossing in self._crossings:
             slopes = constants = False
             for i, position in crossing:
                 old = current[i]
                 new = current[i] = by_group[i][position]
-                if new is not old:
-                    slopes = slopes or new[0] is not old[0]
-                    constants = constants or new[1] is not old[1]
+                slopes = slopes or new[0] is not old[0]
+                constants = constants or new[1] is not old[1]
             if slopes:
                 m = sum(map(_SLOPE, current), static)
             if constants:
                 c = sum(map(_CONSTANT, current), _ZERO)
             if slopes or constants:
-                piece = _constant_piece(m, c)
+                piece = self._piece(m, c)
             pieces.append(piece)
-        if not any(map(_SLOPE, pieces)) and not any(map(_CONSTANT, pieces)):
-            return self.unpriced
-        return (tuple(pieces) if self._constants
-                else tuple(map(_SLOPE, pieces)))
+        adds = (any(map(_SLOPE, pieces)) or any(map(_CONSTANT, pieces))
+                if self._constants else any(pieces))
+        return tuple(pieces) if adds else self.unpriced
 
     def plan_of(self, groupby, metadata):
         """The plan of one point, from the ``fast`` memo when it can be."""
@@ -571,6 +572,11 @@ def _constant_piece(m, c):
     return (m, c, c + _ZERO)
 
 
+def _slope_piece(m, _c):
+    """The piece of a plan without constants: its ``M`` alone."""
+    return m
+
+
 def _one_plain_zero(prices):
     """Whether ``prices`` are all one object, ``Decimal('0')`` (positive,
     exponent 0): what collectors give every point they make."""
@@ -612,7 +618,7 @@ def _compile(mappings, thresholds, compiled):
         key = _rules_key(m, t)
         plan = compiled.get(key)
         if plan is None:
-            plan = compiled[key] = _ServicePlan(m, t)
+            plan = compiled[key] = _ServicePlan(m, t, key)
         services[service] = plan
     return services
 
