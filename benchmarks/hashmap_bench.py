@@ -10,9 +10,17 @@ change to one service's rules:
   scope's view of the compiled rule set (the fewest calls);
 - ``processor``: the processor's pattern, one frame per scope and period
   (``--frame-points``, 1,000 by default, a tenth per service) over 100
-  scopes, each priced as the scope worker does: ``reload_config`` for the
-  period, then ``for_scope(scope).process`` of the hashmap module, the
-  rules read from a stand-in of the database;
+  scopes, period after period: each period's frames (a processor round)
+  priced as the processor's store group rates them
+  (:class:`~cloudkitty.orchestrator.batch.StoreGroup`): a
+  :class:`~cloudkitty.rating.Pipeline` built from the modules' states
+  read for the round, whose :meth:`~cloudkitty.rating.Pipeline.rate_many`
+  prices the frames of each flush (:data:`~cloudkitty.orchestrator.batch.
+  MAX_POINTS` points at most) together, the rules read from a stand-in
+  of the database;
+- ``frame by frame``: the same frames, each priced alone
+  (``Pipeline.rate``), as a reprocessing task's periods are (and as
+  the processor did before it rated a round's frames together);
 - ``one service changed``: the processor's pattern again, by a module
   that has priced the data once, after the costs of one of the 10
   services' rules change (an operator's change of one service): the other
@@ -44,6 +52,7 @@ import time
 import types
 
 from cloudkitty import dataframe
+from cloudkitty.orchestrator import batch
 from cloudkitty import rating
 from cloudkitty.rating import hash as hashmap
 from cloudkitty.rating.hash import rules
@@ -223,24 +232,62 @@ def _changed_module(rule_count, periods):
     change to one service's rules."""
     rule_set = build_rules(rule_count)
     module = _module(rule_set)
-    price_periods(module, periods)
+    price_rounds(module, periods)
     module._hash_db().change(one_service_changed(rule_set))
     return module
 
 
 def _module(rule_set):
     """A hashmap module reading ``rule_set``, as the processor loads it."""
-    return hashmap.HashMap(hash_db=_RulesRead(rule_set))
+    module = hashmap.HashMap(hash_db=_RulesRead(rule_set))
+    module.module_name = 'hashmap'
+    return module
+
+
+#: The modules' states, as the processor reads them for each round.
+_STATES = {'hashmap': {'enabled': True, 'priority': 1}}
+
+
+def price_rounds(module, periods):
+    """Price the frames of each period as the processor does: a pipeline
+    per round, the round's frames rated together, :data:`batch.
+    MAX_POINTS` points at most per call; return the number of points and
+    the sum of their prices."""
+    count, total = 0, 0
+    rounds = {}
+    for start, scope, frame in periods:
+        rounds.setdefault(start, []).append((frame, scope))
+    for items in rounds.values():
+        pipeline = rating.Pipeline({'hashmap': module}, dict(_STATES))
+        for flush in _flushes(items):
+            for frame in pipeline.rate_many(flush):
+                count, total = _read(frame, count, total)
+    return count, total
+
+
+def _flushes(items):
+    """``items`` (``[(frame, scope)]``) cut where a store group flushes."""
+    flush, points = [], 0
+    for item in items:
+        flush.append(item)
+        points += len(item[0])
+        if points >= batch.MAX_POINTS:
+            yield flush
+            flush, points = [], 0
+    if flush:
+        yield flush
 
 
 def price_periods(module, periods):
-    """Price each frame as the scope worker does; return the number of
-    points and the sum of their prices."""
+    """Price each frame alone, as a reprocessing task does; return the
+    number of points and the sum of their prices."""
     count, total = 0, 0
+    pipeline, round_start = None, None
     for start, scope, frame in periods:
-        module.reload_config(start)
-        count, total = _read(rating.rate(frame, [module], scope), count,
-                             total)
+        if start != round_start:
+            pipeline = rating.Pipeline({'hashmap': module}, dict(_STATES))
+            round_start = start
+        count, total = _read(pipeline.rate(frame, scope), count, total)
     return count, total
 
 
@@ -273,10 +320,13 @@ def _patterns(points, rule_count, frame_points):
         'frames': (lambda: build_frames(points), price_all,
                    lambda _data: build_rules(rule_count)),
         'processor': (lambda: build_periods(points, frame_points),
-                      price_periods,
+                      price_rounds,
                       lambda _data: _module(build_rules(rule_count))),
+        'frame by frame': (lambda: build_periods(points, frame_points),
+                           price_periods,
+                           lambda _data: _module(build_rules(rule_count))),
         'one service changed': (
-            lambda: build_periods(points, frame_points), price_periods,
+            lambda: build_periods(points, frame_points), price_rounds,
             lambda periods: _changed_module(rule_count, periods)),
     }
 
@@ -305,7 +355,8 @@ def report(result):
     """One line per pattern and pass kind, for people."""
     lines = [(f"hashmap: {result['points']:,} points, {result['rules']} "
               f"rules (compiled in {result['compile_ms']:.1f} ms)")]
-    for pattern in ('frames', 'processor', 'one service changed'):
+    for pattern in ('frames', 'processor', 'frame by frame',
+                    'one service changed'):
         for kind in ('cold', 'warm'):
             figures = result[pattern][kind]
             lines.append(

@@ -1,11 +1,15 @@
-"""The periods a processor rates, stored together: a :class:`StoreGroup`.
+"""The periods a processor rates, rated and stored together: a
+:class:`StoreGroup`.
 
-The scope worker stores one period in one call
+The scope worker rates and stores one period in one call
 (:meth:`~cloudkitty.orchestrator.worker.ScopeWorker.rate_period`); each
 call is a transaction of its own, whose fixed costs (round trips, the
-commit) dominate a period of a few thousand points. The processor hands
-the worker a group's :meth:`StoreGroup.store` instead: the rated periods
-are kept, and stored together by one ``storage.replace_many`` (one
+commit) dominate a period of a few thousand points, and each rating module
+prices the one frame, whose fixed costs dominate too. The processor hands
+the worker a group's :meth:`StoreGroup.store` instead: the periods
+collected are kept, then rated together (each module prices the frames of
+one start in one call: :meth:`~cloudkitty.rating.Pipeline.rate_many`),
+filtered, and stored together by one ``storage.replace_many`` (one
 transaction on the ``sqlalchemy`` backend) once ``max_points`` points are
 pending, or when the processor flushes (the end of a round, of a pass).
 
@@ -16,9 +20,10 @@ The contract of a period stored alone holds for the group:
   removes whatever this one stored; a period is stored exactly once;
 - a scope whose lock is no longer this worker's at the flush has none of
   its pending periods stored nor recorded (another worker may rate them);
-- a scope whose periods could not be stored (the flush failed) or
+- a scope whose periods could not be rated, stored (the flush failed) or
   recorded stores no later period in the pass: its next period would be
-  recorded past the one that is missing;
+  recorded past the one that is missing; a period the rating modules
+  fail on fails its scope alone;
 - the lock of a scope is held until its periods are stored and recorded:
   the processor hands its release to :meth:`StoreGroup.done`.
 
@@ -41,9 +46,9 @@ MAX_POINTS = 50_000
 
 
 class NotStored(ck_worker.ScopeAbandoned):
-    """A scope's pending periods were not stored (the store failed, or its
-    lock was lost) or not recorded: it rates no more periods in this pass.
-    Its reason names the periods."""
+    """A scope's pending periods were not rated (a rating module failed),
+    stored (the store failed, or its lock was lost) or recorded: it rates
+    no more periods in this pass. Its reason names the periods."""
 
 
 @dataclasses.dataclass
@@ -51,7 +56,8 @@ class _Period:
     start: object
     frame: object
     record: object
-    skipped: int
+    rating: object = None   # a worker.Rating until rated, then None
+    skipped: int = 0
 
 
 @dataclasses.dataclass
@@ -68,7 +74,7 @@ class _Scope:
 
 
 class StoreGroup:
-    """Rated periods of several scopes, stored in one call.
+    """Periods of several scopes, rated together and stored in one call.
 
     :param storage: a v2 storage (``replace_many([(frame, scope_id)])``).
     :param max_points: :meth:`flush` once this many points are pending.
@@ -98,14 +104,16 @@ class StoreGroup:
         return False
 
     def store(self, scope_id, frame, start, *, record, still_held=None,
-              skipped=0):
-        """Keep ``frame``, the rated period of ``scope_id`` starting at
-        ``start``, to be stored with the others; ``record()`` records it
-        once stored; ``still_held()`` says at the flush whether the
-        scope's lock is still this worker's (``None``: no check);
-        ``skipped``: the points the skip expressions dropped, for the log.
+              rating=None):
+        """Keep ``frame``, the period of ``scope_id`` starting at ``start``,
+        to be stored with the others; ``record()`` records it once
+        stored; ``still_held()`` says at the flush whether the scope's
+        lock is still this worker's (``None``: no check); ``rating`` (a
+        :class:`~cloudkitty.orchestrator.worker.Rating`) rates and filters
+        it at the flush, with the other periods of its pipeline (``None``:
+        ``frame`` is stored as it is).
 
-        The scope's periods must come in order. Stores the group when
+        The scope's periods must come in order. Flushes the group when
         ``max_points`` points are pending. Raises :class:`NotStored` when
         the scope's periods were not stored (by this call's flush or an
         earlier one).
@@ -113,7 +121,7 @@ class StoreGroup:
         scope = self._scopes.setdefault(scope_id, _Scope())
         if scope.error is None:
             scope.still_held = still_held
-            scope.periods.append(_Period(start, frame, record, skipped))
+            scope.periods.append(_Period(start, frame, record, rating))
             self._points += len(frame)
             if self._points >= self._max_points:
                 self.flush(storing=scope_id)
@@ -138,8 +146,9 @@ class StoreGroup:
             self._close(scope_id)
 
     def flush(self, storing=None):
-        """Store every pending period in one ``replace_many``, then record
-        each scope's last one; end the visits that were waiting.
+        """Rate every pending period (:meth:`_rate`), store them in one
+        ``replace_many``, then record each scope's last one; end the
+        visits that were waiting.
 
         A scope whose periods were not stored is logged as abandoned,
         except ``storing``, the scope whose :meth:`store` flushes: its
@@ -154,6 +163,8 @@ class StoreGroup:
                            f'{ck_worker.LOCK_LOST} before its periods were '
                            'stored: another worker may rate them')
                 del pending[scope_id]
+        for scope_id, reason in self._rate(pending).items():
+            self._fail(scope_id, pending.pop(scope_id), storing, reason)
         items = [(period.frame, scope_id)
                  for scope_id, scope in pending.items()
                  for period in scope.periods]
@@ -172,6 +183,39 @@ class StoreGroup:
         for scope_id in [scope_id for scope_id, scope in self._scopes.items()
                          if scope.visit is not None]:
             self._close(scope_id)
+
+    @staticmethod
+    def _rate(pending):
+        """Rate and filter the periods of ``pending`` (``{scope_id:
+        _Scope}``) not rated yet: those of one pipeline key (the same
+        modules in the same order) in one :meth:`~cloudkitty.rating.
+        Pipeline.rate_many`. Returns ``{scope_id: why its periods are not
+        stored}`` for the scopes one of whose periods failed."""
+        batches = {}                     # pipeline key -> [(scope, period)]
+        for scope_id, scope in pending.items():
+            for period in scope.periods:
+                if period.rating is not None:
+                    batches.setdefault(period.rating.pipeline.key, []).append(
+                        (scope_id, period))
+        failed = {}
+        for batch in batches.values():
+            pipeline = batch[0][1].rating.pipeline
+            try:
+                results = pipeline.rate_many(
+                    [(period.frame, scope_id) for scope_id, period in batch])
+            except Exception as exc:  # loading the rules: every period's
+                LOG.debug('Rating %d periods failed: traceback', len(batch),
+                          exc_info=True)
+                results = [exc] * len(batch)
+            for (scope_id, period), result in zip(batch, results):
+                if isinstance(result, Exception):
+                    failed.setdefault(scope_id, f'rating failed: '
+                                      f'{result.__class__.__name__}: '
+                                      f'{result}')
+                    continue
+                period.frame, period.skipped = period.rating.keep(result)
+                period.rating = None
+        return failed
 
     @staticmethod
     def _record(scope_id, scope, storing):

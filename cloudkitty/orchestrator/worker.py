@@ -11,10 +11,13 @@ it fakes. For one period ``[start, start + period)`` it
 3. drops the points its skip expression holds for;
 4. stores the period idempotently: the frame replaces the scope's stored
    data of ``[start, end)`` (``storage.replace``), and only then is
-   ``start`` recorded as the scope's ``last_processed_timestamp``; or,
-   handed a ``store`` (a :class:`~cloudkitty.orchestrator.batch.
-   StoreGroup`'s), leaves both to it: the processor stores the periods of
-   a round together, in the same order (store, then record).
+   ``start`` recorded as the scope's ``last_processed_timestamp``.
+
+Handed a ``store`` (a :class:`~cloudkitty.orchestrator.batch.
+StoreGroup`'s), it collects the period and leaves steps 2 to 4 to it: the
+processor rates the periods of a round together (each rating module
+prices the frames of many scopes in one call), then filters, stores and
+records them, in the same order (store, then record).
 
 Step 4's order is what makes a crash harmless: until the state is written
 the period is still due, so it is rated again after a restart, and the
@@ -138,6 +141,22 @@ class ScopeResult:
     error: str = None
     failure: str = None
     inactive: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Rating:
+    """How a collected period is rated: ``pipeline`` (a
+    :class:`~cloudkitty.rating.Pipeline`) prices it, then ``keep(frame)
+    -> (frame, points dropped)`` drops what the skip expressions hold
+    for."""
+
+    pipeline: object
+    keep: object
+
+    def rated(self, frame, scope_id):
+        """``(frame rated and filtered, points dropped)``: one period of
+        ``scope_id``, alone."""
+        return self.keep(self.pipeline.rate(frame, scope_id))
 
 
 class ScopeWorker:
@@ -401,25 +420,47 @@ class ScopeWorker:
             (default: read now, so that a change applies from the next
             period rated).
         :param store: ``store(scope_id, frame, start, record=,
-            still_held=, skipped=)`` (:meth:`~cloudkitty.orchestrator.
-            batch.StoreGroup.store`) takes the rated period, to store it
-            and then ``record()`` it later, with other periods; ``None``:
-            both done here, now.
+            still_held=, rating=)`` (:meth:`~cloudkitty.orchestrator.
+            batch.StoreGroup.store`) takes the period collected, to rate,
+            filter, store and then ``record()`` it later, with other
+            periods (``rating`` is its :class:`Rating`); ``None``: all
+            done here, now.
 
         Raises :class:`ScopeAbandoned` when a metric's collection fails or
         times out, when stopping before anything was stored or when the
-        lock was lost; errors of the storage or of the state (or of
-        ``store``) are raised as they are. Returns the rated
-        :class:`~cloudkitty.dataframe.DataFrame`, stored (or handed to
-        ``store``).
+        lock was lost; errors of the rating modules, the storage or the
+        state (or of ``store``) are raised as they are. Returns the
+        :class:`~cloudkitty.dataframe.DataFrame` stored, or the one handed
+        to ``store`` (not rated yet).
         """
         frame = dataframe.DataFrame(start, start + self.period)
         for type_, points in self._collect(scope_id, start, usage):
             frame.add_points(points, type_)
         if states is None:
             states = self.module_states()
-        frame = self._pipeline_of(states).rate(frame, scope_id)
-        frame, skipped = self._filter(frame, scope_id)
+        rater = Rating(self._pipeline_of(states),
+                         functools.partial(self._filter, scope_id=scope_id))
+        if store is None:
+            frame, skipped = rater.rated(frame, scope_id)
+        self._check_storable(scope_id, start, still_held)
+        if record is None:
+            record = functools.partial(
+                self._scope_state.set_last_processed_timestamp, scope_id,
+                start)
+        if store is not None:
+            store(scope_id, frame, start, record=record,
+                  still_held=still_held, rating=rater)
+            return frame
+        # Store, then record: see the module's docstring.
+        self._storage.replace(frame, scope_id)
+        record()
+        log_stored(scope_id, start, len(frame), skipped)
+        return frame
+
+    def _check_storable(self, scope_id, start, still_held):
+        """Raise :class:`ScopeAbandoned` when the period of ``scope_id``
+        starting at ``start`` must not be stored: a stop was requested, or
+        the lock is no longer this worker's."""
         if self._stop.is_set():
             # Nothing of this period has been stored yet.
             raise ScopeAbandoned(
@@ -428,19 +469,6 @@ class ScopeWorker:
             raise ScopeAbandoned(
                 scope_id, f'{LOCK_LOST}: another worker may rate it',
                 period_start=start)
-        if record is None:
-            record = functools.partial(
-                self._scope_state.set_last_processed_timestamp, scope_id,
-                start)
-        if store is not None:
-            store(scope_id, frame, start, record=record,
-                  still_held=still_held, skipped=skipped)
-            return frame
-        # Store, then record: see the module's docstring.
-        self._storage.replace(frame, scope_id)
-        record()
-        log_stored(scope_id, start, len(frame), skipped)
-        return frame
 
     def _collect(self, scope_id, start, usage):
         """``[(type, [points])]`` of every metric, in metrics order."""

@@ -99,6 +99,15 @@ class RatingProcessorBase(abc.ABC):
         scope-specific rules override it."""
         return self.process(frame)
 
+    def rate_many(self, items):
+        """The frames of ``items`` (``[(frame, scope_id)]``, periods of
+        one start, of one or several scopes) priced, as a list in order,
+        holding in place of a frame the exception pricing it raised. By
+        default :meth:`rate` of each; a module that prices faster in bulk
+        overrides it, and may raise instead (then each frame is priced
+        alone, with :meth:`rate`, so that only those it fails on fail)."""
+        return _each_alone(self, items)
+
     def quote(self, data):
         """Price a quote request; by default the same as :meth:`process`."""
         return self.process(data)
@@ -153,6 +162,18 @@ def enabled_pipeline(modules, states):
     return ordered
 
 
+def _each_alone(module, items):
+    """``module.rate`` of each ``(frame, scope_id)`` of ``items``, as a
+    list holding the exception a frame raised in its place."""
+    results = []
+    for frame, scope_id in items:
+        try:
+            results.append(module.rate(frame, scope_id))
+        except Exception as exc:  # noqa: BLE001 - this frame's failure
+            results.append(exc)
+    return results
+
+
 def rate(frame, modules, scope_id=None):
     """Run ``frame`` through each module of ``modules`` in order
     (:meth:`RatingProcessorBase.rate`), each on the previous one's output;
@@ -173,22 +194,70 @@ class Pipeline:
     Each method first has every module load the rules valid at the frame's
     start (``reload_config``), then runs the frame through them in
     descending priority, each on the previous one's output. :meth:`rate`
-    loads them once for the frames of one start in a row (the scopes of a
-    processor's round, which share a pipeline): a change of the rules is
-    seen from the next start, or the next pipeline.
+    and :meth:`rate_many` load them once for the frames of one start in a
+    row (the scopes of a processor's round, which share a pipeline): a
+    change of the rules is seen from the next start, or the next pipeline.
     """
 
     def __init__(self, modules, states):
         self.modules = enabled_pipeline(modules, states)
-        self._loaded = None   # the start :meth:`rate` loaded rules for
+        self._loaded = None   # the start rules were loaded for last
+
+    @property
+    def key(self):
+        """What the pipeline prices with: its modules, in order. Two
+        pipelines of one key price every frame alike."""
+        return tuple(self.modules)
 
     def rate(self, frame, scope_id):
         """``frame``, a period of ``scope_id``, priced
         (:meth:`RatingProcessorBase.rate`)."""
-        if frame.start != self._loaded:
-            self._reload(frame.start)
-            self._loaded = frame.start
-        return rate(frame, self.modules, scope_id)
+        priced, = self.rate_many([(frame, scope_id)])
+        if isinstance(priced, Exception):
+            raise priced
+        return priced
+
+    def rate_many(self, items):
+        """The frames of ``items`` (``[(frame, scope_id)]``, periods of any
+        starts and scopes) priced, as a list in order: each module prices
+        those of one start in one call (:meth:`RatingProcessorBase.
+        rate_many`), the starts in the order they come.
+
+        The list holds, in place of a frame a module failed on, the
+        exception that stopped it; the later modules skip that frame
+        (see :meth:`RatingProcessorBase.rate_many`). A failure to load
+        the rules raises.
+        """
+        results = [frame for frame, _scope_id in items]
+        by_start = {}
+        for i, (frame, _scope_id) in enumerate(items):
+            by_start.setdefault(frame.start, []).append(i)
+        for start, indexes in by_start.items():
+            if start != self._loaded:
+                self._reload(start)
+                self._loaded = start
+            for module in self.modules:
+                self._rate_with(module, items, indexes, results)
+        return results
+
+    @staticmethod
+    def _rate_with(module, items, indexes, results):
+        live = [i for i in indexes if not isinstance(results[i], Exception)]
+        if not live:
+            return
+        todo = [(results[i], items[i][1]) for i in live]
+        try:
+            priced = module.rate_many(todo)
+        except Exception as exc:  # noqa: BLE001 - told per frame below
+            if len(todo) == 1:
+                priced = [exc]
+            else:
+                LOG.debug('Rating module %s failed on %d frames at once, '
+                          'pricing them one by one: %s', module.module_name,
+                          len(todo), exc)
+                priced = _each_alone(module, todo)
+        for i, frame in zip(live, priced):
+            results[i] = frame
 
     def quote(self, frame):
         """``frame``, a quote request, priced

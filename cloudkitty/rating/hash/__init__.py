@@ -17,6 +17,9 @@ How the processor uses it, per pass and per scope::
                                            # valid then, loaded and compiled
                                            # once for every scope
     priced = module.rate(frame, scope_id)
+    priced = module.rate_many([(frame, scope_id), ...])   # a round's
+                                           # frames of that start, priced
+                                           # together
 
 ``reload_config`` is cheap when called again with the same start (as a
 worker does for each scope): rules are cached by period start for as long
@@ -93,6 +96,15 @@ class HashMap(rating.RatingProcessorBase):
         start."""
         return self._rules.current(frame.start).for_scope(scope_id).process(
             frame)
+
+    def rate_many(self, items):
+        """The frames of ``items`` (``[(frame, scope_id)]``, periods of
+        one start) priced with the rules valid then: each service's points
+        of the frames that see the same rules priced in one column
+        (:meth:`~cloudkitty.rating.hash.rules.RuleSet.process_many`)."""
+        if not items:
+            return []
+        return self._rules.current(items[0][0].start).process_many(items)
 
     def process(self, data, scope_id=None):
         """Price ``data`` for ``scope_id`` (default: the module's

@@ -80,12 +80,20 @@ _NO_FOLDS = types.MappingProxyType({})
 # whole column is priced by one C-level map.
 _NO_CONSTANT = decimal.Decimal(f'-0E+{decimal.MAX_EMAX}')
 _MISSING = object()
+_POINTS = operator.itemgetter(1)
+_PRICES = operator.itemgetter(2)
 _SLOPE = operator.itemgetter(0)
 _CONSTANT = operator.itemgetter(1)
+_FROM_ZERO = operator.itemgetter(2)
+# A DataPoint's fields (unit, qty, price, groupby, metadata, description).
+_QTY = operator.itemgetter(1)
+_GROUPBY = operator.itemgetter(3)
+_METADATA = operator.itemgetter(4)
 _PLAIN_ZERO = _ZERO.as_tuple()
 # M * qty + C in one operation: exact (nothing is ever rounded in CONTEXT),
-# so digit for digit what the product then the sum give.
-_FMA = decimal.Decimal.fma
+# so digit for digit what the product then the sum give. The context's
+# method: no keyword arguments to parse, no context to look up.
+_FMA = CONTEXT.fma
 # A plan memo larger than this is dropped and rebuilt: it only grows past
 # it when a threshold sits on a field with very many distinct values.
 _MEMO_LIMIT = 1 << 16
@@ -537,9 +545,10 @@ class _ServicePlan:
         """
         if not self.fields and self.constant is self.unpriced:
             return None
-        _units, qtys, _prices, groupbys, metadatas, _descriptions = zip(
-            *points)
+        qtys = list(map(_QTY, points))
         if self.fields:
+            groupbys = list(map(_GROUPBY, points))
+            metadatas = list(map(_METADATA, points))
             plans = self.plans_of(groupbys, metadatas)
         else:  # no field rules: every point has the same plan
             plans = itertools.repeat(self.constant, len(points))
@@ -549,12 +558,14 @@ class _ServicePlan:
                          map(bisect.bisect_right,
                              itertools.repeat(self._breaks), qtys))
         if self._constants:
-            slopes, constants, from_zero = zip(*pieces)
+            pieces = list(pieces)
+            slopes = map(_SLOPE, pieces)
             if _one_plain_zero(prices):
-                priced = list(map(_FMA, slopes, qtys, from_zero))
+                priced = list(map(_FMA, slopes, qtys,
+                                  map(_FROM_ZERO, pieces)))
             else:
-                priced = list(map(operator.add, prices,
-                                  map(_FMA, slopes, qtys, constants)))
+                priced = list(map(operator.add, prices, map(
+                    _FMA, slopes, qtys, map(_CONSTANT, pieces))))
         else:
             priced = list(map(_FMA, pieces, qtys, prices))
         if self.fields and _holds(plans, self.unpriced):
@@ -641,19 +652,45 @@ class ScopeRules:
         self._services = services
 
     def process(self, frame):
-        """Return a new DataFrame with every point of ``frame`` priced: a
-        frame of price columns (:meth:`cloudkitty.dataframe.DataFrame.
-        with_prices`), the points themselves built only if read one by
-        one."""
-        columns = {}
-        with decimal.localcontext(CONTEXT), _perf.gc_paused():
+        """Return a new DataFrame with every point of ``frame`` priced
+        (:meth:`process_many` of one frame)."""
+        return self.process_many([frame])[0]
+
+    def process_many(self, frames):
+        """The ``frames`` priced, as a list in order: new DataFrames of
+        price columns (:meth:`cloudkitty.dataframe.DataFrame.
+        with_prices`), the points themselves built only if read one by one.
+
+        The points of one service in all the frames are priced in one
+        call (:meth:`_ServicePlan.price_points`), as one column: the fixed
+        costs of a call, and of looking up its plans, are paid once for
+        the frames of a processor's round rather than once per frame.
+        """
+        parts = collections.defaultdict(list)   # type -> [(frame, points)]
+        columns = [{} for _ in frames]
+        for i, frame in enumerate(frames):
             for type_, points, prices in frame.itercolumns():
-                plan = self._services.get(type_)
-                if plan is not None:
-                    priced = plan.price_points(points, prices)
-                    if priced is not None:
-                        columns[type_] = priced
-        return frame.with_prices(columns)
+                if type_ in self._services:
+                    parts[type_].append((i, points, prices))
+        with decimal.localcontext(CONTEXT), _perf.gc_paused():
+            for type_, frame_parts in parts.items():
+                if len(frame_parts) == 1:
+                    _, points, prices = frame_parts[0]
+                else:
+                    points = list(itertools.chain.from_iterable(
+                        map(_POINTS, frame_parts)))
+                    prices = list(itertools.chain.from_iterable(
+                        map(_PRICES, frame_parts)))
+                priced = self._services[type_].price_points(points, prices)
+                if priced is None:
+                    continue
+                end = 0
+                for i, points, _prices in frame_parts:
+                    start, end = end, end + len(points)
+                    columns[i][type_] = (priced if len(frame_parts) == 1
+                                         else priced[start:end])
+        return [frame.with_prices(priced)
+                for frame, priced in zip(frames, columns)]
 
 
 class RuleSet:
@@ -758,6 +795,21 @@ class RuleSet:
     def process(self, frame, scope_id=None):
         """Price ``frame`` with the rules ``scope_id`` sees."""
         return self.for_scope(scope_id).process(frame)
+
+    def process_many(self, items):
+        """The frames of ``items`` (``[(frame, scope_id)]``) priced, as a
+        list in order: those of the scopes that see the same compiled
+        rules (every scope without rules of its own sees the global ones)
+        together (:meth:`ScopeRules.process_many`)."""
+        views = {}                       # ScopeRules -> [index in items]
+        for i, (_frame, scope_id) in enumerate(items):
+            views.setdefault(self.for_scope(scope_id), []).append(i)
+        priced = [None] * len(items)
+        for view, indexes in views.items():
+            for i, frame in zip(indexes, view.process_many(
+                    [items[i][0] for i in indexes])):
+                priced[i] = frame
+        return priced
 
 
 def _sort_key(rule):
