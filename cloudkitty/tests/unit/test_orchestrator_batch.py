@@ -2,12 +2,14 @@
 processor's passes, with the worker's doubles."""
 
 import contextlib
+import decimal
 import logging
 
 from cloudkitty import dataframe
 from cloudkitty.orchestrator import batch
 from cloudkitty.orchestrator import health
 from cloudkitty.orchestrator import processor
+from cloudkitty import rating
 from cloudkitty import testing
 from cloudkitty.tests.unit.worker_doubles import HOUR
 from cloudkitty.tests.unit.worker_doubles import make_worker
@@ -66,14 +68,15 @@ class Locks:
 
 
 def run(store_points=batch.MAX_POINTS, lost=None, fail=None, state_fail=None,
-        scopes=('a', 'b', 'c')):
+        scopes=('a', 'b', 'c'), modules=None):
     journal = []
     storage = Storage(journal)
     storage.fail = fail
     state = testing.ScopeState(journal, LAST)
     state.fail = state_fail
     scope_worker, *_ = make_worker(storage=storage, scope_state=state,
-                                   journal=journal, clock=lambda: NOW)
+                                   journal=journal, clock=lambda: NOW,
+                                   modules=modules)
     proc = processor.Processor(scope_worker, None, Locks(journal, lost),
                                shuffle=False, store_points=store_points)
     summary = proc.run_pass(list(scopes))
@@ -193,3 +196,57 @@ def test_a_group_left_on_an_error_stores_nothing_and_releases():
     except RuntimeError:
         pass
     assert storage.calls == [] and finished == [] and released == ['a']
+
+
+class BulkModule(rating.RatingProcessorBase):
+    """Prices every point 1 per unit of qty, the frames of a call at once;
+    fails on scope ``failing``'s frame of period ``at``, and notes the
+    scopes and starts of each call."""
+
+    default_enabled = True
+
+    def __init__(self, failing=None, at=None):
+        super().__init__()
+        self.module_name = 'bulk'
+        self.failing, self.at = failing, at
+        self.calls = []
+
+    def process(self, data):
+        raise AssertionError('rate is called with the scope')
+
+    def rate(self, frame, scope_id):
+        if (scope_id, frame.start) == (self.failing, self.at):
+            raise ValueError(f'no rule for {scope_id}')
+        return frame.with_prices({
+            type_: [point.qty for point in points]
+            for type_, points, _ in frame.itercolumns()})
+
+    def rate_many(self, items):
+        self.calls.append(([scope for _, scope in items],
+                           {frame.start for frame, _ in items}))
+        return [self.rate(frame, scope) for frame, scope in items]
+
+
+def test_the_periods_of_a_flush_are_rated_together():
+    module = BulkModule()
+    summary, storage, state, _ = run(modules={'bulk': module})
+    assert summary.rated == {'a': 3, 'b': 3, 'c': 3}
+    # One call per period start, with the three scopes' frames of it.
+    assert module.calls == [(['a', 'b', 'c'], {start}) for start in STARTS]
+    # cpu 1, ram 2: priced their qty.
+    assert sorted(point.price for *_, point in storage.points) == [
+        decimal.Decimal(1)] * 9 + [decimal.Decimal(2)] * 9
+
+
+def test_a_period_the_rating_fails_on_fails_its_scope_alone(caplog):
+    module = BulkModule(failing='b', at=STARTS[1])
+    summary, storage, state, journal = run(modules={'bulk': module})
+    assert summary.rated == {'a': 3, 'c': 3}
+    assert state.last == {'a': STARTS[-1], 'b': MONTH, 'c': STARTS[-1]}
+    assert {p[0] for p in storage.points} == {'a', 'c'}
+    assert summary.failed['b'] == (
+        f'scope b: periods {STARTS[0].isoformat()}, {STARTS[1].isoformat()}'
+        f', {STARTS[2].isoformat()} not stored nor recorded, rating failed: '
+        'ValueError: no rule for b')
+    assert ('release', 'b') in journal
+    assert caplog.text.count('Scope b abandoned for this pass') == 1

@@ -280,6 +280,31 @@ def test_scopes_share_one_rule_set(mapping_list, threshold_list,
                 == fresh.process(frame, scope_id))
 
 
+@settings(max_examples=100, deadline=None)
+@given(mapping_sets, threshold_sets,
+       st.lists(st.tuples(st.sampled_from(SCOPES), frames), max_size=6))
+def test_frames_priced_together_equal_frames_priced_alone(
+        mapping_list, threshold_list, scoped_frames):
+    """A processor's round (process_many: each service's points of the
+    frames of one view in one column) prices every frame digit for digit
+    as it is priced alone."""
+    items = []
+    for scope_id, typed_points in scoped_frames:
+        frame = dataframe.DataFrame('2024-01-01T00:00:00',
+                                    '2024-01-01T01:00:00')
+        for service, point in typed_points:
+            frame.add_point(point, service)
+        items.append((frame, scope_id))
+    together = _engine_rules(mapping_list, threshold_list).process_many(items)
+    assert len(together) == len(items)
+    for (frame, scope_id), priced in zip(items, together):
+        alone = _engine_rules(mapping_list, threshold_list).process(
+            frame, scope_id)
+        assert priced == alone
+        assert ([str(point.price) for _, point in priced.iterpoints()]
+                == [str(point.price) for _, point in alone.iterpoints()])
+
+
 # -- ties and overrides, built on purpose -------------------------------------
 
 # Costs that always change a price: neither 0 (a flat adding nothing) nor
