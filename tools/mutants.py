@@ -317,6 +317,37 @@ MUTATIONS = (
         '    filters = utils.own_scope_filters(filters)\n',
         '    filters = dict(filters or {})\n',
         (f'{API_TESTS}test_v2_dataframes.py',)),
+    Mutation(
+        'bulk-failure-fails-all',
+        "a rating module's bulk call that fails fails every frame of the "
+        "call, not only those it fails on alone",
+        'cloudkitty/rating/__init__.py',
+        '                priced = _each_alone(module, todo)\n',
+        '                priced = [exc] * len(todo)\n',
+        ('cloudkitty/tests/unit/rating/test_pipeline.py::'
+         'test_a_failure_fails_its_frame_alone',)),
+    Mutation(
+        'round-rated-frame-by-frame',
+        'the store group rates each pending period in a call of its own',
+        'cloudkitty/orchestrator/batch.py',
+        '                results = pipeline.rate_many(\n'
+        '                    [(period.frame, scope_id) for scope_id, period '
+        'in batch])\n',
+        '                results = [pipeline.rate_many([(period.frame, '
+        'scope_id)])[0]\n'
+        '                           for scope_id, period in batch]\n',
+        ('cloudkitty/tests/unit/test_orchestrator_batch.py::'
+         'test_the_periods_of_a_flush_are_rated_together',)),
+    Mutation(
+        'round-prices-misaligned',
+        "the hashmap hands each frame of a round the first prices of the "
+        "service's column instead of its own",
+        'cloudkitty/rating/hash/rules.py',
+        '                                         else priced[start:end])\n',
+        '                                         else priced[:end - start])'
+        '\n',
+        ('cloudkitty/tests/unit/rating/test_hashmap_property.py::'
+         'test_frames_priced_together_equal_frames_priced_alone',)),
 )
 
 
