@@ -439,7 +439,7 @@ class ScopeWorker:
         if states is None:
             states = self.module_states()
         rater = Rating(self._pipeline_of(states),
-                         functools.partial(self._filter, scope_id=scope_id))
+                       functools.partial(self._filter, scope_id=scope_id))
         if store is None:
             frame, skipped = rater.rated(frame, scope_id)
         self._check_storable(scope_id, start, still_held)
