@@ -11,15 +11,19 @@ rating.md; :mod:`cloudkitty.rating.hash.rules` implements them,
 :mod:`cloudkitty.rating.hash.api` serves them under
 ``/v1/rating/module_config/hashmap``.
 
-How the processor uses it, per pass and per scope::
+How the processor uses it, per round (the scopes due in one period)::
 
     module.reload_config(period_start)     # one revision query; the rules
                                            # valid then, loaded and compiled
                                            # once for every scope
-    priced = module.rate(frame, scope_id)
-    priced = module.rate_many([(frame, scope_id), ...])   # a round's
-                                           # frames of that start, priced
-                                           # together
+    priced = module.rate_many([(frame, scope_id), ...])
+                                           # the round's frames: each
+                                           # service's points of the scopes
+                                           # that see the same rules priced
+                                           # as one column
+
+and ``module.rate(frame, scope_id)`` for a period rated alone (a
+reprocessing task's).
 
 ``reload_config`` is cheap when called again with the same start (as a
 worker does for each scope): rules are cached by period start for as long

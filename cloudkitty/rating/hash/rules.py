@@ -39,7 +39,10 @@ them: their label values looked up in the memo, their qtys bisected into a
 piece, ``price + (M * qty + C)``: a column of prices. No point is built:
 the priced frame holds the points it was given and that column
 (:meth:`cloudkitty.dataframe.DataFrame.with_prices`), and builds the
-priced points only for a reader that goes point by point. No Python code
+priced points only for a reader that goes point by point. A processor's
+round is one column per service for all the frames that see the same
+rules (:meth:`RuleSet.process_many`), so the fixed costs of a column are
+paid once per round, not once per scope. No Python code
 runs per point but for values that are not strings, to read a field from
 the metadata of a frame whose other points have it in their groupby, and
 to put back the prices a plan leaves alone. Values met for the first time
