@@ -205,9 +205,10 @@ class Pipeline:
 
     @property
     def key(self):
-        """What the pipeline prices with: its modules, in order. Two
-        pipelines of one key price every frame alike."""
-        return tuple(self.modules)
+        """What the pipeline prices with: its modules (their identities,
+        whatever equality a module defines), in order. Two pipelines of
+        one key price every frame alike."""
+        return tuple(map(id, self.modules))
 
     def rate(self, frame, scope_id):
         """``frame``, a period of ``scope_id``, priced
