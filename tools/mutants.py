@@ -348,6 +348,16 @@ MUTATIONS = (
         '\n',
         ('cloudkitty/tests/unit/rating/test_hashmap_property.py::'
          'test_frames_priced_together_equal_frames_priced_alone',)),
+    Mutation(
+        'zero-constant-is-none',
+        "the hashmap takes a flat service threshold of 0.00 in force for no "
+        "constant, dropping its digits",
+        'cloudkitty/rating/hash/rules.py',
+        '    return (m, c, c + _ZERO)\n',
+        '    c = c or _NO_CONSTANT\n'
+        '    return (m, c, c + _ZERO)\n',
+        ('cloudkitty/tests/unit/rating/test_hashmap_rules.py::'
+         'test_a_zero_constant_in_force_gives_its_digits',)),
 )
 
 

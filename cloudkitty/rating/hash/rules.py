@@ -287,7 +287,7 @@ class _ServicePlan:
                               for entries in service_thresholds.values()
                               for entry in entries)
         self._piece = _constant_piece if self._constants else _slope_piece
-        nothing = self._piece(_ZERO, _ZERO)
+        nothing = self._piece(_ZERO, _NO_CONSTANT)
         self.unpriced = ((nothing,) * (len(self._breaks) + 1)
                          if self._breaks else nothing)
 
@@ -403,8 +403,8 @@ class _ServicePlan:
             # One object per value a piece shares with another, so that
             # a crossing that changes nothing is seen by identity.
             slope = rate * flat
-            alone = ((slope, _ZERO) if best is None
-                     else (_field_piece(flat, rate, best), _ZERO))
+            alone = ((slope, _NO_CONSTANT) if best is None
+                     else (_field_piece(flat, rate, best), _NO_CONSTANT))
             own = [alone]
             for level, type_, cost in entries:
                 if best is not None and level < best[0]:
@@ -412,7 +412,7 @@ class _ServicePlan:
                 elif type_ == FLAT:
                     own.append((slope, cost))
                 else:
-                    own.append((slope * cost, _ZERO))
+                    own.append((slope * cost, _NO_CONSTANT))
             by_group.append(own)
         return self._pieces(static, by_group)
 
@@ -422,7 +422,9 @@ class _ServicePlan:
         groups without service thresholds, whose ``M`` sum to ``static``.
 
         In each interval ``M`` is ``static`` plus the ``M`` of the pieces
-        in force, ``C`` zero plus their ``C``, summed in _layout order:
+        in force, ``C`` the sum of their ``C`` (:data:`_NO_CONSTANT` for
+        a piece without one, so that only the constants in force give
+        their digits), summed in _layout order:
         the same digits whatever the intervals before (a running sum of
         differences would keep the exponent of a piece no longer in
         force). An interval where no piece changes takes the previous
@@ -431,7 +433,7 @@ class _ServicePlan:
         """
         current = [own[0] for own in by_group]
         m = sum(map(_SLOPE, current), static)
-        c = sum(map(_CONSTANT, current), _ZERO)
+        c = sum(map(_CONSTANT, current), _NO_CONSTANT)
         piece = self._piece(m, c)
         pieces = [piece]
         for crossing in self._crossings:
@@ -444,7 +446,7 @@ class _ServicePlan:
             if slopes:
                 m = sum(map(_SLOPE, current), static)
             if constants:
-                c = sum(map(_CONSTANT, current), _ZERO)
+                c = sum(map(_CONSTANT, current), _NO_CONSTANT)
             if slopes or constants:
                 piece = self._piece(m, c)
             pieces.append(piece)
@@ -579,10 +581,11 @@ class _ServicePlan:
 
 def _constant_piece(m, c):
     """The piece ``(M, C, C + 0)`` of a plan with constants: ``C`` is
-    :data:`_NO_CONSTANT` where ``c`` is zero; ``C + 0`` is what pricing
-    adds to ``M * qty`` when every price so far is a plain zero (``0 + M *
-    qty + C`` in one operation: exact, so the same digits)."""
-    c = c or _NO_CONSTANT
+    the sum of the constants in force, :data:`_NO_CONSTANT` where none
+    is (a constant of ``0.00`` is one: it adds its digits, as in the
+    step-by-step definition); ``C + 0`` is what pricing adds to ``M *
+    qty`` when every price so far is a plain zero (``0 + M * qty + C`` in
+    one operation: exact, so the same digits)."""
     return (m, c, c + _ZERO)
 
 

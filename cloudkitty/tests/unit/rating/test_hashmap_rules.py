@@ -308,6 +308,26 @@ def test_prices_have_the_digits_of_the_tiers_in_force(before, shared):
         str(_tiers_step_by_step(q, b)) for q, b in zip(qtys, befores)]
 
 
+@pytest.mark.parametrize('before, expected', [
+    ('0', '1.00'), ('5', '6.00'), ('0.000', '1.000')])
+@pytest.mark.parametrize('shared', [True, False])
+def test_a_zero_constant_in_force_gives_its_digits(before, expected, shared):
+    # Group None: flat 2, then the service threshold rates it 0.5: 1.0.
+    # Group g1 has nothing matched (0 * qty = 0) and a flat service
+    # threshold of 0.00, which rating.md adds: 0.00. The sum is 1.00; a
+    # constant of zero is still the constant in force (it was dropped as
+    # "no constant", giving 1.0).
+    rule_set = rules.RuleSet(
+        [mapping('compute', '2', field='zone', value='z')],
+        [threshold('compute', 0, '0.5', 'rate'),
+         threshold('compute', 0, '0.00', group='g1')])
+    one = D(before)
+    befores = [one if shared else D(before) for _ in range(2)]
+    got = price(rule_set, 'compute', *(point(1, b, zone='z')
+                                       for b in befores))
+    assert [str(p) for p in got] == [expected, expected]
+
+
 def test_only_the_price_changes():
     before = point(2, '0.5', {'project_id': 'p'}, flavor='m1.nano',
                    memory=64)
