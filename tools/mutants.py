@@ -358,6 +358,15 @@ MUTATIONS = (
         '    return (m, c, c + _ZERO)\n',
         ('cloudkitty/tests/unit/rating/test_hashmap_rules.py::'
          'test_a_zero_constant_in_force_gives_its_digits',)),
+    Mutation(
+        'unpriced-never-looked-for',
+        "the hashmap never notes that a plan adds nothing, so the points "
+        "such plans price get a new price instead of keeping theirs",
+        'cloudkitty/rating/hash/rules.py',
+        '                self._holds_unpriced = True\n',
+        '                pass\n',
+        ('cloudkitty/tests/unit/rating/test_hashmap_rules.py::'
+         'test_points_priced_nothing_are_kept_as_they_are',)),
 )
 
 

@@ -196,6 +196,7 @@ class _ServicePlan:
         '_crossings',
         '_field_levels',
         '_field_maps',
+        '_holds_unpriced',
         '_layout',
         '_piece',
         '_reached',
@@ -259,6 +260,9 @@ class _ServicePlan:
         self.fieldset = frozenset(self.fields)
         self.fast = {}
         self.plans = {}
+        # Whether a plan memoised (now or before) is unpriced: until one
+        # is, pricing does not look for the points to keep as they are.
+        self._holds_unpriced = False
         self.constant = None if self.fields else self._plan(())
 
     def _init_service_thresholds(self, service_thresholds):
@@ -325,6 +329,8 @@ class _ServicePlan:
             if len(self.plans) >= _MEMO_LIMIT:
                 self.plans.clear()
             plan = self.plans[parts] = self._plan(parts)
+            if plan is self.unpriced:
+                self._holds_unpriced = True
         return plan
 
     def _learn(self, keys):
@@ -573,7 +579,7 @@ class _ServicePlan:
                     _FMA, slopes, qtys, map(_CONSTANT, pieces))))
         else:
             priced = list(map(_FMA, pieces, qtys, prices))
-        if self.fields and _holds(plans, self.unpriced):
+        if self._holds_unpriced and _holds(plans, self.unpriced):
             return [price if plan is self.unpriced else new
                     for price, new, plan in zip(prices, priced, plans)]
         return priced
