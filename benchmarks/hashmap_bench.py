@@ -134,14 +134,14 @@ def _labels_and_quantities(rng, scopes):
 
 def _frame(rng, labels, quantities, count, start):
     """A frame of ``count`` points starting at ``start``, a tenth of them
-    for each service."""
+    for each service, priced nothing yet as a collector's are: one
+    :data:`~cloudkitty.dataframe.NO_PRICE` object for all."""
     frame = dataframe.DataFrame(start, start + PERIOD)
-    zero = D(0)
     for service in SERVICES:
         chosen = [rng.choice(labels) for _ in range(count // len(SERVICES))]
         frame.add_points(
-            (dataframe.DataPoint('unit', rng.choice(quantities), zero,
-                                 groupby, metadata)
+            (dataframe.DataPoint('unit', rng.choice(quantities),
+                                 dataframe.NO_PRICE, groupby, metadata)
              for groupby, metadata in chosen), service)
     return frame
 
