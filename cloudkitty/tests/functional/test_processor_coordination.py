@@ -111,8 +111,10 @@ def backend_url(request, tmp_path):
 
 def test_processors_share_the_scopes_and_take_over_a_dead_ones(
         tmp_path, backend_url):
-    # Enough scopes that the ring (of member ids holding process ids)
-    # leaves no processor without a share but once in a few thousand runs.
+    # The ring (of member ids holding process ids, so different in every
+    # run) leaves one of three processors without a share about once in
+    # 500 runs: the one killed is the one with the largest share, and a
+    # survivor is expected to rate only if the ring gives it scopes.
     scenario = harness.Scenario(tmp_path, scopes=18, hours=50, seed=21,
                                 coordination_url=backend_url)
     names = ['ck', 'ck2', 'ck3']
@@ -122,7 +124,6 @@ def test_processors_share_the_scopes_and_take_over_a_dead_ones(
     # scopes while it is alone in the group.
     set_active(scenario, False)
     processes = {name: scenario.start(name, wait=False) for name in names}
-    victim, survivors = names[0], names[1:]
     try:
         assert scenario.wait_until(lambda: all(
             group_view(scenario, name)[0] == 3 for name in names), 60), \
@@ -131,7 +132,12 @@ def test_processors_share_the_scopes_and_take_over_a_dead_ones(
         ring = hashring.HashRing(set(members))
         owner = {scope: members[ring.get_nodes(scope.encode()).pop()]
                  for scope in scenario.scopes}
-        assert set(owner.values()) == set(names), owner
+        shared = collections.Counter(owner.values())
+        assert len(shared) >= 2, owner
+        victim = max(names, key=lambda name: shared[name])
+        survivors = [name for name in names if name != victim]
+        after = hashring.HashRing({member for member, name in members.items()
+                                   if name != victim})
         set_active(scenario, True)
         assert scenario.wait_until(lambda: len(harness.RATED.findall(
             read_log(scenario, victim))) >= 3, 60, processes[victim],
@@ -160,12 +166,12 @@ def test_processors_share_the_scopes_and_take_over_a_dead_ones(
         shares = {name: rated_in_group(scenario, name, 2)
                   for name in survivors}
     finally:
-        results = [harness.stop(processes[name]) for name in names]
-    assert [code for code, _ in results[1:]] == [0, 0], results
+        results = {name: harness.stop(processes[name]) for name in names}
+    assert [results[name][0] for name in survivors] == [0, 0], results
     rated = rated_by(scenario, names)
     total = sum(rated.values(), collections.Counter())
     print(f'{backend_url.split(":")[0]}: scopes per processor '
-          f'{collections.Counter(owner.values())}, periods rated '
+          f'{shared}, periods rated '
           f'{ {name: sum(c.values()) for name, c in rated.items()} }; '
           f'{len(left)} scopes of the killed one taken over '
           f'{taken_over:.1f}s after the kill')
@@ -182,7 +188,10 @@ def test_processors_share_the_scopes_and_take_over_a_dead_ones(
                           if owned in (name, victim)}, (
             name, {scope: owner[scope] for scope in scopes}, views,
             {name: group_view(scenario, name) for name in names})
-        assert rated[name]
+        if name in shared or any(
+                members[after.get_nodes(scope.encode()).pop()] == name
+                for scope in left):
+            assert rated[name]
     assert set(left) <= {scope for name in survivors
                          for scope, _ in rated[name]}
     # Every period stored once (a period the victim stored may miss its
