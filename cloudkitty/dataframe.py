@@ -337,7 +337,7 @@ class DataFrame:
                 yield type_, points, (list(map(_PRICE, points))
                                       if prices is None else prices)
 
-    def with_prices(self, prices):
+    def with_prices(self, prices, finite=False):
         """A new frame of the same period and points, the points of each
         type of ``prices`` (``{type: [Decimal]}``, one finite price per point
         of the type, in :meth:`itercolumns` order) priced with them.
@@ -346,7 +346,10 @@ class DataFrame:
         given are kept (and must not change afterwards), the points are
         shared. Raises ``KeyError`` for a type the frame lacks,
         ``ValueError`` for a column of another length or a price that is
-        not finite, ``TypeError`` for one that is not a Decimal.
+        not finite, ``TypeError`` for one that is not a Decimal. With
+        ``finite`` the caller vouches that every price is a finite Decimal
+        (a rating engine's own arithmetic, say) and they are not looked at
+        one by one (about 27 ns a price); the lengths are still checked.
         """
         for type_, column in prices.items():
             count = len(self._usage[type_]) if type_ in self._usage else 0
@@ -355,7 +358,8 @@ class DataFrame:
             if len(column) != count:
                 raise ValueError(f'{len(column)} prices for the {count} '
                                  f'points of {type_!r}')
-            if not all(map(decimal.Decimal.is_finite, column)):
+            if not finite and not all(map(decimal.Decimal.is_finite,
+                                          column)):
                 raise ValueError(f'a price of {type_!r} is not finite')
         priced = DataFrame(self.start, self.end)
         with _BUILDING:

@@ -169,6 +169,21 @@ def test_bad_columns_are_refused(prices, error):
     assert _digits(frame) == _digits(_frame())
 
 
+@pytest.mark.parametrize('prices, error', [
+    ({'volume': [D(1), D(2)]}, ValueError),
+    ({'network': [D(1)]}, KeyError),
+])
+def test_columns_vouched_finite_are_still_counted(prices, error):
+    # finite=True spares the look at each price, not the lengths.
+    with pytest.raises(error):
+        _frame().with_prices(prices, finite=True)
+
+
+def test_columns_vouched_finite_price_as_checked_ones():
+    assert _digits(_frame().with_prices(PRICES, finite=True)) == \
+        _digits(_frame().with_prices(PRICES))
+
+
 def test_an_empty_frame_and_no_column():
     empty = DataFrame(START, END)
     assert list(empty.with_prices({}).itercolumns()) == []
