@@ -481,8 +481,6 @@ class _ServicePlan:
         points whose groupby lacks it.
         """
         try:
-            # One iterator over every groupby's keys: a call per point
-            # less than isdisjoint on each.
             if self.fieldset.isdisjoint(
                     itertools.chain.from_iterable(groupbys)):
                 return list(map(self.getter, metadatas))
@@ -504,18 +502,32 @@ class _ServicePlan:
             columns.append(column)
         return list(zip(*columns)) if len(columns) > 1 else columns[0]
 
-    def plans_of(self, groupbys, metadatas):
-        """The plans of the points labelled ``groupbys`` and ``metadatas``
-        (two sequences), as a list.
+    def plans_of(self, points):
+        """The plans of ``points`` (a list of DataPoints), as a list.
 
-        Their :meth:`keys_of` looked up in ``fast``, one C-level ``map``.
-        When some miss, the keys met for the first time get their plans
+        When no point has a rule field in its groupby and every point's
+        metadata has a key of ``fast``, as on every column of a scope
+        whose labels have been seen before, one chain of C-level ``map``
+        from the points to their plans, no list of labels or keys built.
+        Otherwise their :meth:`keys_of` are looked up in ``fast``; when
+        some miss, the keys met for the first time get their plans
         before the lookup runs again: column by column (:meth:`_learn`)
         when they are all made of strings, else one by one from one of
         their points; what ``fast`` cannot hold (values that are not
         strings) is then looked up point by point, as is every point when
         one has an unhashable value.
         """
+        # One iterator over every groupby's keys: a call per point less
+        # than isdisjoint on each.
+        if self.fieldset.isdisjoint(itertools.chain.from_iterable(
+                map(_GROUPBY, points))):
+            try:
+                return list(map(self.fast.__getitem__, map(
+                    self.getter, map(_METADATA, points))))
+            except (KeyError, TypeError):   # missing, new or unhashable
+                pass
+        groupbys = list(map(_GROUPBY, points))
+        metadatas = list(map(_METADATA, points))
         fast = self.fast
         try:
             keys = self.keys_of(groupbys, metadatas)
@@ -560,9 +572,7 @@ class _ServicePlan:
             return None
         qtys = list(map(_QTY, points))
         if self.fields:
-            groupbys = list(map(_GROUPBY, points))
-            metadatas = list(map(_METADATA, points))
-            plans = self.plans_of(groupbys, metadatas)
+            plans = self.plans_of(points)
         else:  # no field rules: every point has the same plan
             plans = itertools.repeat(self.constant, len(points))
         pieces = plans
