@@ -359,6 +359,15 @@ MUTATIONS = (
         ('cloudkitty/tests/unit/rating/test_hashmap_rules.py::'
          'test_a_zero_constant_in_force_gives_its_digits',)),
     Mutation(
+        'bench-reading-in-pricing',
+        "the hashmap benchmark's pricing figures count the time it takes to "
+        "read and sum every price",
+        'benchmarks/hashmap_bench.py',
+        "('cpu_points_per_second', cpu - tally.cpu),\n",
+        "('cpu_points_per_second', cpu),\n",
+        ('cloudkitty/tests/unit/test_hashmap_bench.py::'
+         'test_the_pricing_figures_leave_the_reading_out',)),
+    Mutation(
         'unpriced-never-looked-for',
         "the hashmap never notes that a plan adds nothing, so the points "
         "such plans price get a new price instead of keeping theirs",
