@@ -3,7 +3,6 @@
 import datetime
 import decimal
 import filecmp
-import importlib.util
 import json
 import os
 import pathlib
@@ -14,6 +13,7 @@ import pytest
 from cloudkitty import collector
 from cloudkitty.collector import file as file_collector
 from cloudkitty import conf as ck_conf
+from cloudkitty.tests import scripts
 
 D = decimal.Decimal
 UTC = datetime.timezone.utc
@@ -547,11 +547,7 @@ def test_large_file_spans_several_json_chunks(conf, usage, monkeypatch):
 # --- the quick start's sample -------------------------------------------------
 
 def test_quickstart_usage_matches_its_generator(tmp_path):
-    spec = importlib.util.spec_from_file_location(
-        'generate_usage', QUICKSTART / 'generate_usage.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.generate(str(tmp_path))
+    scripts.load(QUICKSTART / 'generate_usage.py').generate(str(tmp_path))
     names = sorted(os.listdir(tmp_path))
     assert names == sorted(os.listdir(QUICKSTART / 'usage'))
     match, mismatch, errors = filecmp.cmpfiles(

@@ -7,24 +7,17 @@ that reading out, and its figures with the reading must not.
 
 import datetime
 import decimal
-import importlib.util
-import pathlib
-
 import pytest
 
 from cloudkitty import dataframe
+from cloudkitty.tests import scripts
 
-TOP = pathlib.Path(__file__).resolve().parents[3]
 START = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
 
 
 @pytest.fixture(scope='module')
 def bench():
-    spec = importlib.util.spec_from_file_location(
-        'hashmap_bench', TOP / 'benchmarks' / 'hashmap_bench.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return scripts.load('benchmarks/hashmap_bench.py')
 
 
 def _priced_frame(points):

@@ -6,23 +6,13 @@ that the tests it names exist, so that a refactoring cannot quietly turn
 the mutation check into one that errors out or tries nothing.
 """
 
-import importlib.util
-import pathlib
-
 import pytest
 
-TOP = pathlib.Path(__file__).resolve().parents[3]
+from cloudkitty.tests import scripts
+from cloudkitty.tests.scripts import TOP
 
 
-def _load_mutants():
-    spec = importlib.util.spec_from_file_location(
-        'mutants', TOP / 'tools' / 'mutants.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-MUTANTS = _load_mutants()
+MUTANTS = scripts.load('tools/mutants.py')
 
 
 @pytest.mark.parametrize('mutation', MUTANTS.MUTATIONS,
