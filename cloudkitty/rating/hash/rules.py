@@ -467,9 +467,10 @@ class _ServicePlan:
             pass
         return self.slow_plan(groupby, metadata)
 
-    def keys_of(self, groupbys, metadatas):
+    def keys_of(self, groupbys, metadatas, in_groupby):
         """The ``fast`` keys of the points labelled ``groupbys`` and
-        ``metadatas`` (two sequences), as a list: per point, the value of
+        ``metadatas`` (two sequences), some of whose groupbys have a rule
+        field if ``in_groupby``, as a list: per point, the value of
         each rule field (in name order) from its groupby, else from its
         metadata, else :data:`_MISSING`; a tuple of them, or the value
         alone when the service has one rule field.
@@ -480,15 +481,13 @@ class _ServicePlan:
         ``map`` when no groupby has the field, else point by point for the
         points whose groupby lacks it.
         """
-        try:
-            if self.fieldset.isdisjoint(
-                    itertools.chain.from_iterable(groupbys)):
+        if not in_groupby:
+            try:
                 return list(map(self.getter, metadatas))
-        except KeyError:                 # a field missing: read by column
-            pass
-        else:
-            if all(map(self.fieldset.issubset, groupbys)):
-                return list(map(self.getter, groupbys))
+            except KeyError:             # a field missing: read by column
+                pass
+        elif all(map(self.fieldset.issubset, groupbys)):
+            return list(map(self.getter, groupbys))
         columns = []
         for field in self.fields:
             get = operator.methodcaller('get', field, _MISSING)
@@ -519,8 +518,9 @@ class _ServicePlan:
         """
         # One iterator over every groupby's keys: a call per point less
         # than isdisjoint on each.
-        if self.fieldset.isdisjoint(itertools.chain.from_iterable(
-                map(_GROUPBY, points))):
+        in_groupby = not self.fieldset.isdisjoint(
+            itertools.chain.from_iterable(map(_GROUPBY, points)))
+        if not in_groupby:
             try:
                 return list(map(self.fast.__getitem__, map(
                     self.getter, map(_METADATA, points))))
@@ -530,7 +530,7 @@ class _ServicePlan:
         metadatas = list(map(_METADATA, points))
         fast = self.fast
         try:
-            keys = self.keys_of(groupbys, metadatas)
+            keys = self.keys_of(groupbys, metadatas, in_groupby)
             try:
                 return list(map(fast.__getitem__, keys))
             except KeyError:
