@@ -42,7 +42,16 @@ _SETUPS = weakref.WeakKeyDictionary()
 
 
 def _url(url):
+    """``url`` as an engine is built from: MariaDB/MySQL through PyMySQL
+    in utf8mb4, and a relative SQLite file made absolute against the
+    current directory, so that an engine (and a shared engine's key) names
+    one file whatever directory the process moves to later."""
     url = sqlalchemy.engine.make_url(url)
+    if (url.drivername.startswith('sqlite') and url.database
+            and url.database != ':memory:'
+            and not url.database.startswith('file:')
+            and not os.path.isabs(url.database)):
+        url = url.set(database=os.path.abspath(url.database))
     if url.drivername in ('mysql', 'mariadb'):
         url = url.set(drivername='mysql+pymysql')
     if url.drivername.startswith('mysql') and 'charset' not in url.query:

@@ -95,3 +95,32 @@ def test_no_free_connection_is_unavailable(tmp_path):
         with pytest.raises(sa.exc.TimeoutError) as caught:
             engine.connect()
     assert db.is_unavailable(caught.value)
+
+
+def test_a_relative_sqlite_file_is_the_one_of_the_directory_asked_from(
+        tmp_path, monkeypatch):
+    # The quick start's URL is relative. Two runs from two directories in
+    # one process (the CLI's tests do this) must not share a file through
+    # the engine the first one left.
+    url = 'sqlite:///ck.sqlite'
+    engines = []
+    for name in ('one', 'two'):
+        (tmp_path / name).mkdir()
+        monkeypatch.chdir(tmp_path / name)
+        engine = db.get_engine(make_conf(url))
+        engines.append(engine)
+        with engine.begin() as connection:
+            connection.execute(sa.text('CREATE TABLE t (name TEXT)'))
+            connection.execute(sa.text('INSERT INTO t VALUES (:name)'),
+                               {'name': name})
+        assert engine.url.database == str(tmp_path / name / 'ck.sqlite')
+    monkeypatch.chdir(tmp_path)
+    for name, engine in zip(('one', 'two'), engines):
+        with engine.connect() as connection:
+            names = connection.execute(sa.text('SELECT name FROM t'))
+            assert names.scalars().all() == [name]
+
+
+@pytest.mark.parametrize('url', ['sqlite://', 'sqlite:///:memory:'])
+def test_an_in_memory_sqlite_url_is_kept(url):
+    assert db.create_engine(url).url.database in (None, ':memory:')
