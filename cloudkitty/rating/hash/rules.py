@@ -398,29 +398,34 @@ class _ServicePlan:
                 static += _field_piece(flat, rate, field_best.get(group))
         if not self._layout:
             return static or self.unpriced
-        by_group = []                    # per _layout group: its pieces
+        slopes, constants = [], []       # per _layout group: its pieces
         for group, entries, _levels in self._layout:
             flat, rate = groups.get(group, _NEUTRAL)
             best = field_best.get(group)
             # One object per value a piece shares with another, so that
             # a crossing that changes nothing is seen by identity.
             slope = rate * flat
-            alone = ((slope, _NO_CONSTANT) if best is None
-                     else (_field_piece(flat, rate, best), _NO_CONSTANT))
-            own = [alone]
+            alone = slope if best is None else _field_piece(flat, rate,
+                                                            best)
+            own_slopes, own_constants = [alone], [_NO_CONSTANT]
             for level, type_, cost in entries:
                 if best is not None and level < best[0]:
-                    own.append(alone)    # the field threshold is higher
+                    own_slopes.append(alone)  # the field threshold is higher
+                    own_constants.append(_NO_CONSTANT)
                 elif type_ == FLAT:
-                    own.append((slope, cost))
+                    own_slopes.append(slope)
+                    own_constants.append(cost)
                 else:
-                    own.append((slope * cost, _NO_CONSTANT))
-            by_group.append(own)
-        return self._pieces(static, by_group)
+                    own_slopes.append(slope * cost)
+                    own_constants.append(_NO_CONSTANT)
+            slopes.append(own_slopes)
+            constants.append(own_constants)
+        return self._pieces(static, slopes, constants)
 
-    def _pieces(self, static, by_group):
-        """The plan of the pieces ``by_group`` (per _layout group, its
-        piece below its levels then at each of its thresholds) and of the
+    def _pieces(self, static, slopes, constants):
+        """The plan of the pieces of each _layout group (``slopes`` and
+        ``constants``: per group, the ``M`` and the ``C`` of its piece
+        below its levels then at each of its thresholds) and of the
         groups without service thresholds, whose ``M`` sum to ``static``.
 
         In each interval ``M`` is ``static`` plus the ``M`` of the pieces
@@ -433,23 +438,28 @@ class _ServicePlan:
         interval's piece, the same objects, so a plan holds as few objects
         as it has values.
         """
-        current = [own[0] for own in by_group]
-        m = sum(map(_SLOPE, current), static)
-        c = sum(map(_CONSTANT, current), _NO_CONSTANT)
+        in_force = [own[0] for own in slopes]
+        constants_in_force = [own[0] for own in constants]
+        m = sum(in_force, static)
+        c = sum(constants_in_force, _NO_CONSTANT)
         piece = self._piece(m, c)
         pieces = [piece]
         for crossing in self._crossings:
-            slopes = constants = False
+            new_m = new_c = False
             for i, position in crossing:
-                old = current[i]
-                new = current[i] = by_group[i][position]
-                slopes = slopes or new[0] is not old[0]
-                constants = constants or new[1] is not old[1]
-            if slopes:
-                m = sum(map(_SLOPE, current), static)
-            if constants:
-                c = sum(map(_CONSTANT, current), _NO_CONSTANT)
-            if slopes or constants:
+                slope = slopes[i][position]
+                if slope is not in_force[i]:
+                    in_force[i] = slope
+                    new_m = True
+                constant = constants[i][position]
+                if constant is not constants_in_force[i]:
+                    constants_in_force[i] = constant
+                    new_c = True
+            if new_m:
+                m = sum(in_force, static)
+            if new_c:
+                c = sum(constants_in_force, _NO_CONSTANT)
+            if new_m or new_c:
                 piece = self._piece(m, c)
             pieces.append(piece)
         adds = (any(map(_SLOPE, pieces)) or any(map(_CONSTANT, pieces))
