@@ -194,7 +194,6 @@ class _ServicePlan:
         '_field_maps',
         '_holds_unpriced',
         '_layout',
-        '_piece',
         '_reached',
         '_service_groups',
         'constant',
@@ -286,8 +285,8 @@ class _ServicePlan:
         self._constants = any(entry[1] == FLAT
                               for entries in service_thresholds.values()
                               for entry in entries)
-        self._piece = _constant_piece if self._constants else _slope_piece
-        nothing = self._piece(_ZERO, _NO_CONSTANT)
+        nothing = (_constant_piece(_ZERO, _NO_CONSTANT) if self._constants
+                   else _ZERO)
         self.unpriced = ((nothing,) * (len(self._breaks) + 1)
                          if self._breaks else nothing)
 
@@ -442,7 +441,8 @@ class _ServicePlan:
         constants_in_force = [own[0] for own in constants]
         m = sum(in_force, static)
         c = sum(constants_in_force, _NO_CONSTANT)
-        piece = self._piece(m, c)
+        with_constants = self._constants
+        piece = _constant_piece(m, c) if with_constants else m
         pieces = [piece]
         for crossing in self._crossings:
             new_m = new_c = False
@@ -455,12 +455,15 @@ class _ServicePlan:
                 if constant is not constants_in_force[i]:
                     constants_in_force[i] = constant
                     new_c = True
-            if new_m:
-                m = sum(in_force, static)
             if new_c:
                 c = sum(constants_in_force, _NO_CONSTANT)
-            if new_m or new_c:
-                piece = self._piece(m, c)
+                if new_m:
+                    m = sum(in_force, static)
+                piece = _constant_piece(m, c)
+            elif new_m:
+                m = sum(in_force, static)
+                # The same C, and C + 0 not computed again.
+                piece = (m,) + piece[1:] if with_constants else m
             pieces.append(piece)
         adds = (any(map(_SLOPE, pieces)) or any(map(_CONSTANT, pieces))
                 if self._constants else any(pieces))
@@ -616,11 +619,6 @@ def _constant_piece(m, c):
     qty`` when every price so far is a plain zero (``0 + M * qty + C`` in
     one addition: exact, so the same digits)."""
     return (m, c, c + _ZERO)
-
-
-def _slope_piece(m, _c):
-    """The piece of a plan without constants: its ``M`` alone."""
-    return m
 
 
 def _one_plain_zero(prices):

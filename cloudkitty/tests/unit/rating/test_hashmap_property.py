@@ -125,13 +125,15 @@ TENANTS = [None, None, 't1', 't2']
 SCOPES = [None, 't1', 't2', 't3']
 
 
-def _decimal(min_int, max_int, max_places=28):
+def _decimal(min_int, max_int, max_places=28, min_places=0):
     return st.builds(lambda i, e: D(i).scaleb(-e),
                      st.integers(min_int, max_int),
-                     st.integers(0, max_places))
+                     st.integers(min_places, max_places))
 
 
-costs = st.one_of(_decimal(0, 10 ** 6), _decimal(-10 ** 3, 10 ** 3, 3),
+# Costs with a positive exponent (1E+1) too: pricing must not let their
+# exponent, or a product's, show in a price summed from a zero.
+costs = st.one_of(_decimal(0, 10 ** 6), _decimal(-10 ** 3, 10 ** 3, 3, -3),
                   st.sampled_from([D(0), D(1), D('0.5'), D('2')]))
 levels = st.one_of(st.sampled_from([D(0), D(8), D(16), D(50), D(64),
                                     D(100), D(200), D('8.5')]),
@@ -214,7 +216,8 @@ labels = st.dictionaries(st.sampled_from(FIELDS + ['other']), label_values,
 points = st.builds(
     lambda qty, price, groupby, metadata: dataframe.DataPoint(
         'unit', qty, price, groupby, metadata),
-    st.one_of(_decimal(0, 300, 2), st.sampled_from([D(0), D(50), D(200)])),
+    st.one_of(_decimal(0, 300, 2), st.sampled_from(
+        [D(0), D(50), D(200), D('1E+3'), D('-2E+2'), D('0E+2')])),
     st.one_of(st.just(D(0)), _decimal(0, 10 ** 4, 4)),
     labels, labels)
 frames = st.lists(st.tuples(st.sampled_from(SERVICES + ['other']), points),

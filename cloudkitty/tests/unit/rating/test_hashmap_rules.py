@@ -308,6 +308,25 @@ def test_prices_have_the_digits_of_the_tiers_in_force(before, shared):
         str(_tiers_step_by_step(q, b)) for q, b in zip(qtys, befores)]
 
 
+@pytest.mark.parametrize('qty, expected', [
+    ('1E+3', '60010'), ('50', '1510'), ('0', '10'), ('-1', '-30'),
+    ('-1E+3', '-30000')])
+def test_a_constant_with_a_positive_exponent_is_added_to_a_zero(qty,
+                                                                expected):
+    # rating.md: 0 + (0 * qty + 1E+1 from 0 on) + (3E+1 * qty, twice
+    # that from 100 on). Starting from the plain zero collectors give
+    # (one object for the column), the price has at most the exponent of
+    # that zero: neither the constant's exponent nor the product's
+    # (6.0E+4 for qty 1E+3, -3.0E+4 below 0 for qty -1E+3) may show.
+    rule_set = rules.RuleSet(
+        [mapping('vm', '3E+1', group='g')],
+        [threshold('vm', 0, '1E+1'),
+         threshold('vm', 100, '2', 'rate', group='g')])
+    got = price(rule_set, 'vm', *(point(D(qty), dataframe.NO_PRICE)
+                                  for _ in range(2)))
+    assert [str(p) for p in got] == [expected, expected]
+
+
 @pytest.mark.parametrize('before, expected', [
     ('0', '1.00'), ('5', '6.00'), ('0.000', '1.000')])
 @pytest.mark.parametrize('shared', [True, False])
