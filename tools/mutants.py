@@ -182,14 +182,23 @@ MUTATIONS = (
         "the hashmap sums an interval's slope from the previous interval's "
         "plus the change, keeping the exponent of a tier no longer in force",
         'cloudkitty/rating/hash/rules.py',
-        "            if slopes:\n"
-        "                m = sum(map(_SLOPE, current), static)\n",
-        "            if slopes:\n"
-        "                m = m + sum(map(_SLOPE, current), static) - m\n",
+        "            elif new_m:\n"
+        "                m = sum(in_force, static)\n",
+        "            elif new_m:\n"
+        "                m = m + sum(in_force, static) - m\n",
         ('cloudkitty/tests/unit/rating/test_hashmap_rules.py::'
          'test_prices_have_the_digits_of_the_tiers_in_force',
          'cloudkitty/tests/unit/rating/test_hashmap_property.py::'
          'test_engine_equals_reference')),
+    Mutation(
+        'constant-not-from-zero',
+        "a piece whose constant changes adds C itself, not C + 0, to a "
+        "column of plain zeros: C's positive exponent shows in the price",
+        'cloudkitty/rating/hash/rules.py',
+        "                piece = _constant_piece(m, c)\n",
+        "                piece = (m, c, c)\n",
+        ('cloudkitty/tests/unit/rating/test_hashmap_rules.py::'
+         'test_a_constant_with_a_positive_exponent_is_added_to_a_zero',)),
     Mutation(
         'any-shared-zero-is-plain',
         "a column whose prices are one zero object is priced as if that zero "
