@@ -466,7 +466,7 @@ class _ServicePlan:
                 piece = (m,) + piece[1:] if with_constants else m
             pieces.append(piece)
         adds = (any(map(_SLOPE, pieces)) or any(map(_CONSTANT, pieces))
-                if self._constants else any(pieces))
+                if with_constants else any(pieces))
         return tuple(pieces) if adds else self.unpriced
 
     def plan_of(self, groupby, metadata):
