@@ -41,8 +41,8 @@ _SHARED_LOCK = threading.Lock()
 _SETUPS = weakref.WeakKeyDictionary()
 
 
-def _url(url):
-    """``url`` as an engine is built from: MariaDB/MySQL through PyMySQL
+def normalized_url(url):
+    """``url`` (a string or URL) as an engine is built from: MariaDB/MySQL through PyMySQL
     in utf8mb4, and a relative SQLite file made absolute against the
     current directory, so that an engine (and a shared engine's key) names
     one file whatever directory the process moves to later."""
@@ -75,7 +75,7 @@ def create_engine(url, **kwargs):
 
     Long-running services use :func:`get_engine` instead.
     """
-    url = _url(url)
+    url = normalized_url(url)
     sqlite = url.drivername.startswith('sqlite')
     if sqlite:
         kwargs.setdefault('connect_args', {}).setdefault('timeout', 60)
@@ -109,7 +109,7 @@ def get_engine(conf, url=None):
     process builds its own.
     """
     options = conf.database
-    url = _url(url or options.connection)
+    url = normalized_url(url or options.connection)
     pool = {}
     if issubclass(url.get_dialect().get_pool_class(url), sa_pool.QueuePool):
         pool = {'pool_size': options.max_pool_size,

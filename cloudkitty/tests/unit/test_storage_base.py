@@ -8,6 +8,7 @@ import pytest
 
 from cloudkitty import conf as ck_conf
 from cloudkitty import dataframe
+from cloudkitty import db
 from cloudkitty import storage as ck_storage
 from cloudkitty.storage import v2
 from cloudkitty.storage.v2 import sqlalchemy as ck_sqlalchemy
@@ -318,3 +319,18 @@ def test_sqlalchemy_storage_refuses_other_postgresql_drivers():
                       'postgresql+psycopg2://user@localhost/db'})
     with pytest.raises(v2.StorageError, match='psycopg'):
         ck_sqlalchemy.SQLAlchemyStorage(conf)
+
+
+def test_the_storage_keeps_an_engine_of_its_own_database(tmp_path,
+                                                         monkeypatch):
+    # [storage_sqlalchemy] connection names the engine's database in other
+    # words (a relative path): the engine given is the one to use.
+    monkeypatch.chdir(tmp_path)
+    conf = make_conf({('storage_sqlalchemy', 'connection'):
+                      'sqlite:///rated.sqlite'})
+    engine = db.create_engine(f'sqlite:///{tmp_path}/rated.sqlite')
+    assert ck_sqlalchemy.SQLAlchemyStorage(conf, engine).engine is engine
+    other = db.create_engine(f'sqlite:///{tmp_path}/other.sqlite')
+    kept = ck_sqlalchemy.SQLAlchemyStorage(conf, other).engine
+    assert kept is not other
+    assert kept.url.database == str(tmp_path / 'rated.sqlite')

@@ -44,9 +44,10 @@ def _is_deadlock(exc):
 
 
 def _same_url(engine, url):
-    """Whether ``engine`` is connected to the database of ``url``."""
+    """Whether ``engine`` is connected to the database of ``url`` (as
+    :func:`cloudkitty.db.normalized_url` makes it)."""
     return (engine.url.render_as_string(hide_password=False)
-            == sa.engine.make_url(url).render_as_string(hide_password=False))
+            == db.normalized_url(url).render_as_string(hide_password=False))
 
 
 class SQLAlchemyStorage(v2.BaseStorage):
