@@ -42,10 +42,11 @@ _SETUPS = weakref.WeakKeyDictionary()
 
 
 def normalized_url(url):
-    """``url`` (a string or URL) as an engine is built from: MariaDB/MySQL through PyMySQL
-    in utf8mb4, and a relative SQLite file made absolute against the
-    current directory, so that an engine (and a shared engine's key) names
-    one file whatever directory the process moves to later."""
+    """``url`` (a string or URL) as an engine is built from: MariaDB or
+    MySQL through PyMySQL in utf8mb4, and a relative SQLite file made
+    absolute against the current directory, so that an engine (and a
+    shared engine's key) names one file whatever directory the process
+    moves to later."""
     url = sqlalchemy.engine.make_url(url)
     if (url.drivername.startswith('sqlite') and url.database
             and url.database != ':memory:'
