@@ -12,8 +12,8 @@ import time
 from cloudkitty import db
 from cloudkitty.db import migration
 from cloudkitty.tests.functional import live_server
+from cloudkitty.tests.scripts import TOP
 
-TOP = pathlib.Path(__file__).resolve().parents[3]
 BIN = pathlib.Path(sys.executable).parent
 FRAME = {'period': {'begin': '2024-05-01T00:00:00+00:00',
                     'end': '2024-05-01T01:00:00+00:00'},

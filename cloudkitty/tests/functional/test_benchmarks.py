@@ -8,7 +8,6 @@ numbers.
 """
 
 import os
-import pathlib
 import shutil
 import subprocess
 import sys
@@ -16,8 +15,8 @@ import sys
 import pytest
 
 from cloudkitty.tests.functional import storage as db_servers
+from cloudkitty.tests.scripts import TOP
 
-TOP = pathlib.Path(__file__).resolve().parents[3]
 
 RUNS = {
     'storage': (['storage_bench.py', '--points', '2000', '--backend',

@@ -7,13 +7,12 @@ developer pages run autodoc on the base classes: an option's help or a
 docstring that is not valid reStructuredText fails here.
 """
 
-import pathlib
 import subprocess
 import sys
 
 import yaml
 
-TOP = pathlib.Path(__file__).resolve().parents[3]
+from cloudkitty.tests.scripts import TOP
 
 
 def _build(source, tmp_path):

@@ -7,14 +7,13 @@ import csv
 import decimal
 import json
 import os
-import pathlib
 
 import pytest
 
 from cloudkitty.cli import rate
 from cloudkitty.rating.hash import rules_file
+from cloudkitty.tests.scripts import TOP
 
-TOP = pathlib.Path(__file__).resolve().parents[3]
 QUICKSTART = TOP / 'etc' / 'cloudkitty' / 'quickstart'
 D = decimal.Decimal
 

@@ -16,8 +16,8 @@ import pytest
 from stevedore import driver
 
 from cloudkitty import collector
+from cloudkitty.tests.scripts import TOP
 
-TOP = pathlib.Path(__file__).resolve().parents[3]
 ETC = TOP / 'etc'
 BIN = pathlib.Path(sys.executable).parent
 

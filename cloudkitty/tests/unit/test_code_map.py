@@ -10,12 +10,12 @@ docstring, or a page that names a module since moved, fails here.
 
 import ast
 import importlib.util
-import pathlib
 import re
 
 import pytest
 
-TOP = pathlib.Path(__file__).resolve().parents[3]
+from cloudkitty.tests.scripts import TOP
+
 PACKAGE = TOP / 'cloudkitty'
 ARCHITECTURE = TOP / 'doc/source/developer/architecture.rst'
 # Not maps of code: the tests, the migration scripts (one per revision)

@@ -5,7 +5,6 @@ import decimal
 import filecmp
 import json
 import os
-import pathlib
 
 from oslo_config import cfg
 import pytest
@@ -19,8 +18,7 @@ D = decimal.Decimal
 UTC = datetime.timezone.utc
 T0 = datetime.datetime(2026, 1, 1, tzinfo=UTC)
 HOUR = datetime.timedelta(hours=1)
-QUICKSTART = pathlib.Path(__file__).parents[3] / 'etc' / 'cloudkitty' / \
-    'quickstart'
+QUICKSTART = scripts.TOP / 'etc' / 'cloudkitty' / 'quickstart'
 
 
 def at(minutes):

@@ -3,7 +3,6 @@ Pecan's routing goes through the cache it installs."""
 
 from importlib import metadata
 import inspect
-import pathlib
 import sys
 
 from packaging import requirements
@@ -14,8 +13,7 @@ import pytest
 import webtest
 
 from cloudkitty.api import pecan_adapter
-
-TOP = pathlib.Path(__file__).resolve().parents[4]
+from cloudkitty.tests.scripts import TOP
 
 
 def _pecan_requirement():
