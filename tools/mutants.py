@@ -191,6 +191,15 @@ MUTATIONS = (
          'cloudkitty/tests/unit/rating/test_hashmap_property.py::'
          'test_engine_equals_reference')),
     Mutation(
+        'slope-sum-from-plain-zero',
+        "the slopes of a plan's groups are summed from a plain 0, whose "
+        "exponent caps theirs: 4.20E+3 * 0.1 priced 420.0, not 420",
+        'cloudkitty/rating/hash/rules.py',
+        "        static = _NEUTRAL_ZERO\n",
+        "        static = _ZERO\n",
+        ('cloudkitty/tests/unit/rating/test_hashmap_rules.py::'
+         'test_a_slope_with_a_positive_exponent_keeps_it',)),
+    Mutation(
         'constant-not-from-zero',
         "a piece whose constant changes adds C itself, not C + 0, to a "
         "column of plain zeros: C's positive exponent shows in the price",
@@ -363,7 +372,7 @@ MUTATIONS = (
         "constant, dropping its digits",
         'cloudkitty/rating/hash/rules.py',
         '    return (m, c, c + _ZERO)\n',
-        '    c = c or _NO_CONSTANT\n'
+        '    c = c or _NEUTRAL_ZERO\n'
         '    return (m, c, c + _ZERO)\n',
         ('cloudkitty/tests/unit/rating/test_hashmap_rules.py::'
          'test_a_zero_constant_in_force_gives_its_digits',)),

@@ -77,11 +77,14 @@ _ONE = decimal.Decimal(1)
 # What a group's matched mappings fold into, before any: (flat, rate).
 _NEUTRAL = (_ZERO, _ONE)
 _NO_FOLDS = types.MappingProxyType({})
-# x + _NO_CONSTANT is x, digit for digit, for any x CONTEXT computes: the
+# x + _NEUTRAL_ZERO is x, digit for digit, for any x CONTEXT computes: the
 # sum of two numbers takes the smaller exponent, and adding a negative zero
-# keeps the sign of a zero. Pieces without a constant add it, so that a
-# whole column is priced by one C-level map.
-_NO_CONSTANT = decimal.Decimal(f'-0E+{decimal.MAX_EMAX}')
+# keeps the sign of a zero. The sums of a plan's slopes and constants start
+# from it (a plain 0 would cap their exponent at 0: 0 + 4.2E+3 is 4200,
+# which times 0.1 is 420.0, where rating.md's steps give 420), and pieces
+# without a constant add it, so that a whole column is priced by one
+# C-level map.
+_NEUTRAL_ZERO = decimal.Decimal(f'-0E+{decimal.MAX_EMAX}')
 _MISSING = object()
 _POINTS = operator.itemgetter(1)
 _PRICES = operator.itemgetter(2)
@@ -161,7 +164,7 @@ class _ServicePlan:
     A plan is what pricing adds to the price of a point whose qty falls in
     each interval between the sorted service threshold levels: ``M``
     (``price += M * qty``), or ``(M, C, C + 0)`` (``price += M * qty + C``,
-    ``C`` being :data:`_NO_CONSTANT` for none; see
+    ``C`` being :data:`_NEUTRAL_ZERO` for none; see
     :func:`_constant_piece`) when the service has flat service thresholds;
     a tuple of them, one per interval, when the service has service
     thresholds, else the one of the single interval. A plan that
@@ -285,7 +288,7 @@ class _ServicePlan:
         self._constants = any(entry[1] == FLAT
                               for entries in service_thresholds.values()
                               for entry in entries)
-        nothing = (_constant_piece(_ZERO, _NO_CONSTANT) if self._constants
+        nothing = (_constant_piece(_ZERO, _NEUTRAL_ZERO) if self._constants
                    else _ZERO)
         self.unpriced = ((nothing,) * (len(self._breaks) + 1)
                          if self._breaks else nothing)
@@ -388,7 +391,7 @@ class _ServicePlan:
             for group, entry in self._reached_by(field, part).items():
                 if group not in field_best or entry[0] > field_best[group][0]:
                     field_best[group] = entry
-        static = _ZERO
+        static = _NEUTRAL_ZERO
         for group in field_best:
             if group not in groups:
                 groups[group] = _NEUTRAL
@@ -406,17 +409,17 @@ class _ServicePlan:
             slope = rate * flat
             alone = slope if best is None else _field_piece(flat, rate,
                                                             best)
-            own_slopes, own_constants = [alone], [_NO_CONSTANT]
+            own_slopes, own_constants = [alone], [_NEUTRAL_ZERO]
             for level, type_, cost in entries:
                 if best is not None and level < best[0]:
                     own_slopes.append(alone)  # the field threshold is higher
-                    own_constants.append(_NO_CONSTANT)
+                    own_constants.append(_NEUTRAL_ZERO)
                 elif type_ == FLAT:
                     own_slopes.append(slope)
                     own_constants.append(cost)
                 else:
                     own_slopes.append(slope * cost)
-                    own_constants.append(_NO_CONSTANT)
+                    own_constants.append(_NEUTRAL_ZERO)
             slopes.append(own_slopes)
             constants.append(own_constants)
         return self._pieces(static, slopes, constants)
@@ -428,7 +431,7 @@ class _ServicePlan:
         groups without service thresholds, whose ``M`` sum to ``static``.
 
         In each interval ``M`` is ``static`` plus the ``M`` of the pieces
-        in force, ``C`` the sum of their ``C`` (:data:`_NO_CONSTANT` for
+        in force, ``C`` the sum of their ``C`` (:data:`_NEUTRAL_ZERO` for
         a piece without one, so that only the constants in force give
         their digits), summed in _layout order:
         the same digits whatever the intervals before (a running sum of
@@ -440,7 +443,7 @@ class _ServicePlan:
         in_force = [own[0] for own in slopes]
         constants_in_force = [own[0] for own in constants]
         m = sum(in_force, static)
-        c = sum(constants_in_force, _NO_CONSTANT)
+        c = sum(constants_in_force, _NEUTRAL_ZERO)
         with_constants = self._constants
         piece = _constant_piece(m, c) if with_constants else m
         pieces = [piece]
@@ -456,7 +459,7 @@ class _ServicePlan:
                     constants_in_force[i] = constant
                     new_c = True
             if new_c:
-                c = sum(constants_in_force, _NO_CONSTANT)
+                c = sum(constants_in_force, _NEUTRAL_ZERO)
                 if new_m:
                     m = sum(in_force, static)
                 piece = _constant_piece(m, c)
@@ -613,7 +616,7 @@ class _ServicePlan:
 
 def _constant_piece(m, c):
     """The piece ``(M, C, C + 0)`` of a plan with constants: ``C`` is
-    the sum of the constants in force, :data:`_NO_CONSTANT` where none
+    the sum of the constants in force, :data:`_NEUTRAL_ZERO` where none
     is (a constant of ``0.00`` is one: it adds its digits, as in the
     step-by-step definition); ``C + 0`` is what pricing adds to ``M *
     qty`` when every price so far is a plain zero (``0 + M * qty + C`` in

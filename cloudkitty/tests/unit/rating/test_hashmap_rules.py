@@ -327,6 +327,28 @@ def test_a_constant_with_a_positive_exponent_is_added_to_a_zero(qty,
     assert [str(p) for p in got] == [expected, expected]
 
 
+@pytest.mark.parametrize('tier_group, qty, expected', [
+    (None, '0.1', '420'), (None, '0.01', '42.0'), (None, '-0.1', '-420'),
+    (None, '3', '12600'), ('g2', '0.1', '420'), ('g2', '0.01', '42.0'),
+    ('g2', '200', '1680000'), ('', '0.1', '420.0'), ('', '0.01', '42.00'),
+    ('', '200', '840000')])
+def test_a_slope_with_a_positive_exponent_keeps_it(tier_group, qty,
+                                                   expected):
+    # rating.md: group g2's res is 1 * 4.20E+3 * qty (420 for qty 0.1),
+    # added to the plain zero collectors give: 420. Summing the groups'
+    # slopes from a plain 0 gave 4200 * 0.1 = 420.0, with or without a
+    # service threshold (rate 2 from 100 on) in g2. With that threshold
+    # in group None instead (''), that group's res is 0 * qty (0.0 for
+    # qty 0.1), whose exponent shows: 420.0.
+    rule_set = rules.RuleSet(
+        [mapping('vm', '4.20E+3', group='g2')],
+        [] if tier_group is None else
+        [threshold('vm', 100, '2', 'rate', group=tier_group or None)])
+    got = price(rule_set, 'vm', *(point(D(qty), dataframe.NO_PRICE)
+                                  for _ in range(2)))
+    assert [str(p) for p in got] == [expected, expected]
+
+
 @pytest.mark.parametrize('before, expected', [
     ('0', '1.00'), ('5', '6.00'), ('0.000', '1.000')])
 @pytest.mark.parametrize('shared', [True, False])
