@@ -195,10 +195,20 @@ MUTATIONS = (
         "the slopes of a plan's groups are summed from a plain 0, whose "
         "exponent caps theirs: 4.20E+3 * 0.1 priced 420.0, not 420",
         'cloudkitty/rating/hash/rules.py',
-        "        static = _NEUTRAL_ZERO\n",
-        "        static = _ZERO\n",
+        "                  else _NEUTRAL_ZERO)\n",
+        "                  else _ZERO)\n",
         ('cloudkitty/tests/unit/rating/test_hashmap_rules.py::'
          'test_a_slope_with_a_positive_exponent_keeps_it',)),
+    Mutation(
+        'unmatched-group-adds-nothing',
+        "a group with a rule of the service where nothing matched adds "
+        "nothing, where rating.md adds its 1 * 0 * qty, whose exponent can "
+        "show: 1E+1 * 0.1 priced 1, not 1.0",
+        'cloudkitty/rating/hash/rules.py',
+        "        static = (_ZERO if self._groups.difference(",
+        "        static = (_NEUTRAL_ZERO if self._groups.difference(",
+        ('cloudkitty/tests/unit/rating/test_hashmap_rules.py::'
+         'test_a_group_where_nothing_matched_adds_its_zero',)),
     Mutation(
         'constant-not-from-zero',
         "a piece whose constant changes adds C itself, not C + 0, to a "

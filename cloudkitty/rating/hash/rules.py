@@ -195,6 +195,7 @@ class _ServicePlan:
         '_crossings',
         '_field_levels',
         '_field_maps',
+        '_groups',
         '_holds_unpriced',
         '_layout',
         '_reached',
@@ -232,6 +233,8 @@ class _ServicePlan:
             else:
                 field_thresholds[rule.field][rule.group].append(entry)
         self._base = base
+        self._groups = frozenset(
+            rule.group for rule in itertools.chain(mappings, thresholds))
         self._field_maps = dict(field_maps)
         self._field_levels = {
             field: tuple((group,) + _sorted_levels(entries)
@@ -391,10 +394,16 @@ class _ServicePlan:
             for group, entry in self._reached_by(field, part).items():
                 if group not in field_best or entry[0] > field_best[group][0]:
                     field_best[group] = entry
-        static = _NEUTRAL_ZERO
         for group in field_best:
             if group not in groups:
                 groups[group] = _NEUTRAL
+        # rating.md adds the res of every group with a rule of the service:
+        # 1 * 0 * qty for one where nothing matched, whose exponent can
+        # show. The slopes' sum starts from that 0 then, else from the
+        # digit-neutral zero.
+        static = (_ZERO if self._groups.difference(groups,
+                                                   self._service_groups)
+                  else _NEUTRAL_ZERO)
         for group, (flat, rate) in groups.items():
             if group not in self._service_groups:
                 static += _field_piece(flat, rate, field_best.get(group))

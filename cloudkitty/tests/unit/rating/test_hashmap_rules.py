@@ -349,6 +349,24 @@ def test_a_slope_with_a_positive_exponent_keeps_it(tier_group, qty,
     assert [str(p) for p in got] == [expected, expected]
 
 
+@pytest.mark.parametrize('labels, expected', [
+    ({}, '1.0'), ({'flavor': '64'}, '4.0'), ({'memory': '8'}, '1.0'),
+    ({'memory': '128'}, '1.5'), ({'flavor': '64', 'memory': '128'}, '4.5')])
+def test_a_group_where_nothing_matched_adds_its_zero(labels, expected):
+    # rating.md adds the res of every group with a rule of the service.
+    # Group None: 1 * 1E+1 * 0.1 = 1. Group g1: 3E+1 * 0.1 = 3 where its
+    # flavor mapping matches. Group g2: (0 + 5) * 0.1 = 0.5 from memory
+    # 100 on. A group where nothing matched adds 1 * 0 * 0.1 = 0.0, whose
+    # exponent shows: 1.0, not 1; 4.0, not 4.
+    rule_set = rules.RuleSet(
+        [mapping('vm', '1E+1'),
+         mapping('vm', '3E+1', field='flavor', value='64', group='g1')],
+        [threshold('vm', 100, '5', field='memory', group='g2')])
+    got = price(rule_set, 'vm', *(point(D('0.1'), dataframe.NO_PRICE,
+                                        **labels) for _ in range(2)))
+    assert [str(p) for p in got] == [expected, expected]
+
+
 @pytest.mark.parametrize('before, expected', [
     ('0', '1.00'), ('5', '6.00'), ('0.000', '1.000')])
 @pytest.mark.parametrize('shared', [True, False])
