@@ -198,7 +198,8 @@ MUTATIONS = (
         "                  else _NEUTRAL_ZERO)\n",
         "                  else _ZERO)\n",
         ('cloudkitty/tests/unit/rating/test_hashmap_rules.py::'
-         'test_a_slope_with_a_positive_exponent_keeps_it',)),
+         'test_a_slope_with_a_positive_exponent_keeps_it',
+         f'{HASH_PROPERTY}::test_digits_with_costs_of_every_exponent')),
     Mutation(
         'unmatched-group-adds-nothing',
         "a group with a rule of the service where nothing matched adds "
@@ -208,7 +209,8 @@ MUTATIONS = (
         "        static = (_ZERO if self._groups.difference(",
         "        static = (_NEUTRAL_ZERO if self._groups.difference(",
         ('cloudkitty/tests/unit/rating/test_hashmap_rules.py::'
-         'test_a_group_where_nothing_matched_adds_its_zero',)),
+         'test_a_group_where_nothing_matched_adds_its_zero',
+         f'{HASH_PROPERTY}::test_digits_with_costs_of_every_exponent')),
     Mutation(
         'constant-not-from-zero',
         "a piece whose constant changes adds C itself, not C + 0, to a "

@@ -308,6 +308,51 @@ def test_frames_priced_together_equal_frames_priced_alone(
                 == [str(point.price) for _, point in alone.iterpoints()])
 
 
+# -- exponents, built on purpose -----------------------------------------------
+
+# A price's exponent is the smallest of the terms rating.md adds, and
+# which terms it adds depends on which groups matched (1 * 0 * qty for a
+# group with a rule where nothing matched): few rules of one service in
+# two groups, with costs of every exponent and quantities with decimals,
+# so that a frame holds points where every group matched and points where
+# some did not, which random rule sets seldom give.
+exponent_costs = st.sampled_from([D('1E+1'), D('4.20E+3'), D('3E+1'),
+                                  D('0E+2'), D('0.5'), D(2), D(0),
+                                  D('1.0'), D('0.00')])
+exponent_mappings = st.lists(st.builds(
+    lambda field, type_, cost, group: {
+        'service': 'compute', 'field': field,
+        'value': None if field is None else 'a', 'type': type_,
+        'cost': cost, 'group': group, 'tenant': None},
+    st.sampled_from([None, 'flavor']), types, exponent_costs,
+    st.sampled_from([None, 'g1'])), max_size=4).map(
+    lambda ms: _unique(ms, lambda m: (m['field'], m['group'])))
+exponent_thresholds = st.lists(st.builds(
+    lambda field, level, type_, cost, group: {
+        'service': 'compute', 'field': field, 'level': level,
+        'type': type_, 'cost': cost, 'group': group, 'tenant': None},
+    st.sampled_from([None, 'size']), st.sampled_from([D(0), D(100)]), types,
+    exponent_costs, st.sampled_from([None, 'g1'])), max_size=3).map(
+    lambda ts: _unique(ts, lambda t: (t['field'], t['level'], t['group'])))
+exponent_points = st.lists(st.builds(
+    lambda qty, price, metadata: ('compute', dataframe.DataPoint(
+        'unit', qty, price, {}, metadata)),
+    st.sampled_from([D('0.1'), D('0.01'), D('-0.1'), D(2), D('1E+3'),
+                     D(150)]),
+    st.sampled_from([dataframe.NO_PRICE, D('0.00'), D(5)]),
+    st.sampled_from([{}, {'flavor': 'a'}, {'size': '150'},
+                     {'flavor': 'a', 'size': '150'}])),
+    min_size=1, max_size=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(exponent_mappings, exponent_thresholds, exponent_points)
+def test_digits_with_costs_of_every_exponent(mapping_list, threshold_list,
+                                             typed_points):
+    _assert_engine_equals_reference(mapping_list, threshold_list,
+                                    typed_points, [None])
+
+
 # -- ties and overrides, built on purpose -------------------------------------
 
 # Costs that always change a price: neither 0 (a flat adding nothing) nor
