@@ -10,6 +10,7 @@ rules_file`) and enables the hashmap module, so that what is rated is
 priced.
 """
 
+import contextlib
 import datetime
 import decimal
 import itertools
@@ -117,12 +118,32 @@ def main(argv=None):
     conf.register_cli_opts(CLI_OPTS)
     service.prepare_service(sys.argv[1:] if argv is None else argv, conf)
     begin, end = _date(conf, 'begin'), _date(conf, 'end')
-    if not conf.debug:
-        # One line per scope and period is the daemon's log; here the
-        # summary printed at the end says it all.
-        for name in ('cloudkitty.orchestrator', 'alembic'):
-            logging.getLogger(name).setLevel(logging.WARNING)
+    # One line per scope and period is the daemon's log; here the summary
+    # printed at the end says it all.
+    quiet = () if conf.debug else ('cloudkitty.orchestrator', 'alembic')
+    with _raised_to(logging.WARNING, quiet):
+        return _rate(conf, begin, end)
 
+
+@contextlib.contextmanager
+def _raised_to(level, names):
+    """Set the loggers ``names`` to ``level`` while the block runs, then
+    put their own levels back: :func:`main` may run in a process that goes
+    on afterwards (a test's), whose logging it must leave as it was."""
+    loggers = [logging.getLogger(name) for name in names]
+    before = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(level)
+    try:
+        yield
+    finally:
+        for logger, old in zip(loggers, before):
+            logger.setLevel(old)
+
+
+def _rate(conf, begin, end):
+    """Load the rules, rate until caught up, print the summary; the exit
+    status."""
     store = storage.get_storage(conf)
     store.init()
     scope_ids = None

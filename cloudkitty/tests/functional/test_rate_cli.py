@@ -6,6 +6,7 @@ import collections
 import csv
 import decimal
 import json
+import logging
 import os
 
 import pytest
@@ -121,6 +122,18 @@ def test_quickstart_rates_every_scope_exactly(in_tmp_checkout, capsys):
     assert 'hashmap.yml: 0 created, 12 already there' in again
     assert 'Rated 0 periods of 4 scopes' in again
     assert _rows(again) == rows
+
+
+def test_the_loggers_it_quiets_get_their_levels_back(in_tmp_checkout):
+    # rate.main quiets the orchestrator's log while it runs. Left quieted,
+    # a process that goes on (the tests') lost its INFO lines: the
+    # orchestrator tests that read them failed after this module ran.
+    loggers = [logging.getLogger(name)
+               for name in ('cloudkitty.orchestrator', 'alembic')]
+    before = [logger.level for logger in loggers]
+    assert rate.main(['--config-file', str(QUICKSTART / 'cloudkitty.conf'),
+                      '--end', '2026-01-01T01:00:00Z']) == 0
+    assert [logger.level for logger in loggers] == before
 
 
 def test_rules_that_contradict_the_database_are_refused(in_tmp_checkout):
