@@ -389,6 +389,15 @@ MUTATIONS = (
         ('cloudkitty/tests/unit/rating/test_hashmap_rules.py::'
          'test_a_zero_constant_in_force_gives_its_digits',)),
     Mutation(
+        'rate-cli-leaves-loggers-quieted',
+        "cloudkitty-rate leaves the orchestrator's logger at WARNING in a "
+        "process that goes on: a test run after it loses its INFO lines",
+        'cloudkitty/cli/rate.py',
+        "            logger.setLevel(old)\n",
+        "            pass\n",
+        ('cloudkitty/tests/functional/test_rate_cli.py::'
+         'test_the_loggers_it_quiets_get_their_levels_back',)),
+    Mutation(
         'bench-reading-in-pricing',
         "the hashmap benchmark's pricing figures count the time it takes to "
         "read and sum every price",
