@@ -140,21 +140,39 @@ levels = st.one_of(st.sampled_from([D(0), D(8), D(16), D(50), D(64),
                    _decimal(-10, 300, 2))
 types = st.sampled_from(['flat', 'rate'])
 
+
+def _mapping_dict(service, field, value, type_, cost, group, tenant):
+    return {'service': service, 'field': field,
+            'value': None if field is None else value,
+            'type': type_, 'cost': cost, 'group': group, 'tenant': tenant}
+
+
+def _threshold_dict(service, field, level, type_, cost, group, tenant):
+    return {'service': service, 'field': field, 'level': level,
+            'type': type_, 'cost': cost, 'group': group, 'tenant': tenant}
+
+
 mapping_dicts = st.builds(
-    lambda service, field, value, type_, cost, group, tenant: {
-        'service': service, 'field': field,
-        'value': None if field is None else value,
-        'type': type_, 'cost': cost, 'group': group, 'tenant': tenant},
-    st.sampled_from(SERVICES), st.sampled_from([None] + FIELDS),
-    st.sampled_from(VALUES), types, costs, st.sampled_from(GROUPS),
-    st.sampled_from(TENANTS))
+    _mapping_dict, st.sampled_from(SERVICES),
+    st.sampled_from([None] + FIELDS), st.sampled_from(VALUES), types, costs,
+    st.sampled_from(GROUPS), st.sampled_from(TENANTS))
 
 threshold_dicts = st.builds(
-    lambda service, field, level, type_, cost, group, tenant: {
-        'service': service, 'field': field, 'level': level,
-        'type': type_, 'cost': cost, 'group': group, 'tenant': tenant},
-    st.sampled_from(SERVICES), st.sampled_from([None] + FIELDS),
-    levels, types, costs, st.sampled_from(GROUPS), st.sampled_from(TENANTS))
+    _threshold_dict, st.sampled_from(SERVICES),
+    st.sampled_from([None] + FIELDS), levels, types, costs,
+    st.sampled_from(GROUPS), st.sampled_from(TENANTS))
+
+
+def _mapping_key(m):
+    return m['service'], m['field'], m['value'], m['tenant'], m['group']
+
+
+def _threshold_key(t):
+    return t['service'], t['field'], t['level'], t['tenant']
+
+
+def _threshold_in_group_key(t):
+    return _threshold_key(t) + (t['group'],)
 
 
 def _unique(rule_list, key):
@@ -199,15 +217,12 @@ _regrouped = st.fixed_dictionaries({
 # group.
 mapping_sets = _with_variants(
     st.lists(mapping_dicts, max_size=20), st.one_of(_retyped, _regrouped)).map(
-    lambda ms: _unique(ms, lambda m: (m['service'], m['field'], m['value'],
-                                      m['tenant'], m['group'])))
+    lambda ms: _unique(ms, _mapping_key))
 threshold_sets = _with_variants(
     st.lists(threshold_dicts, max_size=10),
     st.one_of(_retyped, _regrouped, st.fixed_dictionaries({
         'field': st.sampled_from([None] + FIELDS), 'cost': costs}))).map(
-    lambda ts: _unique(ts, lambda t: (t['service'], t['field'],
-                                      t['level'], t['tenant'],
-                                      t['group'])))
+    lambda ts: _unique(ts, _threshold_in_group_key))
 
 label_values = st.one_of(st.sampled_from(VALUES), st.sampled_from(
     [8, 16, 64, 100, D('8.0'), D('64'), 8.0, 0.1, None, True]))
@@ -320,20 +335,14 @@ exponent_costs = st.sampled_from([D('1E+1'), D('4.20E+3'), D('3E+1'),
                                   D('0E+2'), D('0.5'), D(2), D(0),
                                   D('1.0'), D('0.00')])
 exponent_mappings = st.lists(st.builds(
-    lambda field, type_, cost, group: {
-        'service': 'compute', 'field': field,
-        'value': None if field is None else 'a', 'type': type_,
-        'cost': cost, 'group': group, 'tenant': None},
-    st.sampled_from([None, 'flavor']), types, exponent_costs,
-    st.sampled_from([None, 'g1'])), max_size=4).map(
-    lambda ms: _unique(ms, lambda m: (m['field'], m['group'])))
+    _mapping_dict, st.just('compute'), st.sampled_from([None, 'flavor']),
+    st.just('a'), types, exponent_costs, st.sampled_from([None, 'g1']),
+    st.just(None)), max_size=4).map(lambda ms: _unique(ms, _mapping_key))
 exponent_thresholds = st.lists(st.builds(
-    lambda field, level, type_, cost, group: {
-        'service': 'compute', 'field': field, 'level': level,
-        'type': type_, 'cost': cost, 'group': group, 'tenant': None},
-    st.sampled_from([None, 'size']), st.sampled_from([D(0), D(100)]), types,
-    exponent_costs, st.sampled_from([None, 'g1'])), max_size=3).map(
-    lambda ts: _unique(ts, lambda t: (t['field'], t['level'], t['group'])))
+    _threshold_dict, st.just('compute'), st.sampled_from([None, 'size']),
+    st.sampled_from([D(0), D(100)]), types, exponent_costs,
+    st.sampled_from([None, 'g1']), st.just(None)), max_size=3).map(
+    lambda ts: _unique(ts, _threshold_in_group_key))
 exponent_points = st.lists(st.builds(
     lambda qty, price, metadata: ('compute', dataframe.DataPoint(
         'unit', qty, price, {}, metadata)),
@@ -401,14 +410,6 @@ def _noise(draw, keep):
     """Random rules (as the general test draws) for which ``keep`` holds."""
     return ([m for m in draw(mapping_sets) if keep(m)],
             [t for t in draw(threshold_sets) if keep(t)])
-
-
-def _mapping_key(m):
-    return m['service'], m['field'], m['value'], m['tenant'], m['group']
-
-
-def _threshold_key(t):
-    return t['service'], t['field'], t['level'], t['tenant']
 
 
 @st.composite
