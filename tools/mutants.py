@@ -195,8 +195,8 @@ MUTATIONS = (
         "the slopes of a plan's groups are summed from a plain 0, whose "
         "exponent caps theirs: 4.20E+3 * 0.1 priced 420.0, not 420",
         'cloudkitty/rating/hash/rules.py',
-        "                  else _NEUTRAL_ZERO)\n",
-        "                  else _ZERO)\n",
+        "        static = _NEUTRAL_ZERO\n",
+        "        static = _ZERO\n",
         ('cloudkitty/tests/unit/rating/test_hashmap_rules.py::'
          'test_a_slope_with_a_positive_exponent_keeps_it',
          f'{HASH_PROPERTY}::test_digits_with_costs_of_every_exponent')),
@@ -206,8 +206,11 @@ MUTATIONS = (
         "nothing, where rating.md adds its 1 * 0 * qty, whose exponent can "
         "show: 1E+1 * 0.1 priced 1, not 1.0",
         'cloudkitty/rating/hash/rules.py',
-        "        static = (_ZERO if self._groups.difference(",
-        "        static = (_NEUTRAL_ZERO if self._groups.difference(",
+        "        for group, (flat, rate) in groups.items():\n",
+        "        for group, (flat, rate) in ((g, fold) for g, fold in "
+        "groups.items()\n"
+        "                                    if fold is not _NEUTRAL "
+        "or g in field_best):\n",
         ('cloudkitty/tests/unit/rating/test_hashmap_rules.py::'
          'test_a_group_where_nothing_matched_adds_its_zero',
          f'{HASH_PROPERTY}::test_digits_with_costs_of_every_exponent')),

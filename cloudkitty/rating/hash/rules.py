@@ -195,7 +195,6 @@ class _ServicePlan:
         '_crossings',
         '_field_levels',
         '_field_maps',
-        '_groups',
         '_holds_unpriced',
         '_layout',
         '_reached',
@@ -223,6 +222,11 @@ class _ServicePlan:
             else:
                 _fold_mapping(field_maps[rule.field].setdefault(
                     rule.value, {}), rule)
+        # rating.md starts every group with a rule of the service from flat
+        # 0, rate 1: one where nothing matches adds 1 * 0 * qty, whose
+        # exponent can show.
+        for rule in itertools.chain(mappings, thresholds):
+            base.setdefault(rule.group, _NEUTRAL)
         service_thresholds = collections.defaultdict(list)
         field_thresholds = collections.defaultdict(
             lambda: collections.defaultdict(list))
@@ -233,8 +237,6 @@ class _ServicePlan:
             else:
                 field_thresholds[rule.field][rule.group].append(entry)
         self._base = base
-        self._groups = frozenset(
-            rule.group for rule in itertools.chain(mappings, thresholds))
         self._field_maps = dict(field_maps)
         self._field_levels = {
             field: tuple((group,) + _sorted_levels(entries)
@@ -385,8 +387,8 @@ class _ServicePlan:
                 folds = self._field_maps.get(field, _NO_FOLDS).get(
                     part, _NO_FOLDS)
             for group, fold in folds.items():
-                known = groups.get(group)
-                groups[group] = (fold if known is None
+                known = groups[group]
+                groups[group] = (fold if known is _NEUTRAL
                                  else _combined(known, fold))
             if field not in self._reached:
                 continue
@@ -394,16 +396,7 @@ class _ServicePlan:
             for group, entry in self._reached_by(field, part).items():
                 if group not in field_best or entry[0] > field_best[group][0]:
                     field_best[group] = entry
-        for group in field_best:
-            if group not in groups:
-                groups[group] = _NEUTRAL
-        # rating.md adds the res of every group with a rule of the service:
-        # 1 * 0 * qty for one where nothing matched, whose exponent can
-        # show. The slopes' sum starts from that 0 then, else from the
-        # digit-neutral zero.
-        static = (_ZERO if self._groups.difference(groups,
-                                                   self._service_groups)
-                  else _NEUTRAL_ZERO)
+        static = _NEUTRAL_ZERO
         for group, (flat, rate) in groups.items():
             if group not in self._service_groups:
                 static += _field_piece(flat, rate, field_best.get(group))
@@ -411,7 +404,7 @@ class _ServicePlan:
             return static or self.unpriced
         slopes, constants = [], []       # per _layout group: its pieces
         for group, entries, _levels in self._layout:
-            flat, rate = groups.get(group, _NEUTRAL)
+            flat, rate = groups[group]
             best = field_best.get(group)
             # One object per value a piece shares with another, so that
             # a crossing that changes nothing is seen by identity.
